@@ -1,0 +1,72 @@
+import { Hono } from 'hono';
+import { createBearerCheck } from './http/auth';
+import { AgentError, toAgentError } from './http/errors';
+import { Router } from './http/router';
+import { registerFilesRoutes } from './files/routes';
+import { createFilesService } from './files/service';
+import { registerInfoRoutes } from './info/routes';
+import { createInfoService } from './info/service';
+import { registerPortsRoutes } from './ports/routes';
+import { createPortsService } from './ports/service';
+import { registerProcessRoutes } from './process/routes';
+import { createProcessService } from './process/service';
+import { registerPtyRoutes } from './pty/routes';
+import { createPtyService } from './pty/service';
+import { registerSessionsRoutes } from './sessions/routes';
+import { createSessionsService } from './sessions/service';
+import type { SandboxContext } from './system/context';
+
+export const AGENT_VERSION = '0.1.0';
+
+/** Wires services to routes. Knows nothing of sockets or ports: see server.ts. */
+export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
+  const app = new Hono();
+  const isAuthorized = createBearerCheck(opts.token);
+
+  app.use('*', async (c, next) => {
+    if (!isAuthorized(c.req.header('authorization'))) {
+      throw new AgentError('UNAUTHORIZED', 'Missing or invalid bearer token');
+    }
+    await next();
+  });
+  app.onError((err, c) => {
+    const error = toAgentError(err);
+    if (error.status >= 500) process.stderr.write(`cove agent: ${c.req.method} ${c.req.path}: ${error.detail ?? error.message}\n`);
+    return c.json(error.toBody(), error.status as 400);
+  });
+  app.notFound((c) => {
+    const error = new AgentError('NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`);
+    return c.json(error.toBody(), 404);
+  });
+
+  const router = new Router(app);
+  const services = {
+    info: createInfoService(opts.ctx, AGENT_VERSION),
+    files: createFilesService(opts.ctx),
+    process: createProcessService(opts.ctx),
+    sessions: createSessionsService(opts.ctx),
+    pty: createPtyService(opts.ctx),
+    ports: createPortsService(),
+  };
+  registerInfoRoutes(router, services.info);
+  registerFilesRoutes(router, services.files);
+  registerProcessRoutes(router, services.process);
+  registerSessionsRoutes(router, services.sessions);
+  registerPtyRoutes(router, services.pty);
+  registerPortsRoutes(router, services.ports);
+
+  const openapi = router.openapi({ title: 'Cove agent', version: AGENT_VERSION });
+  app.get('/openapi.json', (c) => c.json(openapi));
+
+  return {
+    app,
+    router,
+    services,
+    isAuthorized,
+    /** Kills every process the agent started. */
+    async close() {
+      await Promise.allSettled([services.process.close(), services.sessions.close(), services.pty.close()]);
+    },
+  };
+}
+export type AgentApp = ReturnType<typeof createAgentApp>;

@@ -1,0 +1,62 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+/** Environment variable that may carry the agent token; it is removed from the environment once read. */
+export const TOKEN_ENV = 'COVE_AGENT_TOKEN';
+
+export const AgentConfig = z.object({
+  host: z.string().min(1),
+  port: z.number().int().min(0).max(65535),
+  token: z.string().min(16, 'the agent token must be at least 16 characters'),
+  workdir: z.string().min(1),
+  user: z.string().min(1).optional(),
+  /** Command run as the `entrypoint` session (the image's ENTRYPOINT/CMD), already shell-quoted. */
+  entrypoint: z.string().min(1).optional(),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+export const AGENT_USAGE = `Usage: cove agent --token TOKEN [--port 2280] [--host 0.0.0.0] [--workdir DIR] [--user NAME] [-- ENTRYPOINT...]
+
+  --token T     bearer token every request must carry (or ${TOKEN_ENV} in the environment)
+  --port P      port to listen on; 0 picks a free one (default 2280)
+  --host H      address to bind (default 0.0.0.0)
+  --workdir D   working directory of commands (default: the user's home)
+  --user NAME   run user code as this account (the agent must be root)
+  -- CMD...     run CMD as the "entrypoint" session`;
+
+/**
+ * Reads the agent's configuration from flags and environment, once. Throws with a message for people when it is
+ * incomplete. The caller removes the token from the environment.
+ */
+export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultWorkdir: string): AgentConfig {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      token: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      workdir: { type: 'string' },
+      user: { type: 'string' },
+    },
+  });
+  const token = values.token ?? env[TOKEN_ENV];
+  if (!token) throw new Error(`the agent refuses to start without a token: pass --token or set ${TOKEN_ENV}`);
+  const port = values.port === undefined ? 2280 : Number(values.port);
+  const result = AgentConfig.safeParse({
+    host: values.host ?? '0.0.0.0',
+    port,
+    token,
+    workdir: values.workdir ?? defaultWorkdir,
+    user: values.user,
+    entrypoint: positionals.length ? positionals.map(shellQuote).join(' ') : undefined,
+  });
+  if (!result.success) {
+    throw new Error(result.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; '));
+  }
+  return result.data;
+}
+
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

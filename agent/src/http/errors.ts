@@ -1,0 +1,95 @@
+import type { ErrorBody, ErrorCode } from '../../../wire/errors';
+import { AGENT_ERROR_SOURCE } from '../../../wire/errors';
+
+/** HTTP status of every error code; a code without a status does not compile. */
+export const ERROR_STATUS: Record<ErrorCode, number> = {
+  INVALID_REQUEST: 400,
+  INVALID_JSON: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  INSUFFICIENT_STORAGE: 507,
+  INTERNAL_ERROR: 500,
+  FILE_NOT_FOUND: 404,
+  FILE_ACCESS_DENIED: 403,
+  INVALID_FILE_PATH: 400,
+  FILE_EXISTS: 409,
+  FILE_READ_FAILED: 500,
+  IS_A_DIRECTORY: 400,
+  NOT_A_DIRECTORY: 400,
+  DIRECTORY_NOT_EMPTY: 409,
+  PROCESS_EXECUTION_TIMEOUT: 408,
+  PROCESS_NOT_FOUND: 404,
+  SESSION_NOT_FOUND: 404,
+  SESSION_EXISTS: 409,
+  SESSION_ENDED: 410,
+  COMMAND_NOT_FOUND: 404,
+  COMMAND_ALREADY_COMPLETED: 409,
+  PTY_NOT_FOUND: 404,
+  PTY_EXISTS: 409,
+  UNSUPPORTED_LANGUAGE: 400,
+};
+
+/** The error every agent service throws. Routes never build error responses themselves. */
+export class AgentError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+    this.name = 'AgentError';
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+
+  toBody(): ErrorBody {
+    const body: ErrorBody = { message: this.message, code: this.code, source: AGENT_ERROR_SOURCE };
+    if (this.detail) body.detail = this.detail;
+    return body;
+  }
+}
+
+const OS_ERRORS: Record<string, { code: ErrorCode; say: (path: string) => string }> = {
+  ENOENT: { code: 'FILE_NOT_FOUND', say: (p) => `No such file or directory: ${p}` },
+  EACCES: { code: 'FILE_ACCESS_DENIED', say: (p) => `Permission denied: ${p}` },
+  EPERM: { code: 'FILE_ACCESS_DENIED', say: (p) => `Operation not permitted: ${p}` },
+  EROFS: { code: 'FILE_ACCESS_DENIED', say: (p) => `Read-only file system: ${p}` },
+  EISDIR: { code: 'IS_A_DIRECTORY', say: (p) => `Is a directory: ${p}` },
+  ENOTDIR: { code: 'NOT_A_DIRECTORY', say: (p) => `Not a directory: ${p}` },
+  EEXIST: { code: 'FILE_EXISTS', say: (p) => `Already exists: ${p}` },
+  ENOTEMPTY: { code: 'DIRECTORY_NOT_EMPTY', say: (p) => `Directory not empty: ${p}` },
+  ENOSPC: { code: 'INSUFFICIENT_STORAGE', say: (p) => `No space left on device while writing ${p}` },
+  EDQUOT: { code: 'INSUFFICIENT_STORAGE', say: (p) => `Disk quota exceeded while writing ${p}` },
+  EFBIG: { code: 'PAYLOAD_TOO_LARGE', say: (p) => `File too large: ${p}` },
+  ENAMETOOLONG: { code: 'INVALID_FILE_PATH', say: (p) => `File name too long: ${p}` },
+  ELOOP: { code: 'INVALID_FILE_PATH', say: (p) => `Too many levels of symbolic links: ${p}` },
+  EXDEV: { code: 'INVALID_REQUEST', say: (p) => `Cannot move across file systems: ${p}` },
+  EINVAL: { code: 'INVALID_REQUEST', say: (p) => `Invalid argument for ${p}` },
+  EBUSY: { code: 'CONFLICT', say: (p) => `Resource busy: ${p}` },
+};
+
+/**
+ * The one place OS errors become agent errors. `path` names what the operation touched, for the message.
+ * Anything that is not an OS error is returned unchanged.
+ */
+export function fromOsError(err: unknown, path = ''): unknown {
+  if (err instanceof AgentError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const known = code ? OS_ERRORS[code] : undefined;
+  if (!known) return err;
+  return new AgentError(known.code, known.say(path || (err as NodeJS.ErrnoException).path || ''), (err as Error).message);
+}
+
+/** Turns anything thrown into the envelope and status. Unknown errors are 500 with their text as detail. */
+export function toAgentError(err: unknown): AgentError {
+  const mapped = fromOsError(err);
+  if (mapped instanceof AgentError) return mapped;
+  const message = mapped instanceof Error ? mapped.message : String(mapped);
+  return new AgentError('INTERNAL_ERROR', 'The agent failed to handle the request', message);
+}

@@ -1,0 +1,112 @@
+import { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+/**
+ * Zombie reaping. Orphaned grandchildren are re-parented to the agent when it is PID 1 (or a child subreaper, which
+ * it makes itself), and Node only waits for the children it spawned. The reaper collects every other exited child
+ * with waitpid(pid, WNOHANG) — by pid, never waitpid(-1), so the exit status of a child that Node or node-pty
+ * waits for is never stolen.
+ */
+const known = new Set<number>();
+
+/** Marks a pid as waited for elsewhere (node-pty, for one). Child processes from child_process are tracked already. */
+export function claimChild(pid: number): void {
+  known.add(pid);
+}
+export function releaseChild(pid: number): void {
+  known.delete(pid);
+}
+
+let started = false;
+
+export interface Reaper {
+  /** Reaps what is reapable now; returns the pids reaped. */
+  reapNow(): number[];
+  stop(): void;
+}
+
+export function startReaper(opts: { intervalMs?: number } = {}): Reaper | undefined {
+  if (started || process.platform !== 'linux') return undefined;
+  started = true;
+  let libc: { waitpid: (pid: number, status: number[], options: number) => number; prctl: (...a: number[]) => number };
+  try {
+    const koffi = createRequire(import.meta.url)('koffi');
+    const lib = koffi.load('libc.so.6');
+    libc = {
+      waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
+      prctl: lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
+    };
+  } catch (err) {
+    process.stderr.write(`cove agent: zombie reaping disabled: ${(err as Error).message}\n`);
+    return undefined;
+  }
+  const PR_SET_CHILD_SUBREAPER = 36;
+  const WNOHANG = 1;
+  if (process.pid !== 1) libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+  // Every child_process child goes through ChildProcess#spawn: remember it until Node has waited for it.
+  const proto = ChildProcess.prototype as unknown as { spawn: (...args: unknown[]) => unknown };
+  const spawn = proto.spawn;
+  proto.spawn = function (this: ChildProcess, ...args: unknown[]) {
+    const result = spawn.apply(this, args);
+    const pid = this.pid;
+    if (pid) {
+      known.add(pid);
+      this.once('exit', () => known.delete(pid));
+    }
+    return result;
+  };
+
+  const reapNow = (): number[] => {
+    const reaped: number[] = [];
+    for (const pid of zombieChildren()) {
+      if (known.has(pid)) continue;
+      const status = [0];
+      if (libc.waitpid(pid, status, WNOHANG) === pid) reaped.push(pid);
+    }
+    return reaped;
+  };
+  const onChild = () => reapNow();
+  process.on('SIGCHLD', onChild);
+  const timer = setInterval(reapNow, opts.intervalMs ?? 2000);
+  timer.unref();
+  return {
+    reapNow,
+    stop: () => {
+      clearInterval(timer);
+      process.off('SIGCHLD', onChild);
+    },
+  };
+}
+
+/** Pids of this process's children that have exited and wait to be reaped. */
+function zombieChildren(): number[] {
+  const pids: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync('/proc/self/task');
+  } catch {
+    return pids;
+  }
+  for (const tid of tasks) {
+    let children = '';
+    try {
+      children = readFileSync(`/proc/self/task/${tid}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const word of children.split(' ')) {
+      const pid = Number(word);
+      if (!pid) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        // The state follows the parenthesised command name, which may itself contain spaces or parentheses.
+        if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') pids.push(pid);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+  return pids;
+}

@@ -1,0 +1,56 @@
+import os from 'node:os';
+import { mkdirSync } from 'node:fs';
+import { AGENT_USAGE, readAgentConfig, TOKEN_ENV } from './config';
+import { startReaper } from './init/reaper';
+import { startAgentServer } from './server';
+import { createSandboxContext } from './system/context';
+import { resolveIdentity } from './system/identity';
+
+/** Printed on stdout once the agent accepts requests; supervisors and tests wait for it. */
+export const READY_PREFIX = 'cove agent listening on ';
+
+/** `cove agent …`: reads config once, drops the token from the environment, serves until SIGTERM/SIGINT. */
+export async function runAgent(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${AGENT_USAGE}\n`);
+    return;
+  }
+  let config;
+  let identity;
+  try {
+    identity = resolveIdentity(argv.includes('--user') ? argv[argv.indexOf('--user') + 1] : undefined);
+    config = readAgentConfig(argv, process.env, identity.home || os.homedir());
+  } catch (err) {
+    process.stderr.write(`cove agent: ${(err as Error).message}\n\n${AGENT_USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  delete process.env[TOKEN_ENV];
+  mkdirSync(config.workdir, { recursive: true });
+  process.chdir(config.workdir);
+
+  startReaper();
+  const ctx = createSandboxContext({ workdir: config.workdir, identity, env: process.env });
+  const running = await startAgentServer({ host: config.host, port: config.port, token: config.token, ctx });
+  process.stdout.write(`${READY_PREFIX}${running.url}\n`);
+
+  if (config.entrypoint) {
+    const sessions = running.agent.services.sessions;
+    sessions.create('entrypoint');
+    await sessions.execute('entrypoint', { command: config.entrypoint, runAsync: true });
+  }
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    // Forward the signal to everything the agent runs, give it a moment to exit, then stop serving.
+    running.close().finally(() => process.exit(signal === 'SIGTERM' ? 0 : 130));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('uncaughtException', (err) => {
+    // One bad request or child must not take every sandbox process down with the agent.
+    process.stderr.write(`cove agent: uncaught error: ${err.stack ?? err}\n`);
+  });
+}

@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
+/** The account that user code runs as. */
+export interface Identity {
+  username: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
+
+/**
+ * Resolves the identity commands run as. Without a name it is the agent's own account. With a name it is looked up in
+ * /etc/passwd; running as another account needs the agent to be root.
+ */
+export function resolveIdentity(name?: string): Identity {
+  const self = os.userInfo();
+  if (!name || name === self.username) {
+    return { username: self.username, uid: self.uid, gid: self.gid, home: self.homedir, shell: self.shell || '/bin/sh' };
+  }
+  let passwd = '';
+  try {
+    passwd = readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    /* handled below */
+  }
+  for (const line of passwd.split('\n')) {
+    const [user, , uid, gid, , home, shell] = line.split(':');
+    if (user === name) {
+      if (self.uid !== 0 && Number(uid) !== self.uid) {
+        throw new Error(`The agent runs as ${self.username}, not root, so it cannot run commands as ${name}`);
+      }
+      return { username: user, uid: Number(uid), gid: Number(gid), home: home || '/', shell: shell || '/bin/sh' };
+    }
+  }
+  throw new Error(`No such user: ${name}`);
+}
+
+/** Options for spawning user code as `identity`: uid/gid only when they differ from the agent's own. */
+export function spawnIdentity(identity: Identity): { uid?: number; gid?: number } {
+  const selfUid = process.getuid?.() ?? identity.uid;
+  return selfUid === identity.uid ? {} : { uid: identity.uid, gid: identity.gid };
+}

@@ -1,0 +1,19 @@
+/**
+ * Signals a whole process group (children are spawned `detached`, so each leads its own group). Falls back to the
+ * single process when the group is gone. Never throws.
+ */
+export function signalGroup(pid: number | undefined, signal: NodeJS.Signals | number = 'SIGKILL'): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** Names accepted for signals sent by clients. */
+export const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT'] as const;
