@@ -3,9 +3,12 @@ import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+// --outdir lets work in progress build beside the main bundle (it must stay inside the checkout to find node_modules).
+const flag = process.argv.indexOf('--outdir');
+const outdir = flag > 0 ? process.argv[flag + 1] : `${root}/dist`;
 await build({
   entryPoints: { cli: `${root}/cli/main.ts` },
-  outdir: `${root}/dist`,
+  outdir,
   outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const COVE_BIN = path.join(ROOT, 'bin/cove.mjs');
+/** The CLI the tests start: the checkout's `cove` command, or another bundle named by COVE_CLI. */
+export const COVE_BIN = process.env.COVE_CLI ?? path.join(ROOT, 'bin/cove.mjs');
 
 export interface TestAgent {
   url: string;

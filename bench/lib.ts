@@ -1,0 +1,59 @@
+/** Helpers shared by the benchmarks: timing, medians, and the table every benchmark prints. */
+
+export interface Stats {
+  n: number;
+  p50: number;
+  p99: number;
+  min: number;
+}
+
+export function stats(samples: number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { n: s.length, p50: at(0.5), p99: at(0.99), min: s[0] };
+}
+
+/** Runs `fn` `warmup` times untimed, then `n` times timed; returns milliseconds per run. */
+export async function timeRuns(fn: () => Promise<unknown> | unknown, n: number, warmup = Math.min(20, n)): Promise<Stats> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = process.hrtime.bigint();
+    await fn();
+    samples.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return stats(samples);
+}
+
+export interface Row {
+  /** What was measured. */
+  name: string;
+  /** Cove's figure and its unit. */
+  value: number;
+  unit: string;
+  /** The baseline measured in the same run, in the same unit. */
+  baseline?: number;
+  baselineName?: string;
+  /** The target, as text (e.g. "≤ 3 ms"). */
+  target?: string;
+  /** Whether the figure meets its target. */
+  ok?: boolean;
+}
+
+const fmt = (v: number | undefined) => (v === undefined ? '' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+/** Prints rows as a Markdown table: figure, baseline, ratio, target, verdict. */
+export function printTable(title: string, rows: Row[]): void {
+  const lines = [
+    `\n### ${title}\n`,
+    '| measure | cove | baseline | ratio | target | met |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => {
+      const ratio = r.baseline ? `${(r.value / r.baseline).toFixed(2)}×` : '';
+      const base = r.baseline !== undefined ? `${fmt(r.baseline)} ${r.unit} (${r.baselineName ?? 'baseline'})` : '';
+      const met = r.ok === undefined ? '' : r.ok ? 'yes' : 'NO';
+      return `| ${r.name} | ${fmt(r.value)} ${r.unit} | ${base} | ${ratio} | ${r.target ?? ''} | ${met} |`;
+    }),
+  ];
+  console.log(lines.join('\n'));
+}
