@@ -1,11 +1,32 @@
 #!/usr/bin/env node
-// Runs the bundled CLI, building it first when a checkout has not been built yet.
-import { existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+// The `cove` command of a checkout: installs dependencies when they are missing, rebuilds the bundle when a source
+// file is newer than it, then runs it. An installed package ships the bundle and skips both steps.
+import { execFileSync, execSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const bundle = fileURLToPath(new URL('../dist/cli.mjs', import.meta.url));
-if (!existsSync(bundle)) {
-  execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/build.mjs', import.meta.url))], { stdio: 'inherit' });
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bundle = `${root}dist/cli.mjs`;
+const SOURCES = ['agent', 'proxy', 'wire', 'cli'];
+
+function newestSource(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'node_modules') continue;
+    const full = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(full));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+if (!process.env.COVE_NO_BUILD && existsSync(`${root}scripts/build.mjs`)) {
+  if (!existsSync(`${root}node_modules/.package-lock.json`)) {
+    process.stderr.write('cove: installing dependencies (npm ci)…\n');
+    execSync('npm ci --no-audit --no-fund', { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
+  }
+  const built = existsSync(bundle) ? statSync(bundle).mtimeMs : 0;
+  const newest = Math.max(...SOURCES.filter((d) => existsSync(root + d)).map((d) => newestSource(root + d)));
+  if (newest > built) execFileSync(process.execPath, [`${root}scripts/build.mjs`], { stdio: ['ignore', process.stderr, 'inherit'] });
 }
 await import(bundle);

@@ -1,9 +1,10 @@
-// Checks what the test suite needs on this machine before it runs, and installs what is missing.
-// Everything the tests use must be installable from here: CI runs on fresh machines.
+// Makes this machine ready for the test suite: dependencies, and the Debian packages the tests drive.
+// Every install step lives here or in .ci/run: CI runs on fresh machines.
 import { execSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 
-const run = (cmd) => execSync(cmd, { stdio: 'inherit' });
+const root = new URL('..', import.meta.url);
+const run = (cmd) => execSync(cmd, { stdio: 'inherit', cwd: root });
 const has = (cmd) => {
   try {
     execSync(`command -v ${cmd}`, { stdio: 'ignore' });
@@ -13,10 +14,13 @@ const has = (cmd) => {
   }
 };
 
-if (!existsSync(new URL('../node_modules/.package-lock.json', import.meta.url))) run('npm ci --no-audit --no-fund');
+const installed = new URL('node_modules/.package-lock.json', root);
+if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(new URL('package-lock.json', root)).mtimeMs) {
+  run('npm ci --no-audit --no-fund');
+}
 
-// Debian packages the agent tests drive: full-screen programs for the PTY tests, python3 for code-run.
-const needed = { top: 'procps', vi: 'vim-tiny', python3: 'python3', git: 'git' };
+// Commands the tests run: full-screen programs for the PTY tests, python3 for code-run, git.
+const needed = { top: 'procps', vi: 'vim-tiny', python3: 'python3', git: 'git', curl: 'curl' };
 const missing = [...new Set(Object.entries(needed).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];
 if (missing.length) {
   if (process.getuid?.() !== 0) {
