@@ -6,6 +6,22 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 // --outdir lets work in progress build beside the main bundle (it must stay inside the checkout to find node_modules).
 const flag = process.argv.indexOf('--outdir');
 const outdir = flag > 0 ? process.argv[flag + 1] : `${root}/dist`;
+// zod re-exports every locale from its main entry; Cove's messages are English, and the other locales cost the
+// agent megabytes of idle memory. Keep only `en`.
+const onlyEnglishZodLocales = {
+  name: 'only-english-zod-locales',
+  setup(b) {
+    b.onResolve({ filter: /\/locales\/index\.js$/ }, (args) =>
+      args.importer.includes('/node_modules/zod/') ? { path: args.importer, namespace: 'zod-locales' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(new URL('../locales/en.js', `file://${args.path}`).pathname)};`,
+      loader: 'js',
+      resolveDir: new URL('.', `file://${args.path}`).pathname,
+    }));
+  },
+};
+
 await build({
   entryPoints: { cli: `${root}/cli/main.ts` },
   outdir,
@@ -18,5 +34,6 @@ await build({
   external: ['node-pty', 'koffi'],
   // CommonJS dependencies call require(); give the ESM bundle one.
   banner: { js: "import { createRequire as __coveRequire } from 'node:module'; const require = __coveRequire(import.meta.url);" },
+  plugins: [onlyEnglishZodLocales],
   logLevel: 'warning',
 });

@@ -55,8 +55,9 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
   registerPtyRoutes(router, services.pty);
   registerPortsRoutes(router, services.ports);
 
-  const openapi = router.openapi({ title: 'Cove agent', version: AGENT_VERSION });
-  app.get('/openapi.json', (c) => c.json(openapi));
+  // Built on first request: the document is large and most agents never serve it.
+  let openapi: object | undefined;
+  app.get('/openapi.json', (c) => c.json((openapi ??= router.openapi({ title: 'Cove agent', version: AGENT_VERSION }))));
 
   return {
     app,

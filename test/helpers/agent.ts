@@ -30,12 +30,15 @@ export interface TestAgent {
  * Starts a real agent process (`node bin/cove.mjs agent`) on port 0 with a fresh work dir, and waits until it
  * prints its ready line.
  */
-export async function startAgent(opts: { args?: string[]; env?: Record<string, string>; workdir?: string } = {}): Promise<TestAgent> {
+export async function startAgent(
+  opts: { args?: string[]; env?: Record<string, string>; workdir?: string; /** command the agent runs under, e.g. unshare */ prefix?: string[] } = {},
+): Promise<TestAgent> {
   const token = randomBytes(24).toString('hex');
   const workdir = opts.workdir ?? mkdtempSync(path.join(os.tmpdir(), 'cove-agent-'));
+  const [command, ...prefixArgs] = [...(opts.prefix ?? []), process.execPath];
   const child = spawn(
-    process.execPath,
-    [COVE_BIN, 'agent', '--port', '0', '--host', '127.0.0.1', '--workdir', workdir, ...(opts.args ?? [])],
+    command,
+    [...prefixArgs, COVE_BIN, 'agent', '--port', '0', '--host', '127.0.0.1', '--workdir', workdir, ...(opts.args ?? [])],
     { env: { ...process.env, ...opts.env, COVE_AGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
