@@ -1,0 +1,56 @@
+import { SerializeAddon } from '@xterm/addon-serialize';
+import { Terminal } from '@xterm/headless';
+
+/** Lines kept above the visible screen; bounds the memory of every PTY's replay. */
+export const SCREEN_SCROLLBACK = 1000;
+
+/** Full reset, sent before a replay so that a re-attaching client's old display does not mix with the new one. */
+const RESET = '\x1bc';
+
+/**
+ * A headless terminal emulator fed with a PTY's output, so that a client attaching later sees the current screen
+ * (including a full-screen program on the alternate screen, its cursor and modes) instead of a raw byte log, with
+ * bounded memory.
+ */
+export interface Screen {
+  /** Feeds output, in the order it came from the PTY; `parsed` runs once the emulator has consumed it. */
+  write(data: Uint8Array, parsed?: () => void): void;
+  /** Resizes after the output written so far has been parsed. */
+  resize(cols: number, rows: number): void;
+  /**
+   * Calls `cb` with the escape sequences that redraw the screen as of now (everything written before this call,
+   * nothing after), or '' when nothing was ever written. The emulator parses asynchronously, so this waits for it.
+   */
+  snapshot(cb: (replay: string) => void): void;
+  dispose(): void;
+}
+
+export function createScreen(cols: number, rows: number): Screen {
+  const term = new Terminal({ cols, rows, scrollback: SCREEN_SCROLLBACK, allowProposedApi: true });
+  const serializer = new SerializeAddon();
+  term.loadAddon(serializer);
+  let written = false;
+  let disposed = false;
+  return {
+    write(data, parsed) {
+      if (disposed || data.length === 0) return parsed && queueMicrotask(parsed);
+      written = true;
+      term.write(data, parsed);
+    },
+    resize(c, r) {
+      // Through the write queue, so output that arrived before the resize is still laid out at the old size.
+      if (!disposed) term.write('', () => term.resize(c, r));
+    },
+    snapshot(cb) {
+      if (disposed || !written) return queueMicrotask(() => cb(''));
+      // The callback of an empty write runs once every earlier chunk is parsed and before any later one is, so the
+      // serialized state matches the byte position at which the caller started queueing live output.
+      term.write('', () => cb(RESET + serializer.serialize({ scrollback: SCREEN_SCROLLBACK })));
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      term.dispose();
+    },
+  };
+}
