@@ -31,7 +31,8 @@ await build({
   target: 'node20',
   format: 'esm',
   sourcemap: true,
-  external: ['node-pty', 'koffi'],
+  // Native modules, and the TypeScript compiler that code-run loads only when asked (it would triple the bundle).
+  external: ['node-pty', 'koffi', 'typescript'],
   // CommonJS dependencies call require(); give the ESM bundle one.
   banner: { js: "import { createRequire as __coveRequire } from 'node:module'; const require = __coveRequire(import.meta.url);" },
   plugins: [onlyEnglishZodLocales],
