@@ -1,7 +1,187 @@
+import type { ChildProcess } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { STDERR, STDOUT, type ExecStreamRequest } from '../../../wire/exec-stream';
+import {
+  DEFAULT_TIMEOUT_SECONDS,
+  MAX_OUTPUT_BYTES,
+  type CodeRunRequest,
+  type CodeRunResponse,
+  type ExecuteRequest,
+  type ExecuteResponse,
+} from '../../../wire/process';
+import { AgentError } from '../http/errors';
 import type { SandboxContext } from '../system/context';
+import { signalGroup } from '../system/process-group';
+import { prepareProgram } from './code-run';
+import { BoundedOutput } from './output';
+import { createGroupTracker, groupAlive, runCombined, superviseSpawn, type ExitInfo, type SpawnRequest } from './spawn';
 
-/** Placeholder until the capability lands. */
-export function createProcessService(_ctx: SandboxContext) {
-  return { close: async () => {} };
+const SHELL = '/bin/sh';
+
+/** Where a streamed command's output and end go. Replaced by nothing when the client leaves. */
+export interface StreamSink {
+  /** Called once the command runs, before any output. */
+  started(pid: number): void;
+  output(channel: typeof STDOUT | typeof STDERR, chunk: Buffer): void;
+  exit(info: ExitInfo): void;
+}
+
+/** Control of a streamed command. */
+export interface StreamHandle {
+  pid: number;
+  write(data: Buffer): void;
+  closeStdin(): void;
+  signal(signal: NodeJS.Signals): void;
+  /** Stops reading output until resume(): the client is behind. */
+  pause(): void;
+  resume(): void;
+  /** The client left: output is read and dropped from now on, stdin is closed, the command runs on. */
+  detach(): void;
+}
+
+/** Seconds as the request gives them (absent, 0 or a number) to the milliseconds the spawner takes. */
+function timeoutMs(seconds: number | null | undefined, fallback: number): number {
+  const s = seconds ?? fallback;
+  return s > 0 ? Math.ceil(s * 1000) : 0;
+}
+
+/**
+ * One-shot commands (`execute`, `codeRun`) and streamed ones (`startStream`). Every command runs in its own process
+ * group as the sandbox user; a timeout kills the whole group; close() ends every group still running.
+ */
+export function createProcessService(ctx: SandboxContext) {
+  const groups = createGroupTracker();
+
+  /** The working directory of a request: relative paths start at the sandbox work dir; it must exist. */
+  async function resolveCwd(cwd: string | null | undefined): Promise<string> {
+    if (!cwd) return ctx.workdir;
+    const dir = path.resolve(ctx.workdir, cwd);
+    let isDir: boolean;
+    try {
+      isDir = (await stat(dir)).isDirectory();
+    } catch (err) {
+      throw new AgentError('INVALID_REQUEST', `The working directory ${dir} does not exist`, (err as Error).message);
+    }
+    if (!isDir) throw new AgentError('INVALID_REQUEST', `The working directory ${dir} is not a directory`);
+    return dir;
+  }
+
+  /** Runs to the end, keeping bounded combined output; a timeout is an error (what the Daytona SDK expects). */
+  async function runToEnd(req: SpawnRequest & { input?: string }, what: string): Promise<{ exitCode: number; result: string }> {
+    const output = new BoundedOutput(MAX_OUTPUT_BYTES);
+    const info = await runCombined(ctx, groups, req, (chunk) => output.push(chunk));
+    if (info.timedOut) {
+      throw new AgentError(
+        'PROCESS_EXECUTION_TIMEOUT',
+        `The ${what} did not finish within ${req.timeoutMs / 1000} s and was killed`,
+        `timeout ${req.timeoutMs} ms; its process group got SIGKILL`,
+      );
+    }
+    return { exitCode: info.exitCode, result: output.text() };
+  }
+
+  return {
+    /** `sh -c command`, stdout and stderr combined in order. */
+    async execute(req: ExecuteRequest): Promise<ExecuteResponse> {
+      return runToEnd(
+        {
+          file: SHELL,
+          args: ['-c', req.command],
+          cwd: await resolveCwd(req.cwd),
+          envs: req.envs ?? undefined,
+          timeoutMs: timeoutMs(req.timeout, DEFAULT_TIMEOUT_SECONDS),
+        },
+        'command',
+      );
+    },
+
+    /** Runs a program in python, javascript or typescript (see code-run.ts for how). */
+    async codeRun(req: CodeRunRequest): Promise<CodeRunResponse> {
+      const program = await prepareProgram(req.language, req.code, req.argv ?? []);
+      if (!('file' in program)) return program;
+      try {
+        return await runToEnd(
+          {
+            file: program.file,
+            args: program.args,
+            input: program.input,
+            cwd: ctx.workdir,
+            envs: { ...program.envs, ...req.envs },
+            timeoutMs: timeoutMs(req.timeout, DEFAULT_TIMEOUT_SECONDS),
+          },
+          `${req.language} program`,
+        );
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw new AgentError(
+            'UNSUPPORTED_LANGUAGE',
+            `Cannot run ${req.language} code: ${program.file} was not found on the sandbox's PATH`,
+            (err as Error).message,
+          );
+        }
+        throw err;
+      }
+    },
+
+    /**
+     * Starts a command whose output goes to `sink` as it comes. Resolves once it runs; rejects when it cannot start.
+     * Without a timeout it runs until it ends, whether or not anyone still listens.
+     */
+    async startStream(req: ExecStreamRequest, sink: StreamSink): Promise<StreamHandle> {
+      const cwd = await resolveCwd(req.cwd);
+      let target: StreamSink | undefined = sink;
+      const { child, done } = await superviseSpawn(
+        ctx,
+        groups,
+        { file: SHELL, args: ['-c', req.command], cwd, envs: req.envs, timeoutMs: timeoutMs(req.timeout, 0) },
+        ['pipe', 'pipe', 'pipe'],
+        (c: ChildProcess) => [c.stdout!, c.stderr!],
+      );
+      const stdin = child.stdin as Writable;
+      const outputs = [child.stdout, child.stderr] as Readable[];
+      stdin.on('error', () => {});
+      sink.started(child.pid!);
+      child.stdout!.on('data', (chunk: Buffer) => target?.output(STDOUT, chunk));
+      child.stderr!.on('data', (chunk: Buffer) => target?.output(STDERR, chunk));
+      done.then((info) => {
+        target?.exit(info);
+        target = undefined;
+        for (const s of outputs) s.resume();
+      });
+      const pid = child.pid!;
+      return {
+        pid,
+        write: (data) => {
+          if (!stdin.writableEnded && !stdin.destroyed) stdin.write(data);
+        },
+        closeStdin: () => {
+          if (!stdin.writableEnded) stdin.end();
+        },
+        signal: (signal) => {
+          // Only a group that still exists: a bare pid could meanwhile belong to someone else.
+          if (groupAlive(pid)) signalGroup(pid, signal);
+        },
+        pause: () => {
+          if (target) for (const s of outputs) s.pause();
+        },
+        resume: () => {
+          for (const s of outputs) s.resume();
+        },
+        detach: () => {
+          target = undefined;
+          for (const s of outputs) s.resume();
+          if (!stdin.writableEnded) stdin.end();
+        },
+      };
+    },
+
+    /** Number of process groups started here that still run. */
+    runningGroups: () => groups.size,
+
+    /** SIGTERM to every process group still running, SIGKILL after 3 s. */
+    close: () => groups.closeAll(),
+  };
 }
 export type ProcessService = ReturnType<typeof createProcessService>;

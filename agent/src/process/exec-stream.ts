@@ -1,0 +1,188 @@
+import { StringDecoder } from 'node:string_decoder';
+import type { RawData, WebSocket } from 'ws';
+import {
+  ExecClientMessage,
+  STDERR,
+  STDOUT,
+  type ExecServerMessage,
+  type ExecStreamRequest,
+} from '../../../wire/exec-stream';
+import { AgentError, toAgentError } from '../http/errors';
+import { describeIssues } from '../http/router';
+import type { ProcessService, StreamHandle, StreamSink } from './service';
+
+/** Output a slow client may have outstanding before the command's output is paused (it then blocks on its pipe). */
+const HIGH_WATER = 1024 * 1024;
+const LOW_WATER = 256 * 1024;
+/** SSE comment interval, so that idle proxies keep a quiet stream open. */
+const SSE_KEEPALIVE_MS = 15_000;
+
+const OPEN = 1;
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data as ArrayBuffer);
+}
+
+/** Parses one text message from the client; throws INVALID_JSON or INVALID_REQUEST with a message for people. */
+function parseClientMessage(text: string): ExecClientMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new AgentError('INVALID_JSON', 'The message is not valid JSON', (err as Error).message);
+  }
+  const parsed = ExecClientMessage.safeParse(value);
+  if (!parsed.success) throw new AgentError('INVALID_REQUEST', `Invalid message ${describeIssues('message', parsed.error)}`);
+  return parsed.data;
+}
+
+/** The streaming exec protocol of wire/exec-stream.ts over one WebSocket. */
+export function serveExecWebSocket(socket: WebSocket, service: ProcessService): void {
+  let handle: StreamHandle | undefined;
+  let starting = false;
+  let closed = false;
+  let paused = false;
+
+  const sendJson = (message: ExecServerMessage) => {
+    if (socket.readyState === OPEN) socket.send(JSON.stringify(message));
+  };
+  const sendError = (err: unknown) => {
+    const error = toAgentError(err);
+    sendJson({ type: 'error', code: error.code, message: error.message });
+    return error;
+  };
+  const afterSend = () => {
+    if (paused && socket.bufferedAmount < LOW_WATER) {
+      paused = false;
+      handle?.resume();
+    }
+  };
+
+  const sink: StreamSink = {
+    started: (pid) => sendJson({ type: 'started', pid }),
+    output: (channel, chunk) => {
+      if (socket.readyState !== OPEN) return;
+      const frame = Buffer.allocUnsafe(chunk.length + 1);
+      frame[0] = channel;
+      chunk.copy(frame, 1);
+      socket.send(frame, { binary: true }, afterSend);
+      if (!paused && socket.bufferedAmount > HIGH_WATER) {
+        paused = true;
+        handle?.pause();
+      }
+    },
+    exit: (info) => {
+      sendJson({ type: 'exit', exitCode: info.exitCode, signal: info.signal, timedOut: info.timedOut });
+      if (socket.readyState === OPEN) socket.close(1000, 'exited');
+    },
+  };
+
+  socket.on('message', (data, isBinary) => {
+    if (isBinary) {
+      if (!handle) sendError(new AgentError('INVALID_REQUEST', 'Send a start message before stdin bytes'));
+      else handle.write(toBuffer(data));
+      return;
+    }
+    let message: ExecClientMessage;
+    try {
+      message = parseClientMessage(toBuffer(data).toString('utf8'));
+    } catch (err) {
+      const error = sendError(err);
+      if (!handle && !starting) socket.close(4400, error.message.slice(0, 120));
+      return;
+    }
+    if (message.type === 'start') {
+      if (handle || starting) {
+        sendError(new AgentError('CONFLICT', 'The command has already been started'));
+        return;
+      }
+      starting = true;
+      const { type: _type, ...request } = message;
+      service.startStream(request, sink).then(
+        (h) => {
+          handle = h;
+          // The client may have left while the command was starting; it runs on regardless.
+          if (closed) h.detach();
+        },
+        (err) => {
+          const error = sendError(err);
+          if (socket.readyState === OPEN) socket.close(4400, error.message.slice(0, 120));
+        },
+      );
+      return;
+    }
+    if (!handle) {
+      sendError(new AgentError('INVALID_REQUEST', `Send a start message before "${message.type}"`));
+      return;
+    }
+    if (message.type === 'close-stdin') handle.closeStdin();
+    else handle.signal(message.signal);
+  });
+  socket.on('error', () => {});
+  socket.on('close', () => {
+    closed = true;
+    handle?.detach();
+  });
+}
+
+/** Server-sent events for one command (no stdin): started, stdout, stderr, exit. Rejects if it cannot start. */
+export async function execSseResponse(service: ProcessService, request: ExecStreamRequest): Promise<Response> {
+  const encoder = new TextEncoder();
+  const decoders = { [STDOUT]: new StringDecoder('utf8'), [STDERR]: new StringDecoder('utf8') };
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let handle: StreamHandle | undefined;
+  let done = false;
+  let keepalive: NodeJS.Timeout | undefined;
+
+  const push = (text: string) => {
+    if (done) return;
+    controller.enqueue(encoder.encode(text));
+    if ((controller.desiredSize ?? 1) <= 0) handle?.pause();
+  };
+  const event = (name: string, data: unknown) => push(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+  const finish = () => {
+    done = true;
+    clearInterval(keepalive);
+  };
+
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start: (c) => {
+        controller = c;
+      },
+      pull: () => handle?.resume(),
+      cancel: () => {
+        // The client left: the command runs on to its end or its timeout.
+        finish();
+        handle?.detach();
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER }),
+  );
+  const sink: StreamSink = {
+    started: (pid) => event('started', { type: 'started', pid }),
+    output: (channel, chunk) => {
+      const text = decoders[channel].write(chunk);
+      if (text) event(channel === STDOUT ? 'stdout' : 'stderr', { data: text });
+    },
+    exit: (info) => {
+      for (const [channel, decoder] of Object.entries(decoders)) {
+        const rest = decoder.end();
+        if (rest) event(Number(channel) === STDOUT ? 'stdout' : 'stderr', { data: rest });
+      }
+      event('exit', { type: 'exit', exitCode: info.exitCode, signal: info.signal, timedOut: info.timedOut });
+      if (!done) controller.close();
+      finish();
+    },
+  };
+  handle = await service.startStream(request, sink);
+  if (!done) {
+    keepalive = setInterval(() => push(': keep-alive\n\n'), SSE_KEEPALIVE_MS);
+    keepalive.unref();
+  }
+  return new Response(body, {
+    headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' },
+  });
+}
