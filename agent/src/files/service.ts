@@ -1,7 +1,373 @@
+import type { Dirent } from 'node:fs';
+import { chmod, chown, cp, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { AGENT_ERROR_SOURCE } from '../../../wire/errors';
+import {
+  BULK_UPLOAD_FIELD,
+  type BulkDownloadError,
+  type FileInfo,
+  type Match,
+  type ReplaceRequest,
+  type ReplaceResult,
+  type UploadedFile,
+} from '../../../wire/files';
+import { AgentError, fromOsError, toAgentError } from '../http/errors';
 import type { SandboxContext } from '../system/context';
+import { groups, toFileInfo, users } from './file-info';
+import { findInTree, MAX_RESULTS, searchTree } from './find';
+import { ClientAbortedError, isMultipart, multipartBody, readMultipart, type OutPart } from './multipart';
+import { replaceInFile } from './replace';
+import { makeDirs as makeParentDirs, removeCreated, stageUpload, type StagedFile } from './upload';
 
-/** Placeholder until the capability lands. */
-export function createFilesService(_ctx: SandboxContext) {
-  return { close: async () => {} };
+/** Read size of downloads: big reads keep a GiB download near disk speed in a few thousand chunks. */
+const READ_CHUNK = 1024 * 1024;
+
+/** A file opened for download: its size (sent as Content-Length) and its bytes. */
+export interface Download {
+  name: string;
+  size: number;
+  stream: Readable;
+}
+
+/**
+ * The request body as a stream that the caller may abandon without destroying the request: on failure the
+ * response must still reach the client (a 507, say), so the request is unpiped and left for the HTTP server to
+ * drain instead of being torn down with the socket. A client that goes away fails the stream.
+ */
+function requestBody(req: IncomingMessage): { body: PassThrough; detach(): void } {
+  const body = new PassThrough({ highWaterMark: READ_CHUNK });
+  const onClose = () => {
+    if (!req.complete) body.destroy(new ClientAbortedError());
+  };
+  const onError = () => body.destroy(new ClientAbortedError());
+  req.on('close', onClose);
+  req.on('error', onError);
+  req.pipe(body);
+  return {
+    body,
+    detach() {
+      req.unpipe(body);
+      req.off('close', onClose);
+      req.off('error', onError);
+    },
+  };
+}
+
+function parseMode(mode: string): number {
+  return parseInt(mode, 8);
+}
+
+/**
+ * Files capability: listing, metadata, streamed transfer, moves, permissions, search and replace. Relative paths
+ * resolve against the sandbox work dir. Transfers run in constant memory whatever the file size, and an upload
+ * either lands whole under its name or leaves nothing behind.
+ */
+export function createFilesService(ctx: SandboxContext) {
+  const owner = ctx.spawnAs;
+  const resolve = (p: string) => path.resolve(ctx.workdir, p);
+  /** How the client should see paths under `p`: relative when they asked relatively, as Daytona reports them. */
+  const shown = (p: string) => path.normalize(p);
+
+  async function statOrThrow(p: string, follow = true) {
+    try {
+      return follow ? await stat(resolve(p)) : await lstat(resolve(p));
+    } catch (err) {
+      throw fromOsError(err, p);
+    }
+  }
+
+  const makeDirs = (dir: string) => makeParentDirs(dir, owner);
+
+  async function upload(target: string, source: Readable): Promise<StagedFile> {
+    return stageUpload(resolve(target), source, owner);
+  }
+
+  return {
+    /** Metadata of one file or folder (symbolic links followed). */
+    async info(p: string): Promise<FileInfo> {
+      const st = await statOrThrow(p);
+      const abs = resolve(p);
+      return toFileInfo(path.basename(abs) || abs, abs, st);
+    },
+
+    /** Entries of a folder, `depth` levels deep, each with its full path. Links are reported, not followed. */
+    async list(p = '.', depth = 1): Promise<FileInfo[]> {
+      const root = resolve(p);
+      const st = await statOrThrow(p);
+      if (!st.isDirectory()) throw new AgentError('NOT_A_DIRECTORY', `Not a directory: ${p}`);
+      const out: FileInfo[] = [];
+      const visit = async (dir: string, level: number): Promise<void> => {
+        let entries: Dirent[];
+        try {
+          entries = await readdir(dir, { withFileTypes: true });
+        } catch (err) {
+          if (level === 1) throw fromOsError(err, p);
+          return; // an unreadable subfolder does not fail a deep listing
+        }
+        entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+        for (const e of entries) {
+          if (out.length >= MAX_RESULTS) return;
+          const abs = path.join(dir, e.name);
+          let est;
+          try {
+            est = await lstat(abs);
+          } catch {
+            continue; // removed meanwhile
+          }
+          out.push(toFileInfo(e.name, abs, est));
+          if (level < depth && est.isDirectory()) await visit(abs, level + 1);
+        }
+      };
+      await visit(root, 1);
+      return out;
+    },
+
+    /** Deletes a file, an empty folder, or (with `recursive`) a whole tree. */
+    async remove(p: string, recursive: boolean): Promise<void> {
+      const abs = resolve(p);
+      if (abs === '/') throw new AgentError('INVALID_FILE_PATH', 'Refusing to delete the root directory');
+      const st = await statOrThrow(p, false);
+      try {
+        if (!st.isDirectory()) await unlink(abs);
+        else if (recursive) await rm(abs, { recursive: true, force: false });
+        else await rmdir(abs);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (err as NodeJS.ErrnoException).code === 'EEXIST') {
+          throw new AgentError('DIRECTORY_NOT_EMPTY', `Directory not empty: ${p} (pass recursive=true to delete it and its contents)`);
+        }
+        throw fromOsError(err, p);
+      }
+    },
+
+    /** Creates a folder and its missing parents with `mode` (default 755, not subject to the umask). */
+    async createFolder(p: string, mode = '755'): Promise<void> {
+      const abs = resolve(p);
+      const existing = await stat(abs).catch(() => undefined);
+      if (existing && !existing.isDirectory()) throw new AgentError('FILE_EXISTS', `A file already exists at ${p}`);
+      const created = await makeDirs(abs);
+      try {
+        for (const d of created) await chmod(d, parseMode(mode));
+      } catch (err) {
+        throw fromOsError(err, p);
+      }
+    },
+
+    /** Moves or renames a file or folder; missing parents of the destination are created. */
+    async move(source: string, destination: string): Promise<void> {
+      const from = resolve(source);
+      const to = resolve(destination);
+      await statOrThrow(source, false);
+      if (to === from) return;
+      if (to.startsWith(`${from}/`)) throw new AgentError('INVALID_REQUEST', `Cannot move ${source} into itself (${destination})`);
+      const created = await makeDirs(path.dirname(to));
+      try {
+        await rename(from, to);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') {
+          await removeCreated(created);
+          throw fromOsError(err, destination);
+        }
+        // Another file system: copy, then remove the source only once the copy is complete.
+        try {
+          await cp(from, to, { recursive: true, preserveTimestamps: true, errorOnExist: false, force: true, verbatimSymlinks: true });
+        } catch (copyErr) {
+          await rm(to, { recursive: true, force: true }).catch(() => {});
+          throw fromOsError(copyErr, destination);
+        }
+        await rm(from, { recursive: true, force: true });
+      }
+    },
+
+    /** Changes owner (name or uid), group (name or gid) and/or mode of a path. */
+    async setPermissions(p: string, opts: { owner?: string; group?: string; mode?: string }): Promise<void> {
+      if (!opts.owner && !opts.group && !opts.mode) {
+        throw new AgentError('INVALID_REQUEST', 'Nothing to change: pass owner, group and/or mode');
+      }
+      const uid = opts.owner ? users.id(opts.owner) : -1;
+      if (uid === undefined) throw new AgentError('INVALID_REQUEST', `No such user: ${opts.owner}`);
+      const gid = opts.group ? groups.id(opts.group) : -1;
+      if (gid === undefined) throw new AgentError('INVALID_REQUEST', `No such group: ${opts.group}`);
+      await statOrThrow(p);
+      const abs = resolve(p);
+      try {
+        if (uid !== -1 || gid !== -1) await chown(abs, uid, gid);
+        if (opts.mode) await chmod(abs, parseMode(opts.mode));
+      } catch (err) {
+        throw fromOsError(err, p);
+      }
+    },
+
+    /** Opens a regular file for download. The stream closes the file when it ends or is destroyed. */
+    async download(p: string): Promise<Download> {
+      const abs = resolve(p);
+      const st = await statOrThrow(p);
+      if (st.isDirectory()) throw new AgentError('IS_A_DIRECTORY', `Is a directory: ${p}`);
+      // Opening a FIFO or device could block a worker thread forever.
+      if (!st.isFile()) throw new AgentError('INVALID_REQUEST', `Not a regular file: ${p}`);
+      let fh;
+      try {
+        fh = await open(abs, 'r');
+      } catch (err) {
+        throw fromOsError(err, p);
+      }
+      const size = (await fh.stat()).size;
+      if (size === 0) {
+        await fh.close();
+        return { name: path.basename(abs), size, stream: Readable.from([]) };
+      }
+      // Exactly `size` bytes, the Content-Length already promised, even if the file grows meanwhile.
+      return { name: path.basename(abs), size, stream: fh.createReadStream({ highWaterMark: READ_CHUNK, start: 0, end: size - 1 }) };
+    },
+
+    /**
+     * Several files as one multipart/form-data body: a part named `file` per readable file (filename = the path as
+     * requested), or a part named `error` with a JSON body for a path that failed. Files are read one after the
+     * other as the client consumes the body.
+     */
+    bulkDownload(paths: string[]): { contentType: string; body: AsyncGenerator<Buffer> } {
+      async function* parts(): AsyncGenerator<OutPart> {
+        for (const p of paths) {
+          let fh;
+          let size = 0;
+          try {
+            const st = await statOrThrow(p);
+            if (st.isDirectory()) throw new AgentError('IS_A_DIRECTORY', `Is a directory: ${p}`);
+            if (!st.isFile()) throw new AgentError('INVALID_REQUEST', `Not a regular file: ${p}`);
+            fh = await open(resolve(p), 'r').catch((err) => Promise.reject(fromOsError(err, p)));
+            size = (await fh.stat()).size;
+          } catch (err) {
+            await fh?.close().catch(() => {});
+            const e = toAgentError(err);
+            const json: BulkDownloadError = { message: e.message, statusCode: e.status, code: e.code, source: AGENT_ERROR_SOURCE };
+            yield { kind: 'error', filename: p, json };
+            continue;
+          }
+          try {
+            const body: AsyncIterable<Buffer> =
+              size === 0 ? (async function* () {})() : fh.createReadStream({ highWaterMark: READ_CHUNK, start: 0, end: size - 1, autoClose: false });
+            yield { kind: 'file', filename: p, size, body };
+          } finally {
+            await fh.close().catch(() => {});
+          }
+        }
+      }
+      return multipartBody(parts());
+    },
+
+    /**
+     * Receives one file from a request: multipart/form-data with the bytes in field `file`, or any other body taken
+     * as the raw bytes. Written under a temp name and renamed into place only once complete.
+     */
+    async uploadFromRequest(req: IncomingMessage, target: string): Promise<UploadedFile> {
+      const abs = resolve(target);
+      if (!isMultipart(req)) {
+        const { body, detach } = requestBody(req);
+        let staged: StagedFile;
+        try {
+          staged = await upload(target, body);
+        } catch (err) {
+          detach();
+          body.destroy();
+          throw err;
+        }
+        await staged.commit();
+        return { name: path.basename(abs), path: abs, type: req.headers['content-type']?.split(';')[0] || 'application/octet-stream' };
+      }
+      let staged: StagedFile | undefined;
+      let type = 'application/octet-stream';
+      try {
+        await readMultipart(req, {
+          onFile: async (part) => {
+            if (part.field !== 'file' || staged) {
+              part.stream.resume(); // not ours: skip its bytes
+              return;
+            }
+            type = part.mimeType;
+            staged = await upload(target, part.stream);
+          },
+        });
+      } catch (err) {
+        await staged?.discard();
+        throw err;
+      }
+      if (!staged) throw new AgentError('INVALID_REQUEST', 'The multipart body has no part named "file"');
+      await staged.commit();
+      return { name: path.basename(abs), path: abs, type };
+    },
+
+    /**
+     * Receives `files[i].path` / `files[i].file` pairs (a file part without its path field uses its filename, which
+     * the SDK sets to the destination). All files are staged first and renamed into place only when the whole body
+     * arrived, so a failed request writes none of them.
+     */
+    async bulkUploadFromRequest(req: IncomingMessage): Promise<UploadedFile[]> {
+      if (!isMultipart(req)) throw new AgentError('INVALID_REQUEST', 'Expected a multipart/form-data body');
+      const destinations = new Map<number, string>();
+      const staged: { file: StagedFile; type: string }[] = [];
+      try {
+        await readMultipart(req, {
+          onField: (name, value) => {
+            const m = BULK_UPLOAD_FIELD.exec(name);
+            if (m && m[2] === 'path') destinations.set(Number(m[1]), value);
+          },
+          onFile: async (part) => {
+            const m = BULK_UPLOAD_FIELD.exec(part.field);
+            if (!m || m[2] !== 'file') {
+              part.stream.resume();
+              return;
+            }
+            const dest = destinations.get(Number(m[1])) || part.filename;
+            if (!dest) throw new AgentError('INVALID_REQUEST', `No destination for ${part.field}: send files[${m[1]}].path first`);
+            staged.push({ file: await upload(dest, part.stream), type: part.mimeType });
+          },
+        });
+      } catch (err) {
+        for (const s of staged) await s.file.discard();
+        throw err;
+      }
+      const done: UploadedFile[] = [];
+      for (const [i, s] of staged.entries()) {
+        try {
+          await s.file.commit();
+        } catch (err) {
+          for (const rest of staged.slice(i + 1)) await rest.file.discard();
+          throw err;
+        }
+        done.push({ name: path.basename(s.file.target), path: s.file.target, type: s.type });
+      }
+      return done;
+    },
+
+    /** Literal find-and-replace in each file; one result per file, failures reported rather than thrown. */
+    async replace(req: ReplaceRequest): Promise<ReplaceResult[]> {
+      const results: ReplaceResult[] = [];
+      for (const file of req.files) {
+        try {
+          await replaceInFile(resolve(file), req.pattern, req.newValue);
+          results.push({ file, success: true });
+        } catch (err) {
+          results.push({ file, success: false, error: toAgentError(err).message });
+        }
+      }
+      return results;
+    },
+
+    /** Lines containing `pattern` (a literal) under a folder, or in one file; binary files skipped. */
+    async find(p: string, pattern: string): Promise<{ matches: Match[]; truncated: boolean }> {
+      const st = await statOrThrow(p);
+      return findInTree({ abs: resolve(p), shown: shown(p), isFile: !st.isDirectory() }, pattern);
+    },
+
+    /** Paths under a folder whose name matches a glob (`*.ts`; a pattern with `/` matches the relative path). */
+    async search(p: string, pattern: string): Promise<{ files: string[]; truncated: boolean }> {
+      const st = await statOrThrow(p);
+      if (!st.isDirectory()) throw new AgentError('NOT_A_DIRECTORY', `Not a directory: ${p}`);
+      return searchTree({ abs: resolve(p), shown: shown(p) }, pattern);
+    },
+
+    async close(): Promise<void> {},
+  };
 }
 export type FilesService = ReturnType<typeof createFilesService>;

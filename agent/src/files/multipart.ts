@@ -1,0 +1,152 @@
+import busboy from 'busboy';
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import { AgentError } from '../http/errors';
+
+/** Chunk size busboy hands on: large enough that a GiB upload is a few thousand writes, small enough to stay flat. */
+const PART_HWM = 1024 * 1024;
+
+/** One file part of a multipart request. */
+export interface FilePart {
+  /** Form field name (`file`, `files[0].file`). */
+  field: string;
+  /** The part's filename parameter, path included (the SDK puts the destination there). */
+  filename?: string;
+  mimeType: string;
+  stream: Readable;
+}
+
+/** Thrown when the client goes away before the whole body arrived (no one is left to read the answer). */
+export class ClientAbortedError extends AgentError {
+  constructor() {
+    super('INVALID_REQUEST', 'The client closed the connection before the upload finished');
+  }
+}
+
+/** Whether a request carries multipart/form-data. */
+export function isMultipart(req: IncomingMessage): boolean {
+  return /^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '');
+}
+
+/**
+ * Reads a multipart/form-data request from the raw Node request with backpressure: busboy only asks for more of
+ * the socket when the current file part's consumer has taken what it had. Fields are reported as they arrive;
+ * file parts are handed to `onFile` one at a time, in order, and the next part is not read before the promise
+ * `onFile` returned has settled. Resolves once the whole form was read and every `onFile` settled; rejects on the
+ * first failure (a bad form, `onFile` throwing, or the client going away) and then stops reading: the HTTP server
+ * drains what is left of the body after the error response.
+ */
+export function readMultipart(
+  req: IncomingMessage,
+  handlers: { onField?: (name: string, value: string) => void; onFile: (part: FilePart) => Promise<void> },
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let bb: busboy.Busboy;
+    try {
+      bb = busboy({
+        headers: req.headers,
+        preservePath: true,
+        defParamCharset: 'utf8',
+        highWaterMark: PART_HWM,
+        fileHwm: PART_HWM,
+        limits: { fieldSize: 1024 * 1024, fields: 100_000, files: 10_000, parts: 200_000 },
+      });
+    } catch (err) {
+      reject(new AgentError('INVALID_REQUEST', 'The request is not a valid multipart/form-data body', (err as Error).message));
+      return;
+    }
+    let settled = false;
+    let pending: Promise<void> = Promise.resolve();
+    const fail = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      req.unpipe(bb);
+      req.off('close', onClose);
+      // Destroying busboy fails the file part being read, so its consumer stops and cleans up.
+      bb.destroy(err instanceof Error ? err : new Error(String(err)));
+      reject(err);
+    };
+    const onClose = () => {
+      if (!req.complete) fail(new ClientAbortedError());
+    };
+
+    bb.on('field', (name, value) => {
+      try {
+        handlers.onField?.(name, value);
+      } catch (err) {
+        fail(err);
+      }
+    });
+    bb.on('file', (field, stream, info) => {
+      const part: FilePart = { field, filename: info.filename, mimeType: info.mimeType, stream };
+      // Parts arrive strictly one after another; chaining keeps results in order even if a handler awaits.
+      pending = pending.then(() => (settled ? stream.resume() && undefined : handlers.onFile(part)));
+      pending.catch(fail);
+    });
+    bb.on('error', (err: Error) =>
+      fail(err instanceof AgentError ? err : new AgentError('INVALID_REQUEST', 'The multipart body is malformed', err.message)),
+    );
+    bb.on('close', () => {
+      pending.then(() => {
+        if (settled) return;
+        settled = true;
+        req.off('close', onClose);
+        resolve();
+      }, fail);
+    });
+    req.on('close', onClose);
+    req.on('error', () => fail(new ClientAbortedError()));
+    req.pipe(bb);
+  });
+}
+
+/** Quotes a header parameter value; non-ASCII names also get an RFC 5987 `filename*` that parsers prefer. */
+function dispositionParams(name: string, filename: string): string {
+  const quoted = filename.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[\r\n]/g, ' ');
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x20-\x7e]*$/.test(filename)) return `name="${name}"; filename="${quoted}"`;
+  const ascii = quoted.replace(/[^\x20-\x7e]/g, '_');
+  return `name="${name}"; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+}
+
+/** A part of a multipart/form-data response: bytes of a file, or a JSON error for a path that could not be read. */
+export type OutPart =
+  | { kind: 'file'; filename: string; size: number; body: AsyncIterable<Buffer> }
+  | { kind: 'error'; filename: string; json: unknown };
+
+/**
+ * Writes parts as a multipart/form-data body, pulling each part's bytes only as fast as the consumer reads (the
+ * generator is the backpressure). File parts carry their exact Content-Length, which the SDK uses for progress.
+ */
+export function multipartBody(parts: AsyncIterable<OutPart>): { contentType: string; body: AsyncGenerator<Buffer> } {
+  const boundary = `cove-${randomBytes(16).toString('hex')}`;
+  async function* body(): AsyncGenerator<Buffer> {
+    for await (const part of parts) {
+      if (part.kind === 'error') {
+        const json = Buffer.from(JSON.stringify(part.json));
+        yield Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; ${dispositionParams('error', part.filename)}\r\n` +
+            `Content-Type: application/json\r\nContent-Length: ${json.length}\r\n\r\n`,
+        );
+        yield json;
+        yield Buffer.from('\r\n');
+        continue;
+      }
+      yield Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; ${dispositionParams('file', part.filename)}\r\n` +
+          `Content-Type: application/octet-stream\r\nContent-Length: ${part.size}\r\n\r\n`,
+      );
+      let sent = 0;
+      for await (const chunk of part.body) {
+        sent += chunk.length;
+        yield chunk;
+      }
+      // The length is already on the wire: a file that changed size while being read cannot be framed honestly.
+      if (sent !== part.size) throw new Error(`${part.filename} changed size while it was being sent (${sent} of ${part.size} bytes)`);
+      yield Buffer.from('\r\n');
+    }
+    yield Buffer.from(`--${boundary}--\r\n`);
+  }
+  return { contentType: `multipart/form-data; boundary=${boundary}`, body: body() };
+}

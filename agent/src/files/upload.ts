@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, type Stats } from 'node:fs';
+import { chown, chmod, mkdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AgentError, fromOsError } from '../http/errors';
+
+/** Size of each write to the temp file: big writes keep a 1 GiB upload near disk speed. */
+const WRITE_CHUNK = 1024 * 1024;
+
+/** Who owns what the agent creates, when user code runs as another account. */
+export interface Owner {
+  uid?: number;
+  gid?: number;
+}
+
+/**
+ * A file received into a temp file beside its target and not yet visible under its name. `commit()` renames it
+ * into place; `discard()` removes the temp file and any folders that were created for it.
+ */
+export interface StagedFile {
+  target: string;
+  size: number;
+  commit(): Promise<void>;
+  discard(): Promise<void>;
+}
+
+const ignorePermission = (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPERM') throw err;
+};
+
+/**
+ * Creates `dir` and its missing parents, owned by `owner`; returns the folders created, deepest last, so a failure
+ * can remove them again.
+ */
+export async function makeDirs(dir: string, owner: Owner): Promise<string[]> {
+  let first: string | undefined;
+  try {
+    first = await mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw fromOsError(err, dir);
+  }
+  if (!first) return [];
+  const created: string[] = [];
+  for (let d = dir; ; d = path.dirname(d)) {
+    created.unshift(d);
+    if (d === first || d === path.dirname(d)) break;
+  }
+  if (owner.uid !== undefined) {
+    try {
+      for (const d of created) await chown(d, owner.uid, owner.gid ?? -1);
+    } catch (err) {
+      await removeCreated(created);
+      throw fromOsError(err, dir);
+    }
+  }
+  return created;
+}
+
+/** Removes folders created for a failed operation, deepest first, only while they are empty. */
+export async function removeCreated(dirs: string[]): Promise<void> {
+  for (const d of [...dirs].reverse()) {
+    try {
+      await rmdir(d);
+    } catch {
+      return; // something else lives there now: keep it and everything above
+    }
+  }
+}
+
+/**
+ * Streams `source` into a temp file in the target's folder (so the final rename is atomic and on the same file
+ * system). Never leaves anything behind on failure: the temp file and any created parent folders are removed, and
+ * the target is untouched. A full disk becomes INSUFFICIENT_STORAGE. An existing target keeps its mode and owner.
+ */
+export async function stageUpload(target: string, source: Readable, owner: Owner): Promise<StagedFile> {
+  let existing: Stats | undefined;
+  try {
+    existing = await stat(target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw fromOsError(err, target);
+  }
+  if (existing?.isDirectory()) throw new AgentError('IS_A_DIRECTORY', `Cannot write a file over the directory ${target}`);
+
+  const created = await makeDirs(path.dirname(target), owner);
+  const temp = path.join(path.dirname(target), `.${path.basename(target).slice(0, 200)}.cove-upload-${randomBytes(6).toString('hex')}`);
+  let size = 0;
+  const cleanup = async () => {
+    await unlink(temp).catch(() => {});
+    await removeCreated(created);
+  };
+  try {
+    const out = createWriteStream(temp, { flags: 'wx', mode: 0o600, highWaterMark: WRITE_CHUNK });
+    await pipeline(source, out);
+    size = out.bytesWritten;
+    // The final mode and owner are set on the temp file, so the target never appears with the wrong ones.
+    await chmod(temp, existing ? existing.mode & 0o7777 : 0o644);
+    const uid = existing ? existing.uid : owner.uid;
+    const gid = existing ? existing.gid : owner.gid;
+    // Only root can give a file away; an agent running as the user already creates files as that user.
+    if (uid !== undefined && uid !== process.getuid?.()) await chown(temp, uid, gid ?? -1).catch(ignorePermission);
+  } catch (err) {
+    await cleanup();
+    throw fromOsError(err, target);
+  }
+  return {
+    target,
+    get size() {
+      return size;
+    },
+    async commit() {
+      try {
+        await rename(temp, target);
+      } catch (err) {
+        await cleanup();
+        throw fromOsError(err, target);
+      }
+    },
+    discard: cleanup,
+  };
+}
