@@ -54,13 +54,16 @@ interface StreamClient {
   ended: Promise<{ exit?: ExecExitMessage; code: number; reason: string }>;
 }
 
-function streamExec(start: Record<string, unknown> | string): StreamClient {
+function streamExec(start: Record<string, unknown> | string, afterStart?: (ws: WebSocket) => void): StreamClient {
   const ws = agent.ws('/process/exec/stream');
   const out: Record<number, Buffer[]> = { [STDOUT]: [], [STDERR]: [] };
   const messages: ExecServerMessage[] = [];
   let onStarted!: (pid: number) => void;
   const started = new Promise<number>((r) => (onStarted = r));
-  ws.on('open', () => ws.send(typeof start === 'string' ? start : JSON.stringify({ type: 'start', ...start })));
+  ws.on('open', () => {
+    ws.send(typeof start === 'string' ? start : JSON.stringify({ type: 'start', ...start }));
+    afterStart?.(ws);
+  });
   ws.on('message', (data: Buffer, isBinary) => {
     if (isBinary) out[data[0]].push(data.subarray(1));
     else {
@@ -186,6 +189,14 @@ describe('POST /process/execute', () => {
     const empty = await post('/process/execute', { command: '' });
     expect(empty.status).toBe(400);
 
+    const nul = await post('/process/execute', { command: 'echo a\u0000b' });
+    expect(nul.status).toBe(400);
+    expect(nul.json.message).toContain('NUL');
+
+    const huge = await post('/process/execute', { command: `echo ${'x'.repeat(200 * 1024)}` });
+    expect(huge.status).toBe(413);
+    expect(huge.json.code).toBe('PAYLOAD_TOO_LARGE');
+
     const malformed = await post('/process/execute', '{"command": "echo');
     expect(malformed.status).toBe(400);
     expect(malformed.json.code).toBe('INVALID_JSON');
@@ -268,6 +279,10 @@ describe('POST /process/code-run', () => {
     const noCode = await post('/process/code-run', { language: 'python' });
     expect(noCode.status).toBe(400);
     expect(noCode.json.message).toContain('code');
+    const noPython = await post('/process/code-run', { language: 'python', code: 'print(1)', envs: { PATH: '/nonexistent' } });
+    expect(noPython.status).toBe(400);
+    expect(noPython.json.code).toBe('UNSUPPORTED_LANGUAGE');
+    expect(noPython.json.message).toContain('python3 was not found');
     const badArgv = await post('/process/code-run', { language: 'python', code: 'print(1)', argv: 'a b' });
     expect(badArgv.status).toBe(400);
     expect(badArgv.json.message).toContain('argv');
@@ -295,6 +310,16 @@ describe('streaming exec WebSocket /process/exec/stream', () => {
     c.ws.send(JSON.stringify({ type: 'close-stdin' }));
     const { exit } = await c.ended;
     expect(c.stdout()).toBe('line one\nline two\n<eof>\n');
+    expect(exit?.exitCode).toBe(0);
+  });
+
+  it('keeps stdin and controls sent right behind the start message', async () => {
+    const c = streamExec({ command: 'wc -c' }, (ws) => {
+      ws.send(Buffer.from('12345'), { binary: true });
+      ws.send(JSON.stringify({ type: 'close-stdin' }));
+    });
+    const { exit } = await c.ended;
+    expect(c.stdout().trim()).toBe('5');
     expect(exit?.exitCode).toBe(0);
   });
 

@@ -25,6 +25,13 @@ function toBuffer(data: RawData): Buffer {
   return Buffer.from(data as ArrayBuffer);
 }
 
+/** A close reason within the 123 bytes a close frame allows, cut on a character boundary. */
+function closeReason(message: string): string {
+  let reason = message;
+  while (Buffer.byteLength(reason) > 120) reason = reason.slice(0, -1);
+  return reason;
+}
+
 /** Parses one text message from the client; throws INVALID_JSON or INVALID_REQUEST with a message for people. */
 function parseClientMessage(text: string): ExecClientMessage {
   let value: unknown;
@@ -42,6 +49,8 @@ function parseClientMessage(text: string): ExecClientMessage {
 export function serveExecWebSocket(socket: WebSocket, service: ProcessService): void {
   let handle: StreamHandle | undefined;
   let starting = false;
+  /** What the client sent while its command was starting, applied once it runs. */
+  let early: Array<(h: StreamHandle) => void> = [];
   let closed = false;
   let paused = false;
 
@@ -81,8 +90,10 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
 
   socket.on('message', (data, isBinary) => {
     if (isBinary) {
-      if (!handle) sendError(new AgentError('INVALID_REQUEST', 'Send a start message before stdin bytes'));
-      else handle.write(toBuffer(data));
+      const bytes = toBuffer(data);
+      if (handle) handle.write(bytes);
+      else if (starting) early.push((h) => h.write(bytes));
+      else sendError(new AgentError('INVALID_REQUEST', 'Send a start message before stdin bytes'));
       return;
     }
     let message: ExecClientMessage;
@@ -90,7 +101,7 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
       message = parseClientMessage(toBuffer(data).toString('utf8'));
     } catch (err) {
       const error = sendError(err);
-      if (!handle && !starting) socket.close(4400, error.message.slice(0, 120));
+      if (!handle && !starting) socket.close(4400, closeReason(error.message));
       return;
     }
     if (message.type === 'start') {
@@ -103,22 +114,23 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
       service.startStream(request, sink).then(
         (h) => {
           handle = h;
+          for (const apply of early) apply(h);
+          early = [];
           // The client may have left while the command was starting; it runs on regardless.
           if (closed) h.detach();
         },
         (err) => {
+          early = [];
           const error = sendError(err);
-          if (socket.readyState === OPEN) socket.close(4400, error.message.slice(0, 120));
+          if (socket.readyState === OPEN) socket.close(4400, closeReason(error.message));
         },
       );
       return;
     }
-    if (!handle) {
-      sendError(new AgentError('INVALID_REQUEST', `Send a start message before "${message.type}"`));
-      return;
-    }
-    if (message.type === 'close-stdin') handle.closeStdin();
-    else handle.signal(message.signal);
+    const apply = (h: StreamHandle) => (message.type === 'close-stdin' ? h.closeStdin() : h.signal(message.signal));
+    if (handle) apply(handle);
+    else if (starting) early.push(apply);
+    else sendError(new AgentError('INVALID_REQUEST', `Send a start message before "${message.type}"`));
   });
   socket.on('error', () => {});
   socket.on('close', () => {

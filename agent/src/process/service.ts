@@ -115,6 +115,7 @@ export function createProcessService(ctx: SandboxContext) {
         );
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          await resolveCwd(ctx.workdir);
           throw new AgentError(
             'UNSUPPORTED_LANGUAGE',
             `Cannot run ${req.language} code: ${program.file} was not found on the sandbox's PATH`,
@@ -176,9 +177,6 @@ export function createProcessService(ctx: SandboxContext) {
         },
       };
     },
-
-    /** Number of process groups started here that still run. */
-    runningGroups: () => groups.size,
 
     /** SIGTERM to every process group still running, SIGKILL after 3 s. */
     close: () => groups.closeAll(),

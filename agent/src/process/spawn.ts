@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
+import { AgentError } from '../http/errors';
 import { childEnv, type SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
 
@@ -134,13 +135,18 @@ export async function superviseSpawn(
   stdio: StdioOptions,
   readers: (child: ChildProcess) => Readable[],
 ): Promise<Supervised> {
-  const child = spawn(req.file, req.args, {
-    cwd: req.cwd,
-    env: childEnv(ctx, req.envs),
-    stdio,
-    detached: true,
-    ...ctx.spawnAs,
-  });
+  let child: ChildProcess;
+  try {
+    child = spawn(req.file, req.args, {
+      cwd: req.cwd,
+      env: childEnv(ctx, req.envs),
+      stdio,
+      detached: true,
+      ...ctx.spawnAs,
+    });
+  } catch (err) {
+    throw startError(err);
+  }
   const streams = readers(child);
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
@@ -242,6 +248,22 @@ export async function runCombined(
   const info = await done;
   finished = true;
   return info;
+}
+
+/** Errors that spawn() throws for what the client sent become 4xx; the rest stay as they are. */
+function startError(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') {
+    return new AgentError('INVALID_REQUEST', 'The command, its arguments and envs must not contain NUL characters', (err as Error).message);
+  }
+  if (code === 'E2BIG') {
+    return new AgentError(
+      'PAYLOAD_TOO_LARGE',
+      'The command and its environment are too large to start (the kernel takes at most 128 KiB per argument or variable)',
+      (err as Error).message,
+    );
+  }
+  return err;
 }
 
 function tryClose(fd: number): void {
