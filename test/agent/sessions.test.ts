@@ -4,7 +4,6 @@
  */
 import { Process } from '@daytonaio/sdk';
 import { Configuration, ProcessApi } from '@daytona/toolbox-api-client';
-import axios from 'axios';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
@@ -67,7 +66,7 @@ async function exec(sessionId: string, command: string, extra: Record<string, un
 }
 
 async function waitForExit(sessionId: string, cmdId: string): Promise<SessionCommand> {
-  return waitFor(
+  return waitFor<SessionCommand | undefined>(
     async () => {
       const res = await call<SessionCommand>('GET', `/process/session/${sessionId}/command/${cmdId}`);
       expect(res.status).toBe(200);
@@ -75,7 +74,7 @@ async function waitForExit(sessionId: string, cmdId: string): Promise<SessionCom
     },
     15_000,
     `command ${cmdId} to exit`,
-  );
+  ) as Promise<SessionCommand>;
 }
 
 /** Alive means present in /proc and not a zombie waiting to be reaped. */
@@ -306,10 +305,10 @@ describe('stdin and ordering', () => {
         signal: aborter.signal,
       })
       .catch((err: Error) => err);
-    const session = await waitFor(async () => {
+    const session = (await waitFor(async () => {
       const s = (await call<Session>('GET', `/process/session/${id}`)).body;
       return s.commands.length === 1 ? s : undefined;
-    });
+    }))!;
     aborter.abort();
     expect(await request).toBeInstanceOf(Error);
     const cmdId = session.commands[0].id;
@@ -323,9 +322,9 @@ describe('stdin and ordering', () => {
 describe('ending sessions', () => {
   it('delete kills everything the session started, background jobs included', async () => {
     const id = await newSession();
-    const bg = Number((await exec(id, 'sleep 300 & echo $!')).stdout.trim());
+    const bg = Number((await exec(id, 'sleep 300 & echo $!')).stdout!.trim());
     // A double fork leaves the shell's tree but not its process group.
-    const orphan = Number((await exec(id, '(sleep 301 & echo $!)')).stdout.trim());
+    const orphan = Number((await exec(id, '(sleep 301 & echo $!)')).stdout!.trim());
     const fg = await exec(id, 'sh -c \'echo $$; exec sleep 302\'', { runAsync: true });
     const fgPid = Number(
       await waitFor(async () => (await call('GET', `/process/session/${id}/command/${fg.cmdId}/logs`)).body.stdout.trim()),
@@ -459,8 +458,8 @@ describe('Daytona SDK', () => {
       basePath: agent.url,
       baseOptions: { headers: { Authorization: `Bearer ${agent.token}` } },
     });
-    const http = axios.create();
-    const api = new ProcessApi(config, '', http);
+    // The client's own axios: passing ours trips over two copies of axios's type declarations.
+    const api = new ProcessApi(config);
     const id = `sdk-${process.pid}`;
     await api.createSession({ sessionId: id });
     await api.sessionExecuteCommand(id, { command: 'cd /tmp && export SDK_VAR=ok' });
@@ -492,14 +491,14 @@ describe('the entrypoint session', () => {
     try {
       const auth = { Authorization: `Bearer ${withEntrypoint.token}` };
       const config = new Configuration({ basePath: withEntrypoint.url, baseOptions: { headers: auth } });
-      const sdk = new Process(config, new ProcessApi(config, '', axios.create()), async () => withEntrypoint.token, 'python', 60_000);
-      const logs = await waitFor(async () => {
+      const sdk = new Process(config, new ProcessApi(config), async () => withEntrypoint.token, 'python', 60_000);
+      const logs = (await waitFor(async () => {
         const l = await sdk.getEntrypointLogs();
-        return l.stdout.split('\n').length >= 3 ? l : undefined;
-      });
+        return (l.stdout ?? '').split('\n').length >= 3 ? l : undefined;
+      }))!;
       expect(logs.stdout).toMatch(/^booted\n\d+\n$/);
       expect(logs.stderr).toBe('warn\n');
-      const pid = Number(logs.stdout.split('\n')[1]);
+      const pid = Number(logs.stdout!.split('\n')[1]);
       startedPids.push(pid);
       const session = await sdk.getEntrypointSession();
       expect(session.sessionId).toBe('entrypoint');
