@@ -4,7 +4,7 @@ import type { Router } from '../http/router';
 import { execSseResponse, serveExecWebSocket } from './exec-stream';
 import type { ProcessService } from './service';
 
-export function registerProcessRoutes(router: Router, process: ProcessService): void {
+export function registerProcessRoutes(router: Router, processes: ProcessService): void {
   const tag = 'process';
   router.route(
     {
@@ -15,7 +15,7 @@ export function registerProcessRoutes(router: Router, process: ProcessService): 
       body: ExecuteRequest,
       response: ExecuteResponse,
     },
-    ({ body }) => process.execute(body),
+    ({ body }) => processes.execute(body),
   );
   router.route(
     {
@@ -26,7 +26,7 @@ export function registerProcessRoutes(router: Router, process: ProcessService): 
       body: CodeRunRequest,
       response: CodeRunResponse,
     },
-    ({ body }) => process.codeRun(body),
+    ({ body }) => processes.codeRun(body),
   );
   router.route(
     {
@@ -37,10 +37,10 @@ export function registerProcessRoutes(router: Router, process: ProcessService): 
       body: ExecStreamRequest,
       rawResponse: 'text/event-stream',
     },
-    ({ body }) => execSseResponse(process, body),
+    ({ body }) => execSseResponse(processes, body),
   );
   router.ws(
     { path: '/process/exec/stream', tag, summary: 'Run a shell command with streamed output, stdin and signals' },
-    ({ socket }) => serveExecWebSocket(socket, process),
+    ({ socket }) => serveExecWebSocket(socket, processes),
   );
 }
