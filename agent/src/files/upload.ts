@@ -39,6 +39,8 @@ export async function makeDirs(dir: string, owner: Owner): Promise<string[]> {
   try {
     first = await mkdir(dir, { recursive: true });
   } catch (err) {
+    // A recursive mkdir only fails with EEXIST when a file stands where a folder should be.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new AgentError('NOT_A_DIRECTORY', `A file is in the way of the folder ${dir}`);
     throw fromOsError(err, dir);
   }
   if (!first) return [];
