@@ -1,5 +1,10 @@
-import { SerializeAddon } from '@xterm/addon-serialize';
-import { Terminal } from '@xterm/headless';
+import * as serializeModule from '@xterm/addon-serialize';
+import * as headlessModule from '@xterm/headless';
+
+// Both are CommonJS bundles whose names Node's ESM loader cannot see (only `default`); bundlers expose either.
+const { Terminal } = ((headlessModule as { default?: typeof headlessModule }).default ?? headlessModule) as typeof headlessModule;
+const { SerializeAddon } = ((serializeModule as { default?: typeof serializeModule }).default ??
+  serializeModule) as typeof serializeModule;
 
 /** Lines kept above the visible screen; bounds the memory of every PTY's replay. */
 export const SCREEN_SCROLLBACK = 1000;
@@ -29,6 +34,23 @@ export function createScreen(cols: number, rows: number): Screen {
   const term = new Terminal({ cols, rows, scrollback: SCREEN_SCROLLBACK, allowProposedApi: true });
   const serializer = new SerializeAddon();
   term.loadAddon(serializer);
+  // Private modes the serializer leaves out but a re-attaching client needs: a hidden cursor (top, vi) and SGR mouse
+  // reports (vi with mouse=a), without which clicks would arrive in an encoding the program does not read.
+  const extra = { cursorHidden: false, sgrMouse: false };
+  const onPrivateMode = (set: boolean) => (params: (number | number[])[]) => {
+    for (const p of params) {
+      if (p === 25) extra.cursorHidden = !set;
+      else if (p === 1006) extra.sgrMouse = set;
+    }
+    return false; // let the emulator apply the mode as usual
+  };
+  term.parser.registerCsiHandler({ prefix: '?', final: 'h' }, onPrivateMode(true));
+  term.parser.registerCsiHandler({ prefix: '?', final: 'l' }, onPrivateMode(false));
+  term.parser.registerEscHandler({ final: 'c' }, () => {
+    extra.cursorHidden = extra.sgrMouse = false;
+    return false;
+  });
+  const extraModes = () => (extra.sgrMouse ? '\x1b[?1006h' : '') + (extra.cursorHidden ? '\x1b[?25l' : '');
   let written = false;
   let disposed = false;
   return {
@@ -45,7 +67,7 @@ export function createScreen(cols: number, rows: number): Screen {
       if (disposed || !written) return queueMicrotask(() => cb(''));
       // The callback of an empty write runs once every earlier chunk is parsed and before any later one is, so the
       // serialized state matches the byte position at which the caller started queueing live output.
-      term.write('', () => cb(RESET + serializer.serialize({ scrollback: SCREEN_SCROLLBACK })));
+      term.write('', () => cb(RESET + serializer.serialize({ scrollback: SCREEN_SCROLLBACK }) + extraModes()));
     },
     dispose() {
       if (disposed) return;

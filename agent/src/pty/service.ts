@@ -136,7 +136,8 @@ export function createPtyService(ctx: SandboxContext) {
     let p: nodePty.IPty;
     try {
       p = nodePty.spawn(pickShell(), ['-l'], {
-        name: env.TERM ?? 'xterm-256color',
+        // Clients are xterm-compatible terminals whatever TERM the agent itself inherited; a request may override.
+        name: s.envs.TERM ?? 'xterm-256color',
         cols: s.cols,
         rows: s.rows,
         cwd: s.cwd,
