@@ -4,7 +4,9 @@
  */
 import { Process } from '@daytonaio/sdk';
 import { Configuration, ProcessApi } from '@daytona/toolbox-api-client';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import type { Session, SessionCommand, SessionCommandLogs, SessionExecuteResponse } from '../../wire/sessions';
@@ -449,6 +451,53 @@ describe('limits', () => {
     expect(logs.stdout.length).toBe(10 * 1024 * 1024);
     expect(logs.stdout.endsWith('aaaEND\n')).toBe(true);
     expect(/^a+END\n$/.test(logs.stdout)).toBe(true);
+  });
+
+  it('refuses more input for a command that does not read it', async () => {
+    const id = await newSession();
+    const started = await exec(id, 'sleep 60', { runAsync: true, suppressInputEcho: true });
+    const chunk = 'x'.repeat(3 * 1024 * 1024);
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      statuses.push((await call('POST', `/process/session/${id}/command/${started.cmdId}/input`, { data: chunk })).status);
+    }
+    expect(statuses.slice(0, 3)).toEqual([204, 204, 204]);
+    expect(statuses.at(-1)).toBe(413);
+    expect((await call('DELETE', `/process/session/${id}`)).status).toBe(200);
+  });
+});
+
+describe('sessions in a POSIX sh (images without bash)', () => {
+  it('keeps state, separates streams, takes input and ends on exit', async () => {
+    // A PATH without bash: the agent must fall back to /bin/sh (dash here).
+    const bin = mkdtempSync(path.join(os.tmpdir(), 'cove-nobash-'));
+    for (const tool of ['cat', 'sleep', 'mkdir']) symlinkSync(`/usr/bin/${tool}`, path.join(bin, tool));
+    const shAgent = await startAgent({ env: { PATH: bin } });
+    try {
+      const post = async (p: string, json: unknown) => {
+        const res = await shAgent.fetch(p, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(json) });
+        const text = await res.text();
+        return { status: res.status, body: text ? JSON.parse(text) : undefined };
+      };
+      expect((await post('/process/session', { sessionId: 'sh' })).status).toBe(201);
+      const kind = await post('/process/session/sh/exec', { command: 'echo "bash=${BASH_VERSION:-none}"' });
+      expect(kind.body.stdout).toBe('bash=none\n');
+      await post('/process/session/sh/exec', { command: 'mkdir -p d && cd d; export V=7; f() { echo "f$1"; }' });
+      const state = await post('/process/session/sh/exec', { command: 'echo "${PWD##*/} $V"; f 1; echo e >&2; return_with() { return 4; }; return_with' });
+      expect(state.body).toMatchObject({ stdout: 'd 7\nf1\n', stderr: 'e\n', exitCode: 4 });
+      const bad = await post('/process/session/sh/exec', { command: 'echo "unterminated' });
+      expect(bad.body.exitCode).not.toBe(0);
+      const started = await post('/process/session/sh/exec', { command: 'read x; echo "got $x"', runAsync: true, suppressInputEcho: true });
+      await post(`/process/session/sh/command/${started.body.cmdId}/input`, { data: 'sh-input\n' });
+      const after = await post('/process/session/sh/exec', { command: 'echo after; exit 6' });
+      expect(after.body).toMatchObject({ stdout: 'after\n', exitCode: 6 });
+      const logs = await shAgent.json(`/process/session/sh/command/${started.body.cmdId}/logs`);
+      expect(logs.stdout).toBe('got sh-input\n');
+      expect((await post('/process/session/sh/exec', { command: 'true' })).status).toBe(410);
+    } finally {
+      await shAgent.stop();
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 });
 

@@ -19,7 +19,7 @@ import type { LogListener } from './command-log';
 import type { SessionsService } from './service';
 
 /** A follower this far behind is cut off rather than buffered without bound. */
-const MAX_WS_BACKLOG = 64 * 1024 * 1024;
+const MAX_BACKLOG = 64 * 1024 * 1024;
 
 type Subscribe = (listener: LogListener) => () => void;
 
@@ -32,7 +32,7 @@ function streamToSocket(socket: WebSocket, subscribe: Subscribe): void {
     chunk({ stream, data }) {
       if (socket.readyState !== socket.OPEN) return;
       socket.send(Buffer.concat([stream === 'stdout' ? STDOUT_PREFIX : STDERR_PREFIX, data]), { binary: true });
-      if (socket.bufferedAmount > MAX_WS_BACKLOG) socket.close(1013, 'client too slow to follow the output');
+      if (socket.bufferedAmount > MAX_BACKLOG) socket.close(1013, 'client too slow to follow the output');
     },
     end() {
       if (socket.readyState === socket.OPEN) socket.close(LOGS_END_CLOSE_CODE, 'command ended');
@@ -44,22 +44,31 @@ function streamToSocket(socket: WebSocket, subscribe: Subscribe): void {
 function streamToResponse(subscribe: Subscribe): Response {
   let unsubscribe = () => {};
   let open = true;
-  const body = new ReadableStream<Uint8Array>({
+  // Queue size counted in bytes, so desiredSize tells how far behind the reader is.
+  const bytes = new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 });
+  const source: UnderlyingDefaultSource<Uint8Array> = {
     start(controller) {
+      const end = () => {
+        if (open) controller.close();
+        open = false;
+        unsubscribe();
+      };
       unsubscribe = subscribe({
-        chunk: ({ data }) => open && controller.enqueue(new Uint8Array(data)),
-        end: () => {
-          if (open) controller.close();
-          open = false;
+        chunk({ data }) {
+          if (!open) return;
+          controller.enqueue(new Uint8Array(data));
+          // A reader this far behind is cut off rather than buffered without bound.
+          if ((controller.desiredSize ?? 0) < -MAX_BACKLOG) end();
         },
+        end,
       });
     },
     cancel() {
       open = false;
       unsubscribe();
     },
-  });
-  return new Response(body, { headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' } });
+  };
+  return new Response(new ReadableStream(source, bytes), { headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' } });
 }
 
 /** Logs as JSON, or as plain text for clients that accept only text (SDKs before 0.161 read text). */

@@ -22,10 +22,9 @@ export interface SessionsOptions {
   sessionBudget?: number;
 }
 
-/** bash when the image has it (what users expect of a shell session), otherwise the POSIX sh every image has. */
+/** bash when the image has it on PATH (what users expect of a shell session), otherwise the POSIX sh every image has. */
 function findShell(pathVar: string | undefined): string {
-  const dirs = [...(pathVar ?? '').split(':'), '/bin', '/usr/bin'];
-  for (const dir of dirs) {
+  for (const dir of (pathVar ?? '').split(':')) {
     if (!dir.startsWith('/')) continue;
     const candidate = path.join(dir, 'bash');
     try {
@@ -68,6 +67,7 @@ export function createSessionsService(ctx: SandboxContext, opts: SessionsOptions
   async function kill(s: ShellSession): Promise<void> {
     s.signal('SIGKILL');
     await Promise.race([s.ended, delay(STOP_GRACE_MS)]);
+    s.dispose();
   }
 
   return {
@@ -142,7 +142,10 @@ export function createSessionsService(ctx: SandboxContext, opts: SessionsOptions
       sessions.clear();
       for (const s of all) s.signal('SIGTERM');
       await Promise.race([Promise.all(all.map((s) => s.ended)), delay(STOP_GRACE_MS)]);
-      for (const s of all) s.signal('SIGKILL');
+      for (const s of all) {
+        s.signal('SIGKILL');
+        s.dispose();
+      }
     },
   };
 }

@@ -11,6 +11,8 @@ import { MarkerSplitter } from './marker-splitter';
 
 /** How long to wait, after the shell exited, for output still in the pipes (background jobs may hold them open). */
 const DRAIN_AFTER_EXIT_MS = 200;
+/** Input a command has not read yet that the agent holds for it; past this, more input is refused. */
+const MAX_UNREAD_INPUT = 8 * 1024 * 1024;
 
 export interface ShellSessionOptions {
   /** Path of the shell: bash, or a POSIX sh. */
@@ -48,8 +50,9 @@ export interface CommandRecord {
  * holds a per-session random nonce so command output cannot forge it. A command is done when both markers arrived:
  * everything before them in each pipe is its output.
  *
- * Commands queue: the next script is written only after the previous command ended, so input sent to a command
- * never reaches another one. Output that background jobs write while no command runs goes to the latest command.
+ * Commands queue: the next script is written only after the previous command ended, so input sent to a queued
+ * command waits for it and never reaches an earlier one. All commands share one input pipe, though: input a command
+ * left unread is read by whichever command reads next. Output that background jobs write while no command runs goes to the latest command.
  * A command that ends the shell (`exit 3`, `exec …`) ends the session: that command gets the shell's exit status
  * (128+n for a signal), queued commands are abandoned, and further execs fail with SESSION_ENDED.
  */
@@ -151,6 +154,9 @@ export class ShellSession {
     if (record.state === 'abandoned') {
       throw new AgentError('SESSION_ENDED', `Session ${this.id} ended before command ${commandId} could run`);
     }
+    if (this.input.writableLength > MAX_UNREAD_INPUT) {
+      throw new AgentError('PAYLOAD_TOO_LARGE', `Command ${commandId} is not reading its input; ${this.input.writableLength} bytes are still waiting`);
+    }
     if (record.state === 'queued') record.pendingInput.push(data);
     else this.writeInput(record, data);
   }
@@ -162,6 +168,11 @@ export class ShellSession {
   /** Signals the shell's whole process group (background jobs included). */
   signal(sig: NodeJS.Signals): void {
     signalGroup(this.child.pid, sig);
+  }
+
+  /** Lets go of the shell's pipes (after it was killed), so nothing that escaped the group keeps them alive here. */
+  dispose(): void {
+    for (const s of this.child.stdio) s?.destroy();
   }
 
   private writeInput(record: CommandRecord, data: string): void {
@@ -179,7 +190,7 @@ export class ShellSession {
     const mark = `\\037cove:${this.nonce}:`;
     this.child.stdin!.write(
       `{ command eval ${quoted}\n} <&7 >&8 2>&9 7<&- 8>&- 9>&-\n` +
-        `__cove_rc=$?\ncommand printf '${mark}%d\\037' "$__cove_rc"\ncommand printf '${mark}\\037' >&2\n`,
+        `command printf '${mark}%d\\037' "$?"\ncommand printf '${mark}\\037' >&2\n`,
     );
     for (const data of next.pendingInput.splice(0)) this.writeInput(next, data);
   }
