@@ -4,7 +4,6 @@
  */
 import { FileSystem, Process } from '@daytonaio/sdk';
 import { Configuration, FileSystemApi, ProcessApi } from '@daytona/toolbox-api-client';
-import axios from 'axios';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, waitFor, type TestAgent } from '../helpers/agent';
 
@@ -18,7 +17,8 @@ beforeAll(async () => {
     basePath: agent.url,
     baseOptions: { headers: { Authorization: `Bearer ${agent.token}` } },
   });
-  const http = axios.create();
+  // The SDK's toolbox client makes its own axios instance when given none.
+  const http = undefined;
   fs = new FileSystem(config, new FileSystemApi(config, '', http));
   const previewToken = async () => agent.token;
   for (const language of ['python', 'javascript', 'typescript']) {

@@ -172,7 +172,14 @@ export class Router {
       (paths[r.path] ??= {})[r.method] = op;
     }
     for (const { spec } of this.wsRoutes) {
-      (paths[spec.path] ??= {}).get = {
+      const item = (paths[spec.path] ??= {});
+      const http = item.get as { description?: string } | undefined;
+      if (http) {
+        // The same path answers plain GETs and WebSocket upgrades: document both on the one operation.
+        http.description = `With an Upgrade: websocket header: ${spec.summary}.`;
+        continue;
+      }
+      item.get = {
         summary: `${spec.summary} (WebSocket)`,
         tags: [spec.tag],
         parameters: [...pathParams(spec.path), ...queryParams(spec.query)],
