@@ -4,6 +4,7 @@ import * as headless from '@xterm/headless';
 import axios from 'axios';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { encodeEnvsProtocol, PTY_EXIT_CONTROL_PROTOCOL, type PtySessionInfo } from '../../wire/pty';
@@ -48,12 +49,14 @@ interface Channel {
 
 function channel(p: string, protocols: string[] = [PTY_EXIT_CONTROL_PROTOCOL]): Channel {
   const ws = agent.ws(p, protocols);
+  const decoder = new StringDecoder('utf8');
+  let text = '';
   const ch: Channel = {
     ws,
     controls: [],
     frames: [],
     events: [],
-    text: () => Buffer.concat(ch.frames).toString('utf8'),
+    text: () => text,
     send: (data) => void ch.opened.then(() => ws.send(data)),
     waitText: (pattern, what) =>
       waitFor(() => (typeof pattern === 'string' ? ch.text().includes(pattern) : pattern.test(ch.text())), 15_000, what ?? `output ${pattern}`).then(
@@ -69,6 +72,7 @@ function channel(p: string, protocols: string[] = [PTY_EXIT_CONTROL_PROTOCOL]): 
   ws.on('error', () => {});
   ws.on('message', (data: Buffer, isBinary) => {
     if (isBinary) {
+      text += decoder.write(data);
       ch.frames.push(data);
       ch.events.push(data);
     } else {
@@ -332,6 +336,38 @@ describe('PTY WebSocket channel', () => {
     await b.waitText('still-103');
     expect((await info(id)).clients).toBe(1);
     await closeClient(b);
+    await remove(id);
+  });
+
+  it('delivers a large burst whole and in order to a slow reader and a fast one', async () => {
+    const id = await create();
+    const slow = connect(id);
+    const fast = connect(id);
+    await Promise.all([slow.opened, fast.opened]);
+    // The slow client stops reading its socket: the agent's sends to it back up until it pauses the PTY.
+    const slowSocket = (slow.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    slowSocket.pause();
+    const LINES = 1_500_000;
+    fast.send(`seq 1 ${LINES}; echo END-$((2+3))\r`);
+    await fast.waitText('\r\n100000\r\n');
+    slowSocket.resume();
+    await Promise.all([slow.waitText('\nEND-5'), fast.waitText('\nEND-5')]);
+    for (const ch of [slow, fast]) {
+      const lines = ch.text().split('\r\n');
+      // bash ends bracketed paste (`ESC[?2004l CR`) just before the command's output starts.
+      const first = lines.findIndex((l, i) => l.endsWith('\r1') && lines[i + 1] === '2');
+      expect(first).toBeGreaterThan(0);
+      const numbers = lines.slice(first + 1, first + LINES);
+      expect(numbers.length).toBe(LINES - 1);
+      expect(numbers.every((line, i) => line === String(i + 2))).toBe(true);
+      expect(lines[first + LINES]).toBe('END-5');
+    }
+    await Promise.all([closeClient(slow), closeClient(fast)]);
+    // The agent is fine and the shell still answers.
+    const again = connect(id);
+    again.send('echo alive-$((7+7))\r');
+    await again.waitText('alive-14');
+    await closeClient(again);
     await remove(id);
   });
 

@@ -120,7 +120,8 @@ export function createPtyService(ctx: SandboxContext) {
   function pickShell(): string {
     for (const candidate of [ctx.identity.shell, '/bin/bash', '/bin/sh']) {
       try {
-        if (candidate) {
+        // Service accounts often have nologin/false as their shell, which would end the terminal at once.
+        if (candidate && !/\/(nologin|false)$/.test(candidate)) {
           accessSync(candidate, fsConstants.X_OK);
           return candidate;
         }
@@ -312,7 +313,11 @@ export function createPtyService(ctx: SandboxContext) {
       if (s.exit) throw new AgentError('SESSION_ENDED', `PTY session ${id} has exited; it cannot be resized`);
       s.cols = cols;
       s.rows = rows;
-      s.pty?.resize(cols, rows);
+      try {
+        s.pty?.resize(cols, rows);
+      } catch {
+        // The process ended a moment ago (its exit is on the way): nothing left to resize.
+      }
       s.screen.resize(cols, rows);
       return info(s);
     },
