@@ -4,7 +4,6 @@
  */
 import { FileSystem } from '@daytonaio/sdk';
 import { Configuration, FileSystemApi } from '@daytona/toolbox-api-client';
-import axios from 'axios';
 import busboy from 'busboy';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -68,7 +67,7 @@ function expectError(res: { status: number; body: unknown }, status: number, cod
 
 async function uploadMultipart(target: string, content: string | Buffer, route = '/files/upload') {
   const form = new FormData();
-  form.append('file', new Blob([content]), path.basename(target));
+  form.append('file', new Blob([typeof content === 'string' ? content : new Uint8Array(content)]), path.basename(target));
   return call('POST', `${route}?${q({ path: target })}`, { body: form });
 }
 
@@ -78,13 +77,13 @@ const leftovers = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
 /** Parses a multipart/form-data response the way the SDK does (busboy, filenames kept as paths). */
 async function parseMultipart(res: Response): Promise<{ field: string; filename: string; mimeType: string; data: Buffer }[]> {
   const parts: { field: string; filename: string; mimeType: string; data: Buffer }[] = [];
-  const headers = Object.fromEntries(res.headers.entries());
+  const headers = { 'content-type': res.headers.get('content-type') ?? '' };
   await new Promise<void>((resolve, reject) => {
     const bb = busboy({ headers, preservePath: true });
     bb.on('file', (field, stream, info) => {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => parts.push({ field, filename: info.filename, mimeType: info.mimeType, data: Buffer.concat(chunks) }));
+      stream.on('end', () => parts.push({ field, filename: info.filename ?? '', mimeType: info.mimeType, data: Buffer.concat(chunks) }));
     });
     bb.on('close', resolve);
     bb.on('error', reject);
@@ -571,7 +570,7 @@ describe('large and failing transfers', () => {
       form.append('files[0].path', path.join(mnt, 'small.txt'));
       form.append('files[0].file', new Blob(['small']), 'small.txt');
       form.append('files[1].path', path.join(mnt, 'huge.bin'));
-      form.append('files[1].file', new Blob([tooBig]), 'huge.bin');
+      form.append('files[1].file', new Blob([new Uint8Array(tooBig)]), 'huge.bin');
       expectError(await call('POST', '/files/bulk-upload', { body: form }), 507, 'INSUFFICIENT_STORAGE');
       expect(leftovers(mnt)).toEqual([]);
 
@@ -608,7 +607,7 @@ describe("the Daytona SDK's toolbox client", () => {
   it('FileSystemApi uploads, lists and downloads; FileSystem transfers through bulk routes', async () => {
     const dir = freshDir('sdk');
     const config = new Configuration({ basePath: agent.url, baseOptions: { headers: { Authorization: `Bearer ${agent.token}` } } });
-    const api = new FileSystemApi(config, '', axios.create());
+    const api = new FileSystemApi(config);
 
     const uploaded = await api.uploadFile(path.join(dir, 'api.txt'), new File(['from the api client'], 'api.txt'));
     expect(uploaded.data.path).toBe(path.join(dir, 'api.txt'));
