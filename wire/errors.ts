@@ -35,12 +35,24 @@ export const ERROR_CODES = [
   'PTY_NOT_FOUND',
   'PTY_EXISTS',
   'UNSUPPORTED_LANGUAGE',
+  'RATE_LIMITED',
+  // sandboxes (proxy)
+  'SANDBOX_NOT_FOUND',
+  'SANDBOX_EXISTS',
+  'SANDBOX_NOT_STARTED',
+  'SANDBOX_ERROR',
+  'IMAGE_NOT_FOUND',
+  'AGENT_UNREACHABLE',
+  'RUNTIME_UNAVAILABLE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-/** Source stamped on agent errors; the Daytona SDK keys its typed errors on `source|code`. */
-export const AGENT_ERROR_SOURCE = 'DAYTONA_DAEMON';
+/**
+ * Sources stamped on errors, by the program that answered. The Daytona SDK keys its typed errors on `source|code`,
+ * so Cove uses Daytona's names: the agent is the daemon, the control API the API, toolbox forwarding the proxy.
+ */
+export const ERROR_SOURCE = { agent: 'DAYTONA_DAEMON', api: 'DAYTONA_API', proxy: 'DAYTONA_PROXY' } as const;
 
 /** The one error envelope of every Cove route. */
 export const ErrorBody = z.object({

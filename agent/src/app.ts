@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
-import { createBearerCheck } from './http/auth';
-import { AgentError, toAgentError } from './http/errors';
-import { Router } from './http/router';
+import { ERROR_SOURCE } from '../../wire/errors';
+import { createBearerCheck } from '../../lib/http/auth';
+import { CoveError, toCoveError } from '../../lib/http/errors';
+import { Router } from '../../lib/http/router';
 import { registerFilesRoutes } from './files/routes';
 import { createFilesService } from './files/service';
 import { registerInfoRoutes } from './info/routes';
@@ -25,18 +26,18 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
 
   app.use('*', async (c, next) => {
     if (!isAuthorized(c.req.header('authorization'))) {
-      throw new AgentError('UNAUTHORIZED', 'Missing or invalid bearer token');
+      throw new CoveError('UNAUTHORIZED', 'Missing or invalid bearer token');
     }
     await next();
   });
   app.onError((err, c) => {
-    const error = toAgentError(err);
+    const error = toCoveError(err);
     if (error.status >= 500) process.stderr.write(`cove agent: ${c.req.method} ${c.req.path}: ${error.detail ?? error.message}\n`);
-    return c.json(error.toBody(), error.status as 400);
+    return c.json(error.toBody(ERROR_SOURCE.agent), error.status as 400);
   });
   app.notFound((c) => {
-    const error = new AgentError('NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`);
-    return c.json(error.toBody(), 404);
+    const error = new CoveError('NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`);
+    return c.json(error.toBody(ERROR_SOURCE.agent), 404);
   });
 
   const router = new Router(app);

@@ -3,9 +3,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { ERROR_SOURCE } from '../../wire/errors';
 import { createAgentApp, type AgentApp } from './app';
-import { AgentError, toAgentError } from './http/errors';
-import { parseOrThrow, type WsRoute } from './http/router';
+import { CoveError, toCoveError } from '../../lib/http/errors';
+import { parseOrThrow, type WsRoute } from '../../lib/http/router';
 import type { SandboxContext } from './system/context';
 
 export interface RunningAgent {
@@ -35,7 +36,7 @@ export async function startAgentServer(opts: {
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     try {
-      if (!agent.isAuthorized(req.headers.authorization)) throw new AgentError('UNAUTHORIZED', 'Missing or invalid bearer token');
+      if (!agent.isAuthorized(req.headers.authorization)) throw new CoveError('UNAUTHORIZED', 'Missing or invalid bearer token');
       const url = new URL(req.url ?? '/', 'http://agent');
       for (const route of agent.router.wsRoutes) {
         const params = route.match(url.pathname);
@@ -46,22 +47,22 @@ export async function startAgentServer(opts: {
           try {
             route.handle({ socket: ws, params, query, req });
           } catch (err) {
-            const error = toAgentError(err);
+            const error = toCoveError(err);
             ws.close(error.status === 404 ? 4404 : 4400, error.message.slice(0, 120));
           }
         });
         return;
       }
-      throw new AgentError('NOT_FOUND', `No WebSocket route for ${url.pathname}`);
+      throw new CoveError('NOT_FOUND', `No WebSocket route for ${url.pathname}`);
     } catch (err) {
-      rejectUpgrade(socket, toAgentError(err));
+      rejectUpgrade(socket, toCoveError(err));
     }
   });
   // Malformed requests and oversized headers get a status line instead of a silent close.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const body = JSON.stringify({ message: status === 431 ? 'Request headers too large' : 'Malformed HTTP request', code: 'INVALID_REQUEST', source: 'DAYTONA_DAEMON' });
+    const body = JSON.stringify({ message: status === 431 ? 'Request headers too large' : 'Malformed HTTP request', code: 'INVALID_REQUEST', source: ERROR_SOURCE.agent });
     socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
 
@@ -85,8 +86,8 @@ export async function startAgentServer(opts: {
   };
 }
 
-function rejectUpgrade(socket: Duplex, error: AgentError): void {
-  const body = JSON.stringify(error.toBody());
+function rejectUpgrade(socket: Duplex, error: CoveError): void {
+  const body = JSON.stringify(error.toBody(ERROR_SOURCE.agent));
   socket.end(
     `HTTP/1.1 ${error.status} ${error.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

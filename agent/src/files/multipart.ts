@@ -2,7 +2,7 @@ import busboy from 'busboy';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { AgentError } from '../http/errors';
+import { CoveError } from '../../../lib/http/errors';
 
 /** Chunk size busboy hands on: large enough that a GiB upload is a few thousand writes, small enough to stay flat. */
 const PART_HWM = 1024 * 1024;
@@ -18,7 +18,7 @@ export interface FilePart {
 }
 
 /** Thrown when the client goes away before the whole body arrived (no one is left to read the answer). */
-export class ClientAbortedError extends AgentError {
+export class ClientAbortedError extends CoveError {
   constructor() {
     super('INVALID_REQUEST', 'The client closed the connection before the upload finished');
   }
@@ -53,7 +53,7 @@ export function readMultipart(
         limits: { fieldSize: 1024 * 1024, fields: 100_000, files: 10_000, parts: 200_000 },
       });
     } catch (err) {
-      reject(new AgentError('INVALID_REQUEST', 'The request is not a valid multipart/form-data body', (err as Error).message));
+      reject(new CoveError('INVALID_REQUEST', 'The request is not a valid multipart/form-data body', (err as Error).message));
       return;
     }
     let settled = false;
@@ -85,7 +85,7 @@ export function readMultipart(
       pending.catch(fail);
     });
     bb.on('error', (err: Error) =>
-      fail(err instanceof AgentError ? err : new AgentError('INVALID_REQUEST', 'The multipart body is malformed', err.message)),
+      fail(err instanceof CoveError ? err : new CoveError('INVALID_REQUEST', 'The multipart body is malformed', err.message)),
     );
     bb.on('close', () => {
       pending.then(() => {

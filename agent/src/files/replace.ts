@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chown, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { AgentError, fromOsError } from '../http/errors';
+import { CoveError, fromOsError } from '../../../lib/http/errors';
 
 const READ_CHUNK = 256 * 1024;
 
@@ -18,7 +18,7 @@ export async function replaceInFile(file: string, pattern: string, value: string
     throw fromOsError(err, file);
   }
   const st = await stat(target).catch((err) => Promise.reject(fromOsError(err, file)));
-  if (st.isDirectory()) throw new AgentError('IS_A_DIRECTORY', `Is a directory: ${file}`);
+  if (st.isDirectory()) throw new CoveError('IS_A_DIRECTORY', `Is a directory: ${file}`);
 
   const needle = Buffer.from(pattern, 'utf8');
   const replacement = Buffer.from(value, 'utf8');

@@ -20,7 +20,7 @@ import {
   SearchFilesResponse,
   UploadedFile,
 } from '../../../wire/files';
-import type { Router } from '../http/router';
+import type { Router } from '../../../lib/http/router';
 import type { FilesService } from './service';
 
 /** Header set when a find or search answer was cut at the result limit. */

@@ -3,7 +3,7 @@ import { chmod, chown, cp, lstat, mkdir, readdir, rename, rm, rmdir, stat, unlin
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { AGENT_ERROR_SOURCE } from '../../../wire/errors';
+import { ERROR_SOURCE } from '../../../wire/errors';
 import {
   BULK_UPLOAD_FIELD,
   type BulkDownloadError,
@@ -13,7 +13,7 @@ import {
   type ReplaceResult,
   type UploadedFile,
 } from '../../../wire/files';
-import { AgentError, fromOsError, toAgentError } from '../http/errors';
+import { CoveError, fromOsError, toCoveError } from '../../../lib/http/errors';
 import type { SandboxContext } from '../system/context';
 import { groups, toFileInfo, users } from './file-info';
 import { findInTree, MAX_RESULTS, searchTree } from './find';
@@ -116,7 +116,7 @@ export function createFilesService(ctx: SandboxContext) {
     async list(p = '.', depth = 1): Promise<FileInfo[]> {
       const root = resolve(p);
       const st = await statOrThrow(p);
-      if (!st.isDirectory()) throw new AgentError('NOT_A_DIRECTORY', `Not a directory: ${p}`);
+      if (!st.isDirectory()) throw new CoveError('NOT_A_DIRECTORY', `Not a directory: ${p}`);
       const out: FileInfo[] = [];
       const visit = async (dir: string, level: number): Promise<void> => {
         let entries: Dirent[];
@@ -147,7 +147,7 @@ export function createFilesService(ctx: SandboxContext) {
     /** Deletes a file, an empty folder, or (with `recursive`) a whole tree. */
     async remove(p: string, recursive: boolean): Promise<void> {
       const abs = resolve(p);
-      if (abs === '/') throw new AgentError('INVALID_FILE_PATH', 'Refusing to delete the root directory');
+      if (abs === '/') throw new CoveError('INVALID_FILE_PATH', 'Refusing to delete the root directory');
       const st = await statOrThrow(p, false);
       try {
         if (!st.isDirectory()) await unlink(abs);
@@ -155,7 +155,7 @@ export function createFilesService(ctx: SandboxContext) {
         else await rmdir(abs);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (err as NodeJS.ErrnoException).code === 'EEXIST') {
-          throw new AgentError('DIRECTORY_NOT_EMPTY', `Directory not empty: ${p} (pass recursive=true to delete it and its contents)`);
+          throw new CoveError('DIRECTORY_NOT_EMPTY', `Directory not empty: ${p} (pass recursive=true to delete it and its contents)`);
         }
         throw fromOsError(err, p);
       }
@@ -165,7 +165,7 @@ export function createFilesService(ctx: SandboxContext) {
     async createFolder(p: string, mode = '755'): Promise<void> {
       const abs = resolve(p);
       const existing = await stat(abs).catch(() => undefined);
-      if (existing && !existing.isDirectory()) throw new AgentError('FILE_EXISTS', `A file already exists at ${p}`);
+      if (existing && !existing.isDirectory()) throw new CoveError('FILE_EXISTS', `A file already exists at ${p}`);
       const created = await makeDirs(abs);
       try {
         for (const d of created) await chmod(d, parseMode(mode));
@@ -180,7 +180,7 @@ export function createFilesService(ctx: SandboxContext) {
       const to = resolve(destination);
       await statOrThrow(source, false);
       if (to === from) return;
-      if (to.startsWith(`${from}/`)) throw new AgentError('INVALID_REQUEST', `Cannot move ${source} into itself (${destination})`);
+      if (to.startsWith(`${from}/`)) throw new CoveError('INVALID_REQUEST', `Cannot move ${source} into itself (${destination})`);
       const created = await makeDirs(path.dirname(to));
       try {
         await rename(from, to);
@@ -203,12 +203,12 @@ export function createFilesService(ctx: SandboxContext) {
     /** Changes owner (name or uid), group (name or gid) and/or mode of a path. */
     async setPermissions(p: string, opts: { owner?: string; group?: string; mode?: string }): Promise<void> {
       if (!opts.owner && !opts.group && !opts.mode) {
-        throw new AgentError('INVALID_REQUEST', 'Nothing to change: pass owner, group and/or mode');
+        throw new CoveError('INVALID_REQUEST', 'Nothing to change: pass owner, group and/or mode');
       }
       const uid = opts.owner ? users.id(opts.owner) : -1;
-      if (uid === undefined) throw new AgentError('INVALID_REQUEST', `No such user: ${opts.owner}`);
+      if (uid === undefined) throw new CoveError('INVALID_REQUEST', `No such user: ${opts.owner}`);
       const gid = opts.group ? groups.id(opts.group) : -1;
-      if (gid === undefined) throw new AgentError('INVALID_REQUEST', `No such group: ${opts.group}`);
+      if (gid === undefined) throw new CoveError('INVALID_REQUEST', `No such group: ${opts.group}`);
       await statOrThrow(p);
       const abs = resolve(p);
       try {
@@ -223,9 +223,9 @@ export function createFilesService(ctx: SandboxContext) {
     async download(p: string): Promise<Download> {
       const abs = resolve(p);
       const st = await statOrThrow(p);
-      if (st.isDirectory()) throw new AgentError('IS_A_DIRECTORY', `Is a directory: ${p}`);
+      if (st.isDirectory()) throw new CoveError('IS_A_DIRECTORY', `Is a directory: ${p}`);
       // Opening a FIFO or device could block a worker thread forever.
-      if (!st.isFile()) throw new AgentError('INVALID_REQUEST', `Not a regular file: ${p}`);
+      if (!st.isFile()) throw new CoveError('INVALID_REQUEST', `Not a regular file: ${p}`);
       const { fd, size } = await openForRead(abs, p);
       if (size === 0) {
         closeSync(fd);
@@ -247,12 +247,12 @@ export function createFilesService(ctx: SandboxContext) {
           let size = 0;
           try {
             const st = await statOrThrow(p);
-            if (st.isDirectory()) throw new AgentError('IS_A_DIRECTORY', `Is a directory: ${p}`);
-            if (!st.isFile()) throw new AgentError('INVALID_REQUEST', `Not a regular file: ${p}`);
+            if (st.isDirectory()) throw new CoveError('IS_A_DIRECTORY', `Is a directory: ${p}`);
+            if (!st.isFile()) throw new CoveError('INVALID_REQUEST', `Not a regular file: ${p}`);
             ({ fd, size } = await openForRead(resolve(p), p));
           } catch (err) {
-            const e = toAgentError(err);
-            const json: BulkDownloadError = { message: e.message, statusCode: e.status, code: e.code, source: AGENT_ERROR_SOURCE };
+            const e = toCoveError(err);
+            const json: BulkDownloadError = { message: e.message, statusCode: e.status, code: e.code, source: ERROR_SOURCE.agent };
             yield { kind: 'error', filename: p, json };
             continue;
           }
@@ -309,7 +309,7 @@ export function createFilesService(ctx: SandboxContext) {
         await staged?.discard();
         throw err;
       }
-      if (!staged) throw new AgentError('INVALID_REQUEST', 'The multipart body has no part named "file"');
+      if (!staged) throw new CoveError('INVALID_REQUEST', 'The multipart body has no part named "file"');
       await staged.commit();
       return { name: path.basename(abs), path: abs, type };
     },
@@ -320,7 +320,7 @@ export function createFilesService(ctx: SandboxContext) {
      * arrived, so a failed request writes none of them.
      */
     async bulkUploadFromRequest(req: IncomingMessage): Promise<UploadedFile[]> {
-      if (!isMultipart(req)) throw new AgentError('INVALID_REQUEST', 'Expected a multipart/form-data body');
+      if (!isMultipart(req)) throw new CoveError('INVALID_REQUEST', 'Expected a multipart/form-data body');
       const destinations = new Map<number, string>();
       const staged: { file: StagedFile; type: string }[] = [];
       try {
@@ -336,7 +336,7 @@ export function createFilesService(ctx: SandboxContext) {
               return;
             }
             const dest = destinations.get(Number(m[1])) || part.filename;
-            if (!dest) throw new AgentError('INVALID_REQUEST', `No destination for ${part.field}: send files[${m[1]}].path first`);
+            if (!dest) throw new CoveError('INVALID_REQUEST', `No destination for ${part.field}: send files[${m[1]}].path first`);
             staged.push({ file: await upload(dest, part.stream), type: part.mimeType });
           },
         });
@@ -365,7 +365,7 @@ export function createFilesService(ctx: SandboxContext) {
           await replaceInFile(resolve(file), req.pattern, req.newValue);
           results.push({ file, success: true });
         } catch (err) {
-          results.push({ file, success: false, error: toAgentError(err).message });
+          results.push({ file, success: false, error: toCoveError(err).message });
         }
       }
       return results;
@@ -380,7 +380,7 @@ export function createFilesService(ctx: SandboxContext) {
     /** Paths under a folder whose name matches a glob (`*.ts`; a pattern with `/` matches the relative path). */
     async search(p: string, pattern: string): Promise<{ files: string[]; truncated: boolean }> {
       const st = await statOrThrow(p);
-      if (!st.isDirectory()) throw new AgentError('NOT_A_DIRECTORY', `Not a directory: ${p}`);
+      if (!st.isDirectory()) throw new CoveError('NOT_A_DIRECTORY', `Not a directory: ${p}`);
       return searchTree({ abs: resolve(p), shown: shown(p) }, pattern);
     },
 

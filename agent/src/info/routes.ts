@@ -1,5 +1,5 @@
 import { DirResponse, VersionResponse } from '../../../wire/common';
-import type { Router } from '../http/router';
+import type { Router } from '../../../lib/http/router';
 import type { InfoService } from './service';
 
 export function registerInfoRoutes(router: Router, info: InfoService): void {

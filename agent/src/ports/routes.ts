@@ -1,5 +1,5 @@
 import { PortInUse, PortList } from '../../../wire/ports';
-import type { Router } from '../http/router';
+import type { Router } from '../../../lib/http/router';
 import type { PortsService } from './service';
 
 export function registerPortsRoutes(router: Router, ports: PortsService): void {

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { AgentError } from '../http/errors';
+import { CoveError } from '../../../lib/http/errors';
 
 const TCP_LISTEN = '0A';
 const TABLES = ['/proc/net/tcp', '/proc/net/tcp6'];
@@ -28,7 +28,7 @@ export function createPortsService(tables: string[] = TABLES) {
     listening,
     async isInUse(port: number): Promise<boolean> {
       if (!Number.isInteger(port) || port < 1 || port > 65535) {
-        throw new AgentError('INVALID_REQUEST', `Invalid port ${port}: expected an integer from 1 to 65535`);
+        throw new CoveError('INVALID_REQUEST', `Invalid port ${port}: expected an integer from 1 to 65535`);
       }
       return (await listening()).includes(port);
     },

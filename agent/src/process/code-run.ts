@@ -1,6 +1,6 @@
 import type * as TS from 'typescript';
 import { CODE_LANGUAGES, type CodeLanguage } from '../../../wire/process';
-import { AgentError } from '../http/errors';
+import { CoveError } from '../../../lib/http/errors';
 
 /**
  * How code-run starts a program: the interpreter reads the program from stdin (`-`), so there is no size limit
@@ -51,7 +51,7 @@ async function transpile(code: string): Promise<{ js: string } | CompileFailure>
   try {
     ts = await loadTypescript();
   } catch (err) {
-    throw new AgentError('UNSUPPORTED_LANGUAGE', 'TypeScript is not available in this sandbox: the agent could not load its compiler', (err as Error).message);
+    throw new CoveError('UNSUPPORTED_LANGUAGE', 'TypeScript is not available in this sandbox: the agent could not load its compiler', (err as Error).message);
   }
   const out = ts.transpileModule(code, {
     fileName: 'main.ts',
@@ -77,7 +77,7 @@ async function transpile(code: string): Promise<{ js: string } | CompileFailure>
 /** Turns a code-run request into the process to start, or the compiler's answer when the program cannot run. */
 export async function prepareProgram(language: string, code: string, argv: string[]): Promise<Program | CompileFailure> {
   if (!isCodeLanguage(language)) {
-    throw new AgentError(
+    throw new CoveError(
       'UNSUPPORTED_LANGUAGE',
       `Unsupported language "${language}": expected one of ${CODE_LANGUAGES.join(', ')}`,
     );

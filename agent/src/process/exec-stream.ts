@@ -7,8 +7,8 @@ import {
   type ExecServerMessage,
   type ExecStreamRequest,
 } from '../../../wire/exec-stream';
-import { AgentError, toAgentError } from '../http/errors';
-import { describeIssues } from '../http/router';
+import { CoveError, toCoveError } from '../../../lib/http/errors';
+import { describeIssues } from '../../../lib/http/router';
 import type { ProcessService, StreamHandle, StreamSink } from './service';
 
 /** Output a slow client may have outstanding before the command's output is paused (it then blocks on its pipe). */
@@ -38,10 +38,10 @@ function parseClientMessage(text: string): ExecClientMessage {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new AgentError('INVALID_JSON', 'The message is not valid JSON', (err as Error).message);
+    throw new CoveError('INVALID_JSON', 'The message is not valid JSON', (err as Error).message);
   }
   const parsed = ExecClientMessage.safeParse(value);
-  if (!parsed.success) throw new AgentError('INVALID_REQUEST', `Invalid message ${describeIssues('message', parsed.error)}`);
+  if (!parsed.success) throw new CoveError('INVALID_REQUEST', `Invalid message ${describeIssues('message', parsed.error)}`);
   return parsed.data;
 }
 
@@ -58,7 +58,7 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
     if (socket.readyState === OPEN) socket.send(JSON.stringify(message));
   };
   const sendError = (err: unknown) => {
-    const error = toAgentError(err);
+    const error = toCoveError(err);
     sendJson({ type: 'error', code: error.code, message: error.message });
     return error;
   };
@@ -93,7 +93,7 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
       const bytes = toBuffer(data);
       if (handle) handle.write(bytes);
       else if (starting) early.push((h) => h.write(bytes));
-      else sendError(new AgentError('INVALID_REQUEST', 'Send a start message before stdin bytes'));
+      else sendError(new CoveError('INVALID_REQUEST', 'Send a start message before stdin bytes'));
       return;
     }
     let message: ExecClientMessage;
@@ -106,7 +106,7 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
     }
     if (message.type === 'start') {
       if (handle || starting) {
-        sendError(new AgentError('CONFLICT', 'The command has already been started'));
+        sendError(new CoveError('CONFLICT', 'The command has already been started'));
         return;
       }
       starting = true;
@@ -130,7 +130,7 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
     const apply = (h: StreamHandle) => (message.type === 'close-stdin' ? h.closeStdin() : h.signal(message.signal));
     if (handle) apply(handle);
     else if (starting) early.push(apply);
-    else sendError(new AgentError('INVALID_REQUEST', `Send a start message before "${message.type}"`));
+    else sendError(new CoveError('INVALID_REQUEST', `Send a start message before "${message.type}"`));
   });
   socket.on('error', () => {});
   socket.on('close', () => {

@@ -1,6 +1,6 @@
 import { ExecStreamRequest } from '../../../wire/exec-stream';
 import { CodeRunRequest, CodeRunResponse, ExecuteRequest, ExecuteResponse } from '../../../wire/process';
-import type { Router } from '../http/router';
+import type { Router } from '../../../lib/http/router';
 import { execSseResponse, serveExecWebSocket } from './exec-stream';
 import type { ProcessService } from './service';
 

@@ -11,7 +11,7 @@ import {
   type ExecuteRequest,
   type ExecuteResponse,
 } from '../../../wire/process';
-import { AgentError } from '../http/errors';
+import { CoveError } from '../../../lib/http/errors';
 import type { SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
 import { prepareProgram } from './code-run';
@@ -62,9 +62,9 @@ export function createProcessService(ctx: SandboxContext) {
     try {
       isDir = (await stat(dir)).isDirectory();
     } catch (err) {
-      throw new AgentError('INVALID_REQUEST', `The working directory ${dir} does not exist`, (err as Error).message);
+      throw new CoveError('INVALID_REQUEST', `The working directory ${dir} does not exist`, (err as Error).message);
     }
-    if (!isDir) throw new AgentError('INVALID_REQUEST', `The working directory ${dir} is not a directory`);
+    if (!isDir) throw new CoveError('INVALID_REQUEST', `The working directory ${dir} is not a directory`);
     return dir;
   }
 
@@ -73,7 +73,7 @@ export function createProcessService(ctx: SandboxContext) {
     const output = new BoundedOutput(MAX_OUTPUT_BYTES);
     const info = await runCombined(ctx, groups, req, (chunk) => output.push(chunk));
     if (info.timedOut) {
-      throw new AgentError(
+      throw new CoveError(
         'PROCESS_EXECUTION_TIMEOUT',
         `The ${what} did not finish within ${req.timeoutMs / 1000} s and was killed`,
         `timeout ${req.timeoutMs} ms; its process group got SIGKILL`,
@@ -116,7 +116,7 @@ export function createProcessService(ctx: SandboxContext) {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
           await resolveCwd(ctx.workdir);
-          throw new AgentError(
+          throw new CoveError(
             'UNSUPPORTED_LANGUAGE',
             `Cannot run ${req.language} code: ${program.file} was not found on the sandbox's PATH`,
             (err as Error).message,

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
-import { AgentError } from '../http/errors';
+import { CoveError } from '../../../lib/http/errors';
 import { childEnv, type SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
 
@@ -254,10 +254,10 @@ export async function runCombined(
 function startError(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') {
-    return new AgentError('INVALID_REQUEST', 'The command, its arguments and envs must not contain NUL characters', (err as Error).message);
+    return new CoveError('INVALID_REQUEST', 'The command, its arguments and envs must not contain NUL characters', (err as Error).message);
   }
   if (code === 'E2BIG') {
-    return new AgentError(
+    return new CoveError(
       'PAYLOAD_TOO_LARGE',
       'The command and its environment are too large to start (the kernel takes at most 128 KiB per argument or variable)',
       (err as Error).message,

@@ -5,7 +5,7 @@ import {
   type PtyControlMessage,
   type PtyExit,
 } from '../../../wire/pty';
-import type { AgentError } from '../http/errors';
+import type { CoveError } from '../../../lib/http/errors';
 import type { PtyAttachment, PtySink } from './service';
 
 /** WebSocket close reasons are limited to 123 bytes. */
@@ -65,7 +65,7 @@ export function servePtyChannel(
 }
 
 /** Ends a channel whose attach failed: an `error` control message, then a close carrying the error as JSON. */
-export function rejectPtyChannel(socket: WebSocket, error: AgentError): void {
+export function rejectPtyChannel(socket: WebSocket, error: CoveError): void {
   if (socket.readyState !== socket.OPEN) return;
   sendControl(socket, { type: 'control', status: 'error', error: error.message });
   socket.close(ptyErrorCloseCode(error.status), closeReason({ error: error.message }));

@@ -12,8 +12,8 @@ import {
   PtyResizeRequest,
   PtySessionInfo,
 } from '../../../wire/pty';
-import { AgentError, toAgentError } from '../http/errors';
-import type { Router } from '../http/router';
+import { CoveError, toCoveError } from '../../../lib/http/errors';
+import type { Router } from '../../../lib/http/router';
 import { rejectPtyChannel, servePtyChannel } from './channel';
 import type { PtyAttachment, PtyService, PtySink } from './service';
 
@@ -32,7 +32,7 @@ function serve(socket: WebSocket, req: IncomingMessage, attach: (offered: string
       attach: (sink) => attach(offered, sink),
     });
   } catch (err) {
-    rejectPtyChannel(socket, toAgentError(err));
+    rejectPtyChannel(socket, toCoveError(err));
   }
 }
 
@@ -73,7 +73,7 @@ export function registerPtyRoutes(router: Router, pty: PtyService): void {
         try {
           envs = decodeEnvsProtocol(offered);
         } catch (err) {
-          throw new AgentError('INVALID_REQUEST', (err as Error).message);
+          throw new CoveError('INVALID_REQUEST', (err as Error).message);
         }
         pty.create({ id: q.id, cols: q.cols, rows: q.rows, cwd: q.cwd, envs });
         return pty.attach(q.id, sink);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as nodePty from 'node-pty';
 import type { PtyCreateRequest, PtyExit, PtySessionInfo } from '../../../wire/pty';
-import { AgentError } from '../http/errors';
+import { CoveError } from '../../../lib/http/errors';
 import { claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
 import { signalSession } from './kill';
@@ -84,7 +84,7 @@ export function createPtyService(ctx: SandboxContext) {
 
   function find(id: string): Session {
     const s = sessions.get(id);
-    if (!s) throw new AgentError('PTY_NOT_FOUND', `PTY session ${id} not found`);
+    if (!s) throw new CoveError('PTY_NOT_FOUND', `PTY session ${id} not found`);
     return s;
   }
 
@@ -111,9 +111,9 @@ export function createPtyService(ctx: SandboxContext) {
     try {
       isDir = statSync(dir).isDirectory();
     } catch (err) {
-      throw new AgentError('FILE_NOT_FOUND', `Working directory does not exist: ${dir}`, (err as Error).message);
+      throw new CoveError('FILE_NOT_FOUND', `Working directory does not exist: ${dir}`, (err as Error).message);
     }
-    if (!isDir) throw new AgentError('NOT_A_DIRECTORY', `Working directory is not a directory: ${dir}`);
+    if (!isDir) throw new CoveError('NOT_A_DIRECTORY', `Working directory is not a directory: ${dir}`);
     return dir;
   }
 
@@ -129,7 +129,7 @@ export function createPtyService(ctx: SandboxContext) {
         /* try the next one */
       }
     }
-    throw new AgentError('INTERNAL_ERROR', 'No shell to run in the terminal', `none of ${ctx.identity.shell}, /bin/bash, /bin/sh is executable`);
+    throw new CoveError('INTERNAL_ERROR', 'No shell to run in the terminal', `none of ${ctx.identity.shell}, /bin/bash, /bin/sh is executable`);
   }
 
   function start(s: Session): void {
@@ -149,7 +149,7 @@ export function createPtyService(ctx: SandboxContext) {
         ...ctx.spawnAs,
       });
     } catch (err) {
-      throw err instanceof AgentError ? err : new AgentError('INTERNAL_ERROR', 'Could not start the terminal', (err as Error).message);
+      throw err instanceof CoveError ? err : new CoveError('INTERNAL_ERROR', 'Could not start the terminal', (err as Error).message);
     }
     // node-pty waits for its child itself; the zombie reaper must not take that exit status away from it.
     claimChild(p.pid);
@@ -236,7 +236,7 @@ export function createPtyService(ctx: SandboxContext) {
 
   function create(req: PtyCreateRequest): PtySessionInfo {
     const id = req.id ?? randomUUID();
-    if (sessions.has(id)) throw new AgentError('PTY_EXISTS', `PTY session ${id} already exists`);
+    if (sessions.has(id)) throw new CoveError('PTY_EXISTS', `PTY session ${id} already exists`);
     const cols = req.cols ?? DEFAULT_COLS;
     const rows = req.rows ?? DEFAULT_ROWS;
     let markEnded!: () => void;
@@ -310,7 +310,7 @@ export function createPtyService(ctx: SandboxContext) {
     /** Resizes the terminal (the program gets SIGWINCH) and the replay emulator with it. */
     resize(id: string, cols: number, rows: number): PtySessionInfo {
       const s = find(id);
-      if (s.exit) throw new AgentError('SESSION_ENDED', `PTY session ${id} has exited; it cannot be resized`);
+      if (s.exit) throw new CoveError('SESSION_ENDED', `PTY session ${id} has exited; it cannot be resized`);
       s.cols = cols;
       s.rows = rows;
       try {

@@ -14,7 +14,7 @@ import {
   STDERR_PREFIX,
   STDOUT_PREFIX,
 } from '../../../wire/sessions';
-import type { Router } from '../http/router';
+import type { Router } from '../../../lib/http/router';
 import type { LogListener } from './command-log';
 import type { SessionsService } from './service';
 

@@ -7,7 +7,7 @@ import type {
   SessionExecuteRequest,
   SessionExecuteResponse,
 } from '../../../wire/sessions';
-import { AgentError } from '../http/errors';
+import { CoveError } from '../../../lib/http/errors';
 import type { SandboxContext } from '../system/context';
 import { DEFAULT_LOG_CAP, type LogListener } from './command-log';
 import { describeCommand, ShellSession, type CommandRecord } from './shell-session';
@@ -55,7 +55,7 @@ export function createSessionsService(ctx: SandboxContext, opts: SessionsOptions
 
   function session(sessionId: string): ShellSession {
     const found = sessions.get(sessionId);
-    if (!found) throw new AgentError('SESSION_NOT_FOUND', `No session named ${sessionId}`);
+    if (!found) throw new CoveError('SESSION_NOT_FOUND', `No session named ${sessionId}`);
     return found;
   }
 
@@ -76,8 +76,8 @@ export function createSessionsService(ctx: SandboxContext, opts: SessionsOptions
 
     /** Starts a session's shell. Throws SESSION_EXISTS when the id is taken (even by a session that ended). */
     create(sessionId: string): Session {
-      if (!sessionId) throw new AgentError('INVALID_REQUEST', 'A session id must not be empty');
-      if (sessions.has(sessionId)) throw new AgentError('SESSION_EXISTS', `A session named ${sessionId} already exists`);
+      if (!sessionId) throw new CoveError('INVALID_REQUEST', 'A session id must not be empty');
+      if (sessions.has(sessionId)) throw new CoveError('SESSION_EXISTS', `A session named ${sessionId} already exists`);
       const s = new ShellSession(sessionId, ctx, shellOptions);
       sessions.set(sessionId, s);
       return s.info();
@@ -108,7 +108,7 @@ export function createSessionsService(ctx: SandboxContext, opts: SessionsOptions
       if (req.runAsync || req.async) return { cmdId: record.id };
       await record.settled;
       if (record.state === 'abandoned') {
-        throw new AgentError('SESSION_ENDED', `Session ${sessionId} ended before the command could run`);
+        throw new CoveError('SESSION_ENDED', `Session ${sessionId} ended before the command could run`);
       }
       return { cmdId: record.id, ...logsOf(record), exitCode: record.exitCode };
     },

@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Session, SessionCommand } from '../../../wire/sessions';
-import { AgentError } from '../http/errors';
+import { CoveError } from '../../../lib/http/errors';
 import { childEnv, type SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
 import { CommandLog, type StreamName } from './command-log';
@@ -98,7 +98,7 @@ export class ShellSession {
     if (!this.child.pid) {
       // spawn reports the reason asynchronously; the caller needs an answer now.
       this.onExit(127, null);
-      throw new AgentError('INTERNAL_ERROR', `Could not start a shell for session ${id}`, `${opts.shell} in ${ctx.workdir}`);
+      throw new CoveError('INTERNAL_ERROR', `Could not start a shell for session ${id}`, `${opts.shell} in ${ctx.workdir}`);
     }
     this.child.stdout!.on('data', (d: Buffer) => this.onOutput('stdout', d));
     this.child.stderr!.on('data', (d: Buffer) => this.onOutput('stderr', d));
@@ -119,7 +119,7 @@ export class ShellSession {
   /** Queues a command; it runs once every earlier command has ended. */
   execute(command: string, suppressInputEcho = false): CommandRecord {
     if (this.exited) {
-      throw new AgentError('SESSION_ENDED', `Session ${this.id} has ended; its shell exited`);
+      throw new CoveError('SESSION_ENDED', `Session ${this.id} has ended; its shell exited`);
     }
     let settle!: () => void;
     const record: CommandRecord = {
@@ -141,7 +141,7 @@ export class ShellSession {
 
   command(commandId: string): CommandRecord {
     const record = this.byId.get(commandId);
-    if (!record) throw new AgentError('COMMAND_NOT_FOUND', `Session ${this.id} has no command ${commandId}`);
+    if (!record) throw new CoveError('COMMAND_NOT_FOUND', `Session ${this.id} has no command ${commandId}`);
     return record;
   }
 
@@ -149,13 +149,13 @@ export class ShellSession {
   sendInput(commandId: string, data: string): void {
     const record = this.command(commandId);
     if (record.state === 'done') {
-      throw new AgentError('COMMAND_ALREADY_COMPLETED', `Command ${commandId} has already completed; it takes no more input`);
+      throw new CoveError('COMMAND_ALREADY_COMPLETED', `Command ${commandId} has already completed; it takes no more input`);
     }
     if (record.state === 'abandoned') {
-      throw new AgentError('SESSION_ENDED', `Session ${this.id} ended before command ${commandId} could run`);
+      throw new CoveError('SESSION_ENDED', `Session ${this.id} ended before command ${commandId} could run`);
     }
     if (this.input.writableLength > MAX_UNREAD_INPUT) {
-      throw new AgentError('PAYLOAD_TOO_LARGE', `Command ${commandId} is not reading its input; ${this.input.writableLength} bytes are still waiting`);
+      throw new CoveError('PAYLOAD_TOO_LARGE', `Command ${commandId} is not reading its input; ${this.input.writableLength} bytes are still waiting`);
     }
     if (record.state === 'queued') record.pendingInput.push(data);
     else this.writeInput(record, data);

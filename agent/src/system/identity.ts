@@ -15,7 +15,7 @@ export interface Identity {
  * /etc/passwd; running as another account needs the agent to be root.
  */
 export function resolveIdentity(name?: string): Identity {
-  const self = os.userInfo();
+  const self = ownAccount();
   if (!name || name === self.username) {
     return { username: self.username, uid: self.uid, gid: self.gid, home: self.homedir, shell: self.shell || '/bin/sh' };
   }
@@ -35,6 +35,26 @@ export function resolveIdentity(name?: string): Identity {
     }
   }
   throw new Error(`No such user: ${name}`);
+}
+
+/**
+ * The agent's own account. Images without an /etc/passwd entry for it (scratch, distroless, busybox-only) make
+ * os.userInfo() throw; the agent must still start there, so it falls back to the bare uid/gid, HOME (os.homedir()
+ * reads it first) and /bin/sh.
+ */
+function ownAccount(): { username: string; uid: number; gid: number; homedir: string; shell: string | null } {
+  try {
+    return os.userInfo();
+  } catch {
+    const uid = process.getuid?.() ?? 0;
+    let homedir = '/';
+    try {
+      homedir = os.homedir() || '/';
+    } catch {
+      /* no HOME either: the root folder */
+    }
+    return { username: uid === 0 ? 'root' : String(uid), uid, gid: process.getgid?.() ?? 0, homedir, shell: null };
+  }
 }
 
 /** Options for spawning user code as `identity`: uid/gid only when they differ from the agent's own. */

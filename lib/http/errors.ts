@@ -1,5 +1,4 @@
-import type { ErrorBody, ErrorCode } from '../../../wire/errors';
-import { AGENT_ERROR_SOURCE } from '../../../wire/errors';
+import type { ErrorBody, ErrorCode } from '../../wire/errors';
 
 /** HTTP status of every error code; a code without a status does not compile. */
 export const ERROR_STATUS: Record<ErrorCode, number> = {
@@ -31,25 +30,34 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   PTY_NOT_FOUND: 404,
   PTY_EXISTS: 409,
   UNSUPPORTED_LANGUAGE: 400,
+  RATE_LIMITED: 429,
+  SANDBOX_NOT_FOUND: 404,
+  SANDBOX_EXISTS: 409,
+  SANDBOX_NOT_STARTED: 409,
+  SANDBOX_ERROR: 500,
+  IMAGE_NOT_FOUND: 400,
+  AGENT_UNREACHABLE: 502,
+  RUNTIME_UNAVAILABLE: 503,
 };
 
-/** The error every agent service throws. Routes never build error responses themselves. */
-export class AgentError extends Error {
+/** The error every service throws, in the agent and the proxy. Routes never build error responses themselves. */
+export class CoveError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly detail?: string,
   ) {
     super(message);
-    this.name = 'AgentError';
+    this.name = 'CoveError';
   }
 
   get status(): number {
     return ERROR_STATUS[this.code];
   }
 
-  toBody(): ErrorBody {
-    const body: ErrorBody = { message: this.message, code: this.code, source: AGENT_ERROR_SOURCE };
+  /** The envelope; `source` names the program that answered (the Daytona SDK keys typed errors on it). */
+  toBody(source: string): ErrorBody {
+    const body: ErrorBody = { message: this.message, code: this.code, source };
     if (this.detail) body.detail = this.detail;
     return body;
   }
@@ -79,17 +87,17 @@ const OS_ERRORS: Record<string, { code: ErrorCode; say: (path: string) => string
  * Anything that is not an OS error is returned unchanged.
  */
 export function fromOsError(err: unknown, path = ''): unknown {
-  if (err instanceof AgentError) return err;
+  if (err instanceof CoveError) return err;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const known = code ? OS_ERRORS[code] : undefined;
   if (!known) return err;
-  return new AgentError(known.code, known.say(path || (err as NodeJS.ErrnoException).path || ''), (err as Error).message);
+  return new CoveError(known.code, known.say(path || (err as NodeJS.ErrnoException).path || ''), (err as Error).message);
 }
 
-/** Turns anything thrown into the envelope and status. Unknown errors are 500 with their text as detail. */
-export function toAgentError(err: unknown): AgentError {
+/** Turns anything thrown into a CoveError. Unknown errors are 500 with their text as detail. */
+export function toCoveError(err: unknown): CoveError {
   const mapped = fromOsError(err);
-  if (mapped instanceof AgentError) return mapped;
+  if (mapped instanceof CoveError) return mapped;
   const message = mapped instanceof Error ? mapped.message : String(mapped);
-  return new AgentError('INTERNAL_ERROR', 'The agent failed to handle the request', message);
+  return new CoveError('INTERNAL_ERROR', 'The request failed unexpectedly', message);
 }

@@ -2,8 +2,8 @@ import type { Context, Hono } from 'hono';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import { ErrorBody } from '../../../wire/errors';
-import { AgentError } from './errors';
+import { ErrorBody } from '../../wire/errors';
+import { CoveError } from './errors';
 
 type Method = 'get' | 'post' | 'put' | 'delete' | 'patch';
 type Schema = z.ZodType | undefined;
@@ -66,7 +66,7 @@ export function describeIssues(where: string, error: z.ZodError): string {
 
 export function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
   const result = schema.safeParse(value);
-  if (!result.success) throw new AgentError('INVALID_REQUEST', `Invalid request ${describeIssues(where, result.error)}`);
+  if (!result.success) throw new CoveError('INVALID_REQUEST', `Invalid request ${describeIssues(where, result.error)}`);
   return result.data;
 }
 
@@ -94,7 +94,7 @@ async function readJson(c: Context): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new AgentError('INVALID_JSON', 'The request body is not valid JSON', (err as Error).message);
+    throw new CoveError('INVALID_JSON', 'The request body is not valid JSON', (err as Error).message);
   }
 }
 
