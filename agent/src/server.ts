@@ -1,11 +1,11 @@
 import { getRequestListener } from '@hono/node-server';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { createAgentApp, type AgentApp } from './app';
 import { CoveError, toCoveError } from '../../lib/http/errors';
+import { answerClientErrors, listen, rejectSocket } from '../../lib/http/node';
 import { parseOrThrow, type WsRoute } from '../../lib/http/router';
 import type { SandboxContext } from './system/context';
 
@@ -55,25 +55,13 @@ export async function startAgentServer(opts: {
       }
       throw new CoveError('NOT_FOUND', `No WebSocket route for ${url.pathname}`);
     } catch (err) {
-      rejectUpgrade(socket, toCoveError(err));
+      rejectSocket(socket, toCoveError(err), ERROR_SOURCE.agent);
     }
   });
-  // Malformed requests and oversized headers get a status line instead of a silent close.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable) return socket.destroy();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const body = JSON.stringify({ message: status === 431 ? 'Request headers too large' : 'Malformed HTTP request', code: 'INVALID_REQUEST', source: ERROR_SOURCE.agent });
-    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  const host = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
+  answerClientErrors(server, ERROR_SOURCE.agent);
+  const { port, url } = await listen(server, opts.port, opts.host);
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url,
     port,
     agent,
     server,
@@ -84,11 +72,4 @@ export async function startAgentServer(opts: {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-function rejectUpgrade(socket: Duplex, error: CoveError): void {
-  const body = JSON.stringify(error.toBody(ERROR_SOURCE.agent));
-  socket.end(
-    `HTTP/1.1 ${error.status} ${error.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
 }

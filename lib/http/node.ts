@@ -1,0 +1,43 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { CoveError } from './errors';
+
+/** Writes a complete JSON error response on a raw socket (before or instead of a WebSocket upgrade) and ends it. */
+export function rejectSocket(socket: Duplex, error: CoveError, source: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify(error.toBody(source));
+  socket.end(
+    `HTTP/1.1 ${error.status} ${error.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** Malformed requests and oversized headers get a JSON status instead of a silent close. */
+export function answerClientErrors(server: Server, source: string): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const error = new CoveError('INVALID_REQUEST', tooLarge ? 'Request headers too large' : 'Malformed HTTP request', err.code);
+    if (!socket.writable) return socket.destroy();
+    const body = JSON.stringify(error.toBody(source));
+    socket.end(
+      `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+}
+
+/** Listens and returns the bound port and a URL to reach it (loopback when bound to every address). */
+export async function listen(server: Server, port: number, host: string): Promise<{ port: number; url: string }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  const reach = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return { port: bound, url: `http://${reach.includes(':') ? `[${reach}]` : reach}:${bound}` };
+}
