@@ -1,0 +1,301 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import Dockerode from 'dockerode';
+import { BUNDLE_MOUNT } from '../../../images/src/bundle';
+import { demuxLogs, pollAgent } from './agent-ready';
+import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
+import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
+import { chooseUser, containerCreateOptions, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
+import {
+  AgentNotReadyError,
+  COVE_LABEL_PREFIX,
+  ContainerNotFoundError,
+  ImageNotFoundError,
+  LABEL_MANAGED,
+  RuntimeError,
+  type ContainerInfo,
+  type ContainerState,
+  type DockerRuntime,
+  type DockerRuntimeOptions,
+  type NetworkInfo,
+  type SandboxSpec,
+} from './types';
+
+/**
+ * Creates the Docker runtime: sandboxes are containers on Cove's bridge network whose PID 1 is the agent from the
+ * read-only bundle mount. See README.md in this folder for the security settings and the user rule.
+ */
+export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
+  const docker = opts.docker ?? new Dockerode();
+  const network = opts.network ?? 'cove';
+  const bridge = opts.bridgeName ?? defaultBridgeName(network);
+  const agentPort = opts.agentPort ?? 2280;
+  const bundleDir = path.resolve(opts.bundleDir);
+
+  let networkReady: Promise<NetworkInfo> | undefined;
+  /** Last known container of each address, so waitForAgent can show the right logs. */
+  const containerOfIp = new Map<string, string>();
+  /** /etc/passwd of images (by image id), for images whose USER is a bare uid. */
+  const passwdOfImage = new Map<string, Promise<string>>();
+
+  function ensureNetwork(): Promise<NetworkInfo> {
+    // One setup per process, shared by concurrent creates; a failure is not cached so the next call retries.
+    networkReady ??= (async () => {
+      const info = await ensureBridgeNetwork(docker, network, bridge);
+      await ensureHostIsolation(info.bridge);
+      return info;
+    })().catch((err) => {
+      networkReady = undefined;
+      throw err;
+    });
+    return networkReady;
+  }
+
+  async function inspectImage(name: string): Promise<Dockerode.ImageInspectInfo> {
+    try {
+      return await docker.getImage(name).inspect();
+    } catch (err) {
+      if (engineStatus(err) === 404) throw new ImageNotFoundError(name);
+      throw toRuntimeError(err, `inspect the image ${name}`);
+    }
+  }
+
+  /** Reads /etc/passwd from an image through a created (never started, network-less) container. */
+  function imagePasswd(image: Dockerode.ImageInspectInfo): Promise<string> {
+    let cached = passwdOfImage.get(image.Id);
+    if (!cached) {
+      cached = (async () => {
+        const container = await docker.createContainer({ Image: image.Id, Entrypoint: ['/nonexistent'], Cmd: [], NetworkDisabled: true });
+        try {
+          const stream = await container.getArchive({ path: '/etc/passwd' });
+          const chunks: Buffer[] = [];
+          for await (const chunk of stream) chunks.push(chunk as Buffer);
+          return firstFileOfTar(Buffer.concat(chunks));
+        } catch (err) {
+          if (engineStatus(err) === 404) return '';
+          throw err;
+        } finally {
+          await container.remove({ force: true }).catch(() => {});
+        }
+      })();
+      cached.catch(() => passwdOfImage.delete(image.Id));
+      passwdOfImage.set(image.Id, cached);
+    }
+    return cached;
+  }
+
+  async function userName(user: SandboxUser, image: Dockerode.ImageInspectInfo, spec: SandboxSpec): Promise<string> {
+    if ('name' in user) return user.name;
+    const name = userNameOfUid(await imagePasswd(image).catch((err) => { throw toRuntimeError(err, `read /etc/passwd of ${spec.image}`); }), user.uid);
+    if (!name) {
+      throw new RuntimeError(
+        'USER_NOT_FOUND',
+        `The image ${spec.image} runs as uid ${user.uid}, which has no /etc/passwd entry; name a user for the sandbox ` +
+          'or label the image with dev.cove.user',
+      );
+    }
+    return name;
+  }
+
+  function ipOf(settings: { Networks?: Record<string, { IPAddress?: string }> } | undefined): string {
+    return settings?.Networks?.[network]?.IPAddress ?? '';
+  }
+
+  function toInfo(c: Dockerode.ContainerInspectInfo): ContainerInfo {
+    return {
+      id: c.Id,
+      name: c.Name.replace(/^\//, ''),
+      state: c.State.Status as ContainerState,
+      ip: c.State.Running ? ipOf(c.NetworkSettings) : '',
+      labels: ownLabels(c.Config.Labels),
+      exitCode: c.State.ExitCode,
+    };
+  }
+
+  async function inspect(containerId: string): Promise<ContainerInfo | undefined> {
+    try {
+      return toInfo(await docker.getContainer(containerId).inspect());
+    } catch (err) {
+      if (engineStatus(err) === 404) return undefined;
+      throw toRuntimeError(err, `inspect the container ${containerId}`);
+    }
+  }
+
+  async function logTail(containerId: string, lines = 30): Promise<string> {
+    try {
+      const buf = (await docker.getContainer(containerId).logs({ stdout: true, stderr: true, tail: lines, follow: false })) as unknown as Buffer;
+      return demuxLogs(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf))).trim();
+    } catch {
+      return '';
+    }
+  }
+
+  async function start(containerId: string): Promise<{ ip: string }> {
+    const container = docker.getContainer(containerId);
+    try {
+      await container.start();
+    } catch (err) {
+      const status = engineStatus(err);
+      if (status === 404) throw new ContainerNotFoundError(containerId);
+      // 304: already running, which is what the caller wants.
+      if (status !== 304) throw toRuntimeError(err, `start the container ${containerId}`);
+    }
+    const info = await inspect(containerId);
+    if (!info) throw new ContainerNotFoundError(containerId);
+    if (info.state !== 'running') {
+      throw new RuntimeError('DOCKER_ERROR', `Container ${containerId} stopped right after it started (exit code ${info.exitCode})`, await logTail(containerId));
+    }
+    if (info.ip) containerOfIp.set(info.ip, info.id);
+    return { ip: info.ip };
+  }
+
+  async function remove(containerId: string): Promise<void> {
+    try {
+      await docker.getContainer(containerId).remove({ force: true, v: true });
+    } catch (err) {
+      const status = engineStatus(err);
+      // 404: already gone; 409 "removal already in progress": someone else is doing it.
+      if (status !== 404 && !(status === 409 && /already in progress/i.test(engineMessage(err)))) {
+        throw toRuntimeError(err, `remove the container ${containerId}`);
+      }
+    }
+    for (const [ip, id] of containerOfIp) if (id === containerId || id.startsWith(containerId)) containerOfIp.delete(ip);
+  }
+
+  return {
+    network,
+    agentPort,
+    ensureNetwork,
+
+    async createSandbox(spec) {
+      validateSpec(spec);
+      if (!existsSync(path.join(bundleDir, 'bin/node'))) {
+        // Docker would create an empty folder for a missing bind source, and every sandbox would fail obscurely.
+        throw new RuntimeError('INVALID_SPEC', `The agent bundle is missing at ${bundleDir} (to mount at ${BUNDLE_MOUNT}): run \`cove images build\``);
+      }
+      const [, image] = await Promise.all([ensureNetwork(), inspectImage(spec.image)]);
+      const user = await userName(chooseUser(spec, image), image, spec);
+      const options = containerCreateOptions({ spec, image, user, bundleDir, network, agentPort });
+      let container: Dockerode.Container;
+      try {
+        container = await docker.createContainer(options);
+      } catch (err) {
+        const status = engineStatus(err);
+        if (status === 404 && /image/i.test(engineMessage(err))) throw new ImageNotFoundError(spec.image);
+        if (status === 409) throw new RuntimeError('CONFLICT', `A container named ${spec.name} already exists`, engineMessage(err), { cause: err });
+        throw toRuntimeError(err, `create the container ${spec.name}`);
+      }
+      try {
+        const { ip } = await start(container.id);
+        return { containerId: container.id, ip };
+      } catch (err) {
+        // A container that never ran is no use to anyone: do not leave it for the reconciler.
+        await remove(container.id).catch(() => {});
+        throw err;
+      }
+    },
+
+    async waitForAgent(ip, token, timeoutMs, containerId) {
+      const id = containerId ?? containerOfIp.get(ip);
+      const started = Date.now();
+      const failure = await pollAgent({
+        ip,
+        port: agentPort,
+        token,
+        timeoutMs,
+        checkAlive: id
+          ? async () => {
+              const info = await inspect(id);
+              if (!info || info.state === 'running') return;
+              throw new AgentNotReadyError(
+                'AGENT_NOT_READY',
+                `The sandbox container ${info.name} ${info.state === 'exited' ? `exited with code ${info.exitCode}` : `is ${info.state}`} before its agent answered`,
+                await logTail(id),
+              );
+            }
+          : undefined,
+      });
+      if (!failure) return;
+      const logs = id ? await logTail(id) : '';
+      const why =
+        failure === 'unauthorized'
+          ? `The agent at ${ip}:${agentPort} rejects the token it was given`
+          : `The agent at ${ip}:${agentPort} did not answer within ${Date.now() - started} ms`;
+      throw new AgentNotReadyError('AGENT_NOT_READY', logs ? `${why}; its last log lines:\n${logs}` : why, logs || undefined);
+    },
+
+    start,
+
+    async stop(containerId, timeoutS = 10) {
+      try {
+        await docker.getContainer(containerId).stop({ t: timeoutS });
+      } catch (err) {
+        const status = engineStatus(err);
+        if (status === 404) throw new ContainerNotFoundError(containerId);
+        if (status !== 304) throw toRuntimeError(err, `stop the container ${containerId}`);
+      }
+    },
+
+    remove,
+    inspect,
+
+    async listManaged() {
+      let list: Dockerode.ContainerInfo[];
+      try {
+        list = await docker.listContainers({ all: true, filters: { label: [`${LABEL_MANAGED}=1`] } });
+      } catch (err) {
+        throw toRuntimeError(err, 'list containers');
+      }
+      return list.map((c) => ({
+        id: c.Id,
+        name: (c.Names[0] ?? '').replace(/^\//, ''),
+        state: c.State as ContainerState,
+        ip: c.State === 'running' ? ipOf(c.NetworkSettings as { Networks?: Record<string, { IPAddress?: string }> }) : '',
+        labels: ownLabels(c.Labels),
+        // The list does not carry exit codes; its Status text does ("Exited (137) 2 minutes ago").
+        exitCode: Number(/Exited \((\d+)\)/.exec(c.Status)?.[1] ?? 0),
+      }));
+    },
+
+    async memoryUsage(containerId) {
+      let stats: Dockerode.ContainerStats;
+      try {
+        stats = await docker.getContainer(containerId).stats({ stream: false, 'one-shot': true });
+      } catch (err) {
+        if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
+        throw toRuntimeError(err, `read the memory use of ${containerId}`);
+      }
+      const mem = stats.memory_stats as { usage?: number; stats?: Record<string, number> } | undefined;
+      if (!mem?.usage) return 0;
+      // Like `docker stats`: page cache the kernel can drop at once is not the sandbox's memory.
+      const inactive = mem.stats?.total_inactive_file ?? mem.stats?.inactive_file ?? 0;
+      return Math.max(0, mem.usage - inactive);
+    },
+
+    async imageExists(name) {
+      try {
+        await docker.getImage(name).inspect();
+        return true;
+      } catch (err) {
+        if (engineStatus(err) === 404) return false;
+        throw toRuntimeError(err, `inspect the image ${name}`);
+      }
+    },
+  };
+}
+
+/** A container's labels without the dev.cove.* ones blanked at creation (inherited from its image, see sandbox-config). */
+function ownLabels(labels: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(labels ?? {})) if (!(key.startsWith(COVE_LABEL_PREFIX) && value === '')) out[key] = value;
+  return out;
+}
+
+/** The content of the first regular file of a tar archive ('' when it is not one, e.g. a symlink). */
+function firstFileOfTar(tar: Buffer): string {
+  if (tar.length < 512) return '';
+  const type = String.fromCharCode(tar[156]);
+  if (type !== '0' && type !== '\0') return '';
+  const size = parseInt(tar.subarray(124, 136).toString('ascii').replace(/\0.*$/, '').trim(), 8) || 0;
+  return tar.subarray(512, 512 + size).toString('utf8');
+}

@@ -1,0 +1,154 @@
+import path from 'node:path';
+import type Dockerode from 'dockerode';
+import { AGENT_COMMAND, BUNDLE_MOUNT } from '../../../images/src/bundle';
+import {
+  COVE_LABEL_PREFIX,
+  LABEL_AGENT,
+  LABEL_MANAGED,
+  LABEL_USER,
+  RuntimeError,
+  type SandboxSpec,
+} from './types';
+
+/** The only capabilities a sandbox keeps (Docker's default set minus AUDIT_WRITE, MKNOD, NET_RAW, SETFCAP, SETPCAP, SYS_CHROOT). */
+export const SANDBOX_CAPABILITIES = [
+  'CHOWN', // the agent hands uploaded files to the sandbox user; package managers chown what they unpack
+  'DAC_OVERRIDE', // the agent (root) reads and writes files whatever their mode, as the files API promises
+  'FOWNER', // chmod/utime on files the agent does not own (permissions API, tar/cp -p as root)
+  'FSETID', // keep setgid bits when root writes group-shared folders
+  'KILL', // signal user processes that run under another uid (stop, PTY and session kill)
+  'SETGID', // run user code as the sandbox user: setgid/setgroups
+  'SETUID', // … and setuid
+  'NET_BIND_SERVICE', // user dev servers on ports below 1024 (preview URLs of :80 servers)
+] as const;
+
+/** Environment variable that carries the agent token (the agent removes it from its environment once read). */
+const TOKEN_ENV = 'COVE_AGENT_TOKEN';
+
+/** Who runs user code, as decided from the spec and the image. `uid` is set when only a number is known. */
+export type SandboxUser = { name: string } | { uid: number };
+
+/**
+ * The account user code runs as: the spec's `user`; else the image label `dev.cove.user`; else the image's USER
+ * (its name part; a number is resolved later against the image's /etc/passwd); else root.
+ */
+export function chooseUser(spec: Pick<SandboxSpec, 'user'>, image: Dockerode.ImageInspectInfo): SandboxUser {
+  const explicit = spec.user?.trim() || image.Config?.Labels?.[LABEL_USER]?.trim();
+  if (explicit) return { name: explicit };
+  const configured = (image.Config?.User ?? '').split(':')[0].trim();
+  if (!configured) return { name: 'root' };
+  if (/^\d+$/.test(configured)) return Number(configured) === 0 ? { name: 'root' } : { uid: Number(configured) };
+  return { name: configured };
+}
+
+/** The name of `uid` in an /etc/passwd text, if any. */
+export function userNameOfUid(passwd: string, uid: number): string | undefined {
+  for (const line of passwd.split('\n')) {
+    const fields = line.split(':');
+    if (fields.length >= 3 && Number(fields[2]) === uid && fields[2] !== '') return fields[0];
+  }
+  return undefined;
+}
+
+/**
+ * The image's own ENTRYPOINT + CMD, which the agent runs as the `entrypoint` session; none for images whose
+ * ENTRYPOINT is the agent itself (label dev.cove.agent=baked).
+ */
+export function imageEntrypoint(image: Dockerode.ImageInspectInfo): string[] {
+  if (image.Config?.Labels?.[LABEL_AGENT] === 'baked') return [];
+  return [...(image.Config?.Entrypoint ?? []), ...(image.Config?.Cmd ?? [])];
+}
+
+/** The container's command: the mounted agent as PID 1, then the image's entrypoint after `--`. */
+export function agentCommand(opts: { user: string; workdir?: string; port: number; entrypoint: string[] }): string[] {
+  return [
+    ...AGENT_COMMAND,
+    '--port',
+    String(opts.port),
+    '--user',
+    opts.user,
+    ...(opts.workdir ? ['--workdir', opts.workdir] : []),
+    ...(opts.entrypoint.length ? ['--', ...opts.entrypoint] : []),
+  ];
+}
+
+/**
+ * The working directory of user code: the image's WORKDIR when it sets one (its CMD usually expects to start there),
+ * else undefined and the agent uses the user's home from the image's /etc/passwd.
+ */
+export function chooseWorkdir(image: Dockerode.ImageInspectInfo): string | undefined {
+  const dir = image.Config?.WorkingDir?.trim();
+  return dir && dir !== '/' ? dir : undefined;
+}
+
+/** Validates the parts of a spec that the engine would otherwise reject with a less helpful message. */
+export function validateSpec(spec: SandboxSpec): void {
+  const bad = (why: string) => new RuntimeError('INVALID_SPEC', `Invalid sandbox spec ${spec.name}: ${why}`);
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(spec.name)) throw bad('the name may hold only letters, digits, _ . -');
+  if (!spec.image) throw bad('no image');
+  if (!spec.agentToken || spec.agentToken.length < 16) throw bad('the agent token must be at least 16 characters');
+  for (const [key, value] of [['cpu', spec.cpu], ['memoryGiB', spec.memoryGiB], ['pids', spec.pids]] as const) {
+    if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw bad(`${key} must be a positive number`);
+  }
+  for (const key of Object.keys(spec.env ?? {})) {
+    if (!key || key.includes('=') || key.includes('\0')) throw bad(`invalid environment variable name ${JSON.stringify(key)}`);
+  }
+  if (spec.user !== undefined && !/^[a-z_][a-z0-9_.-]*\$?$/i.test(spec.user)) throw bad(`invalid user name ${JSON.stringify(spec.user)}`);
+}
+
+/** Everything `createContainer` needs for a sandbox; pure, so it can be read (and tested) in one place. */
+export function containerCreateOptions(opts: {
+  spec: SandboxSpec;
+  image: Dockerode.ImageInspectInfo;
+  user: string;
+  bundleDir: string;
+  network: string;
+  agentPort: number;
+}): Dockerode.ContainerCreateOptions {
+  const { spec, image } = opts;
+  const memory = Math.round((spec.memoryGiB ?? 1) * 1024 ** 3);
+  const labels: Record<string, string> = {};
+  // Containers inherit their image's labels. Cove's own labels on a container must come from Cove alone (an image
+  // labelled dev.cove.sandbox=<someone else's id> must not confuse the reconciler): blank the image's ones.
+  for (const key of Object.keys(image.Config?.Labels ?? {})) if (key.startsWith(COVE_LABEL_PREFIX)) labels[key] = '';
+  Object.assign(labels, spec.labels, { [LABEL_MANAGED]: '1' });
+  const env = Object.entries(spec.env ?? {})
+    .filter(([key]) => key !== TOKEN_ENV)
+    .map(([key, value]) => `${key}=${value}`);
+  env.push(`${TOKEN_ENV}=${spec.agentToken}`);
+
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Labels: labels,
+    Env: env,
+    // The agent must be root to run user code as any account; it drops to `user` for everything it spawns.
+    User: '0:0',
+    Entrypoint: agentCommand({
+      user: opts.user,
+      workdir: chooseWorkdir(image),
+      port: opts.agentPort,
+      entrypoint: imageEntrypoint(image),
+    }),
+    // Setting Entrypoint already stops Docker from appending the image's CMD; say so explicitly anyway.
+    Cmd: [],
+    // The agent (PID 1) stops on SIGTERM; an image's STOPSIGNAL (e.g. SIGQUIT for nginx) is meant for its own process.
+    StopSignal: 'SIGTERM',
+    HostConfig: {
+      Binds: [`${path.resolve(opts.bundleDir)}:${BUNDLE_MOUNT}:ro`],
+      NetworkMode: opts.network,
+      Privileged: false,
+      CapDrop: ['ALL'],
+      CapAdd: [...SANDBOX_CAPABILITIES],
+      SecurityOpt: ['no-new-privileges'],
+      NanoCpus: Math.round((spec.cpu ?? 1) * 1e9),
+      Memory: memory,
+      MemorySwap: memory, // equal to Memory: no swap, so the limit is the limit
+      PidsLimit: spec.pids ?? 1024,
+      RestartPolicy: { Name: 'no' }, // the proxy decides what runs; a crashed sandbox is reported, not restarted
+      Init: false, // the agent is PID 1 and reaps orphans itself
+      // Sandboxes are long-lived and chatty; keep their engine logs bounded.
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+    },
+  };
+}

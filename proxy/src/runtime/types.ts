@@ -1,0 +1,158 @@
+import type Dockerode from 'dockerode';
+
+/** Label every container Cove creates carries (`=1`); the reconciler and `listManaged()` find them by it. */
+export const LABEL_MANAGED = 'dev.cove.managed';
+/** Label naming the sandbox a container belongs to. */
+export const LABEL_SANDBOX = 'dev.cove.sandbox';
+/** Label naming the warm-pool class of a container that no sandbox has claimed yet. */
+export const LABEL_POOL = 'dev.cove.pool';
+/** Image label: the account user code runs as (when the caller names none). */
+export const LABEL_USER = 'dev.cove.user';
+/** Image label: `baked` when the image's ENTRYPOINT is the agent itself (Cove's own images). */
+export const LABEL_AGENT = 'dev.cove.agent';
+/** Label prefix reserved for Cove: on a container these come from Cove only, never from the image. */
+export const COVE_LABEL_PREFIX = 'dev.cove.';
+
+/** Container states as the Docker engine reports them. */
+export type ContainerState = 'running' | 'exited' | 'created' | 'paused' | 'restarting' | 'dead' | 'removing';
+
+/** What a sandbox container is made of. */
+export interface SandboxSpec {
+  /** Container name (unique on the engine). */
+  name: string;
+  /** A local image; the runtime never pulls. */
+  image: string;
+  /** Added to `dev.cove.managed=1`, e.g. `dev.cove.sandbox=<id>` or `dev.cove.pool=<class>`. */
+  labels?: Record<string, string>;
+  /** The user's environment; the runtime adds COVE_AGENT_TOKEN. */
+  env?: Record<string, string>;
+  /** The agent's bearer token (at least 16 characters). */
+  agentToken: string;
+  /** Account user code runs as; default: image label dev.cove.user, else the image's USER, else root. */
+  user?: string;
+  /** vCPUs (default 1). */
+  cpu?: number;
+  /** Memory limit in GiB, swap excluded (default 1). */
+  memoryGiB?: number;
+  /** Maximum number of processes and threads (default 1024). */
+  pids?: number;
+}
+
+/** A container as the runtime sees it. */
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  state: ContainerState;
+  /** Address on the Cove network; empty while the container is not running. */
+  ip: string;
+  labels: Record<string, string>;
+  /** Exit code of the last run (meaningful when `state` is `exited` or `dead`). */
+  exitCode: number;
+}
+
+/** The Cove bridge network, as created or found by `ensureNetwork()`. */
+export interface NetworkInfo {
+  id: string;
+  name: string;
+  /** Host interface of the bridge; the firewall rules match on it. */
+  bridge: string;
+  subnet: string;
+  /** The host's address on the bridge (containers cannot open connections to it). */
+  gateway: string;
+}
+
+/** Options of `createDockerRuntime()`. */
+export interface DockerRuntimeOptions {
+  /** The agent bundle folder (bind-mounted read-only at /opt/cove). */
+  bundleDir: string;
+  /** Docker network of the sandboxes (default `cove`). */
+  network?: string;
+  /** Host interface name of the bridge (default `<network>0` when that fits in 15 characters). */
+  bridgeName?: string;
+  /** Port the agent listens on inside every sandbox (default 2280). */
+  agentPort?: number;
+  /** Engine client (default: the local socket). */
+  docker?: Dockerode;
+}
+
+/**
+ * The proxy's container runtime. Knows nothing of HTTP beyond polling the agent's `/version`. Every method is safe to
+ * call concurrently.
+ */
+export interface DockerRuntime {
+  readonly network: string;
+  readonly agentPort: number;
+  /** Creates the Cove network (once) and installs the host-isolation firewall rules (idempotent). */
+  ensureNetwork(): Promise<NetworkInfo>;
+  /** Creates and starts a sandbox container; resolves once it runs (not once its agent answers: see waitForAgent). */
+  createSandbox(spec: SandboxSpec): Promise<{ containerId: string; ip: string }>;
+  /**
+   * Polls the agent's `GET /version` until it answers 200. Throws AgentNotReadyError on timeout, or as soon as the
+   * container is seen exited, with the container's last log lines.
+   */
+  waitForAgent(ip: string, token: string, timeoutMs: number, containerId?: string): Promise<void>;
+  /** Starts a stopped container; its address may have changed. */
+  start(containerId: string): Promise<{ ip: string }>;
+  /** SIGTERM (the agent forwards it to user processes), SIGKILL after `timeoutS` (default 10). */
+  stop(containerId: string, timeoutS?: number): Promise<void>;
+  /** Force-removes a container and its anonymous volumes; no error when it is already gone. */
+  remove(containerId: string): Promise<void>;
+  /** The container's state, address and labels, or undefined when it does not exist. */
+  inspect(containerId: string): Promise<ContainerInfo | undefined>;
+  /** Every container labelled `dev.cove.managed=1`, running or not. */
+  listManaged(): Promise<ContainerInfo[]>;
+  /** Memory in use by the container (cgroup usage minus inactive page cache, as `docker stats` shows it), bytes. */
+  memoryUsage(containerId: string): Promise<number>;
+  /** Whether the image is present locally. */
+  imageExists(name: string): Promise<boolean>;
+}
+
+/** Why a runtime operation failed; the HTTP layer maps these to statuses. */
+export type RuntimeErrorCode =
+  | 'DOCKER_UNAVAILABLE'
+  | 'DOCKER_ERROR'
+  | 'IMAGE_NOT_FOUND'
+  | 'CONTAINER_NOT_FOUND'
+  | 'CONFLICT'
+  | 'INVALID_SPEC'
+  | 'USER_NOT_FOUND'
+  | 'NETWORK_SETUP'
+  | 'AGENT_NOT_READY';
+
+/** Every error the runtime throws. `detail` holds the technical text (engine message, log lines). */
+export class RuntimeError extends Error {
+  override name = 'RuntimeError';
+  constructor(
+    readonly code: RuntimeErrorCode,
+    message: string,
+    readonly detail?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The image is not on this host (the runtime never pulls). */
+export class ImageNotFoundError extends RuntimeError {
+  override name = 'ImageNotFoundError';
+  constructor(readonly image: string) {
+    super(
+      'IMAGE_NOT_FOUND',
+      `Image ${image} is not present on this host. Build Cove's images with \`cove images build\`, or build/load ` +
+        `this image with \`docker build\`/\`docker load\` (this host does not pull from registries).`,
+    );
+  }
+}
+
+/** The container does not exist. */
+export class ContainerNotFoundError extends RuntimeError {
+  override name = 'ContainerNotFoundError';
+  constructor(readonly containerId: string) {
+    super('CONTAINER_NOT_FOUND', `Container ${containerId} does not exist`);
+  }
+}
+
+/** The agent did not answer in time, or its container stopped. `detail` carries the container's last log lines. */
+export class AgentNotReadyError extends RuntimeError {
+  override name = 'AgentNotReadyError';
+}
