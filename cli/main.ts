@@ -1,17 +1,25 @@
-import { runAgent } from '../agent/src/main';
-
 const USAGE = `Usage: cove <command> [options]
 
 Commands:
+  serve     run the Cove server: control API, toolbox forwarding, warm pool (builds missing images first)
+  keys      create, list and revoke API keys
+  images    build the agent bundle and the default sandbox images
   agent     run the guest agent (inside a sandbox, or alone for development)
 
 Run "cove <command> --help" for a command's options.`;
 
+// Each command loads only its own code: `cove agent` must not pay for the server's modules.
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'agent':
-      return runAgent(rest);
+      return (await import('../agent/src/main')).runAgent(rest);
+    case 'serve':
+      return (await import('../proxy/src/main')).runServe(rest);
+    case 'keys':
+      return (await import('../proxy/src/keys/cli')).runKeysCommand(rest);
+    case 'images':
+      return (await import('../images/src/cli')).runImagesCommand(rest);
     case undefined:
     case '--help':
     case '-h':

@@ -1,4 +1,5 @@
-// Bundles the CLI (agent included) into dist/cli.mjs. Native modules stay external.
+// Bundles dist/cli.mjs (the `cove` command) and dist/agent.mjs (the agent alone, for the bundle inside sandboxes).
+// Native modules and the server's dependencies stay external.
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
@@ -23,7 +24,7 @@ const onlyEnglishZodLocales = {
 };
 
 await build({
-  entryPoints: { cli: `${root}/cli/main.ts` },
+  entryPoints: { cli: `${root}/cli/main.ts`, agent: `${root}/agent/src/entry.ts` },
   outdir,
   outExtension: { '.js': '.mjs' },
   bundle: true,
@@ -32,7 +33,8 @@ await build({
   format: 'esm',
   sourcemap: true,
   // Native modules, and the TypeScript compiler that code-run loads only when asked (it would triple the bundle).
-  external: ['node-pty', 'koffi', 'typescript'],
+  // The server's modules (SQLite, Docker client, logger) load from node_modules; only the CLI reaches them.
+  external: ['node-pty', 'koffi', 'typescript', 'better-sqlite3', 'dockerode', 'pino'],
   // CommonJS dependencies call require(); give the ESM bundle one.
   banner: { js: "import { createRequire as __coveRequire } from 'node:module'; const require = __coveRequire(import.meta.url);" },
   plugins: [onlyEnglishZodLocales],

@@ -1,0 +1,40 @@
+import { Hono } from 'hono';
+import { CoveError, toCoveError } from '../../lib/http/errors';
+import { Router } from '../../lib/http/router';
+import { ERROR_SOURCE } from '../../wire/errors';
+import { authenticate } from './http/principal';
+import type { KeysService } from './keys/service';
+import { registerSandboxRoutes } from './sandboxes/routes';
+import type { SandboxService } from './sandboxes/service';
+
+/** Base path of the control API: the SDK's `apiUrl` is `http(s)://HOST[:PORT]/api`. */
+export const API_BASE = '/api';
+
+/** The control API: wires services to routes, behind API-key auth. Toolbox and preview traffic never reach it. */
+export function createApiApp(opts: { keys: KeysService; sandboxes: SandboxService; toolboxUrl: () => string; version: string }) {
+  const app = new Hono().basePath(API_BASE);
+  app.use('*', async (c, next) => {
+    // CORS preflights carry no credentials; they are answered before auth.
+    if (c.req.method === 'OPTIONS') {
+      return c.body(null, 204, {
+        'access-control-allow-origin': c.req.header('origin') ?? '*',
+        'access-control-allow-methods': 'GET, POST, PUT, PATCH, DELETE, OPTIONS',
+        'access-control-allow-headers': c.req.header('access-control-request-headers') ?? 'authorization, content-type',
+        'access-control-max-age': '600',
+      });
+    }
+    c.set('principal' as never, authenticate(opts.keys, c.req.raw.headers) as never);
+    await next();
+  });
+  app.onError((err, c) => {
+    const error = toCoveError(err);
+    return c.json(error.toBody(ERROR_SOURCE.api), error.status as 400);
+  });
+  app.notFound((c) => c.json(new CoveError('NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`).toBody(ERROR_SOURCE.api), 404));
+
+  const router = new Router(app);
+  registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
+  let openapi: object | undefined;
+  app.get('/openapi.json', (c) => c.json((openapi ??= router.openapi({ title: 'Cove API', version: opts.version }))));
+  return app;
+}

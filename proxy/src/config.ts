@@ -1,0 +1,78 @@
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+export const ProxyConfig = z.object({
+  host: z.string().min(1),
+  port: z.number().int().min(0).max(65535),
+  dataDir: z.string().min(1),
+  /** Preview hosts are `{port}-{sandboxId}.{previewDomain}`. */
+  previewDomain: z.string().min(1),
+  sshPort: z.number().int().min(0).max(65535),
+  /** Warm containers kept ready for the default image and class. */
+  pool: z.number().int().min(0).max(1000),
+  /** Admin API key; generated and printed at first start when absent. */
+  apiKey: z.string().min(16, 'COVE_API_KEY must be at least 16 characters').optional(),
+  /** Base URL clients reach this server at (for toolbox and preview URLs). Defaults to http://localhost:PORT. */
+  publicUrl: z.string().url().optional(),
+  /** Default sandbox image. */
+  image: z.string().min(1),
+  /** Docker network sandboxes join. */
+  network: z.string().min(1),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
+});
+export type ProxyConfig = z.infer<typeof ProxyConfig>;
+
+export const SERVE_USAGE = `Usage: cove serve [options]
+
+  --port P             API, toolbox and preview port (COVE_PORT, default 3000)
+  --host H             address to bind (COVE_HOST, default 0.0.0.0)
+  --data-dir DIR       state: SQLite database, host keys (COVE_DATA_DIR, default ~/.cove)
+  --preview-domain D   preview URLs are {port}-{id}.D (COVE_PREVIEW_DOMAIN, default localhost)
+  --ssh-port P         SSH gateway port (COVE_SSH_PORT, default 2222)
+  --pool N             warm containers kept ready (COVE_POOL, default 2)
+  --public-url URL     how clients reach this server (COVE_PUBLIC_URL, default http://localhost:PORT)
+  --image NAME         default sandbox image (COVE_IMAGE, default cove-sandbox:latest)
+  --network NAME       Docker network of sandboxes (COVE_NETWORK, default cove)
+  --log-level L        fatal|error|warn|info|debug|silent (COVE_LOG_LEVEL, default info)
+
+The admin API key comes from COVE_API_KEY, or is generated and printed at first start.`;
+
+/** Reads flags over environment over defaults, once. Throws with a message for people when something is invalid. */
+export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string): ProxyConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'preview-domain': { type: 'string' },
+      'ssh-port': { type: 'string' },
+      pool: { type: 'string' },
+      'public-url': { type: 'string' },
+      image: { type: 'string' },
+      network: { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+  });
+  const num = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number(v));
+  const dataDir = path.resolve(cwd, values['data-dir'] ?? env.COVE_DATA_DIR ?? path.join(os.homedir(), '.cove'));
+  const result = ProxyConfig.safeParse({
+    host: values.host ?? env.COVE_HOST ?? '0.0.0.0',
+    port: num(values.port ?? env.COVE_PORT, 3000),
+    dataDir,
+    previewDomain: values['preview-domain'] ?? env.COVE_PREVIEW_DOMAIN ?? 'localhost',
+    sshPort: num(values['ssh-port'] ?? env.COVE_SSH_PORT, 2222),
+    pool: num(values.pool ?? env.COVE_POOL, 2),
+    apiKey: env.COVE_API_KEY || undefined,
+    publicUrl: values['public-url'] ?? env.COVE_PUBLIC_URL,
+    image: values.image ?? env.COVE_IMAGE ?? 'cove-sandbox:latest',
+    network: values.network ?? env.COVE_NETWORK ?? 'cove',
+    logLevel: values['log-level'] ?? env.COVE_LOG_LEVEL ?? 'info',
+  });
+  if (!result.success) {
+    throw new Error(result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  }
+  return result.data;
+}

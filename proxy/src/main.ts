@@ -1,0 +1,99 @@
+import pino from 'pino';
+import { buildImages, SANDBOX_IMAGE } from '../../images/src/build';
+import { AGENT_VERSION } from '../../agent/src/app';
+import { readProxyConfig, SERVE_USAGE } from './config';
+import { createKeysService } from './keys/service';
+import { createWarmPool } from './pool/service';
+import { createDockerRuntime } from './runtime/docker-runtime';
+import { createSandboxRepo } from './sandboxes/repo';
+import { createSandboxService } from './sandboxes/service';
+import { startProxyServer, TOOLBOX_BASE } from './server';
+import { openDatabase } from './store/db';
+import { createToolboxForwarder } from './toolbox/forward';
+
+/** Printed on stdout once the proxy serves; supervisors and tests wait for it. */
+export const SERVE_READY_PREFIX = 'cove listening on ';
+
+/**
+ * `cove serve`: reads config once, builds missing images, reconciles state with the containers that exist, fills
+ * the warm pool and serves until SIGTERM/SIGINT — leaving sandboxes running for the next start to adopt.
+ */
+export async function runServe(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${SERVE_USAGE}\n`);
+    return;
+  }
+  let config;
+  try {
+    config = readProxyConfig(argv, process.env, process.cwd());
+  } catch (err) {
+    process.stderr.write(`cove serve: ${(err as Error).message}\n\n${SERVE_USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  delete process.env.COVE_API_KEY;
+  const log = pino({ level: config.logLevel, base: undefined, redact: ['req.headers.authorization'] });
+
+  const images = await buildImages({ log: (line) => process.stderr.write(`[images] ${line}\n`) });
+  const db = openDatabase(config.dataDir);
+  const keys = createKeysService(db);
+  if (config.apiKey) keys.ensureAdmin(config.apiKey);
+  else if (!keys.hasAdmin()) {
+    const { key } = keys.create({ name: 'admin', admin: true });
+    // Shown once, on stdout for the operator; never written to the log.
+    process.stdout.write(`Admin API key (shown once; keep it): ${key}\n`);
+  }
+
+  const runtime = createDockerRuntime({ bundleDir: images.bundleDir, network: config.network });
+  await runtime.ensureNetwork();
+  // Known for sure only once the server listens (port 0 picks one).
+  let publicUrl = (config.publicUrl ?? `http://localhost:${config.port}`).replace(/\/$/, '');
+  const toolboxUrl = () => `${publicUrl}${TOOLBOX_BASE}`;
+  const pool =
+    config.pool > 0 && config.image === SANDBOX_IMAGE
+      ? createWarmPool({ runtime, db, size: config.pool, poolClass: { image: config.image, cpu: 1, memoryGiB: 1 }, log })
+      : undefined;
+  const sandboxes = createSandboxService({
+    repo: createSandboxRepo(db),
+    runtime,
+    pool,
+    image: config.image,
+    defaultUser: 'cove',
+    toolboxUrl,
+    agentVersion: AGENT_VERSION,
+    log,
+  });
+  const { poolContainers, removed } = await sandboxes.reconcile();
+  if (removed.length) log.info({ removed: removed.length }, 'removed containers no sandbox owns');
+  if (pool) await pool.start(poolContainers);
+  else for (const c of poolContainers) await runtime.remove(c.id).catch(() => {});
+
+  const server = await startProxyServer({
+    host: config.host,
+    port: config.port,
+    keys,
+    sandboxes,
+    forwarder: createToolboxForwarder(),
+    toolboxUrl,
+    version: AGENT_VERSION,
+    log,
+  });
+  if (!config.publicUrl) publicUrl = `http://localhost:${server.port}`;
+  process.stdout.write(`${SERVE_READY_PREFIX}${server.url} (API ${publicUrl}/api)\n`);
+
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    pool?.close();
+    server
+      .close()
+      .catch(() => {})
+      .finally(() => {
+        db.close();
+        process.exit(0);
+      });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,142 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { LABEL_POOL, type DockerRuntime } from '../runtime/types';
+import type { Db } from '../store/db';
+import { now } from '../store/db';
+
+/** A started container whose agent answers, waiting to become a sandbox. */
+export interface PoolMember {
+  containerId: string;
+  ip: string;
+  agentToken: string;
+}
+
+/** The resource class a pool serves; a create that asks for exactly this is a pool hit. */
+export interface PoolClass {
+  image: string;
+  cpu: number;
+  memoryGiB: number;
+}
+
+const AGENT_READY_TIMEOUT_MS = 60_000;
+
+export const poolKey = (c: PoolClass): string =>
+  createHash('sha256').update(`${c.image}|${c.cpu}|${c.memoryGiB}`).digest('hex').slice(0, 16);
+
+/**
+ * The warm pool: `size` started containers of one class with ready agents. `claim()` hands one out synchronously —
+ * Node runs it to completion, so concurrent creates can never get the same member — and the pool refills in the
+ * background. Members are recorded in SQLite so a restarted proxy adopts them instead of leaking them.
+ */
+export function createWarmPool(opts: { runtime: DockerRuntime; db: Db; size: number; poolClass: PoolClass; log: Logger; concurrency?: number }) {
+  const key = poolKey(opts.poolClass);
+  const ready: PoolMember[] = [];
+  let inFlight = 0;
+  let closed = false;
+  let failures = 0;
+  const insert = opts.db.prepare('INSERT INTO pool_members (container_id, pool_key, agent_token, ip, created_at) VALUES (?, ?, ?, ?, ?)');
+  const remove = opts.db.prepare('DELETE FROM pool_members WHERE container_id = ?');
+  const concurrency = opts.concurrency ?? 2;
+  let idle: (() => void)[] = [];
+
+  async function addOne(): Promise<void> {
+    const agentToken = randomBytes(32).toString('hex');
+    const name = `cove-pool-${randomBytes(5).toString('hex')}`;
+    let containerId: string | undefined;
+    try {
+      const created = await opts.runtime.createSandbox({
+        name,
+        image: opts.poolClass.image,
+        labels: { [LABEL_POOL]: key },
+        env: {},
+        agentToken,
+        cpu: opts.poolClass.cpu,
+        memoryGiB: opts.poolClass.memoryGiB,
+      });
+      containerId = created.containerId;
+      await opts.runtime.waitForAgent(created.ip, agentToken, AGENT_READY_TIMEOUT_MS);
+      if (closed) return;
+      insert.run(created.containerId, key, agentToken, created.ip, now());
+      ready.push({ containerId: created.containerId, ip: created.ip, agentToken });
+      failures = 0;
+    } catch (err) {
+      failures++;
+      opts.log.warn({ err: (err as Error).message }, 'warm pool: could not start a container');
+      if (containerId) await opts.runtime.remove(containerId).catch(() => {});
+      // Back off while the runtime keeps failing (e.g. the image is missing) instead of spinning.
+      await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** failures)).unref());
+    }
+  }
+
+  function refill(): void {
+    while (!closed && ready.length + inFlight < opts.size && inFlight < concurrency) {
+      inFlight++;
+      addOne().finally(() => {
+        inFlight--;
+        refill();
+        if (inFlight === 0) {
+          const waiting = idle;
+          idle = [];
+          waiting.forEach((resolve) => resolve());
+        }
+      });
+    }
+  }
+
+  return {
+    poolClass: opts.poolClass,
+    /** Containers ready now. */
+    get size() {
+      return ready.length;
+    },
+
+    /** Adopts members recorded by an earlier run whose containers still run; removes stale rows. Then refills. */
+    async start(containers: { id: string; state: string; ip: string; labels: Record<string, string> }[]): Promise<string[]> {
+      const rows = opts.db.prepare('SELECT container_id, agent_token, ip FROM pool_members WHERE pool_key = ?').all(key) as {
+        container_id: string;
+        agent_token: string;
+        ip: string;
+      }[];
+      const adopted: string[] = [];
+      for (const row of rows) {
+        const container = containers.find((c) => c.id === row.container_id);
+        if (container?.state === 'running' && ready.length < opts.size) {
+          ready.push({ containerId: row.container_id, ip: container.ip || row.ip, agentToken: row.agent_token });
+          adopted.push(row.container_id);
+        } else {
+          remove.run(row.container_id);
+        }
+      }
+      refill();
+      return adopted;
+    },
+
+    /** Takes a ready member for a sandbox of this class, or undefined (a miss: the caller cold-starts). */
+    claim(c: PoolClass): PoolMember | undefined {
+      if (c.image !== opts.poolClass.image || c.cpu !== opts.poolClass.cpu || c.memoryGiB !== opts.poolClass.memoryGiB) return undefined;
+      const member = ready.shift();
+      if (member) remove.run(member.containerId);
+      refill();
+      return member;
+    },
+
+    /** Resolves when no container is being started (tests and benchmarks wait for a full pool with this). */
+    async settled(): Promise<void> {
+      if (inFlight === 0) return;
+      await new Promise<void>((resolve) => idle.push(resolve));
+    },
+
+    /** Stops refilling. Ready members keep running, to be adopted by the next start. */
+    close(): void {
+      closed = true;
+    },
+
+    /** Removes every ready member (used when the pool is resized down to nothing). */
+    async drain(): Promise<void> {
+      const members = ready.splice(0);
+      await Promise.all(members.map((m) => opts.runtime.remove(m.containerId).catch(() => {})));
+      for (const m of members) remove.run(m.containerId);
+    },
+  };
+}
+export type WarmPool = ReturnType<typeof createWarmPool>;

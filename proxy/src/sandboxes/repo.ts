@@ -1,0 +1,162 @@
+import type { SandboxState } from '../../../wire/sandbox';
+import type { Db } from '../store/db';
+import { now } from '../store/db';
+
+/** A sandbox as Cove stores it. */
+export interface SandboxRecord {
+  id: string;
+  name: string;
+  ownerKeyId: string;
+  state: SandboxState;
+  image: string;
+  user: string;
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  public: boolean;
+  cpu: number;
+  memory: number;
+  disk: number;
+  containerId: string | null;
+  agentToken: string;
+  ip: string | null;
+  errorReason: string | null;
+  autoStopInterval: number;
+  autoArchiveInterval: number;
+  autoDeleteInterval: number;
+  createdAt: string;
+  updatedAt: string;
+  lastActivityAt: string;
+}
+
+interface Row {
+  id: string;
+  name: string;
+  owner_key_id: string;
+  state: SandboxState;
+  image: string;
+  user: string;
+  env: string;
+  labels: string;
+  public: number;
+  cpu: number;
+  memory: number;
+  disk: number;
+  container_id: string | null;
+  agent_token: string;
+  ip: string | null;
+  error_reason: string | null;
+  auto_stop_interval: number;
+  auto_archive_interval: number;
+  auto_delete_interval: number;
+  created_at: string;
+  updated_at: string;
+  last_activity_at: string;
+}
+
+const fromRow = (r: Row): SandboxRecord => ({
+  id: r.id,
+  name: r.name,
+  ownerKeyId: r.owner_key_id,
+  state: r.state,
+  image: r.image,
+  user: r.user,
+  env: JSON.parse(r.env),
+  labels: JSON.parse(r.labels),
+  public: r.public === 1,
+  cpu: r.cpu,
+  memory: r.memory,
+  disk: r.disk,
+  containerId: r.container_id,
+  agentToken: r.agent_token,
+  ip: r.ip,
+  errorReason: r.error_reason,
+  autoStopInterval: r.auto_stop_interval,
+  autoArchiveInterval: r.auto_archive_interval,
+  autoDeleteInterval: r.auto_delete_interval,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  lastActivityAt: r.last_activity_at,
+});
+
+const COLUMNS: Record<keyof SandboxRecord, string> = {
+  id: 'id',
+  name: 'name',
+  ownerKeyId: 'owner_key_id',
+  state: 'state',
+  image: 'image',
+  user: 'user',
+  env: 'env',
+  labels: 'labels',
+  public: 'public',
+  cpu: 'cpu',
+  memory: 'memory',
+  disk: 'disk',
+  containerId: 'container_id',
+  agentToken: 'agent_token',
+  ip: 'ip',
+  errorReason: 'error_reason',
+  autoStopInterval: 'auto_stop_interval',
+  autoArchiveInterval: 'auto_archive_interval',
+  autoDeleteInterval: 'auto_delete_interval',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+  lastActivityAt: 'last_activity_at',
+};
+
+const toColumn = (key: keyof SandboxRecord, value: unknown): unknown =>
+  key === 'env' || key === 'labels' ? JSON.stringify(value) : key === 'public' ? (value ? 1 : 0) : value;
+
+/** Sandboxes in SQLite. Every write is one statement, so each is atomic. */
+export function createSandboxRepo(db: Db) {
+  const byId = db.prepare<[string], Row>('SELECT * FROM sandboxes WHERE id = ?');
+  const byIdOrName = db.prepare<[string, string], Row>('SELECT * FROM sandboxes WHERE id = ? OR name = ? LIMIT 1');
+  return {
+    insert(record: SandboxRecord): void {
+      const keys = Object.keys(COLUMNS) as (keyof SandboxRecord)[];
+      db.prepare(`INSERT INTO sandboxes (${keys.map((k) => COLUMNS[k]).join(', ')}) VALUES (${keys.map(() => '?').join(', ')})`).run(
+        ...keys.map((k) => toColumn(k, record[k])),
+      );
+    },
+    get: (id: string): SandboxRecord | undefined => {
+      const row = byId.get(id);
+      return row && fromRow(row);
+    },
+    find: (idOrName: string): SandboxRecord | undefined => {
+      const row = byIdOrName.get(idOrName, idOrName);
+      return row && fromRow(row);
+    },
+    nameTaken: (name: string): boolean => !!db.prepare('SELECT 1 FROM sandboxes WHERE name = ?').get(name),
+    /** Updates the given fields (and updatedAt); returns the new record. */
+    update(id: string, fields: Partial<SandboxRecord>): SandboxRecord | undefined {
+      const entries = Object.entries({ ...fields, updatedAt: now() }) as [keyof SandboxRecord, unknown][];
+      db.prepare(`UPDATE sandboxes SET ${entries.map(([k]) => `${COLUMNS[k]} = ?`).join(', ')} WHERE id = ?`).run(
+        ...entries.map(([k, v]) => toColumn(k, v)),
+        id,
+      );
+      return this.get(id);
+    },
+    touch(id: string): void {
+      db.prepare('UPDATE sandboxes SET last_activity_at = ? WHERE id = ?').run(now(), id);
+    },
+    remove(id: string): void {
+      db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
+    },
+    /** Sandboxes ordered by creation, after `cursor` (an id), optionally of one owner. */
+    list(opts: { ownerKeyId?: string; after?: string; limit: number }): SandboxRecord[] {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      if (opts.ownerKeyId) {
+        where.push('owner_key_id = ?');
+        args.push(opts.ownerKeyId);
+      }
+      if (opts.after) {
+        where.push('(created_at, id) > (SELECT created_at, id FROM sandboxes WHERE id = ?)');
+        args.push(opts.after);
+      }
+      const sql = `SELECT * FROM sandboxes ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id LIMIT ?`;
+      return db.prepare<unknown[], Row>(sql).all(...args, opts.limit).map(fromRow);
+    },
+    all: (): SandboxRecord[] => db.prepare<[], Row>('SELECT * FROM sandboxes').all().map(fromRow),
+  };
+}
+export type SandboxRepo = ReturnType<typeof createSandboxRepo>;

@@ -1,0 +1,337 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { CoveError } from '../../../lib/http/errors';
+import type { CreateSandboxRequest, ListSandboxesQuery, ListSandboxesResponse, SandboxDto, SandboxState } from '../../../wire/sandbox';
+import type { Principal } from '../keys/service';
+import type { PoolClass, WarmPool } from '../pool/service';
+import type { DockerRuntime } from '../runtime/types';
+import { now } from '../store/db';
+import type { SandboxRecord, SandboxRepo } from './repo';
+
+import { LABEL_POOL, LABEL_SANDBOX } from '../runtime/types';
+const AGENT_READY_TIMEOUT_MS = 60_000;
+const DEFAULTS = { cpu: 1, memory: 1, disk: 10 };
+
+export interface SandboxServiceOptions {
+  repo: SandboxRepo;
+  runtime: DockerRuntime;
+  pool?: WarmPool;
+  /** Default image, and the user that image runs code as (for the DTO). */
+  image: string;
+  defaultUser: string;
+  /** Base URL the SDK appends `/{id}/…` to for toolbox calls (known once the server listens). */
+  toolboxUrl: () => string;
+  agentVersion: string;
+  log: Logger;
+}
+
+/** Where the proxy reaches a started sandbox's agent. */
+export interface AgentTarget {
+  sandboxId: string;
+  ip: string;
+  agentToken: string;
+}
+
+/**
+ * Sandboxes: create (from the warm pool, or a cold start), get, list, start, stop, delete, and reconciliation with
+ * the containers that exist. Knows nothing of HTTP. Operations on one sandbox run one at a time.
+ */
+export function createSandboxService(opts: SandboxServiceOptions) {
+  const { repo, runtime, log } = opts;
+  const locks = new Map<string, Promise<unknown>>();
+
+  /** Runs `fn` after every earlier operation on the same sandbox has finished. */
+  function serialized<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = locks.get(id) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(fn);
+    locks.set(id, next);
+    next.finally(() => locks.get(id) === next && locks.delete(id)).catch(() => {});
+    return next;
+  }
+
+  function toDto(r: SandboxRecord): SandboxDto {
+    const dto: SandboxDto = {
+      id: r.id,
+      organizationId: r.ownerKeyId,
+      name: r.name,
+      snapshot: r.image,
+      user: r.user,
+      env: r.env,
+      labels: r.labels,
+      public: r.public,
+      networkBlockAll: false,
+      target: 'local',
+      cpu: r.cpu,
+      gpu: 0,
+      memory: r.memory,
+      disk: r.disk,
+      state: r.state,
+      recoverable: false,
+      autoStopInterval: r.autoStopInterval,
+      autoArchiveInterval: r.autoArchiveInterval,
+      autoDeleteInterval: r.autoDeleteInterval,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+      lastActivityAt: r.lastActivityAt,
+      toolboxProxyUrl: opts.toolboxUrl(),
+      daemonVersion: opts.agentVersion,
+    };
+    if (r.errorReason) dto.errorReason = r.errorReason;
+    return dto;
+  }
+
+  /** The sandbox a principal may see, or a 404 that does not tell others' sandboxes from missing ones. */
+  function visible(principal: Principal, idOrName: string): SandboxRecord {
+    const record = repo.find(idOrName);
+    if (!record || (!principal.admin && record.ownerKeyId !== principal.keyId)) {
+      throw new CoveError('SANDBOX_NOT_FOUND', `Sandbox ${idOrName} not found`);
+    }
+    return record;
+  }
+
+  function imageOf(req: CreateSandboxRequest): string {
+    if (req.buildInfo?.contextHashes?.length) {
+      throw new CoveError('INVALID_REQUEST', 'Building images from a context is not supported; build the image with docker and pass its name');
+    }
+    const dockerfile = req.buildInfo?.dockerfileContent?.trim();
+    if (dockerfile) {
+      const from = /^FROM\s+(\S+)\s*$/i.exec(dockerfile);
+      if (!from) throw new CoveError('INVALID_REQUEST', 'Only a one-line "FROM image" Dockerfile is supported; build the image with docker and pass its name');
+      return from[1];
+    }
+    return req.image ?? req.snapshot ?? opts.image;
+  }
+
+  async function markError(id: string, reason: string): Promise<void> {
+    repo.update(id, { state: 'error', errorReason: reason });
+  }
+
+  async function coldStart(record: SandboxRecord): Promise<{ containerId: string; ip: string }> {
+    const created = await runtime.createSandbox({
+      name: `cove-${record.id}`,
+      image: record.image,
+      labels: { [LABEL_SANDBOX]: record.id },
+      env: record.env,
+      agentToken: record.agentToken,
+      user: record.user === opts.defaultUser && record.image === opts.image ? undefined : record.user,
+      cpu: record.cpu,
+      memoryGiB: record.memory,
+    });
+    repo.update(record.id, { containerId: created.containerId, ip: created.ip });
+    await runtime.waitForAgent(created.ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
+    return created;
+  }
+
+  return {
+    toDto,
+
+    async create(principal: Principal, req: CreateSandboxRequest): Promise<SandboxDto> {
+      if (req.gpu) throw new CoveError('INVALID_REQUEST', 'GPUs are not available on this Cove server');
+      if (req.volumes?.length) throw new CoveError('INVALID_REQUEST', 'Volumes are not supported yet');
+      const image = imageOf(req);
+      if (image !== opts.image && !(await runtime.imageExists(image))) {
+        throw new CoveError('IMAGE_NOT_FOUND', `Image ${image} does not exist on this host; build it (docker build) or run "cove images build" for the default`);
+      }
+      const id = randomUUID();
+      const name = req.name ?? id;
+      if (req.name && repo.nameTaken(req.name)) throw new CoveError('SANDBOX_EXISTS', `A sandbox named ${req.name} already exists`);
+      const time = now();
+      const record: SandboxRecord = {
+        id,
+        name,
+        ownerKeyId: principal.keyId,
+        state: 'creating',
+        image,
+        user: req.user ?? (image === opts.image ? opts.defaultUser : 'root'),
+        env: req.env ?? {},
+        labels: req.labels ?? {},
+        public: req.public ?? false,
+        cpu: req.cpu ?? DEFAULTS.cpu,
+        memory: req.memory ?? DEFAULTS.memory,
+        disk: req.disk ?? DEFAULTS.disk,
+        containerId: null,
+        agentToken: randomBytes(32).toString('hex'),
+        ip: null,
+        errorReason: null,
+        autoStopInterval: req.autoStopInterval ?? 0,
+        autoArchiveInterval: req.autoArchiveInterval ?? 0,
+        autoDeleteInterval: req.autoDeleteInterval ?? -1,
+        createdAt: time,
+        updatedAt: time,
+        lastActivityAt: time,
+      };
+      try {
+        repo.insert(record);
+      } catch (err) {
+        if (/UNIQUE/.test((err as Error).message)) throw new CoveError('SANDBOX_EXISTS', `A sandbox named ${name} already exists`);
+        throw err;
+      }
+
+      // A pool member fits when the sandbox asks for nothing the member was not started with.
+      const poolClass: PoolClass = { image, cpu: record.cpu, memoryGiB: record.memory };
+      const member = Object.keys(record.env).length === 0 && record.user === opts.defaultUser ? opts.pool?.claim(poolClass) : undefined;
+      if (member) {
+        const started = repo.update(id, { state: 'started', containerId: member.containerId, ip: member.ip, agentToken: member.agentToken })!;
+        log.debug({ sandboxId: id, pool: true }, 'sandbox created from the warm pool');
+        return toDto(started);
+      }
+      return serialized(id, async () => {
+        try {
+          await coldStart(record);
+          log.debug({ sandboxId: id, pool: false }, 'sandbox created (cold start)');
+          return toDto(repo.update(id, { state: 'started' })!);
+        } catch (err) {
+          await markError(id, (err as Error).message);
+          const failed = repo.get(id);
+          if (failed?.containerId) await runtime.remove(failed.containerId).catch(() => {});
+          repo.update(id, { containerId: null, ip: null });
+          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`, (err as Error).stack);
+        }
+      });
+    },
+
+    get(principal: Principal, idOrName: string): SandboxDto {
+      return toDto(visible(principal, idOrName));
+    },
+
+    list(principal: Principal, query: ListSandboxesQuery): ListSandboxesResponse {
+      const limit = query.limit ?? 100;
+      let wanted: Record<string, string> = {};
+      if (query.labels) {
+        try {
+          wanted = JSON.parse(query.labels);
+        } catch {
+          throw new CoveError('INVALID_REQUEST', 'labels must be a JSON object of label names to values');
+        }
+      }
+      const states = query.states === undefined ? undefined : ([] as string[]).concat(query.states).flatMap((s) => s.split(','));
+      const items: SandboxDto[] = [];
+      let after = query.cursor;
+      // Filter in pages until the page is full or the table is exhausted.
+      for (;;) {
+        const batch = repo.list({ ownerKeyId: principal.admin ? undefined : principal.keyId, after, limit });
+        for (const r of batch) {
+          after = r.id;
+          if (query.id && r.id !== query.id) continue;
+          if (query.name && r.name !== query.name) continue;
+          if (states && !states.includes(r.state)) continue;
+          if (!Object.entries(wanted).every(([k, v]) => r.labels[k] === v)) continue;
+          items.push(toDto(r));
+          if (items.length === limit) return { items, nextCursor: r.id };
+        }
+        if (batch.length < limit) return { items, nextCursor: null };
+      }
+    },
+
+    start(principal: Principal, idOrName: string): Promise<SandboxDto> {
+      const { id } = visible(principal, idOrName);
+      return serialized(id, async () => {
+        const record = repo.get(id)!;
+        if (record.state === 'started') return toDto(record);
+        if (!record.containerId) {
+          repo.update(id, { state: 'starting', errorReason: null });
+          try {
+            await coldStart(record);
+          } catch (err) {
+            await markError(id, (err as Error).message);
+            throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`);
+          }
+          return toDto(repo.update(id, { state: 'started' })!);
+        }
+        repo.update(id, { state: 'starting', errorReason: null });
+        try {
+          const { ip } = await runtime.start(record.containerId);
+          repo.update(id, { ip });
+          await runtime.waitForAgent(ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
+        } catch (err) {
+          await markError(id, (err as Error).message);
+          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`);
+        }
+        repo.touch(id);
+        return toDto(repo.update(id, { state: 'started' })!);
+      });
+    },
+
+    stop(principal: Principal, idOrName: string, force = false): Promise<SandboxDto> {
+      const { id } = visible(principal, idOrName);
+      return serialized(id, async () => {
+        const record = repo.get(id)!;
+        if (record.state === 'stopped') return toDto(record);
+        repo.update(id, { state: 'stopping' });
+        try {
+          if (record.containerId) await runtime.stop(record.containerId, force ? 0 : 10);
+        } catch (err) {
+          await markError(id, (err as Error).message);
+          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be stopped: ${(err as Error).message}`);
+        }
+        return toDto(repo.update(id, { state: 'stopped', ip: null })!);
+      });
+    },
+
+    delete(principal: Principal, idOrName: string): Promise<SandboxDto> {
+      const { id } = visible(principal, idOrName);
+      return serialized(id, async () => {
+        const record = repo.get(id);
+        if (!record) throw new CoveError('SANDBOX_NOT_FOUND', `Sandbox ${idOrName} not found`);
+        repo.update(id, { state: 'destroying' });
+        if (record.containerId) {
+          try {
+            await runtime.remove(record.containerId);
+          } catch (err) {
+            await markError(id, (err as Error).message);
+            throw new CoveError('SANDBOX_ERROR', `The sandbox could not be deleted: ${(err as Error).message}`);
+          }
+        }
+        repo.remove(id);
+        return { ...toDto(record), state: 'destroying' as SandboxState };
+      });
+    },
+
+    /** The agent of a started sandbox the principal may use; 409 when it is not started. Counts as activity. */
+    agentFor(principal: Principal, idOrName: string): AgentTarget {
+      const record = visible(principal, idOrName);
+      if (record.state !== 'started' || !record.ip) {
+        throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} is ${record.state}; start it first`);
+      }
+      repo.touch(record.id);
+      return { sandboxId: record.id, ip: record.ip, agentToken: record.agentToken };
+    },
+
+    /**
+     * Brings state and containers back in line after a restart: a container no sandbox or pool owns is removed,
+     * a sandbox whose container vanished becomes an error, and states follow what the containers really do.
+     * Returns the containers that belong to the pool, for it to adopt.
+     */
+    async reconcile(): Promise<{ poolContainers: Awaited<ReturnType<DockerRuntime['listManaged']>>; removed: string[] }> {
+      const containers = await runtime.listManaged();
+      const byId = new Map(containers.map((c) => [c.id, c]));
+      const owned = new Set<string>();
+      for (const record of repo.all()) {
+        if (!record.containerId) {
+          if (record.state === 'creating' || record.state === 'starting') await markError(record.id, 'Cove stopped while the sandbox was starting');
+          continue;
+        }
+        owned.add(record.containerId);
+        const container = byId.get(record.containerId);
+        if (!container) {
+          await markError(record.id, 'Its container no longer exists');
+          continue;
+        }
+        if (container.state === 'running') {
+          repo.update(record.id, { state: 'started', ip: container.ip });
+        } else if (record.state !== 'error') {
+          repo.update(record.id, { state: 'stopped', ip: null });
+        }
+      }
+      const poolContainers = containers.filter((c) => !owned.has(c.id) && c.labels[LABEL_POOL]);
+      const removed: string[] = [];
+      for (const c of containers) {
+        if (owned.has(c.id) || c.labels[LABEL_POOL]) continue;
+        await runtime.remove(c.id).catch(() => {});
+        removed.push(c.id);
+      }
+      return { poolContainers, removed };
+    },
+  };
+}
+export type SandboxService = ReturnType<typeof createSandboxService>;

@@ -1,0 +1,95 @@
+import { getRequestListener } from '@hono/node-server';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { CoveError, toCoveError } from '../../lib/http/errors';
+import { answerClientErrors, listen, rejectSocket } from '../../lib/http/node';
+import { ERROR_SOURCE } from '../../wire/errors';
+import { API_BASE, createApiApp } from './app';
+import { authenticate } from './http/principal';
+import type { KeysService } from './keys/service';
+import type { SandboxService } from './sandboxes/service';
+import type { ToolboxForwarder } from './toolbox/forward';
+
+export const TOOLBOX_BASE = '/toolbox';
+
+/** `/toolbox/{id}/rest…` → id and the agent path with its query. */
+function toolboxPath(url: string): { sandboxId: string; path: string } | undefined {
+  if (!url.startsWith(`${TOOLBOX_BASE}/`)) return undefined;
+  const rest = url.slice(TOOLBOX_BASE.length + 1);
+  const cut = rest.search(/[/?]/);
+  const sandboxId = decodeURIComponent(cut < 0 ? rest : rest.slice(0, cut));
+  let path = cut < 0 ? '/' : rest.slice(cut);
+  if (path.startsWith('?')) path = `/${path}`;
+  return sandboxId ? { sandboxId, path } : undefined;
+}
+
+/**
+ * The proxy's one HTTP server: `/toolbox/{id}/…` is forwarded to that sandbox's agent (HTTP and WebSocket),
+ * `/api/…` is the control API. Logs one line per request, without credentials or query strings.
+ */
+export async function startProxyServer(opts: {
+  host: string;
+  port: number;
+  keys: KeysService;
+  sandboxes: SandboxService;
+  forwarder: ToolboxForwarder;
+  toolboxUrl: () => string;
+  version: string;
+  log: Logger;
+}): Promise<{ server: Server; port: number; url: string; close(): Promise<void> }> {
+  const api = getRequestListener(createApiApp(opts).fetch);
+  const { log } = opts;
+
+  function logRequest(req: IncomingMessage, res: ServerResponse, started: bigint): void {
+    res.once('close', () => {
+      const path = (req.url ?? '').split('?')[0];
+      log.info({ method: req.method, path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+    });
+  }
+
+  const server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
+    logRequest(req, res, process.hrtime.bigint());
+    const toolbox = toolboxPath(req.url ?? '/');
+    if (toolbox) {
+      try {
+        const target = opts.sandboxes.agentFor(authenticate(opts.keys, req.headers), toolbox.sandboxId);
+        opts.forwarder.request(req, res, target, toolbox.path);
+      } catch (err) {
+        const error = toCoveError(err);
+        res.writeHead(error.status, { 'content-type': 'application/json' }).end(JSON.stringify(error.toBody(ERROR_SOURCE.proxy)));
+      }
+      return;
+    }
+    if ((req.url ?? '').startsWith(API_BASE)) {
+      void api(req, res);
+      return;
+    }
+    const error = new CoveError('NOT_FOUND', `No route for ${req.method} ${(req.url ?? '').split('?')[0]}; the API is under ${API_BASE}`);
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify(error.toBody(ERROR_SOURCE.api)));
+  });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    try {
+      const toolbox = toolboxPath(req.url ?? '/');
+      if (!toolbox) throw new CoveError('NOT_FOUND', 'WebSocket upgrades are served under /toolbox/{sandboxId}/');
+      const target = opts.sandboxes.agentFor(authenticate(opts.keys, req.headers), toolbox.sandboxId);
+      log.info({ method: 'UPGRADE', path: (req.url ?? '').split('?')[0] }, 'request');
+      opts.forwarder.upgrade(req, socket, head, target, toolbox.path);
+    } catch (err) {
+      rejectSocket(socket, toCoveError(err), ERROR_SOURCE.proxy);
+    }
+  });
+  answerClientErrors(server, ERROR_SOURCE.api);
+  const { port, url } = await listen(server, opts.port, opts.host);
+  return {
+    server,
+    port,
+    url,
+    async close() {
+      opts.forwarder.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import Database from 'better-sqlite3';
+import { chmodSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+export type Db = Database.Database;
+
+/**
+ * Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Append, never edit: a data dir
+ * written by an older Cove is upgraded in place.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE api_keys (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     hash TEXT NOT NULL UNIQUE,
+     prefix TEXT NOT NULL,
+     admin INTEGER NOT NULL DEFAULT 0,
+     created_at TEXT NOT NULL,
+     last_used_at TEXT,
+     revoked_at TEXT
+   );
+   CREATE TABLE sandboxes (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     owner_key_id TEXT NOT NULL,
+     state TEXT NOT NULL,
+     image TEXT NOT NULL,
+     user TEXT NOT NULL,
+     env TEXT NOT NULL,
+     labels TEXT NOT NULL,
+     public INTEGER NOT NULL DEFAULT 0,
+     cpu REAL NOT NULL,
+     memory REAL NOT NULL,
+     disk REAL NOT NULL,
+     container_id TEXT,
+     agent_token TEXT NOT NULL,
+     ip TEXT,
+     error_reason TEXT,
+     auto_stop_interval INTEGER NOT NULL DEFAULT 0,
+     auto_archive_interval INTEGER NOT NULL DEFAULT 0,
+     auto_delete_interval INTEGER NOT NULL DEFAULT -1,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     last_activity_at TEXT NOT NULL
+   );
+   CREATE INDEX sandboxes_owner ON sandboxes(owner_key_id);
+   CREATE TABLE pool_members (
+     container_id TEXT PRIMARY KEY,
+     pool_key TEXT NOT NULL,
+     agent_token TEXT NOT NULL,
+     ip TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX pool_members_key ON pool_members(pool_key);`,
+];
+
+/** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */
+export function openDatabase(dataDir: string): Db {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(dataDir, 'cove.db');
+  const db = new Database(file);
+  // The database holds agent secrets: readable by its owner only.
+  chmodSync(file, 0o600);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const pending = MIGRATIONS.slice(version);
+  if (pending.length) {
+    db.transaction(() => {
+      for (const sql of pending) db.exec(sql);
+      db.pragma(`user_version = ${MIGRATIONS.length}`);
+    })();
+  }
+  return db;
+}
+
+/** Current time as stored: ISO 8601 in UTC. */
+export const now = (): string => new Date().toISOString();

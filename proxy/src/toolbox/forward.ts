@@ -1,0 +1,103 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { CoveError, toCoveError } from '../../../lib/http/errors';
+import { rejectSocket } from '../../../lib/http/node';
+import { ERROR_SOURCE } from '../../../wire/errors';
+import type { AgentTarget } from '../sandboxes/service';
+
+export const AGENT_PORT = 2280;
+
+/** Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus the caller's credentials. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'authorization',
+  'host',
+]);
+
+function forwardedHeaders(req: IncomingMessage, target: AgentTarget): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name)) headers[name] = value;
+  headers.host = `${target.ip}:${AGENT_PORT}`;
+  // The caller's API key stays here; the agent only ever sees its own secret.
+  headers.authorization = `Bearer ${target.agentToken}`;
+  return headers;
+}
+
+/**
+ * Forwards toolbox calls to a sandbox's agent, streaming bodies both ways without buffering, and WebSocket upgrades
+ * as raw byte pipes. Upstream connections are kept alive and reused.
+ */
+export function createToolboxForwarder() {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo' });
+
+  function fail(res: ServerResponse, err: unknown): void {
+    const error = err instanceof CoveError ? err : new CoveError('AGENT_UNREACHABLE', 'The sandbox agent did not answer', (err as Error).message);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(error.status, { 'content-type': 'application/json' }).end(JSON.stringify(error.toBody(ERROR_SOURCE.proxy)));
+  }
+
+  return {
+    /** `path` is the agent path with its query, e.g. `/files?path=/tmp`. */
+    request(req: IncomingMessage, res: ServerResponse, target: AgentTarget, path: string): void {
+      const upstream = http.request(
+        { host: target.ip, port: AGENT_PORT, method: req.method, path, headers: forwardedHeaders(req, target), agent },
+        (answer) => {
+          const headers: http.OutgoingHttpHeaders = {};
+          for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name) || name === 'transfer-encoding') headers[name] = value;
+          delete headers['transfer-encoding'];
+          res.writeHead(answer.statusCode ?? 502, headers);
+          answer.pipe(res);
+          answer.on('error', () => res.destroy());
+        },
+      );
+      upstream.on('error', (err) => fail(res, err));
+      // A caller that goes away aborts the forwarded request; the agent keeps running what it started.
+      res.on('close', () => {
+        if (!res.writableFinished) upstream.destroy();
+      });
+      req.pipe(upstream);
+    },
+
+    upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: AgentTarget, path: string): void {
+      const upstream = net.connect(AGENT_PORT, target.ip);
+      upstream.setNoDelay(true);
+      (socket as net.Socket).setNoDelay?.(true);
+      const headers = forwardedHeaders(req, target);
+      headers.connection = 'Upgrade';
+      headers.upgrade = req.headers.upgrade ?? 'websocket';
+      const lines = [`${req.method} ${path} HTTP/1.1`];
+      for (const [name, value] of Object.entries(headers)) {
+        for (const v of ([] as (string | number)[]).concat(value ?? [])) lines.push(`${name}: ${v}`);
+      }
+      upstream.once('connect', () => {
+        upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+        if (head.length) upstream.write(head);
+        upstream.pipe(socket);
+        socket.pipe(upstream);
+      });
+      upstream.once('error', (err) => {
+        if (upstream.bytesRead === 0) rejectSocket(socket, toCoveError(new CoveError('AGENT_UNREACHABLE', 'The sandbox agent did not answer', err.message)), ERROR_SOURCE.proxy);
+        else socket.destroy();
+      });
+      socket.on('error', () => upstream.destroy());
+      socket.on('close', () => upstream.destroy());
+      upstream.on('close', () => socket.destroy());
+    },
+
+    close(): void {
+      agent.destroy();
+    },
+  };
+}
+export type ToolboxForwarder = ReturnType<typeof createToolboxForwarder>;

@@ -1,0 +1,94 @@
+import { z } from 'zod';
+
+/** Sandbox states, with Daytona's names (the SDK waits on `started`, `stopped`, `error`). */
+export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'error'] as const;
+export type SandboxState = (typeof SANDBOX_STATES)[number];
+
+const stringMap = z.record(z.string(), z.string());
+const interval = z.number().int().min(-1).optional();
+
+/**
+ * `POST /sandbox`, the fields Cove acts on. Unknown fields the SDK sends (target, spot, otel…) are accepted and
+ * ignored; fields that ask for something Cove cannot give (GPUs, volumes) are refused by the service.
+ */
+export const CreateSandboxRequest = z.object({
+  name: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63, starting with a letter or digit')
+    .optional(),
+  /** The image to run (Daytona calls images snapshots). */
+  snapshot: z.string().min(1).optional(),
+  /** Cove's own spelling of `snapshot`. */
+  image: z.string().min(1).optional(),
+  /** What the SDK sends for `create({image: 'name'})`: a Dockerfile that is one FROM line. */
+  buildInfo: z.object({ dockerfileContent: z.string().optional(), contextHashes: z.array(z.string()).optional() }).optional(),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*$|^root$/, 'a user name')
+    .optional(),
+  env: stringMap.optional(),
+  labels: stringMap.optional(),
+  public: z.boolean().optional(),
+  cpu: z.number().int().min(1).max(64).optional(),
+  gpu: z.number().int().min(0).optional(),
+  /** GiB */
+  memory: z.number().int().min(1).max(256).optional(),
+  /** GiB */
+  disk: z.number().int().min(1).max(1024).optional(),
+  autoStopInterval: interval,
+  autoArchiveInterval: interval,
+  autoDeleteInterval: interval,
+  networkBlockAll: z.boolean().optional(),
+  networkAllowList: z.string().optional(),
+  volumes: z.array(z.unknown()).optional(),
+  target: z.string().optional(),
+});
+export type CreateSandboxRequest = z.infer<typeof CreateSandboxRequest>;
+
+/** The sandbox as the Daytona SDK reads it. */
+export const SandboxDto = z.object({
+  id: z.string(),
+  organizationId: z.string(),
+  name: z.string(),
+  snapshot: z.string(),
+  user: z.string(),
+  env: stringMap,
+  labels: stringMap,
+  public: z.boolean(),
+  networkBlockAll: z.boolean(),
+  networkAllowList: z.string().optional(),
+  target: z.string(),
+  cpu: z.number(),
+  gpu: z.number(),
+  memory: z.number(),
+  disk: z.number(),
+  state: z.enum(SANDBOX_STATES),
+  errorReason: z.string().optional(),
+  recoverable: z.boolean(),
+  autoStopInterval: z.number(),
+  autoArchiveInterval: z.number(),
+  autoDeleteInterval: z.number(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  lastActivityAt: z.string(),
+  toolboxProxyUrl: z.string(),
+  daemonVersion: z.string().optional(),
+});
+export type SandboxDto = z.infer<typeof SandboxDto>;
+
+export const ListSandboxesQuery = z.object({
+  cursor: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  id: z.string().optional(),
+  name: z.string().optional(),
+  /** JSON object of labels every listed sandbox must carry. */
+  labels: z.string().optional(),
+  states: z.union([z.string(), z.array(z.string())]).optional(),
+});
+export type ListSandboxesQuery = z.infer<typeof ListSandboxesQuery>;
+
+export const ListSandboxesResponse = z.object({ items: z.array(SandboxDto), nextCursor: z.string().nullable() });
+export type ListSandboxesResponse = z.infer<typeof ListSandboxesResponse>;
+
+export const ToolboxProxyUrl = z.object({ url: z.string() });
+export type ToolboxProxyUrl = z.infer<typeof ToolboxProxyUrl>;
