@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pino from 'pino';
 import { buildImages, SANDBOX_IMAGE } from '../../images/src/build';
 import { AGENT_VERSION } from '../../agent/src/app';
@@ -6,7 +7,7 @@ import { createKeysService } from './keys/service';
 import { createWarmPool } from './pool/service';
 import { createDockerRuntime } from './runtime/docker-runtime';
 import { createSandboxRepo } from './sandboxes/repo';
-import { createSandboxService } from './sandboxes/service';
+import { createSandboxService, LABEL_INSTANCE } from './sandboxes/service';
 import { startProxyServer, TOOLBOX_BASE } from './server';
 import { openDatabase } from './store/db';
 import { createToolboxForwarder } from './toolbox/forward';
@@ -44,6 +45,7 @@ export async function runServe(argv: string[]): Promise<void> {
     process.stdout.write(`Admin API key (shown once; keep it): ${key}\n`);
   }
 
+  const instance = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 12);
   const runtime = createDockerRuntime({ bundleDir: images.bundleDir, network: config.network });
   await runtime.ensureNetwork();
   // Known for sure only once the server listens (port 0 picks one).
@@ -51,7 +53,7 @@ export async function runServe(argv: string[]): Promise<void> {
   const toolboxUrl = () => `${publicUrl}${TOOLBOX_BASE}`;
   const pool =
     config.pool > 0 && config.image === SANDBOX_IMAGE
-      ? createWarmPool({ runtime, db, size: config.pool, poolClass: { image: config.image, cpu: 1, memoryGiB: 1 }, log })
+      ? createWarmPool({ runtime, db, size: config.pool, poolClass: { image: config.image, cpu: 1, memoryGiB: 1 }, labels: { [LABEL_INSTANCE]: instance }, log })
       : undefined;
   const sandboxes = createSandboxService({
     repo: createSandboxRepo(db),
@@ -61,6 +63,7 @@ export async function runServe(argv: string[]): Promise<void> {
     defaultUser: 'cove',
     toolboxUrl,
     agentVersion: AGENT_VERSION,
+    instance,
     log,
   });
   const { poolContainers, removed } = await sandboxes.reconcile();

@@ -28,7 +28,16 @@ export const poolKey = (c: PoolClass): string =>
  * Node runs it to completion, so concurrent creates can never get the same member — and the pool refills in the
  * background. Members are recorded in SQLite so a restarted proxy adopts them instead of leaking them.
  */
-export function createWarmPool(opts: { runtime: DockerRuntime; db: Db; size: number; poolClass: PoolClass; log: Logger; concurrency?: number }) {
+export function createWarmPool(opts: {
+  runtime: DockerRuntime;
+  db: Db;
+  size: number;
+  poolClass: PoolClass;
+  /** Labels every member carries besides the pool's (the server's instance label). */
+  labels: Record<string, string>;
+  log: Logger;
+  concurrency?: number;
+}) {
   const key = poolKey(opts.poolClass);
   const ready: PoolMember[] = [];
   let inFlight = 0;
@@ -47,7 +56,7 @@ export function createWarmPool(opts: { runtime: DockerRuntime; db: Db; size: num
       const created = await opts.runtime.createSandbox({
         name,
         image: opts.poolClass.image,
-        labels: { [LABEL_POOL]: key },
+        labels: { ...opts.labels, [LABEL_POOL]: key },
         env: {},
         agentToken,
         cpu: opts.poolClass.cpu,

@@ -143,7 +143,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
     const info = await inspect(containerId);
     if (!info) throw new ContainerNotFoundError(containerId);
     if (info.state !== 'running') {
-      throw new RuntimeError('DOCKER_ERROR', `Container ${containerId} stopped right after it started (exit code ${info.exitCode})`, await logTail(containerId));
+      // The agent is PID 1: the container stopping at once means the agent refused to start (e.g. unknown user).
+      throw agentExited(`The sandbox container ${info.name} exited with code ${info.exitCode} right after it started`, await logTail(containerId));
     }
     if (info.ip) containerOfIp.set(info.ip, info.id);
     return { ip: info.ip };
@@ -207,8 +208,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
           ? async () => {
               const info = await inspect(id);
               if (!info || info.state === 'running') return;
-              throw new AgentNotReadyError(
-                'AGENT_NOT_READY',
+              throw agentExited(
                 `The sandbox container ${info.name} ${info.state === 'exited' ? `exited with code ${info.exitCode}` : `is ${info.state}`} before its agent answered`,
                 await logTail(id),
               );
@@ -221,7 +221,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         failure === 'unauthorized'
           ? `The agent at ${ip}:${agentPort} rejects the token it was given`
           : `The agent at ${ip}:${agentPort} did not answer within ${Date.now() - started} ms`;
-      throw new AgentNotReadyError('AGENT_NOT_READY', logs ? `${why}; its last log lines:\n${logs}` : why, logs || undefined);
+      throw agentExited(why, logs);
     },
 
     start,
@@ -282,6 +282,11 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       }
     },
   };
+}
+
+/** An AgentNotReadyError whose message ends with the container's last log lines, the usual key to why. */
+function agentExited(why: string, logs: string): AgentNotReadyError {
+  return new AgentNotReadyError('AGENT_NOT_READY', logs ? `${why}; its last log lines:\n${logs}` : why, logs || undefined);
 }
 
 /** A container's labels without the dev.cove.* ones blanked at creation (inherited from its image, see sandbox-config). */

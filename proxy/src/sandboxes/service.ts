@@ -9,6 +9,12 @@ import { now } from '../store/db';
 import type { SandboxRecord, SandboxRepo } from './repo';
 
 import { LABEL_POOL, LABEL_SANDBOX } from '../runtime/types';
+
+/**
+ * Labels the containers of one Cove server (one data dir), so that servers sharing a Docker engine — a test run
+ * beside a running Cove — never adopt or remove each other's containers.
+ */
+export const LABEL_INSTANCE = 'dev.cove.instance';
 const AGENT_READY_TIMEOUT_MS = 60_000;
 const DEFAULTS = { cpu: 1, memory: 1, disk: 10 };
 
@@ -22,6 +28,8 @@ export interface SandboxServiceOptions {
   /** Base URL the SDK appends `/{id}/…` to for toolbox calls (known once the server listens). */
   toolboxUrl: () => string;
   agentVersion: string;
+  /** This server's instance id (see LABEL_INSTANCE). */
+  instance: string;
   log: Logger;
 }
 
@@ -110,7 +118,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     const created = await runtime.createSandbox({
       name: `cove-${record.id}`,
       image: record.image,
-      labels: { [LABEL_SANDBOX]: record.id },
+      labels: { [LABEL_SANDBOX]: record.id, [LABEL_INSTANCE]: opts.instance },
       env: record.env,
       agentToken: record.agentToken,
       user: record.user === opts.defaultUser && record.image === opts.image ? undefined : record.user,
@@ -303,7 +311,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
      * Returns the containers that belong to the pool, for it to adopt.
      */
     async reconcile(): Promise<{ poolContainers: Awaited<ReturnType<DockerRuntime['listManaged']>>; removed: string[] }> {
-      const containers = await runtime.listManaged();
+      const containers = (await runtime.listManaged()).filter((c) => c.labels[LABEL_INSTANCE] === opts.instance);
       const byId = new Map(containers.map((c) => [c.id, c]));
       const owned = new Set<string>();
       for (const record of repo.all()) {
