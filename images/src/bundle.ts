@@ -87,7 +87,6 @@ export function readBundleHash(dir: string): string | undefined {
 export function buildAgentBundle(opts: { root: string; out: string; force?: boolean; log?: BuildLog }): { dir: string; hash: string; built: boolean } {
   const log = opts.log ?? (() => {});
   // The agent alone (dist/agent.mjs), not the whole CLI: sandboxes never load the server's modules.
-  // The agent-only bundle (agent/src/entry.ts): the full CLI would also import the server's modules.
   const cli = path.join(opts.root, 'dist/agent.mjs');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build first (node scripts/build.mjs)`);
   const hash = agentBundleHash(cli);
