@@ -187,10 +187,9 @@ describe('the default sandbox image', () => {
   it('runs its baked agent as PID 1, with user code as cove', async () => {
     const agent = await startAgentContainer(SANDBOX_IMAGE, { mountBundle: false });
     await expectWorkingAgent(agent);
-    expect(await agent.json('/process/execute', { command: 'sh -c "id -un; pwd; cat /proc/1/cmdline | tr \\"\\\\0\\" \\" \\""' })).toEqual({
-      exitCode: 0,
-      result: `cove\n/home/cove\n${BUNDLE_MOUNT}/bin/node ${BUNDLE_MOUNT}/agent/cli.mjs agent --user cove --workdir /home/cove -- \n`,
-    });
+    expect(await agent.json('/process/execute', { command: 'sh -c "id -un; pwd"' })).toEqual({ exitCode: 0, result: 'cove\n/home/cove\n' });
+    const pid1 = ['/opt/cove/bin/node', '/opt/cove/agent/cli.mjs', 'agent', '--user', 'cove', '--workdir', '/home/cove', '--'];
+    expect(await agent.json('/process/execute', { command: 'cat /proc/1/cmdline' })).toEqual({ exitCode: 0, result: `${pid1.join('\0')}\0` });
     expect(await agent.json('/process/code-run', { language: 'python', code: 'import sys; print(sys.version_info[0] * 14)' })).toEqual({
       exitCode: 0,
       result: '42\n',
