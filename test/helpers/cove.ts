@@ -1,0 +1,96 @@
+import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Daytona } from '@daytonaio/sdk';
+import { COVE_BIN } from './agent';
+import { requireDocker } from './docker';
+
+export interface TestCove {
+  url: string;
+  apiUrl: string;
+  apiKey: string;
+  dataDir: string;
+  process: ChildProcess;
+  /** A Daytona SDK client pointed at this server. */
+  daytona(apiKey?: string): Daytona;
+  /** fetch against the API with a key (the admin key by default). */
+  api(p: string, init?: RequestInit & { key?: string | null }): Promise<Response>;
+  /** Containers of this server (its instance label), running or not, optionally with another label. */
+  containers(label?: string): string[];
+  output(): string;
+  /** SIGTERM: the server exits and leaves its containers for the next start. */
+  stop(): Promise<number | null>;
+  /** Stops the server and removes its containers and data. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * Starts a real `cove serve` on port 0 with a fresh data dir (or a given one, to test restarts), waits for its ready
+ * line. Its first start in a run builds the images (minutes); later ones find them.
+ */
+export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?: string } = {}): Promise<TestCove> {
+  await requireDocker();
+  const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'cove-data-'));
+  const apiKey = opts.apiKey ?? `test-${randomBytes(24).toString('hex')}`;
+  const instance = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
+  const child = spawn(process.execPath, [COVE_BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn'], {
+    env: { ...process.env, COVE_API_KEY: apiKey },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cove serve did not start in 15 min:\n${out.slice(-4000)}`)), 15 * 60_000);
+    const onData = () => {
+      const m = /cove listening on (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`cove serve exited with ${code}:\n${out.slice(-4000)}`));
+    });
+  });
+  const apiUrl = `${url.replace('127.0.0.1', 'localhost')}/api`;
+  const cove: TestCove = {
+    url,
+    apiUrl,
+    apiKey,
+    dataDir,
+    process: child,
+    daytona: (key = apiKey) => new Daytona({ apiKey: key, apiUrl, target: 'local' }),
+    api: (p, init = {}) => {
+      const { key = apiKey, ...rest } = init;
+      const headers: Record<string, string> = { ...(rest.headers as Record<string, string>) };
+      if (key) headers.Authorization = `Bearer ${key}`;
+      if (rest.body) headers['Content-Type'] ??= 'application/json';
+      return fetch(`${apiUrl}${p}`, { ...rest, headers });
+    },
+    containers: (label) =>
+      execFileSync('docker', ['ps', '-aq', '--filter', `label=dev.cove.instance=${instance}`, ...(label ? ['--filter', `label=${label}`] : [])], {
+        encoding: 'utf8',
+      })
+        .split('\n')
+        .filter(Boolean),
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      return exited;
+    },
+    async destroy() {
+      await cove.stop();
+      const ids = cove.containers();
+      if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
+      if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return cove;
+}
