@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,8 +11,10 @@ import { COVE_BIN, ROOT } from './agent';
 
 const run = promisify(execFile);
 
-/** The folder the tests build the agent bundle into (git-ignored, shared by every test file and run). */
+/** The folder the agent bundle is built into (git-ignored; shared with `cove images build` and other tests). */
 export const TEST_BUNDLE_DIR = path.join(ROOT, '.cove/bundle');
+/** Immutable copies of the bundle, one per content hash, that test containers mount (see snapshotBundle). */
+const SNAPSHOT_DIR = path.join(ROOT, '.cove/test-bundles');
 export { BASE_IMAGE };
 
 /**
@@ -45,11 +47,58 @@ export function prepareSandboxAssets(): Promise<{ bundleDir: string; baseImage: 
     // `cove agent --help` goes through bin/cove.mjs, which rebuilds dist/ when a source file is newer.
     execFileSync(process.execPath, [COVE_BIN, 'agent', '--help'], { stdio: 'ignore' });
     const built = buildAgentBundle({ root: ROOT, out: TEST_BUNDLE_DIR }) as unknown;
-    const bundleDir = typeof built === 'string' ? built : (built as { dir: string }).dir;
+    const bundleDir = snapshotBundle(typeof built === 'string' ? built : (built as { dir: string }).dir);
     await buildBaseImage();
     return { bundleDir, baseImage: BASE_IMAGE };
   });
   return prepared;
+}
+
+/** The bundle's identity: its content hash file (or the older stamp file). */
+function bundleId(dir: string): string | undefined {
+  for (const file of ['.bundle-hash', '.stamp']) {
+    try {
+      return readFileSync(path.join(dir, file), 'utf8').trim();
+    } catch {
+      /* try the next */
+    }
+  }
+  return undefined;
+}
+
+/**
+ * An immutable copy of the bundle for test containers to mount. The shared bundle folder is replaced whenever anyone
+ * (another engineer's test, `cove images build`) rebuilds it, and containers that mount it would lose their agent
+ * mid-test. Copies older than two hours are pruned.
+ */
+function snapshotBundle(dir: string): string {
+  mkdirSync(SNAPSHOT_DIR, { recursive: true });
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const id = bundleId(dir);
+    if (!id) throw new Error(`${dir} holds no complete agent bundle`);
+    const target = path.join(SNAPSHOT_DIR, createHash('sha256').update(id).digest('hex').slice(0, 16));
+    if (!existsSync(path.join(target, 'bin/node'))) {
+      const tmp = `${target}.tmp-${process.pid}`;
+      rmSync(tmp, { recursive: true, force: true });
+      cpSync(dir, tmp, { recursive: true, verbatimSymlinks: true });
+      // Rebuilt while we copied: the copy may mix two bundles.
+      if (bundleId(dir) !== id) {
+        rmSync(tmp, { recursive: true, force: true });
+        continue;
+      }
+      try {
+        renameSync(tmp, target);
+      } catch {
+        rmSync(tmp, { recursive: true, force: true }); // another process made the same copy first
+      }
+    }
+    for (const old of readdirSync(SNAPSHOT_DIR)) {
+      const full = path.join(SNAPSHOT_DIR, old);
+      if (full !== target && Date.now() - statSync(full).mtimeMs > 2 * 3600_000) rmSync(full, { recursive: true, force: true });
+    }
+    return target;
+  }
+  throw new Error(`the agent bundle in ${dir} kept changing while it was copied`);
 }
 
 /** Runs `fn` holding a directory lock (mkdir is atomic); a lock older than 15 minutes is taken as abandoned. */

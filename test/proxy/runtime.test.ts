@@ -136,13 +136,19 @@ describe('docker runtime', () => {
     expect(await c.agent.exec('id -un; pwd')).toEqual({ exitCode: 0, result: 'carol\n/home/carol\n' });
 
     // A user the image does not have: the agent refuses to start and the error carries its log lines.
+    // (createSandbox itself fails when the agent has already exited by the time the container is inspected.)
     const token = agentToken();
-    const bad = await runtime.createSandbox({ name: uniqueName('cove-rt'), image: baseImage, agentToken: token, user: 'nobody-here' });
-    created.push(bad.containerId);
-    const err = await runtime.waitForAgent(bad.ip, token, 10_000).catch((e: unknown) => e);
+    const err = await runtime
+      .createSandbox({ name: uniqueName('cove-rt'), image: baseImage, agentToken: token, user: 'nobody-here' })
+      .then((bad) => {
+        created.push(bad.containerId);
+        return runtime.waitForAgent(bad.ip, token, 10_000);
+      })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentNotReadyError);
     expect((err as Error).message).toMatch(/exited with code \d+/);
     expect((err as AgentNotReadyError).detail).toContain('nobody-here');
+    expect((err as Error).message).toContain('nobody-here');
   });
 
   it('keeps files across stop and start', async () => {
@@ -210,7 +216,11 @@ describe('docker runtime', () => {
   });
 
   it('creates 10 sandboxes at once, all ready, then removes them', async () => {
-    const all = await Promise.all(Array.from({ length: 10 }, () => sandbox({ labels: { 'dev.cove.pool': 'test' } })));
+    // allSettled: every create must have finished (and been tracked for cleanup) before the test may end.
+    const settled = await Promise.allSettled(Array.from({ length: 10 }, () => sandbox({ labels: { 'dev.cove.pool': 'test' } })));
+    const failed = settled.filter((r) => r.status === 'rejected');
+    expect(failed.map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+    const all = settled.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof sandbox>>>).value);
     const versions = await Promise.all(all.map((s) => s.agent.fetch('/version').then((r) => r.status)));
     expect(versions).toEqual(Array(10).fill(200));
     expect(new Set(all.map((s) => s.ip)).size).toBe(10);
