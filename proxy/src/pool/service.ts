@@ -99,23 +99,29 @@ export function createWarmPool(opts: {
       return ready.length;
     },
 
-    /** Adopts members recorded by an earlier run whose containers still run; removes stale rows. Then refills. */
+    /**
+     * Adopts the members an earlier run recorded whose containers still run, and removes every other pool container
+     * it is given (members of another class, or started by a run that stopped before recording them). Then refills.
+     */
     async start(containers: { id: string; state: string; ip: string; labels: Record<string, string> }[]): Promise<string[]> {
       const rows = opts.db.prepare('SELECT container_id, agent_token, ip FROM pool_members WHERE pool_key = ?').all(key) as {
         container_id: string;
         agent_token: string;
         ip: string;
       }[];
+      const recorded = new Map(rows.map((r) => [r.container_id, r]));
       const adopted: string[] = [];
-      for (const row of rows) {
-        const container = containers.find((c) => c.id === row.container_id);
-        if (container?.state === 'running' && ready.length < opts.size) {
-          ready.push({ containerId: row.container_id, ip: container.ip || row.ip, agentToken: row.agent_token });
-          adopted.push(row.container_id);
+      for (const container of containers) {
+        const row = recorded.get(container.id);
+        if (row && container.state === 'running' && ready.length < opts.size) {
+          ready.push({ containerId: container.id, ip: container.ip || row.ip, agentToken: row.agent_token });
+          adopted.push(container.id);
+          recorded.delete(container.id);
         } else {
-          remove.run(row.container_id);
+          await opts.runtime.remove(container.id).catch(() => {});
         }
       }
+      for (const id of recorded.keys()) remove.run(id);
       refill();
       return adopted;
     },
