@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bundle = `${root}dist/cli.mjs`;
-const SOURCES = ['agent', 'proxy', 'wire', 'cli'];
+const SOURCES = ['agent', 'proxy', 'images', 'lib', 'wire', 'cli'];
 
 function newestSource(dir) {
   let newest = 0;
