@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ensureCommands, sha256, type BuildLog } from './host';
@@ -81,8 +81,7 @@ export function readBundleHash(dir: string): string | undefined {
  * without installing anything. Returns the bundle folder, its content hash and whether this call built it.
  *
  * Rebuilt only when its hash changed (or `force`). The new bundle is assembled beside `out` and swapped in with two
- * renames, so `out` is never seen half-written. Containers that mount the old one lose it: rebuilding means the
- * agent changed.
+ * renames, so `out` is never seen half-written; containers that mount the old one keep it (see prunePrevious).
  */
 export function buildAgentBundle(opts: { root: string; out: string; force?: boolean; log?: BuildLog }): { dir: string; hash: string; built: boolean } {
   const log = opts.log ?? (() => {});
@@ -131,10 +130,12 @@ export function buildAgentBundle(opts: { root: string; out: string; force?: bool
   execFileSync('chmod', ['-R', 'a+rX', tmp]);
   writeFileSync(path.join(tmp, HASH_FILE), `${hash}\n`);
 
-  const old = `${opts.out}.old-${process.pid}`;
-  if (existsSync(opts.out)) renameSync(opts.out, old);
+  // Running sandboxes bind-mount the folder itself (its inode), so the previous bundle is moved aside, not deleted:
+  // their agents keep their files. Only the newest few previous bundles are kept.
+  const previousHash = readBundleHash(opts.out);
+  if (previousHash) renameSync(opts.out, `${opts.out}.previous-${previousHash.slice(0, 16)}-${Date.now()}`);
   renameSync(tmp, opts.out);
-  rmSync(old, { recursive: true, force: true });
+  prunePrevious(opts.out, 3);
   log(`agent bundle ready (${Math.round(folderBytes(opts.out) / 1e6)} MB)`);
   return { dir: opts.out, hash, built: true };
 }
@@ -150,6 +151,15 @@ function stripSymbols(file: string, log: BuildLog): void {
   } catch (err) {
     log(`strip failed, keeping Node's symbols: ${(err as Error).message}`);
   }
+}
+
+/** Removes all but the `keep` newest bundles moved aside by earlier rebuilds. */
+function prunePrevious(out: string, keep: number): void {
+  const prefix = `${path.basename(out)}.previous-`;
+  const previous = readdirSync(path.dirname(out))
+    .filter((name) => name.startsWith(prefix))
+    .sort((a, b) => Number(b.split('-').pop()) - Number(a.split('-').pop()));
+  for (const name of previous.slice(keep)) rmSync(path.join(path.dirname(out), name), { recursive: true, force: true });
 }
 
 function folderBytes(dir: string): number {
