@@ -92,3 +92,15 @@ export type ListSandboxesResponse = z.infer<typeof ListSandboxesResponse>;
 
 export const ToolboxProxyUrl = z.object({ url: z.string() });
 export type ToolboxProxyUrl = z.infer<typeof ToolboxProxyUrl>;
+
+/** `GET /pool` (admin): the warm pool of the default image and class. */
+export const PoolStatus = z.object({
+  /** Containers the pool keeps ready. */
+  target: z.number().int(),
+  /** Containers ready now. */
+  ready: z.number().int(),
+  image: z.string(),
+  cpu: z.number(),
+  memory: z.number(),
+});
+export type PoolStatus = z.infer<typeof PoolStatus>;

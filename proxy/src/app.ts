@@ -4,6 +4,8 @@ import { Router } from '../../lib/http/router';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { authenticate } from './http/principal';
 import type { KeysService } from './keys/service';
+import type { WarmPool } from './pool/service';
+import { registerPoolRoutes } from './pool/routes';
 import { registerSandboxRoutes } from './sandboxes/routes';
 import type { SandboxService } from './sandboxes/service';
 
@@ -11,7 +13,7 @@ import type { SandboxService } from './sandboxes/service';
 export const API_BASE = '/api';
 
 /** The control API: wires services to routes, behind API-key auth. Toolbox and preview traffic never reach it. */
-export function createApiApp(opts: { keys: KeysService; sandboxes: SandboxService; toolboxUrl: () => string; version: string }) {
+export function createApiApp(opts: { keys: KeysService; sandboxes: SandboxService; pool?: WarmPool; toolboxUrl: () => string; version: string }) {
   const app = new Hono().basePath(API_BASE);
   app.use('*', async (c, next) => {
     // CORS preflights carry no credentials; they are answered before auth.
@@ -34,6 +36,7 @@ export function createApiApp(opts: { keys: KeysService; sandboxes: SandboxServic
 
   const router = new Router(app);
   registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
+  registerPoolRoutes(router, opts.pool);
   let openapi: object | undefined;
   app.get('/openapi.json', (c) => c.json((openapi ??= router.openapi({ title: 'Cove API', version: opts.version }))));
   return app;

@@ -76,6 +76,7 @@ export async function runServe(argv: string[]): Promise<void> {
     port: config.port,
     keys,
     sandboxes,
+    pool,
     forwarder: createToolboxForwarder(),
     toolboxUrl,
     version: AGENT_VERSION,

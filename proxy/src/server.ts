@@ -8,6 +8,7 @@ import { ERROR_SOURCE } from '../../wire/errors';
 import { API_BASE, createApiApp } from './app';
 import { authenticate } from './http/principal';
 import type { KeysService } from './keys/service';
+import type { WarmPool } from './pool/service';
 import type { SandboxService } from './sandboxes/service';
 import type { ToolboxForwarder } from './toolbox/forward';
 
@@ -33,6 +34,7 @@ export async function startProxyServer(opts: {
   port: number;
   keys: KeysService;
   sandboxes: SandboxService;
+  pool?: WarmPool;
   forwarder: ToolboxForwarder;
   toolboxUrl: () => string;
   version: string;

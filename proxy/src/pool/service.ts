@@ -94,10 +94,7 @@ export function createWarmPool(opts: {
 
   return {
     poolClass: opts.poolClass,
-    /** Containers ready now. */
-    get size() {
-      return ready.length;
-    },
+    status: () => ({ target: opts.size, ready: ready.length, image: opts.poolClass.image, cpu: opts.poolClass.cpu, memory: opts.poolClass.memoryGiB }),
 
     /**
      * Adopts the members an earlier run recorded whose containers still run, and removes every other pool container

@@ -1,0 +1,135 @@
+/**
+ * Sandbox lifecycle through a real `cove serve`, beside Docker doing the same work directly, in one run:
+ * - create latency from the warm pool (hit) and cold (miss) vs `docker run -d` of the same image until its agent answers;
+ * - 100 concurrent creates from a pool of 100: total time, and each sandbox's idle memory (cgroup);
+ * - executeCommand('echo hi') through the proxy (SDK) vs `docker exec C echo hi`.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { startCove, type TestCove } from '../test/helpers/cove';
+import { printTable, stats, timeRuns } from './lib';
+
+const HIT_RUNS = 20;
+const MISS_RUNS = 8;
+const BIG_POOL = 100;
+
+async function poolReady(cove: TestCove, n: number, timeoutMs = 10 * 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { ready } = await (await cove.api('/pool')).json();
+    if (ready >= n) return;
+    if (Date.now() > deadline) throw new Error(`the pool reached ${ready}/${n} in time`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function timedCreate(cove: TestCove, body: object): Promise<{ ms: number; id: string }> {
+  const t = process.hrtime.bigint();
+  const res = await cove.api('/sandbox', { method: 'POST', body: JSON.stringify(body) });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  const json = await res.json();
+  if (!res.ok) throw new Error(`create failed: ${JSON.stringify(json)}`);
+  return { ms, id: json.id };
+}
+
+const del = (cove: TestCove, id: string) => cove.api(`/sandbox/${id}`, { method: 'DELETE' });
+
+/** `docker run -d` of the sandbox image, until its agent answers at its address: what a cold start costs at least. */
+async function dockerRunUntilReady(): Promise<number> {
+  const token = randomBytes(24).toString('hex');
+  const t = process.hrtime.bigint();
+  const id = execFileSync('docker', ['run', '-d', '--network', 'cove', '-e', `COVE_AGENT_TOKEN=${token}`, 'cove-sandbox:latest'], { encoding: 'utf8' }).trim();
+  const ip = execFileSync('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id], { encoding: 'utf8' }).trim();
+  for (;;) {
+    try {
+      const res = await fetch(`http://${ip}:2280/version`, { headers: { Authorization: `Bearer ${token}` } });
+      if (res.ok) break;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  execFileSync('docker', ['rm', '-f', id], { stdio: 'ignore' });
+  return ms;
+}
+
+function memoryOf(containers: string[]): number[] {
+  const out = execFileSync('docker', ['stats', '--no-stream', '--format', '{{.MemUsage}}', ...containers], { encoding: 'utf8' });
+  return out
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [value, unit] = /^([\d.]+)\s*([KMG]i?B)/.exec(line)!.slice(1);
+      const scale: Record<string, number> = { KiB: 1 / 1024, MiB: 1, GiB: 1024, kB: 1 / 1000, MB: 1, GB: 1000 };
+      return Number(value) * (scale[unit] ?? 1);
+    });
+}
+
+// 1. Create latency: hits from a pool of HIT_RUNS, misses (env forces a cold start), docker run baseline.
+let cove = await startCove({ pool: HIT_RUNS });
+await poolReady(cove, HIT_RUNS);
+const hits: number[] = [];
+const created: string[] = [];
+for (let i = 0; i < HIT_RUNS; i++) {
+  const { ms, id } = await timedCreate(cove, {});
+  hits.push(ms);
+  created.push(id);
+}
+await Promise.all(created.splice(0).map((id) => del(cove, id)));
+const misses: number[] = [];
+for (let i = 0; i < MISS_RUNS; i++) {
+  const { ms, id } = await timedCreate(cove, { env: { COLD: String(i) } });
+  misses.push(ms);
+  await del(cove, id);
+}
+const dockerRuns: number[] = [];
+for (let i = 0; i < MISS_RUNS; i++) dockerRuns.push(await dockerRunUntilReady());
+
+// 3. exec through the proxy (the published SDK) vs docker exec, on one sandbox.
+const sandbox = await cove.daytona().create({ language: 'python' });
+const viaSdk = await timeRuns(() => sandbox.process.executeCommand('echo hi'), 200);
+const container = execFileSync('docker', ['ps', '-q', '--filter', 'label=dev.cove.instance', '--filter', 'name=cove-pool'], { encoding: 'utf8' }).split('\n')[0];
+const viaDockerExec = await timeRuns(() => execFileSync('docker', ['exec', container, 'echo', 'hi']), 30, 3);
+await sandbox.delete();
+await cove.destroy();
+
+// 2. 100 concurrent creates from a pool of 100.
+cove = await startCove({ pool: BIG_POOL });
+const fillStart = Date.now();
+await poolReady(cove, BIG_POOL);
+const fillSeconds = (Date.now() - fillStart) / 1000;
+const t = process.hrtime.bigint();
+const burst = await Promise.all(Array.from({ length: BIG_POOL }, () => timedCreate(cove, {})));
+const burstMs = Number(process.hrtime.bigint() - t) / 1e6;
+await new Promise((r) => setTimeout(r, 5000));
+const idle = stats(memoryOf(cove.containers('dev.cove.pool').slice(0, BIG_POOL)));
+await Promise.all(burst.map(({ id }) => del(cove, id)));
+await cove.destroy();
+
+const hit = stats(hits);
+const miss = stats(misses);
+const base = stats(dockerRuns);
+printTable('Sandbox create (POST /api/sandbox, p50)', [
+  { name: 'pool hit', value: hit.p50, unit: 'ms', baseline: base.p50, baselineName: 'docker run -d + agent ready', target: '≤ 20 ms', ok: hit.p50 <= 20 },
+  { name: 'pool hit p99', value: hit.p99, unit: 'ms' },
+  { name: 'pool miss (cold start)', value: miss.p50, unit: 'ms', baseline: base.p50, baselineName: 'docker run -d + agent ready' },
+]);
+printTable(`${BIG_POOL} concurrent creates from a pool of ${BIG_POOL}`, [
+  { name: 'total time', value: burstMs, unit: 'ms', target: '≤ 1000 ms', ok: burstMs <= 1000 },
+  { name: 'idle memory per sandbox (p50)', value: idle.p50, unit: 'MiB', target: '≤ 50 MB', ok: idle.p50 <= 50 },
+  { name: 'idle memory per sandbox (max)', value: idle.p99, unit: 'MiB' },
+  { name: `filling the pool (${BIG_POOL})`, value: fillSeconds, unit: 's' },
+]);
+printTable("executeCommand('echo hi') (p50)", [
+  {
+    name: 'SDK through the proxy',
+    value: viaSdk.p50,
+    unit: 'ms',
+    baseline: viaDockerExec.p50,
+    baselineName: 'docker exec',
+    target: '≥ 10× faster',
+    ok: viaDockerExec.p50 / viaSdk.p50 >= 10,
+  },
+]);
+process.exit(0);
