@@ -5,8 +5,12 @@ import { CoveError, toCoveError } from '../../lib/http/errors';
 import { Router } from '../../lib/http/router';
 import { registerFilesRoutes } from './files/routes';
 import { createFilesService } from './files/service';
+import { registerGitRoutes } from './git/routes';
+import { createGitService } from './git/service';
 import { registerInfoRoutes } from './info/routes';
 import { createInfoService } from './info/service';
+import { registerLspRoutes } from './lsp/routes';
+import { createLspService } from './lsp/service';
 import { registerPortsRoutes } from './ports/routes';
 import { createPortsService } from './ports/service';
 import { registerProcessRoutes } from './process/routes';
@@ -16,6 +20,8 @@ import { createPtyService } from './pty/service';
 import { registerSessionsRoutes } from './sessions/routes';
 import { createSessionsService } from './sessions/service';
 import type { SandboxContext } from './system/context';
+import { registerWatchRoutes } from './watch/routes';
+import { createWatchService } from './watch/service';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -48,6 +54,9 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
     sessions: createSessionsService(opts.ctx),
     pty: createPtyService(opts.ctx),
     ports: createPortsService(),
+    git: createGitService(opts.ctx),
+    lsp: createLspService(opts.ctx),
+    watch: createWatchService(opts.ctx),
   };
   registerInfoRoutes(router, services.info);
   registerFilesRoutes(router, services.files);
@@ -55,6 +64,9 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
   registerSessionsRoutes(router, services.sessions);
   registerPtyRoutes(router, services.pty);
   registerPortsRoutes(router, services.ports);
+  registerGitRoutes(router, services.git);
+  registerLspRoutes(router, services.lsp);
+  registerWatchRoutes(router, services.watch);
 
   // Built on first request: the document is large and most agents never serve it.
   let openapi: object | undefined;
@@ -67,7 +79,14 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
     isAuthorized,
     /** Kills every process the agent started. */
     async close() {
-      await Promise.allSettled([services.process.close(), services.sessions.close(), services.pty.close()]);
+      await Promise.allSettled([
+        services.process.close(),
+        services.sessions.close(),
+        services.pty.close(),
+        services.git.close(),
+        services.lsp.close(),
+        services.watch.close(),
+      ]);
     },
   };
 }
