@@ -1,4 +1,23 @@
+import { WatchersResponse, WatchQuery } from '../../../wire/watch';
 import type { Router } from '../../../lib/http/router';
+import { serveWatchChannel } from './channel';
 import type { WatchService } from './service';
 
-export function registerWatchRoutes(_router: Router, _service: WatchService): void {}
+export function registerWatchRoutes(router: Router, watch: WatchService): void {
+  const tag = 'watch';
+  router.ws(
+    {
+      path: '/files/watch',
+      tag,
+      summary: 'Stream add/change/unlink/addDir/unlinkDir events of a file or folder',
+      // The path is resolved while the query is parsed, which happens before the upgrade: a missing path is refused
+      // with a 404 JSON error instead of an accepted socket that closes at once.
+      query: WatchQuery.transform((q) => ({ ...q, path: watch.resolveExisting(q.path) })),
+    },
+    ({ socket, query }) => serveWatchChannel(socket, watch, query as WatchQuery),
+  );
+  router.route(
+    { method: 'get', path: '/files/watchers', tag, summary: 'Open file watches and their queues', response: WatchersResponse },
+    () => ({ watchers: watch.list() }),
+  );
+}

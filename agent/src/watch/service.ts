@@ -1,7 +1,149 @@
+import { lstatSync, realpathSync, type Stats } from 'node:fs';
+import path from 'node:path';
+import type { FSWatcher } from 'chokidar';
+import { WATCH_DEFAULT_IGNORES, type WatchEventName, type WatcherInfo, type WatchServerMessage } from '../../../wire/watch';
+import { fromOsError } from '../../../lib/http/errors';
 import type { SandboxContext } from '../system/context';
+import { createIgnoreMatcher } from './ignore';
 
-/** Placeholder until the capability lands. */
-export function createWatchService(_ctx: SandboxContext) {
-  return { close: async () => {} };
+/** What one watch reports to, and how it is told to end. */
+export interface WatchSink {
+  message(message: WatchServerMessage): void;
+  /** The watch cannot go on (it failed to start, or the agent is stopping); `code` is a WebSocket close code. */
+  end(code: 1001 | 1011, reason: string): void;
+  /** Queue state, for the list of watchers. */
+  status(): Pick<WatcherInfo, 'queued' | 'queuedBytes' | 'bufferedBytes' | 'dropped'>;
+}
+
+/** What to watch; `path` is absolute and existed when the request was checked (see `resolveExisting`). */
+export interface WatchOptions {
+  path: string;
+  recursive: boolean;
+  ignore: string[];
+  ignoreDefaults: boolean;
+  initial: boolean;
+}
+
+export interface WatchHandle {
+  /** Stops watching and releases the file-system watches. Idempotent. */
+  close(): Promise<void>;
+}
+
+type Chokidar = typeof import('chokidar');
+
+/** Says what a watch error means; the inotify limits are the ones people hit. */
+function describeWatchError(err: NodeJS.ErrnoException): string {
+  if (err.code === 'ENOSPC') {
+    return 'The limit of watched folders (fs.inotify.max_user_watches) was reached: changes in some folders will be missed';
+  }
+  if (err.code === 'EMFILE') return 'Too many open watches (fs.inotify.max_user_instances): changes will be missed';
+  return `Watch error: ${err.message}`;
+}
+
+function eventOf(name: WatchEventName, file: string, stats: Stats | undefined): WatchServerMessage {
+  const isDir = name === 'addDir' || name === 'unlinkDir';
+  const message: WatchServerMessage = { type: 'event', event: name, path: file, isDir };
+  if (!isDir && stats && (name === 'add' || name === 'change')) {
+    message.size = stats.size;
+    message.mtime = stats.mtime.toISOString();
+  }
+  return message;
+}
+
+/**
+ * File watching with chokidar (inotify underneath). Each watch owns one chokidar watcher; chokidar itself shares the
+ * underlying `fs.watch` handles of a folder between watchers, so two clients on one folder cost one inotify watch.
+ * chokidar is imported on the first watch, so an agent that never watches does not load it.
+ *
+ * Invariants: every watch is in `active` from `watch()` until its `close()` (or the service's), and its chokidar
+ * watcher is closed by then, whatever the order of start and close; symbolic links are never followed (a link to `/`
+ * must not make a watch of the work dir watch the whole disk).
+ */
+export function createWatchService(ctx: SandboxContext) {
+  let chokidar: Promise<Chokidar> | undefined;
+  const active = new Map<WatchHandle, { options: WatchOptions; sink: WatchSink; isReady: () => boolean }>();
+
+  return {
+    /**
+     * The absolute path to watch for a client's `p` (relative to the work dir); throws FILE_NOT_FOUND when it does
+     * not exist. Synchronous, so it can run while a WebSocket upgrade is being decided. A watched path that is itself
+     * a symbolic link is resolved to its target, which is what gets watched and reported.
+     */
+    resolveExisting(p: string): string {
+      const abs = path.resolve(ctx.workdir, p);
+      try {
+        return lstatSync(abs).isSymbolicLink() ? realpathSync(abs) : abs;
+      } catch (err) {
+        throw fromOsError(err, p);
+      }
+    },
+
+    /** Starts a watch that reports to `sink`: events, then `ready` once the initial scan is done. */
+    watch(options: WatchOptions, sink: WatchSink): WatchHandle {
+      let watcher: FSWatcher | undefined;
+      let closed = false;
+      let ready = false;
+      const handle: WatchHandle = {
+        async close() {
+          if (closed) return;
+          closed = true;
+          active.delete(handle);
+          await watcher?.close();
+        },
+      };
+      active.set(handle, { options, sink, isReady: () => ready });
+
+      const globs = [...(options.ignoreDefaults ? WATCH_DEFAULT_IGNORES : []), ...options.ignore];
+      const ignored = createIgnoreMatcher(options.path, globs);
+      (chokidar ??= import('chokidar'))
+        .then(({ watch }) => {
+          if (closed) return;
+          watcher = watch(options.path, {
+            ignoreInitial: !options.initial,
+            depth: options.recursive ? undefined : 0,
+            followSymlinks: false,
+            // Folders the agent may not read are skipped rather than reported over and over.
+            ignorePermissionErrors: true,
+            ignored: (file: string) => ignored(file),
+          });
+          // 'all' carries only the five change kinds (not ready, error or raw).
+          watcher.on('all', (name, file, stats) => sink.message(eventOf(name as WatchEventName, file, stats)));
+          watcher.on('error', (err) => {
+            const e = err as NodeJS.ErrnoException;
+            sink.message({ type: 'error', message: describeWatchError(e), ...(e.code ? { code: e.code } : {}) });
+          });
+          watcher.on('ready', () => {
+            ready = true;
+            sink.message({ type: 'ready', path: options.path, recursive: options.recursive });
+          });
+        })
+        .catch((err: unknown) => {
+          void handle.close();
+          sink.end(1011, `The watch could not start: ${(err as Error).message}`);
+        });
+      return handle;
+    },
+
+    /** The open watches and their queues. */
+    list(): WatcherInfo[] {
+      return [...active.values()].map(({ options, sink, isReady }) => ({
+        path: options.path,
+        recursive: options.recursive,
+        ready: isReady(),
+        ...sink.status(),
+      }));
+    },
+
+    /** Ends every watch (the agent is stopping). */
+    async close(): Promise<void> {
+      const entries = [...active.entries()];
+      await Promise.allSettled(
+        entries.map(async ([handle, { sink }]) => {
+          await handle.close();
+          sink.end(1001, 'The agent is stopping');
+        }),
+      );
+    },
+  };
 }
 export type WatchService = ReturnType<typeof createWatchService>;
