@@ -1,4 +1,5 @@
 import { lstatSync, realpathSync, type Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { WATCH_DEFAULT_IGNORES, type WatchEventName, type WatcherInfo, type WatchServerMessage } from '../../../wire/watch';
@@ -30,6 +31,14 @@ export interface WatchHandle {
 }
 
 type Chokidar = typeof import('chokidar');
+
+/**
+ * chokidar reports the first change of a file and drops the others of the next 50 ms (a leading-edge throttle; 5 ms
+ * for the file's own fs.watch events), so the last write of a burst (`writeFile` truncates, then writes; a file
+ * created then filled) may never be reported, and the size sent would be stale. Each file reported as added or
+ * changed is stat'ed again once that window has passed, and reported as changed if it differs.
+ */
+const RECHECK_AFTER_MS = 60;
 
 /** Says what a watch error means; the inotify limits are the ones people hit. */
 function describeWatchError(err: NodeJS.ErrnoException): string {
@@ -83,13 +92,45 @@ export function createWatchService(ctx: SandboxContext) {
       let watcher: FSWatcher | undefined;
       let closed = false;
       let ready = false;
+      /** Files just reported as added or changed, oldest first: what was reported, and when to look again. */
+      const recheck = new Map<string, { seen: Stats | undefined; due: number }>();
+      let recheckTimer: NodeJS.Timeout | undefined;
       const handle: WatchHandle = {
         async close() {
           if (closed) return;
           closed = true;
+          clearTimeout(recheckTimer);
+          recheck.clear();
           active.delete(handle);
           await watcher?.close();
         },
+      };
+      const recheckDue = () => {
+        recheckTimer = undefined;
+        const now = Date.now();
+        for (const [file, { seen, due }] of recheck) {
+          if (due > now) {
+            recheckTimer = setTimeout(recheckDue, due - now);
+            return;
+          }
+          recheck.delete(file);
+          stat(file).then(
+            (st) => {
+              if (closed || !st.isFile() || (seen && st.size === seen.size && st.mtimeMs === seen.mtimeMs)) return;
+              sink.message(eventOf('change', file, st));
+            },
+            // Gone since: its unlink is on its way.
+            () => {},
+          );
+        }
+      };
+      const report = (name: WatchEventName, file: string, stats: Stats | undefined) => {
+        sink.message(eventOf(name, file, stats));
+        // Files found by the initial scan were not being written to as far as anyone knows: no need to look twice.
+        if (name !== 'change' && !(name === 'add' && ready)) return;
+        recheck.delete(file);
+        recheck.set(file, { seen: stats, due: Date.now() + RECHECK_AFTER_MS });
+        recheckTimer ??= setTimeout(recheckDue, RECHECK_AFTER_MS);
       };
       active.set(handle, { options, sink, isReady: () => ready });
 
@@ -107,7 +148,7 @@ export function createWatchService(ctx: SandboxContext) {
             ignored: (file: string) => ignored(file),
           });
           // 'all' carries only the five change kinds (not ready, error or raw).
-          watcher.on('all', (name, file, stats) => sink.message(eventOf(name as WatchEventName, file, stats)));
+          watcher.on('all', (name, file, stats) => report(name as WatchEventName, file, stats));
           watcher.on('error', (err) => {
             const e = err as NodeJS.ErrnoException;
             sink.message({ type: 'error', message: describeWatchError(e), ...(e.code ? { code: e.code } : {}) });

@@ -1,0 +1,349 @@
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
+import type { WatchersResponse, WatchEventMessage, WatchServerMessage } from '../../wire/watch';
+import { startAgent, waitFor, type TestAgent } from '../helpers/agent';
+
+let agent: TestAgent;
+let seq = 0;
+
+beforeAll(async () => {
+  agent = await startAgent();
+});
+afterAll(async () => {
+  await agent?.stop();
+});
+/** Every client a test opened; closed after it, so that a failed test does not leave a watch behind for the next. */
+const open = new Set<WatchClient>();
+afterEach(async () => {
+  await Promise.all([...open].map((c) => c.close()));
+  open.clear();
+});
+
+/** A fresh folder in the work dir, and its absolute path. */
+function freshDir(): string {
+  const dir = path.join(agent.workdir, `w${++seq}`);
+  mkdirSync(dir);
+  return dir;
+}
+
+/** A client of the watch channel that records every message. */
+interface WatchClient {
+  ws: WebSocket;
+  messages: WatchServerMessage[];
+  events(): WatchEventMessage[];
+  /** Resolves with the first message matching `predicate` (already received or to come). */
+  waitFor(predicate: (m: WatchServerMessage) => boolean, what: string, timeoutMs?: number): Promise<WatchServerMessage>;
+  waitEvent(event: WatchEventMessage['event'], file: string, timeoutMs?: number): Promise<WatchEventMessage>;
+  /** Waits for an add or change of `file` that reports `size` (a write right after another may come as a later change). */
+  waitSize(file: string, size: number): Promise<WatchEventMessage>;
+  ready: Promise<void>;
+  closed: Promise<number>;
+  /** HTTP status and body when the upgrade is refused. */
+  refused: Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+function watch(query: Record<string, string>): WatchClient {
+  const ws = agent.ws(`/files/watch?${new URLSearchParams(query)}`);
+  const messages: WatchServerMessage[] = [];
+  const client: WatchClient = {
+    ws,
+    messages,
+    events: () => messages.filter((m): m is WatchEventMessage => m.type === 'event'),
+    waitFor: (predicate, what, timeoutMs = 15_000) => waitFor(() => messages.find(predicate), timeoutMs, what) as Promise<WatchServerMessage>,
+    waitEvent: (event, file, timeoutMs) =>
+      client.waitFor((m) => m.type === 'event' && m.event === event && m.path === file, `${event} ${file}`, timeoutMs) as Promise<WatchEventMessage>,
+    waitSize: (file, size) =>
+      client.waitFor(
+        (m) => m.type === 'event' && (m.event === 'add' || m.event === 'change') && m.path === file && m.size === size,
+        `${file} of ${size} bytes`,
+      ) as Promise<WatchEventMessage>,
+    ready: undefined as unknown as Promise<void>,
+    closed: new Promise((resolve) => ws.once('close', (code) => resolve(code))),
+    refused: new Promise((resolve) =>
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(body) }));
+      }),
+    ),
+    async close() {
+      open.delete(client);
+      if (ws.readyState === ws.CONNECTING || ws.readyState === ws.OPEN) ws.close();
+      await client.closed;
+    },
+  };
+  client.ready = client.waitFor((m) => m.type === 'ready', 'ready').then(() => undefined);
+  open.add(client);
+  ws.on('error', () => {});
+  ws.on('message', (data) => messages.push(JSON.parse(String(data))));
+  return client;
+}
+
+const watchers = async () => (await agent.json<WatchersResponse>('/files/watchers')).watchers;
+
+/** Inotify watches the agent process holds now (one `inotify wd:` line per watched inode in /proc/PID/fdinfo). */
+function inotifyWatches(): number {
+  const dir = `/proc/${agent.process.pid}/fdinfo`;
+  let count = 0;
+  for (const fd of readdirSync(dir)) {
+    try {
+      count += readFileSync(path.join(dir, fd), 'utf8').split('\n').filter((l) => l.startsWith('inotify wd:')).length;
+    } catch {
+      // The fd closed while we looked.
+    }
+  }
+  return count;
+}
+
+/**
+ * Absence of an event cannot be waited for; instead write a marker after the change that must not be reported and
+ * wait for the marker: the watcher has then seen the earlier change and chose not to report it.
+ */
+async function settle(client: WatchClient, dir: string): Promise<void> {
+  const marker = path.join(dir, `marker-${++seq}`);
+  writeFileSync(marker, '');
+  await client.waitEvent('add', marker);
+}
+
+describe('file watching', () => {
+  it('reports files created, changed, moved and deleted by another process', async () => {
+    const dir = freshDir();
+    const w = watch({ path: dir });
+    await w.ready;
+    const a = path.join(dir, 'a.txt');
+    writeFileSync(a, 'one');
+    expect(await w.waitEvent('add', a)).toMatchObject({ isDir: false });
+    const written = await w.waitSize(a, 3);
+    expect(Date.parse(written.mtime!)).toBeGreaterThan(0);
+
+    // writeFile truncates, then writes: the change that counts is the last one.
+    writeFileSync(a, 'three');
+    await w.waitEvent('change', a);
+    expect(await w.waitSize(a, 5)).toMatchObject({ event: 'change', isDir: false });
+
+    const b = path.join(dir, 'b.txt');
+    renameSync(a, b);
+    await w.waitEvent('unlink', a);
+    await w.waitEvent('add', b);
+
+    rmSync(b);
+    await w.waitEvent('unlink', b);
+    await w.close();
+  });
+
+  it('reports changes made by a command run through the agent, with a path relative to the work dir', async () => {
+    const dir = freshDir();
+    const w = watch({ path: path.basename(dir) });
+    await w.ready;
+    expect(w.messages.find((m) => m.type === 'ready')).toMatchObject({ path: dir, recursive: true });
+    const cwd = dir;
+    await agent.json('/process/execute', { method: 'POST', json: { command: 'mkdir sub && echo hi > sub/f.txt && echo x > top.txt', cwd } });
+    await w.waitEvent('addDir', path.join(dir, 'sub'));
+    await w.waitEvent('add', path.join(dir, 'sub/f.txt'));
+    await w.waitEvent('add', path.join(dir, 'top.txt'));
+
+    await agent.json('/process/execute', { method: 'POST', json: { command: 'echo more >> top.txt && rm -r sub', cwd } });
+    await w.waitEvent('change', path.join(dir, 'top.txt'));
+    await w.waitEvent('unlink', path.join(dir, 'sub/f.txt'));
+    await w.waitEvent('unlinkDir', path.join(dir, 'sub'));
+    await w.close();
+  });
+
+  it('reports folders added and removed, nested ones included', async () => {
+    const dir = freshDir();
+    const w = watch({ path: dir });
+    await w.ready;
+    const outer = path.join(dir, 'outer');
+    const inner = path.join(outer, 'inner');
+    mkdirSync(outer);
+    await w.waitEvent('addDir', outer);
+    mkdirSync(inner);
+    expect(await w.waitEvent('addDir', inner)).toMatchObject({ isDir: true });
+    writeFileSync(path.join(inner, 'deep.txt'), 'x');
+    await w.waitEvent('add', path.join(inner, 'deep.txt'));
+
+    rmSync(outer, { recursive: true });
+    await w.waitEvent('unlinkDir', outer);
+    await w.waitEvent('unlinkDir', inner);
+    await w.waitEvent('unlink', path.join(inner, 'deep.txt'));
+    await w.close();
+  });
+
+  it('watches one file', async () => {
+    const dir = freshDir();
+    const file = path.join(dir, 'one.txt');
+    const other = path.join(dir, 'other.txt');
+    writeFileSync(file, 'a');
+    const w = watch({ path: file });
+    await w.ready;
+    writeFileSync(other, 'not watched');
+    writeFileSync(file, 'changed');
+    expect(await w.waitSize(file, 7)).toMatchObject({ event: 'change' });
+    rmSync(file);
+    await w.waitEvent('unlink', file);
+    expect(w.events().some((e) => e.path === other)).toBe(false);
+    await w.close();
+  });
+
+  it('reports what exists before ready only when asked (initial=true)', async () => {
+    const dir = freshDir();
+    mkdirSync(path.join(dir, 'old'));
+    writeFileSync(path.join(dir, 'old/existing.txt'), 'x');
+
+    const quiet = watch({ path: dir });
+    const verbose = watch({ path: dir, initial: 'true' });
+    await Promise.all([quiet.ready, verbose.ready]);
+    const beforeReady = verbose.messages.slice(0, verbose.messages.findIndex((m) => m.type === 'ready'));
+    expect(beforeReady).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ event: 'addDir', path: dir }),
+        expect.objectContaining({ event: 'addDir', path: path.join(dir, 'old') }),
+        expect.objectContaining({ event: 'add', path: path.join(dir, 'old/existing.txt'), size: 1 }),
+      ]),
+    );
+    expect(quiet.messages[0]).toMatchObject({ type: 'ready' });
+    await Promise.all([quiet.close(), verbose.close()]);
+  });
+
+  it('does not report nested changes when not recursive', async () => {
+    const dir = freshDir();
+    mkdirSync(path.join(dir, 'nested'));
+    const w = watch({ path: dir, recursive: 'false' });
+    await w.ready;
+    expect(w.messages.find((m) => m.type === 'ready')).toMatchObject({ recursive: false });
+    writeFileSync(path.join(dir, 'nested/hidden.txt'), 'x');
+    mkdirSync(path.join(dir, 'nested/deeper'));
+    mkdirSync(path.join(dir, 'sibling'));
+    writeFileSync(path.join(dir, 'top.txt'), 'x');
+    await w.waitEvent('addDir', path.join(dir, 'sibling'));
+    await w.waitEvent('add', path.join(dir, 'top.txt'));
+    await settle(w, dir);
+    expect(w.events().filter((e) => e.path.includes('/nested/'))).toEqual([]);
+    await w.close();
+  });
+
+  it('ignores node_modules and .git by default, and reports them when asked', async () => {
+    const dir = freshDir();
+    const byDefault = watch({ path: dir });
+    const everything = watch({ path: dir, ignoreDefaults: 'false' });
+    await Promise.all([byDefault.ready, everything.ready]);
+    mkdirSync(path.join(dir, 'node_modules/pkg'), { recursive: true });
+    writeFileSync(path.join(dir, 'node_modules/pkg/index.js'), 'x');
+    mkdirSync(path.join(dir, '.git'));
+    writeFileSync(path.join(dir, '.git/HEAD'), 'ref');
+    writeFileSync(path.join(dir, 'kept.txt'), 'x');
+
+    await everything.waitEvent('addDir', path.join(dir, 'node_modules'));
+    await everything.waitEvent('add', path.join(dir, '.git/HEAD'));
+    await byDefault.waitEvent('add', path.join(dir, 'kept.txt'));
+    await settle(byDefault, dir);
+    expect(byDefault.events().filter((e) => /node_modules|\.git/.test(e.path))).toEqual([]);
+    await Promise.all([byDefault.close(), everything.close()]);
+  });
+
+  it('ignores the globs it is given: names at any depth, paths from the watched folder, braces', async () => {
+    const dir = freshDir();
+    const w = watch({ path: dir, ignore: '*.log,build/**,tmp/*.{bak,swp}' });
+    await w.ready;
+    mkdirSync(path.join(dir, 'src/deep'), { recursive: true });
+    mkdirSync(path.join(dir, 'build/out'), { recursive: true });
+    mkdirSync(path.join(dir, 'tmp'));
+    const ignored = ['app.log', 'src/deep/debug.log', 'build/out/main.js', 'tmp/a.bak', 'tmp/b.swp'];
+    const kept = ['src/deep/app.ts', 'tmp/c.txt', 'src/build.txt', 'log.txt'];
+    for (const f of [...ignored, ...kept]) writeFileSync(path.join(dir, f), 'x');
+    for (const f of kept) await w.waitEvent('add', path.join(dir, f));
+    await settle(w, dir);
+    const reported = w.events().map((e) => path.relative(dir, e.path));
+    for (const f of ignored) expect(reported).not.toContain(f);
+    await w.close();
+  });
+
+  it('refuses the upgrade of an unknown path with 404, and of a bad query with 400', async () => {
+    const missing = watch({ path: 'no/such/folder' });
+    expect(await missing.refused).toMatchObject({
+      status: 404,
+      body: { code: 'FILE_NOT_FOUND', source: 'DAYTONA_DAEMON', message: expect.stringContaining('no/such/folder') },
+    });
+    const bad = watch({ path: '.', recursive: 'maybe' });
+    expect(await bad.refused).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+    const none = agent.ws('/files/watch');
+    const status = await new Promise<number>((resolve) => none.once('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0)));
+    expect(status).toBe(400);
+  });
+
+  it('releases its watchers when sockets close: none listed, inotify watches back where they were', async () => {
+    await waitFor(async () => (await watchers()).length === 0, 10_000, 'earlier watches to end').catch(async (err) => {
+      throw new Error(`${err.message}: ${JSON.stringify(await watchers())}`);
+    });
+    const baseline = inotifyWatches();
+    const dir = freshDir();
+    for (let i = 0; i < 20; i++) mkdirSync(path.join(dir, `d${i}`));
+    // Several sockets on the same folder, and one on another.
+    const clients = [watch({ path: dir }), watch({ path: dir }), watch({ path: dir, recursive: 'false' }), watch({ path: freshDir() })];
+    await Promise.all(clients.map((c) => c.ready));
+    expect(await watchers()).toHaveLength(4);
+    expect(inotifyWatches()).toBeGreaterThanOrEqual(baseline + 21);
+
+    // One closed from the client's side, one whose TCP connection just drops.
+    await clients[0].close();
+    clients[1].ws.terminate();
+    await clients[1].closed;
+    await clients[2].close();
+    await clients[3].close();
+    await waitFor(async () => (await watchers()).length === 0, 10_000, 'watchers to be released');
+    await waitFor(() => inotifyWatches() <= baseline, 10_000, `inotify watches back to ${baseline}`);
+  });
+
+  it('keeps a slow client’s queue bounded, drops what does not fit, and says so with one overflow message', async () => {
+    // Long names make each event large, so that the kernel's socket buffers (a few MB on loopback) fill with a
+    // few thousand events instead of tens of thousands.
+    const root = path.join(freshDir(), 'r'.repeat(200), 's'.repeat(200), 't'.repeat(200));
+    mkdirSync(root, { recursive: true });
+    const w = watch({ path: root });
+    await w.ready;
+    const socket = (w.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+
+    const DIRS = 10;
+    const PER_DIR = 1000;
+    let peakQueuedBytes = 0;
+    let peakQueued = 0;
+    let peakBuffered = 0;
+    const sample = async () => {
+      const info = (await watchers()).find((x) => x.path === root)!;
+      peakQueuedBytes = Math.max(peakQueuedBytes, info.queuedBytes);
+      peakQueued = Math.max(peakQueued, info.queued);
+      peakBuffered = Math.max(peakBuffered, info.bufferedBytes);
+      return info;
+    };
+    for (let d = 0; d < DIRS; d++) {
+      const sub = path.join(root, `d${d}`);
+      mkdirSync(sub);
+      for (let i = 0; i < PER_DIR; i++) writeFileSync(path.join(sub, `${String(i).padStart(5, '0')}-${'f'.repeat(200)}`), '');
+      await sample();
+    }
+    // The agent has seen more than fits: some events were dropped.
+    await waitFor(async () => (await sample()).dropped > 0, 60_000, 'events to be dropped');
+    expect(peakQueuedBytes).toBeLessThanOrEqual(1024 * 1024);
+    expect(peakQueued).toBeLessThanOrEqual(4096);
+    // Writes stop at the high-water mark (256 KiB); one message may cross it.
+    expect(peakBuffered).toBeLessThan(256 * 1024 + 4096);
+
+    socket.resume();
+    const overflow = await w.waitFor((m) => m.type === 'overflow', 'overflow message', 60_000);
+    expect(overflow).toMatchObject({ type: 'overflow', dropped: expect.any(Number) });
+    expect((overflow as { dropped: number }).dropped).toBeGreaterThan(0);
+    expect(w.messages.filter((m) => m.type === 'overflow')).toHaveLength(1);
+    expect(w.events().length).toBeLessThan(DIRS * (PER_DIR + 1));
+
+    // After the overflow message, events are complete again.
+    const after = path.join(root, 'after.txt');
+    writeFileSync(after, 'x');
+    await w.waitEvent('add', after, 30_000);
+    expect((await sample()).queued).toBe(0);
+    await w.close();
+  }, 180_000);
+});
