@@ -44,6 +44,11 @@ export const ERROR_CODES = [
   'IMAGE_NOT_FOUND',
   'AGENT_UNREACHABLE',
   'RUNTIME_UNAVAILABLE',
+  // lsp
+  'LSP_SERVER_NOT_INITIALIZED',
+  'LSP_SERVER_CRASHED',
+  'LSP_SERVER_NOT_INSTALLED',
+  'LSP_REQUEST_TIMEOUT',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

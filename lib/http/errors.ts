@@ -38,6 +38,12 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   IMAGE_NOT_FOUND: 400,
   AGENT_UNREACHABLE: 502,
   RUNTIME_UNAVAILABLE: 503,
+  // 400 because the SDK's DaytonaLspServerNotInitializedError is a DaytonaBadRequestError.
+  LSP_SERVER_NOT_INITIALIZED: 400,
+  // 503: the agent restarts the server, so the same request is worth retrying.
+  LSP_SERVER_CRASHED: 503,
+  LSP_SERVER_NOT_INSTALLED: 501,
+  LSP_REQUEST_TIMEOUT: 504,
 };
 
 /** The error every service throws, in the agent and the proxy. Routes never build error responses themselves. */
