@@ -18,7 +18,7 @@ export async function runAgent(argv: string[]): Promise<void> {
   let config;
   let identity;
   try {
-    identity = resolveIdentity(argv.includes('--user') ? argv[argv.indexOf('--user') + 1] : undefined);
+    identity = resolveIdentity(argv.includes('--user') ? argv[argv.indexOf('--user') + 1] : undefined, process.env.HOME);
     config = readAgentConfig(argv, process.env, identity.home || os.homedir());
   } catch (err) {
     process.stderr.write(`cove agent: ${(err as Error).message}\n\n${AGENT_USAGE}\n`);

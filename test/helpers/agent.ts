@@ -35,11 +35,13 @@ export async function startAgent(
 ): Promise<TestAgent> {
   const token = randomBytes(24).toString('hex');
   const workdir = opts.workdir ?? mkdtempSync(path.join(os.tmpdir(), 'cove-agent-'));
+  // A home of its own: login shells in PTYs must not depend on (or wait for) this machine's dotfiles.
+  const home = mkdtempSync(path.join(os.tmpdir(), 'cove-home-'));
   const [command, ...prefixArgs] = [...(opts.prefix ?? []), process.execPath];
   const child = spawn(
     command,
     [...prefixArgs, COVE_BIN, 'agent', '--port', '0', '--host', '127.0.0.1', '--workdir', workdir, ...(opts.args ?? [])],
-    { env: { ...process.env, ...opts.env, COVE_AGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, HOME: home, ...opts.env, COVE_AGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -87,6 +89,7 @@ export async function startAgent(
       const code = await exited;
       clearTimeout(timer);
       if (!opts.workdir) rmSync(workdir, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
       return code;
     },
   };

@@ -11,13 +11,14 @@ export interface Identity {
 }
 
 /**
- * Resolves the identity commands run as. Without a name it is the agent's own account. With a name it is looked up in
+ * Resolves the identity commands run as. Without a name it is the agent's own account, whose home is the HOME the
+ * agent was started with when there is one (as for any program run by its own user). With a name it is looked up in
  * /etc/passwd; running as another account needs the agent to be root.
  */
-export function resolveIdentity(name?: string): Identity {
+export function resolveIdentity(name?: string, ownHome?: string): Identity {
   const self = ownAccount();
   if (!name || name === self.username) {
-    return { username: self.username, uid: self.uid, gid: self.gid, home: self.homedir, shell: self.shell || '/bin/sh' };
+    return { username: self.username, uid: self.uid, gid: self.gid, home: ownHome || self.homedir, shell: self.shell || '/bin/sh' };
   }
   let passwd = '';
   try {
