@@ -49,6 +49,16 @@ export const ERROR_CODES = [
   'LSP_SERVER_CRASHED',
   'LSP_SERVER_NOT_INSTALLED',
   'LSP_REQUEST_TIMEOUT',
+  // git (Daytona's codes: the SDK turns them into its typed git errors)
+  'GIT_AUTH_FAILED',
+  'GIT_REPO_NOT_FOUND',
+  'GIT_BRANCH_NOT_FOUND',
+  'GIT_BRANCH_EXISTS',
+  'GIT_PUSH_REJECTED',
+  'GIT_DIRTY_WORKTREE',
+  'GIT_MERGE_CONFLICT',
+  'GIT_TRANSPORT_FAILED',
+  'GIT_REMOTE_REJECTED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

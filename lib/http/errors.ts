@@ -44,6 +44,17 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   LSP_SERVER_CRASHED: 503,
   LSP_SERVER_NOT_INSTALLED: 501,
   LSP_REQUEST_TIMEOUT: 504,
+  // Git: the statuses of the HTTP classes that the SDK's typed git errors extend (auth failed is its 401 class,
+  // transport failed its bad gateway, remote rejected its unprocessable entity).
+  GIT_AUTH_FAILED: 401,
+  GIT_REPO_NOT_FOUND: 404,
+  GIT_BRANCH_NOT_FOUND: 404,
+  GIT_BRANCH_EXISTS: 409,
+  GIT_PUSH_REJECTED: 409,
+  GIT_DIRTY_WORKTREE: 409,
+  GIT_MERGE_CONFLICT: 409,
+  GIT_TRANSPORT_FAILED: 502,
+  GIT_REMOTE_REJECTED: 422,
 };
 
 /** The error every service throws, in the agent and the proxy. Routes never build error responses themselves. */
