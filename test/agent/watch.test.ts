@@ -2,7 +2,9 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
-import type { WatchersResponse, WatchEventMessage, WatchServerMessage } from '../../wire/watch';
+import { createIgnoreMatcher } from '../../agent/src/watch/ignore';
+import { WatchOutbox } from '../../agent/src/watch/outbox';
+import { splitGlobList, type WatchersResponse, type WatchEventMessage, type WatchServerMessage } from '../../wire/watch';
 import { startAgent, waitFor, type TestAgent } from '../helpers/agent';
 
 let agent: TestAgent;
@@ -346,4 +348,82 @@ describe('file watching', () => {
     expect((await sample()).queued).toBe(0);
     await w.close();
   }, 180_000);
+});
+
+describe('ignore globs', () => {
+  it('match names at any depth, paths from the root, classes and alternations; never the root itself', () => {
+    expect(splitGlobList('*.log, build/**,*.{js,ts},,')).toEqual(['*.log', 'build/**', '*.{js,ts}']);
+    const ignored = createIgnoreMatcher('/r', ['*.log', 'build/**', 'src/*.{bak,swp}', 'x[0-9]', '**/gen/*.c', 'node_modules']);
+    for (const p of ['/r/a.log', '/r/deep/b.log', '/r/build/x/y.js', '/r/src/a.bak', '/r/x7', '/r/gen/a.c', '/r/a/gen/b.c', '/r/node_modules', '/r/a/node_modules/b/c.js']) {
+      expect(ignored(p), p).toBe(true);
+    }
+    for (const p of ['/r', '/r/log', '/r/a.log.txt', '/r/build', '/r/src/deep/a.bak', '/r/xa', '/r/gen/a.h', '/r/a/b.js', '/elsewhere/a.log']) {
+      expect(ignored(p), p).toBe(false);
+    }
+  });
+});
+
+describe('watch outbox', () => {
+  /** An in-memory transport whose peer reads only when told to. */
+  function transport(highWater: number) {
+    const sent: WatchServerMessage[] = [];
+    const pending: Array<() => void> = [];
+    let buffered = 0;
+    return {
+      sent,
+      t: {
+        isOpen: () => true,
+        buffered: () => buffered,
+        send(text: string, done: () => void) {
+          sent.push(JSON.parse(text));
+          buffered += highWater; // every message fills the transport until it is read
+          pending.push(() => {
+            buffered -= highWater;
+            done();
+          });
+        },
+      },
+      readAll() {
+        while (pending.length) pending.shift()!();
+      },
+    };
+  }
+  const ev = (event: WatchEventMessage['event'], p: string, size?: number): WatchServerMessage => ({ type: 'event', event, path: p, isDir: false, size });
+
+  it('coalesces changes of a queued file into its add, then keeps order', () => {
+    const { sent, t, readAll } = transport(10);
+    const box = new WatchOutbox(t, { maxMessages: 100, maxBytes: 1e6, highWater: 10 });
+    box.push(ev('add', '/a', 0)); // sent at once; the transport is now full
+    box.push(ev('add', '/b', 0));
+    box.push(ev('change', '/b', 5));
+    box.push(ev('change', '/a', 3));
+    box.push(ev('change', '/a', 4));
+    box.push(ev('unlink', '/b'));
+    box.push(ev('change', '/b', 9)); // after the unlink: not merged into the add before it
+    expect(box.status().queued).toBe(4);
+    for (let i = 0; i < 10; i++) readAll();
+    expect(sent.map((m) => (m.type === 'event' ? `${m.event} ${m.path} ${m.size ?? ''}` : m.type))).toEqual([
+      'add /a 0',
+      'add /b 5',
+      'change /a 4',
+      'unlink /b ',
+      'change /b 9',
+    ]);
+  });
+
+  it('on overflow drops the queue, keeps ready, and sends one overflow message once the client reads', () => {
+    const { sent, t, readAll } = transport(10);
+    const box = new WatchOutbox(t, { maxMessages: 3, maxBytes: 1e6, highWater: 10 });
+    box.push(ev('add', '/0'));
+    box.push(ev('add', '/1'));
+    box.push({ type: 'ready', path: '/', recursive: true });
+    box.push(ev('add', '/2'));
+    box.push(ev('add', '/3')); // queue full: /1 and /2 go, and so does /3
+    box.push(ev('add', '/4')); // still overflowing
+    expect(box.status()).toMatchObject({ queued: 1, dropped: 4 });
+    for (let i = 0; i < 10; i++) readAll();
+    box.push(ev('add', '/5'));
+    readAll();
+    expect(sent).toEqual([ev('add', '/0'), { type: 'ready', path: '/', recursive: true }, { type: 'overflow', dropped: 4 }, ev('add', '/5')]);
+  });
 });
