@@ -13,7 +13,10 @@ import { z } from 'zod';
  * - A move is an `unlink` of the old path and an `add` of the new one. Removing a folder reports what was inside it
  *   too. Symbolic links are reported, never followed.
  * - client → agent: nothing is expected; messages are ignored. Closing the socket ends the watch.
- * - Close codes: 1000 when either side ends normally, 1001 when the agent stops, 1011 when the watch could not start.
+ * - When the watched path itself is removed, its `unlink`/`unlinkDir` is the last event to count on: watch again once
+ *   it is back.
+ * - Close codes: 1000 when the client ends; 1011 when the watch could not start; when the agent stops, 1001 or a
+ *   dropped connection.
  */
 
 /** Folders ignored unless `ignoreDefaults=false`: they are large, and rarely what a watcher wants to hear about. */
