@@ -1,7 +1,7 @@
 import { getRequestListener } from '@hono/node-server';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { createAgentApp, type AgentApp } from './app';
 import { CoveError, toCoveError } from '../../lib/http/errors';
@@ -27,12 +27,16 @@ export async function startAgentServer(opts: {
   const agent = createAgentApp({ token: opts.token, ctx: opts.ctx });
   const server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, getRequestListener(agent.app.fetch));
   const routeOf = new WeakMap<IncomingMessage, WsRoute>();
-  const wss = new WebSocketServer({
-    noServer: true,
-    perMessageDeflate: false,
-    maxPayload: 64 * 1024 * 1024,
-    handleProtocols: (offered, req) => routeOf.get(req)?.spec.protocols?.([...offered]) ?? false,
-  });
+  // Made on the first upgrade: `ws` (and the https, tls and zlib modules it loads) is not needed by an idle agent.
+  // esbuild turns this `require` of a bundled module into a lazily evaluated wrapper.
+  let wss: WebSocketServer | undefined;
+  const webSockets = () =>
+    (wss ??= new (require('ws') as typeof import('ws')).WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: 64 * 1024 * 1024,
+      handleProtocols: (offered, req) => routeOf.get(req)?.spec.protocols?.([...offered]) ?? false,
+    }));
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     try {
@@ -42,10 +46,14 @@ export async function startAgentServer(opts: {
         const params = route.match(url.pathname);
         if (!params) continue;
         const query = route.spec.query ? parseOrThrow(route.spec.query, Object.fromEntries(url.searchParams), 'query') : {};
+        if (route.handleRaw) {
+          route.handleRaw({ socket, head, params, query, req });
+          return;
+        }
         routeOf.set(req, route);
-        wss.handleUpgrade(req, socket, head, (ws) => {
+        webSockets().handleUpgrade(req, socket, head, (ws) => {
           try {
-            route.handle({ socket: ws, params, query, req });
+            route.handle!({ socket: ws, params, query, req });
           } catch (err) {
             const error = toCoveError(err);
             ws.close(error.status === 404 ? 4404 : 4400, error.message.slice(0, 120));
@@ -66,7 +74,7 @@ export async function startAgentServer(opts: {
     agent,
     server,
     async close() {
-      for (const ws of wss.clients) ws.terminate();
+      for (const ws of wss?.clients ?? []) ws.terminate();
       await agent.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

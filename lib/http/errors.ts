@@ -38,6 +38,8 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   IMAGE_NOT_FOUND: 400,
   AGENT_UNREACHABLE: 502,
   RUNTIME_UNAVAILABLE: 503,
+  PORT_NOT_LISTENING: 502,
+  PREVIEW_UNAUTHORIZED: 401,
   // 400 because the SDK's DaytonaLspServerNotInitializedError is a DaytonaBadRequestError.
   LSP_SERVER_NOT_INITIALIZED: 400,
   // 503: the agent restarts the server, so the same request is worth retrying.

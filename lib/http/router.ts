@@ -1,5 +1,6 @@
 import type { Context, Hono } from 'hono';
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { ErrorBody } from '../../wire/errors';
@@ -51,10 +52,21 @@ export interface WsInput {
   req: IncomingMessage;
 }
 
+/** A raw upgrade (not WebSocket): the handler owns the socket once the request is authenticated and matched. */
+export interface RawUpgradeInput {
+  socket: Duplex;
+  head: Buffer;
+  params: Record<string, string>;
+  query: any;
+  req: IncomingMessage;
+}
+
 export interface WsRoute {
   spec: WsSpec;
   match: (pathname: string) => Record<string, string> | undefined;
-  handle: (input: WsInput) => void;
+  handle?: (input: WsInput) => void;
+  /** Set for raw upgrades (router.tunnel): no WebSocket handshake happens. */
+  handleRaw?: (input: RawUpgradeInput) => void;
 }
 
 /** Formats zod issues as one sentence: `body.command: expected string, received number`. */
@@ -125,6 +137,11 @@ export class Router {
 
   ws(spec: WsSpec, handle: (input: WsInput) => void): void {
     this.wsRoutes.push({ spec, match: compilePath(spec.path), handle });
+  }
+
+  /** A raw byte tunnel over an HTTP upgrade (e.g. `Upgrade: cove-tcp`): the handler answers 101 itself. */
+  tunnel(spec: Omit<WsSpec, 'protocols'>, handleRaw: (input: RawUpgradeInput) => void): void {
+    this.wsRoutes.push({ spec, match: compilePath(spec.path), handleRaw });
   }
 
   /** The OpenAPI 3.1 document of every registered route. */

@@ -1,0 +1,56 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/** The Upgrade token of Cove's raw TCP tunnel. */
+export const TUNNEL_PROTOCOL = 'cove-tcp';
+
+/**
+ * Connects to a port of this sandbox from inside it: 127.0.0.1 first, then ::1, so servers bound only to loopback
+ * (IPv4 or IPv6, as `localhost` may resolve either way) are reachable too. Resolves with the connected socket.
+ */
+export function connectLocal(port: number): Promise<net.Socket> {
+  const attempt = (host: string) =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const socket = net.connect({ port, host });
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', reject);
+    });
+  return attempt('127.0.0.1').catch(() => attempt('::1'));
+}
+
+/**
+ * Answers a `Upgrade: cove-tcp` request on `client` with 101 and pipes raw bytes between it and the local port.
+ * Nothing listening → a 502 JSON answer naming the port.
+ */
+export async function openTunnel(client: Duplex, head: Buffer, port: number): Promise<void> {
+  let upstream: net.Socket;
+  try {
+    upstream = await connectLocal(port);
+  } catch (err) {
+    const body = JSON.stringify({
+      message: `Nothing is listening on port ${port} in the sandbox`,
+      code: 'PORT_NOT_LISTENING',
+      source: 'DAYTONA_DAEMON',
+      detail: (err as Error).message,
+    });
+    client.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    return;
+  }
+  upstream.setNoDelay(true);
+  (client as net.Socket).setNoDelay?.(true);
+  client.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`);
+  if (head.length) upstream.write(head);
+  upstream.pipe(client);
+  client.pipe(upstream);
+  const close = () => {
+    upstream.destroy();
+    client.destroy();
+  };
+  upstream.on('error', close);
+  client.on('error', close);
+  upstream.on('close', close);
+  client.on('close', close);
+}
