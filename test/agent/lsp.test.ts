@@ -7,6 +7,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CompletionList, LspDiagnostics, LspHover, LspLocation, LspServerList, LspSymbol } from '../../wire/lsp';
+import { createLspService } from '../../agent/src/lsp/service';
+import { createSandboxContext } from '../../agent/src/system/context';
+import { resolveIdentity } from '../../agent/src/system/identity';
 import { ROOT, startAgent, waitFor, type TestAgent } from '../helpers/agent';
 
 // Language servers are heavy and the machine is shared: generous timeouts, no timing assertions.
@@ -367,6 +370,48 @@ describe('errors', () => {
       } finally {
         await bare.stop();
       }
+    },
+    SLOW,
+  );
+});
+
+describe('idle servers', () => {
+  it(
+    'are shut down after the idle time and started again, with their documents, by the next request',
+    async () => {
+      // In process: the agent's idle time is minutes, the service's is configurable.
+      const dir = writeProject('idle-project', PY_FILES);
+      const ctx = createSandboxContext({ workdir: agent.workdir, identity: resolveIdentity(), env: { ...process.env, PATH: `${BIN}:${process.env.PATH}` } });
+      const lsp = createLspService(ctx, { idleMs: 1500 });
+      try {
+        const base = { languageId: 'python', pathToProject: 'idle-project' };
+        await lsp.start(base);
+        await lsp.didOpen({ ...base, uri: `file://${path.join(dir, 'complete.py')}` });
+        const [running] = lsp.servers();
+        expect(running).toMatchObject({ state: 'running', openDocuments: 1 });
+        await waitFor(() => lsp.servers()[0].state === 'idle', 20_000, 'idle shutdown');
+        const gone = () => {
+          try {
+            process.kill(running.pid!, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        };
+        await waitFor(gone, 10_000, 'the idle server to exit');
+
+        const list = await lsp.completions({
+          ...base,
+          uri: `file://${path.join(dir, 'complete.py')}`,
+          position: positionOf(PY_FILES, 'complete.py', 'bob.', true),
+        });
+        expect(list.items.map((i) => i.label)).toContain('favourite_colour');
+        expect(lsp.servers()[0]).toMatchObject({ state: 'running', openDocuments: 1 });
+        expect(lsp.servers()[0].pid).not.toBe(running.pid);
+      } finally {
+        await lsp.close();
+      }
+      expect(lsp.servers()).toEqual([]);
     },
     SLOW,
   );
