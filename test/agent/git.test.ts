@@ -4,7 +4,7 @@
  */
 import { Daytona, DaytonaGitAuthFailedError, DaytonaGitBranchNotFoundError, Git } from '@daytonaio/sdk';
 import { Configuration, GitApi } from '@daytona/toolbox-api-client';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GitCommitInfo, GitDiff, GitStatus, ListBranchResponse } from '../../wire/git';
@@ -432,6 +432,57 @@ describe('the Daytona SDK', () => {
     const { data } = await api.getCommitHistory('sdk');
     expect(data.length).toBeGreaterThan(0);
     expect(data[0]).toEqual({ hash: expect.any(String), author: expect.any(String), email: expect.any(String), message: expect.any(String), timestamp: expect.any(String) });
+  });
+});
+
+describe('as another account', () => {
+  it('runs git as the sandbox user: the clone and its commits belong to that account', async () => {
+    const other = await startAgent({ args: ['--user', 'nobody'] });
+    try {
+      chownSync(other.workdir, 65534, 65534);
+      const post = (p: string, body: unknown) =>
+        other.fetch(p, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await post('/git/clone', { url: repoUrl, path: 'mine', ...creds() });
+      expect(res.status, await res.text()).toBe(204);
+      for (const p of ['mine', 'mine/README.md', 'mine/.git/config']) expect(statSync(path.join(other.workdir, p)).uid, p).toBe(65534);
+      writeFileSync(path.join(other.workdir, 'mine', 'note.txt'), 'by nobody\n');
+      expect((await post('/git/add', { path: 'mine', files: ['note.txt'] })).status).toBe(204);
+      expect((await post('/git/commit', { path: 'mine', message: 'as nobody', author: 'N', email: 'n@example.test' })).status).toBe(200);
+      expect(statSync(path.join(other.workdir, 'mine', '.git', 'index')).uid).toBe(65534);
+
+      // A repository of another account: git refuses it, and the answer says why.
+      const foreign = path.join(other.workdir, 'foreign');
+      gitSync(other.workdir, ['init', '--quiet', foreign]);
+      const status = await other.fetch(`/git/status?path=foreign`);
+      expect(status.status).toBe(403);
+      expect((await status.json()).message).toMatch(/another user/);
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('lists every git route with its method', async () => {
+    const doc = await agent.json<{ paths: Record<string, Record<string, unknown>> }>('/openapi.json');
+    const routes = Object.entries(doc.paths)
+      .filter(([p]) => p.startsWith('/git/'))
+      .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
+      .sort();
+    expect(routes).toEqual([
+      'DELETE /git/branches',
+      'GET /git/branches',
+      'GET /git/diff',
+      'GET /git/history',
+      'GET /git/status',
+      'POST /git/add',
+      'POST /git/branches',
+      'POST /git/checkout',
+      'POST /git/clone',
+      'POST /git/commit',
+      'POST /git/pull',
+      'POST /git/push',
+    ]);
   });
 });
 
