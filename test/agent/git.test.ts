@@ -119,6 +119,15 @@ describe('clone', () => {
     expect(gitSync(inWork('at-commit'), ['rev-parse', 'HEAD']).trim()).toBe(main);
     const status = (await call('GET', q('/git/status', { path: 'at-commit' }))).json as GitStatus;
     expect(status).toMatchObject({ currentBranch: 'HEAD', detached: true });
+    // Shallow, at a commit the default branch does not reach: the agent fetches that commit alone.
+    const feature = server.git('project', ['rev-parse', 'feature']).trim();
+    await clone('shallow-at-commit', { commit_id: feature, depth: 1 });
+    expect(gitSync(inWork('shallow-at-commit'), ['rev-parse', 'HEAD']).trim()).toBe(feature);
+    expect(readFileSync(inWork('shallow-at-commit', 'feature.txt'), 'utf8')).toBe('feature work\n');
+    const unknown = await call('POST', '/git/clone', { url: repoUrl, path: 'no-commit', commit_id: '0'.repeat(40), ...creds() });
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.code).toBe('GIT_BRANCH_NOT_FOUND');
+    expect(existsSync(inWork('no-commit'))).toBe(false);
   });
 
   it('refuses a wrong password as GIT_AUTH_FAILED and leaves nothing behind', async () => {
