@@ -6,6 +6,8 @@ import { authenticate } from './http/principal';
 import type { KeysService } from './keys/service';
 import type { WarmPool } from './pool/service';
 import { registerPoolRoutes } from './pool/routes';
+import { registerPreviewRoutes } from './preview/routes';
+import type { PreviewTokens } from './preview/tokens';
 import { registerSandboxRoutes } from './sandboxes/routes';
 import type { SandboxService } from './sandboxes/service';
 
@@ -13,7 +15,19 @@ import type { SandboxService } from './sandboxes/service';
 export const API_BASE = '/api';
 
 /** The control API: wires services to routes, behind API-key auth. Toolbox and preview traffic never reach it. */
-export function createApiApp(opts: { keys: KeysService; sandboxes: SandboxService; pool?: WarmPool; toolboxUrl: () => string; version: string }) {
+export interface ApiOptions {
+  keys: KeysService;
+  sandboxes: SandboxService;
+  pool?: WarmPool;
+  previewTokens: PreviewTokens;
+  previewDomain: string;
+  /** How clients reach this server (known once it listens). */
+  publicUrl: () => string;
+  toolboxUrl: () => string;
+  version: string;
+}
+
+export function createApiApp(opts: ApiOptions) {
   const app = new Hono().basePath(API_BASE);
   app.use('*', async (c, next) => {
     // CORS preflights carry no credentials; they are answered before auth.
@@ -37,6 +51,7 @@ export function createApiApp(opts: { keys: KeysService; sandboxes: SandboxServic
   const router = new Router(app);
   registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
   registerPoolRoutes(router, opts.pool);
+  registerPreviewRoutes(router, { sandboxes: opts.sandboxes, tokens: opts.previewTokens, publicUrl: opts.publicUrl, domain: opts.previewDomain });
   let openapi: object | undefined;
   app.get('/openapi.json', (c) => c.json((openapi ??= router.openapi({ title: 'Cove API', version: opts.version }))));
   return app;

@@ -11,6 +11,8 @@ import { createSandboxService, LABEL_INSTANCE } from './sandboxes/service';
 import { startProxyServer, TOOLBOX_BASE } from './server';
 import { openDatabase } from './store/db';
 import { createToolboxForwarder } from './toolbox/forward';
+import { createPreviewHandler } from './preview/handler';
+import { createPreviewTokens } from './preview/tokens';
 
 /** Printed on stdout once the proxy serves; supervisors and tests wait for it. */
 export const SERVE_READY_PREFIX = 'cove listening on ';
@@ -55,6 +57,7 @@ export async function runServe(argv: string[]): Promise<void> {
     config.pool > 0 && config.image === SANDBOX_IMAGE
       ? createWarmPool({ runtime, db, size: config.pool, poolClass: { image: config.image, cpu: 1, memoryGiB: 1 }, labels: { [LABEL_INSTANCE]: instance }, log })
       : undefined;
+  const previewTokens = createPreviewTokens(db);
   const sandboxes = createSandboxService({
     repo: createSandboxRepo(db),
     runtime,
@@ -64,6 +67,7 @@ export async function runServe(argv: string[]): Promise<void> {
     toolboxUrl,
     agentVersion: AGENT_VERSION,
     instance,
+    onDeleted: (id) => previewTokens.removeForSandbox(id),
     log,
   });
   const { poolContainers, removed } = await sandboxes.reconcile();
@@ -78,6 +82,10 @@ export async function runServe(argv: string[]): Promise<void> {
     sandboxes,
     pool,
     forwarder: createToolboxForwarder(),
+    preview: createPreviewHandler({ sandboxes, keys, tokens: previewTokens, secure: publicUrl.startsWith('https:') }),
+    previewTokens,
+    previewDomain: config.previewDomain,
+    publicUrl: () => publicUrl,
     toolboxUrl,
     version: AGENT_VERSION,
     log,

@@ -5,11 +5,10 @@ import type { Logger } from 'pino';
 import { CoveError, toCoveError } from '../../lib/http/errors';
 import { answerClientErrors, listen, rejectSocket } from '../../lib/http/node';
 import { ERROR_SOURCE } from '../../wire/errors';
-import { API_BASE, createApiApp } from './app';
+import { API_BASE, createApiApp, type ApiOptions } from './app';
+import { parsePreviewHost } from './preview/host';
+import type { PreviewHandler } from './preview/handler';
 import { authenticate } from './http/principal';
-import type { KeysService } from './keys/service';
-import type { WarmPool } from './pool/service';
-import type { SandboxService } from './sandboxes/service';
 import type { ToolboxForwarder } from './toolbox/forward';
 
 export const TOOLBOX_BASE = '/toolbox';
@@ -29,17 +28,9 @@ function toolboxPath(url: string): { sandboxId: string; path: string } | undefin
  * The proxy's one HTTP server: `/toolbox/{id}/…` is forwarded to that sandbox's agent (HTTP and WebSocket),
  * `/api/…` is the control API. Logs one line per request, without credentials or query strings.
  */
-export async function startProxyServer(opts: {
-  host: string;
-  port: number;
-  keys: KeysService;
-  sandboxes: SandboxService;
-  pool?: WarmPool;
-  forwarder: ToolboxForwarder;
-  toolboxUrl: () => string;
-  version: string;
-  log: Logger;
-}): Promise<{ server: Server; port: number; url: string; close(): Promise<void> }> {
+export async function startProxyServer(
+  opts: ApiOptions & { host: string; port: number; forwarder: ToolboxForwarder; preview: PreviewHandler; log: Logger },
+): Promise<{ server: Server; port: number; url: string; close(): Promise<void> }> {
   const api = getRequestListener(createApiApp(opts).fetch);
   const { log } = opts;
 
@@ -52,6 +43,12 @@ export async function startProxyServer(opts: {
 
   const server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
     logRequest(req, res, process.hrtime.bigint());
+    // Routing is by Host: a preview host goes to that port of that sandbox, anything else is API or toolbox.
+    const preview = parsePreviewHost(req.headers.host, opts.previewDomain);
+    if (preview) {
+      opts.preview.request(req, res, preview);
+      return;
+    }
     const toolbox = toolboxPath(req.url ?? '/');
     if (toolbox) {
       try {
@@ -73,6 +70,12 @@ export async function startProxyServer(opts: {
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     try {
+      const preview = parsePreviewHost(req.headers.host, opts.previewDomain);
+      if (preview) {
+        log.info({ method: 'UPGRADE', host: req.headers.host, path: (req.url ?? '').split('?')[0] }, 'preview');
+        opts.preview.upgrade(req, socket, head, preview);
+        return;
+      }
       const toolbox = toolboxPath(req.url ?? '/');
       if (!toolbox) throw new CoveError('NOT_FOUND', 'WebSocket upgrades are served under /toolbox/{sandboxId}/');
       const target = opts.sandboxes.agentFor(authenticate(opts.keys, req.headers), toolbox.sandboxId);
@@ -90,6 +93,7 @@ export async function startProxyServer(opts: {
     url,
     async close() {
       opts.forwarder.close();
+      opts.preview.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -30,6 +30,8 @@ export interface SandboxServiceOptions {
   agentVersion: string;
   /** This server's instance id (see LABEL_INSTANCE). */
   instance: string;
+  /** Called once a sandbox is deleted (its preview tokens go with it). */
+  onDeleted?: (id: string) => void;
   log: Logger;
 }
 
@@ -47,6 +49,7 @@ export interface AgentTarget {
 export function createSandboxService(opts: SandboxServiceOptions) {
   const { repo, runtime, log } = opts;
   const locks = new Map<string, Promise<unknown>>();
+  const touched = new Map<string, number>();
 
   /** Runs `fn` after every earlier operation on the same sandbox has finished. */
   function serialized<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -291,8 +294,23 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           }
         }
         repo.remove(id);
+        opts.onDeleted?.(id);
         return { ...toDto(record), state: 'destroying' as SandboxState };
       });
+    },
+
+    /** A sandbox by id, without an ownership check: the preview layer decides who may open it. */
+    find: (id: string): SandboxRecord | undefined => repo.get(id),
+
+    /** Whether a principal may use a sandbox. */
+    mayUse: (principal: Principal, record: SandboxRecord): boolean => principal.admin || record.ownerKeyId === principal.keyId,
+
+    /** Records activity (preview traffic), at most once a second per sandbox. */
+    touch(id: string): void {
+      const t = Date.now();
+      if ((touched.get(id) ?? 0) > t - 1000) return;
+      touched.set(id, t);
+      repo.touch(id);
     },
 
     /** The agent of a started sandbox the principal may use; 409 when it is not started. Counts as activity. */

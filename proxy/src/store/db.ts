@@ -52,6 +52,16 @@ const MIGRATIONS: string[] = [
      created_at TEXT NOT NULL
    );
    CREATE INDEX pool_members_key ON pool_members(pool_key);`,
+  `CREATE TABLE preview_tokens (
+     hash TEXT PRIMARY KEY,
+     sandbox_id TEXT NOT NULL,
+     port INTEGER NOT NULL,
+     signed INTEGER NOT NULL DEFAULT 0,
+     created_at TEXT NOT NULL,
+     expires_at TEXT,
+     revoked_at TEXT
+   );
+   CREATE INDEX preview_tokens_sandbox ON preview_tokens(sandbox_id);`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */

@@ -1,0 +1,99 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { AGENT_PORT } from '../toolbox/forward';
+
+/** Where a preview goes: a port of a sandbox, and how to reach its agent if the port is bound to loopback. */
+export interface PortTarget {
+  ip: string;
+  port: number;
+  agentToken: string;
+}
+
+/** Ports found bound to the sandbox's loopback only, remembered for a while so new connections go straight to the tunnel. */
+const loopbackOnly = new Map<string, number>();
+const LOOPBACK_MEMORY_MS = 30_000;
+
+/**
+ * Opens a TCP connection to a sandbox port: straight to the container address when the server listens there, else
+ * through the agent's `cove-tcp` tunnel, which reaches servers bound to 127.0.0.1 or ::1 inside the sandbox.
+ */
+export function connectToPort(target: PortTarget): Promise<net.Socket> {
+  const key = `${target.ip}:${target.port}`;
+  const direct = () =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const socket = net.connect(target.port, target.ip);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', reject);
+    });
+  if ((loopbackOnly.get(key) ?? 0) > Date.now()) return tunnel(target);
+  return direct().catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ECONNREFUSED') throw err;
+    loopbackOnly.set(key, Date.now() + LOOPBACK_MEMORY_MS);
+    return tunnel(target);
+  });
+}
+
+/** The agent's raw tunnel: an HTTP upgrade answered with 101, after which the socket carries the port's bytes. */
+function tunnel(target: PortTarget): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(AGENT_PORT, target.ip);
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (head.length > 16_384) fail(new Error('the agent answered the tunnel request with an oversized header'));
+        return;
+      }
+      socket.off('data', onData);
+      socket.off('error', fail);
+      const status = head.subarray(0, head.indexOf('\r\n')).toString();
+      if (!/^HTTP\/1\.1 101 /.test(status)) {
+        socket.destroy();
+        const body = head.subarray(end + 4).toString();
+        const refused = Object.assign(new Error(`the port is not listening (${status}) ${body}`), { code: 'ECONNREFUSED' });
+        reject(refused);
+        return;
+      }
+      const rest = head.subarray(end + 4);
+      if (rest.length) socket.unshift(rest);
+      resolve(socket);
+    };
+    const fail = (err: Error) => {
+      socket.destroy();
+      reject(err);
+    };
+    socket.on('data', onData);
+    socket.once('error', fail);
+    socket.once('connect', () => {
+      socket.setNoDelay(true);
+      socket.write(
+        `GET /port/${target.port}/tunnel HTTP/1.1\r\nHost: ${target.ip}:${AGENT_PORT}\r\nAuthorization: Bearer ${target.agentToken}\r\nConnection: Upgrade\r\nUpgrade: cove-tcp\r\n\r\n`,
+      );
+    });
+  });
+}
+
+/** Keep-alive pool of preview connections, keyed by address and port like any http.Agent. */
+export class PreviewAgent extends http.Agent {
+  constructor() {
+    super({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32, scheduling: 'lifo', timeout: 60_000 });
+  }
+
+  // Node's Agent accepts a connection created asynchronously: return nothing and call back with the socket.
+  override createConnection(options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    const target = (options as { coveTarget?: PortTarget }).coveTarget!;
+    connectToPort(target).then(
+      (socket) => {
+        socket.setNoDelay(true);
+        callback?.(null, socket);
+      },
+      (err) => callback?.(err, undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
+}

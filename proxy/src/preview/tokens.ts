@@ -1,0 +1,64 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from '../store/db';
+import { now } from '../store/db';
+
+/** What a valid preview token opens: one port of one sandbox. */
+export interface PreviewGrant {
+  sandboxId: string;
+  port: number;
+  signed: boolean;
+  expiresAt: string | null;
+}
+
+const hash = (token: string) => createHash('sha256').update(token).digest('hex');
+/** Lowercase letters and digits only: signed tokens live in a host name, which is case-insensitive. */
+const newToken = () => {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  return [...randomBytes(32)].map((b) => alphabet[b % 36]).join('');
+};
+
+/**
+ * Preview tokens, stored hashed. Unlike Daytona's, every token opens exactly one port of one sandbox. Checked on every
+ * request, so revoking or expiring one takes effect at once.
+ */
+export function createPreviewTokens(db: Db) {
+  const insert = db.prepare('INSERT INTO preview_tokens (hash, sandbox_id, port, signed, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)');
+  const lookup = db.prepare<[string], { sandbox_id: string; port: number; signed: number; expires_at: string | null; revoked_at: string | null }>(
+    'SELECT sandbox_id, port, signed, expires_at, revoked_at FROM preview_tokens WHERE hash = ?',
+  );
+  return {
+    /** A token for `getPreviewLink(port)`: no expiry, valid until revoked or the sandbox is deleted. */
+    issue(sandboxId: string, port: number): string {
+      const token = newToken();
+      insert.run(hash(token), sandboxId, port, 0, now(), null);
+      return token;
+    },
+    /** A token for a signed, expiring URL (the token is part of the preview host name). */
+    sign(sandboxId: string, port: number, expiresInSeconds: number): { token: string; expiresAt: string } {
+      const token = newToken();
+      const expiresAt = new Date(Date.now() + expiresInSeconds * 1000).toISOString();
+      insert.run(hash(token), sandboxId, port, 1, now(), expiresAt);
+      return { token, expiresAt };
+    },
+    /** The grant of a token that is neither revoked nor expired, or undefined. */
+    verify(token: string): PreviewGrant | undefined {
+      if (!/^[a-z0-9]{32}$/.test(token)) return undefined;
+      const row = lookup.get(hash(token));
+      if (!row || row.revoked_at || (row.expires_at && row.expires_at <= new Date().toISOString())) return undefined;
+      return { sandboxId: row.sandbox_id, port: row.port, signed: row.signed === 1, expiresAt: row.expires_at };
+    },
+    /** Revokes a token of this sandbox and port; returns whether it existed. */
+    revoke(sandboxId: string, port: number, token: string): boolean {
+      return (
+        db
+          .prepare('UPDATE preview_tokens SET revoked_at = ? WHERE hash = ? AND sandbox_id = ? AND port = ? AND revoked_at IS NULL')
+          .run(now(), hash(token), sandboxId, port).changes > 0
+      );
+    },
+    /** Forgets every token of a deleted sandbox. */
+    removeForSandbox(sandboxId: string): void {
+      db.prepare('DELETE FROM preview_tokens WHERE sandbox_id = ?').run(sandboxId);
+    },
+  };
+}
+export type PreviewTokens = ReturnType<typeof createPreviewTokens>;
