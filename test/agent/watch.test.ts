@@ -78,6 +78,8 @@ function watch(query: Record<string, string>): WatchClient {
     },
   };
   client.ready = client.waitFor((m) => m.type === 'ready', 'ready').then(() => undefined);
+  // Tests that never wait for ready (refused watches, slow readers) must not leave a rejection unhandled.
+  client.ready.catch(() => {});
   open.add(client);
   ws.on('error', () => {});
   ws.on('message', (data) => messages.push(JSON.parse(String(data))));
