@@ -1,8 +1,15 @@
-import busboy from 'busboy';
+import type busboy from 'busboy';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { CoveError } from '../../../lib/http/errors';
+
+/**
+ * The parser, loaded with the first multipart request rather than at start (an idle agent does not need it).
+ * esbuild turns this `require` of a bundled module into a lazily evaluated wrapper.
+ */
+let parser: typeof busboy | undefined;
+const loadBusboy = () => (parser ??= require('busboy') as typeof busboy);
 
 /** Chunk size busboy hands on: large enough that a GiB upload is a few thousand writes, small enough to stay flat. */
 const PART_HWM = 1024 * 1024;
@@ -44,7 +51,7 @@ export function readMultipart(
   return new Promise<void>((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({
+      bb = loadBusboy()({
         headers: req.headers,
         preservePath: true,
         defParamCharset: 'utf8',

@@ -26,10 +26,14 @@ export interface Reaper {
   stop(): void;
 }
 
-export function startReaper(opts: { intervalMs?: number } = {}): Reaper | undefined {
-  if (started || process.platform !== 'linux') return undefined;
-  started = true;
-  let libc: { waitpid: (pid: number, status: number[], options: number) => number; prctl: (...a: number[]) => number };
+interface Libc {
+  waitpid: (pid: number, status: number[], options: number) => number;
+  prctl: (...a: number[]) => number;
+}
+/** libc through koffi, loaded on first need: an idle agent never needs it, and koffi costs megabytes of memory. */
+let libc: Libc | null | undefined;
+function loadLibc(): Libc | null {
+  if (libc !== undefined) return libc;
   try {
     const koffi = createRequire(import.meta.url)('koffi');
     const lib = koffi.load('libc.so.6');
@@ -39,16 +43,34 @@ export function startReaper(opts: { intervalMs?: number } = {}): Reaper | undefi
     };
   } catch (err) {
     process.stderr.write(`cove agent: zombie reaping disabled: ${(err as Error).message}\n`);
-    return undefined;
+    libc = null;
   }
+  return libc;
+}
+
+let subreaper = false;
+/**
+ * Makes the agent the child subreaper (when it is not PID 1, which is one already), once. Called before each child
+ * starts rather than at start: orphans can only descend from the agent's children, so an agent that never started
+ * one does not need it (nor koffi).
+ */
+export function becomeSubreaper(): void {
+  if (subreaper || !started || process.pid === 1) return;
+  subreaper = true;
   const PR_SET_CHILD_SUBREAPER = 36;
+  loadLibc()?.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+export function startReaper(opts: { intervalMs?: number } = {}): Reaper | undefined {
+  if (started || process.platform !== 'linux') return undefined;
+  started = true;
   const WNOHANG = 1;
-  if (process.pid !== 1) libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
   // Every child_process child goes through ChildProcess#spawn: remember it until Node has waited for it.
   const proto = ChildProcess.prototype as unknown as { spawn: (...args: unknown[]) => unknown };
   const spawn = proto.spawn;
   proto.spawn = function (this: ChildProcess, ...args: unknown[]) {
+    becomeSubreaper();
     const result = spawn.apply(this, args);
     const pid = this.pid;
     if (pid) {
@@ -62,8 +84,10 @@ export function startReaper(opts: { intervalMs?: number } = {}): Reaper | undefi
     const reaped: number[] = [];
     for (const pid of zombieChildren()) {
       if (known.has(pid)) continue;
+      const lib = loadLibc();
+      if (!lib) break;
       const status = [0];
-      if (libc.waitpid(pid, status, WNOHANG) === pid) reaped.push(pid);
+      if (lib.waitpid(pid, status, WNOHANG) === pid) reaped.push(pid);
     }
     return reaped;
   };

@@ -1,10 +1,18 @@
-import * as serializeModule from '@xterm/addon-serialize';
-import * as headlessModule from '@xterm/headless';
+import type * as Headless from '@xterm/headless';
+import type * as Serialize from '@xterm/addon-serialize';
 
-// Both are CommonJS bundles whose names Node's ESM loader cannot see (only `default`); bundlers expose either.
-const { Terminal } = ((headlessModule as { default?: typeof headlessModule }).default ?? headlessModule) as typeof headlessModule;
-const { SerializeAddon } = ((serializeModule as { default?: typeof serializeModule }).default ??
-  serializeModule) as typeof serializeModule;
+/**
+ * The emulator (a few hundred KiB of code) is loaded with the first terminal, not at start: most agents never open
+ * one. `require` of a bundled CommonJS module is resolved by esbuild into a lazily evaluated wrapper, so this stays
+ * synchronous and needs no file at run time.
+ */
+let xterm: { Terminal: typeof Headless.Terminal; SerializeAddon: typeof Serialize.SerializeAddon } | undefined;
+function loadXterm() {
+  return (xterm ??= {
+    Terminal: (require('@xterm/headless') as typeof Headless).Terminal,
+    SerializeAddon: (require('@xterm/addon-serialize') as typeof Serialize).SerializeAddon,
+  });
+}
 
 /** Lines kept above the visible screen; bounds the memory of every PTY's replay. */
 export const SCREEN_SCROLLBACK = 1000;
@@ -31,6 +39,7 @@ export interface Screen {
 }
 
 export function createScreen(cols: number, rows: number): Screen {
+  const { Terminal, SerializeAddon } = loadXterm();
   const term = new Terminal({ cols, rows, scrollback: SCREEN_SCROLLBACK, allowProposedApi: true });
   const serializer = new SerializeAddon();
   term.loadAddon(serializer);

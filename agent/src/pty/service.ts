@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import os from 'node:os';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import * as nodePty from 'node-pty';
+import type * as NodePty from 'node-pty';
 import type { PtyCreateRequest, PtyExit, PtySessionInfo } from '../../../wire/pty';
 import { CoveError } from '../../../lib/http/errors';
-import { claimChild, releaseChild } from '../init/reaper';
+import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
 import { signalSession } from './kill';
 import { createScreen, type Screen } from './screen';
@@ -20,6 +21,10 @@ const LOW_WATER = 256 * 1024;
 const STALL_MS = 20_000;
 /** How long close() waits after SIGTERM before SIGKILL. */
 const CLOSE_GRACE_MS = 3_000;
+
+/** node-pty, loaded with the first terminal: an idle agent does not pay for the native module. */
+let nodePtyModule: typeof NodePty | undefined;
+const loadNodePty = () => (nodePtyModule ??= createRequire(import.meta.url)('node-pty') as typeof NodePty);
 
 /**
  * Where one attached client receives a PTY's output. The channel (WebSocket) implements it; the service knows
@@ -59,7 +64,7 @@ interface Session {
   rows: number;
   lazyStart: boolean;
   createdAt: Date;
-  pty?: nodePty.IPty;
+  pty?: NodePty.IPty;
   pid?: number;
   exit?: PtyExit;
   screen: Screen;
@@ -134,8 +139,11 @@ export function createPtyService(ctx: SandboxContext) {
 
   function start(s: Session): void {
     const env = childEnv(ctx, s.envs);
-    let p: nodePty.IPty;
+    let p: NodePty.IPty;
     try {
+      const nodePty = loadNodePty();
+      // Orphans of the shell's jobs must come back to the agent to be reaped.
+      becomeSubreaper();
       p = nodePty.spawn(pickShell(), ['-l'], {
         // Clients are xterm-compatible terminals whatever TERM the agent itself inherited; a request may override.
         name: s.envs.TERM ?? 'xterm-256color',
