@@ -1,6 +1,7 @@
 // Bundles dist/cli.mjs (the `cove` command) and dist/agent.mjs (the agent alone, for the bundle inside sandboxes).
 // Native modules and the server's dependencies stay external.
 import { build } from 'esbuild';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -40,3 +41,14 @@ await build({
   plugins: [onlyEnglishZodLocales],
   logLevel: 'warning',
 });
+
+// esbuild escapes non-ASCII characters in code (charset ascii) but keeps comments inside expressions as they are, and
+// one em dash in a zod comment makes V8 hold the whole 1 MB source as a two-byte string: about 1 MB more idle memory.
+// Escaping what is left keeps the source one-byte (in a comment the escape is just text; in code it is equivalent).
+for (const name of ['cli.mjs', 'agent.mjs']) {
+  const file = `${outdir}/${name}`;
+  const text = readFileSync(file, 'utf8');
+  // eslint-disable-next-line no-control-regex
+  const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (ascii !== text) writeFileSync(file, ascii);
+}
