@@ -57,7 +57,8 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
 
   /** Who may open this preview, in Daytona's order, or a 401/404/409. */
   function authorize(req: IncomingMessage, host: PreviewHost, url: URL): Access {
-    const strip = { headers: [] as string[], params: [] as string[] };
+    // Our token headers and parameters never reach the app, whichever credential (if any) opened the preview.
+    const strip = { headers: TOKEN_HEADERS, params: TOKEN_PARAMS };
     let record: SandboxRecord | undefined;
     if (host.signed) {
       const grant = tokens.verify(host.label);
@@ -77,14 +78,14 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     if (record.public || preflight) return { record, strip };
     const key = bearerOf(req.headers);
     const principal = key ? keys.authenticate(key) : undefined;
-    if (principal && sandboxes.mayUse(principal, record)) return { record, strip: { headers: ['authorization'], params: [] } };
+    if (principal && sandboxes.mayUse(principal, record)) return { record, strip: { headers: [...TOKEN_HEADERS, 'authorization'], params: TOKEN_PARAMS } };
     for (const name of TOKEN_HEADERS) {
       const value = req.headers[name];
-      if (typeof value === 'string' && grants(value)) return { record, strip: { headers: TOKEN_HEADERS, params: [] } };
+      if (typeof value === 'string' && grants(value)) return { record, strip };
     }
     for (const name of TOKEN_PARAMS) {
       const value = url.searchParams.get(name);
-      if (value && grants(value)) return { record, strip: { headers: [], params: TOKEN_PARAMS }, setCookie: value };
+      if (value && grants(value)) return { record, strip, setCookie: value };
     }
     if (grants(cookieOf(req, PREVIEW_COOKIE))) return { record, strip };
     throw new CoveError('PREVIEW_UNAUTHORIZED', `This preview of port ${host.port} is private`);
