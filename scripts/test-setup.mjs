@@ -19,8 +19,9 @@ if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(new URL('pa
   run('npm ci --no-audit --no-fund');
 }
 
-// Commands the tests run: full-screen programs for the PTY tests, python3 for code-run, git.
-const needed = { top: 'procps', vi: 'vim-tiny', python3: 'python3', git: 'git', curl: 'curl' };
+// Commands the tests run: full-screen programs for the PTY tests, python3 for code-run, git, and Debian's Chromium
+// for the preview browser tests (driven by playwright-core, which never downloads a browser of its own).
+const needed = { top: 'procps', vi: 'vim-tiny', python3: 'python3', git: 'git', curl: 'curl', chromium: 'chromium' };
 const missing = [...new Set(Object.entries(needed).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];
 if (missing.length) {
   if (process.getuid?.() !== 0) {
