@@ -19,6 +19,8 @@ import { registerPtyRoutes } from './pty/routes';
 import { createPtyService } from './pty/service';
 import { registerSessionsRoutes } from './sessions/routes';
 import { createSessionsService } from './sessions/service';
+import { registerSshRoutes } from './ssh/routes';
+import { createSshService } from './ssh/service';
 import type { SandboxContext } from './system/context';
 import { registerWatchRoutes } from './watch/routes';
 import { createWatchService } from './watch/service';
@@ -57,6 +59,7 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
     git: createGitService(opts.ctx),
     lsp: createLspService(opts.ctx),
     watch: createWatchService(opts.ctx),
+    ssh: createSshService(opts.ctx),
   };
   registerInfoRoutes(router, services.info);
   registerFilesRoutes(router, services.files);
@@ -67,6 +70,7 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
   registerGitRoutes(router, services.git);
   registerLspRoutes(router, services.lsp);
   registerWatchRoutes(router, services.watch);
+  registerSshRoutes(router, services.ssh);
 
   // Built on first request: the document is large and most agents never serve it.
   let openapi: object | undefined;
@@ -86,6 +90,7 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
         services.git.close(),
         services.lsp.close(),
         services.watch.close(),
+        services.ssh.close(),
       ]);
     },
   };

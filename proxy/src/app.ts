@@ -10,6 +10,8 @@ import { registerPreviewRoutes } from './preview/routes';
 import type { PreviewTokens } from './preview/tokens';
 import { registerSandboxRoutes } from './sandboxes/routes';
 import type { SandboxService } from './sandboxes/service';
+import type { SshAccess } from './ssh/access';
+import { registerSshRoutes, type SshEndpoint } from './ssh/routes';
 
 /** Base path of the control API: the SDK's `apiUrl` is `http(s)://HOST[:PORT]/api`. */
 export const API_BASE = '/api';
@@ -25,6 +27,8 @@ export interface ApiOptions {
   publicUrl: () => string;
   toolboxUrl: () => string;
   version: string;
+  /** SSH access tokens, and where clients reach the gateway (for `sshCommand`). */
+  ssh: { access: SshAccess; endpoint: () => SshEndpoint };
 }
 
 export function createApiApp(opts: ApiOptions) {
@@ -52,6 +56,7 @@ export function createApiApp(opts: ApiOptions) {
   registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
   registerPoolRoutes(router, opts.pool);
   registerPreviewRoutes(router, { sandboxes: opts.sandboxes, tokens: opts.previewTokens, publicUrl: opts.publicUrl, domain: opts.previewDomain });
+  registerSshRoutes(router, { sandboxes: opts.sandboxes, access: opts.ssh.access, endpoint: opts.ssh.endpoint });
   let openapi: object | undefined;
   app.get('/openapi.json', (c) => c.json((openapi ??= router.openapi({ title: 'Cove API', version: opts.version }))));
   return app;

@@ -13,6 +13,8 @@ import { openDatabase } from './store/db';
 import { createToolboxForwarder } from './toolbox/forward';
 import { createPreviewHandler } from './preview/handler';
 import { createPreviewTokens } from './preview/tokens';
+import { createSshAccess } from './ssh/access';
+import { startSshGateway, type SshGateway } from './ssh/gateway';
 
 /** Printed on stdout once the proxy serves; supervisors and tests wait for it. */
 export const SERVE_READY_PREFIX = 'cove listening on ';
@@ -58,6 +60,7 @@ export async function runServe(argv: string[]): Promise<void> {
       ? createWarmPool({ runtime, db, size: config.pool, poolClass: { image: config.image, cpu: 1, memoryGiB: 1 }, labels: { [LABEL_INSTANCE]: instance }, log })
       : undefined;
   const previewTokens = createPreviewTokens(db);
+  const sshAccess = createSshAccess(db);
   const sandboxes = createSandboxService({
     repo: createSandboxRepo(db),
     runtime,
@@ -67,13 +70,28 @@ export async function runServe(argv: string[]): Promise<void> {
     toolboxUrl,
     agentVersion: AGENT_VERSION,
     instance,
-    onDeleted: (id) => previewTokens.removeForSandbox(id),
+    onDeleted: (id) => {
+      previewTokens.removeForSandbox(id);
+      sshAccess.removeForSandbox(id);
+    },
     log,
   });
   const { poolContainers, removed } = await sandboxes.reconcile();
   if (removed.length) log.info({ removed: removed.length }, 'removed containers no sandbox owns');
   if (pool) await pool.start(poolContainers);
   else for (const c of poolContainers) await runtime.remove(c.id).catch(() => {});
+
+  // The API keeps serving when the SSH port is taken (another Cove on this host): SSH is then off, and says so.
+  let ssh: SshGateway | undefined;
+  let sshNote: string;
+  try {
+    ssh = await startSshGateway({ host: config.host, port: config.sshPort, dataDir: config.dataDir, access: sshAccess, sandboxes, log });
+    sshNote = `SSH port ${ssh.port}`;
+  } catch (err) {
+    sshNote = `SSH off: ${(err as Error).message}`;
+    log.error({ err: (err as Error).message, port: config.sshPort }, 'the SSH gateway could not start');
+  }
+  const sshHost = () => new URL(publicUrl).hostname.replace(/^\[|\]$/g, '');
 
   const server = await startProxyServer({
     host: config.host,
@@ -88,16 +106,18 @@ export async function runServe(argv: string[]): Promise<void> {
     publicUrl: () => publicUrl,
     toolboxUrl,
     version: AGENT_VERSION,
+    ssh: { access: sshAccess, endpoint: () => ({ host: sshHost(), port: ssh?.port ?? config.sshPort }) },
     log,
   });
   if (!config.publicUrl) publicUrl = `http://localhost:${server.port}`;
-  process.stdout.write(`${SERVE_READY_PREFIX}${server.url} (API ${publicUrl}/api)\n`);
+  process.stdout.write(`${SERVE_READY_PREFIX}${server.url} (API ${publicUrl}/api, ${sshNote})\n`);
 
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
     pool?.close();
+    void ssh?.close();
     server
       .close()
       .catch(() => {})

@@ -62,6 +62,16 @@ const MIGRATIONS: string[] = [
      revoked_at TEXT
    );
    CREATE INDEX preview_tokens_sandbox ON preview_tokens(sandbox_id);`,
+  `CREATE TABLE ssh_access (
+     id TEXT PRIMARY KEY,
+     hash TEXT NOT NULL UNIQUE,
+     sandbox_id TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     revoked_at TEXT
+   );
+   CREATE INDEX ssh_access_sandbox ON ssh_access(sandbox_id);`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */

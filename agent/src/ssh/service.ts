@@ -1,0 +1,367 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Duplex, Writable } from 'node:stream';
+import type * as NodePty from 'node-pty';
+import {
+  FRAME,
+  FrameDecoder,
+  frameHeader,
+  jsonFrame,
+  SSH_TUNNEL_PROTOCOL,
+  SshResize,
+  SshSessionStart,
+  SshSignal,
+  type FrameType,
+  type SshExit,
+  type SshListenEvent,
+} from '../../../wire/ssh';
+import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
+import { childEnv, type SandboxContext } from '../system/context';
+import { signalGroup } from '../system/process-group';
+import { SFTP_HELPER_ARGS, sftpHelperSource } from './sftp-server';
+
+/** node-pty, loaded with the first terminal (the same module instance the PTY service uses). */
+let nodePtyModule: typeof NodePty | undefined;
+const loadNodePty = () => (nodePtyModule ??= createRequire(import.meta.url)('node-pty') as typeof NodePty);
+
+/** How long an announced forwarded connection waits for the gateway to take it. */
+const ACCEPT_TIMEOUT_MS = 15_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** How long close() waits after SIGTERM before SIGKILL. */
+const CLOSE_GRACE_MS = 3_000;
+
+const STDIN_TYPES: ReadonlySet<number> = new Set([FRAME.stdin]);
+
+/** The 101 that turns an agent request into a tunnel. */
+const switching = () => `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SSH_TUNNEL_PROTOCOL}\r\n\r\n`;
+
+/** A JSON error answer on a raw socket, before the 101 (the gateway turns it into the SSH-level failure). */
+function refuse(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ message, code, source: 'DAYTONA_DAEMON' });
+  socket.end(`HTTP/1.1 ${status} ${code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+interface Running {
+  pid?: number;
+  kill(signal: NodeJS.Signals): void;
+}
+
+/**
+ * The sandbox side of SSH. The proxy's gateway terminates the client's SSH and opens one tunnel per channel: sessions
+ * (login shell, command, SFTP server; with or without a terminal) run here as the sandbox user; direct-tcpip
+ * connects from inside the sandbox; tcpip-forward listens inside it and hands each connection back to the gateway.
+ * Knows nothing of HTTP beyond answering the upgrade with 101.
+ */
+export function createSshService(ctx: SandboxContext) {
+  const running = new Set<Running>();
+  const listeners = new Set<net.Server>();
+  const pending = new Map<string, net.Socket>();
+
+  function pickShell(): string {
+    for (const candidate of [ctx.identity.shell, '/bin/bash', '/bin/sh']) {
+      try {
+        // Service accounts often have nologin/false as their shell, which would end the session at once.
+        if (candidate && !/\/(nologin|false)$/.test(candidate)) {
+          accessSync(candidate, fsConstants.X_OK);
+          return candidate;
+        }
+      } catch {
+        /* try the next one */
+      }
+    }
+    return '/bin/sh';
+  }
+
+  /** Sessions start in the user's home like OpenSSH's, or the work dir when the home does not exist. */
+  function startDir(): string {
+    try {
+      if (statSync(ctx.identity.home).isDirectory()) return ctx.identity.home;
+    } catch {
+      /* below */
+    }
+    return ctx.workdir;
+  }
+
+  /** Runs one session on an upgraded socket, speaking the frames of wire/ssh.ts. */
+  function session(socket: Duplex, head: Buffer): void {
+    const sock = socket as net.Socket;
+    sock.setNoDelay?.(true);
+    socket.write(switching());
+    let proc: { stdin?: Writable; write?: (d: Buffer) => void; resize?: (r: SshResize) => void; pid?: number; onEof?: () => void } | undefined;
+    let paused: Array<{ pause(): void; resume(): void }> = [];
+    let outputPaused = false;
+    let finished = false;
+
+    const send = (type: FrameType, data: Buffer) => {
+      if (!socket.writable) return true;
+      sock.cork?.();
+      socket.write(frameHeader(type, data.length));
+      const ok = socket.write(data);
+      sock.uncork?.();
+      return ok;
+    };
+    /** Output towards the gateway: stop reading the process while the socket is full. */
+    const output = (type: FrameType) => (chunk: Buffer) => {
+      if (!send(type, chunk) && !outputPaused) {
+        outputPaused = true;
+        for (const p of paused) p.pause();
+        socket.once('drain', () => {
+          outputPaused = false;
+          for (const p of paused) p.resume();
+        });
+      }
+    };
+    const finish = (exit: SshExit) => {
+      if (finished) return;
+      finished = true;
+      if (socket.writable) socket.end(jsonFrame(FRAME.exit, exit));
+    };
+    const failure = (message: string) => {
+      finished = true;
+      if (socket.writable) socket.end(jsonFrame(FRAME.failure, { message }));
+    };
+
+    const decoder = new FrameDecoder(
+      STDIN_TYPES,
+      (_type, chunk) => {
+        if (proc?.write) proc.write(chunk);
+        else if (proc?.stdin && !proc.stdin.write(chunk)) {
+          // The process reads slower than the client types or uploads: stop reading the tunnel meanwhile.
+          socket.pause();
+          proc.stdin.once('drain', () => socket.resume());
+        }
+      },
+      (type, payload) => {
+        try {
+          const json = payload.length ? JSON.parse(payload.toString()) : undefined;
+          if (type === FRAME.start) {
+            if (proc) throw new Error('the session has started already');
+            start(SshSessionStart.parse(json));
+          } else if (type === FRAME.stdinEof) proc?.onEof?.();
+          else if (type === FRAME.resize) proc?.resize?.(SshResize.parse(json));
+          else if (type === FRAME.signal) {
+            const { signal } = SshSignal.parse(json);
+            signalGroup(proc?.pid, `SIG${signal}` as NodeJS.Signals);
+          }
+        } catch (err) {
+          if (!proc) failure((err as Error).message);
+        }
+      },
+    );
+
+    function start(req: ReturnType<typeof SshSessionStart.parse>): void {
+      const shell = pickShell();
+      const env = childEnv(ctx, req.env);
+      if (req.client) {
+        env.SSH_CLIENT = `${req.client.address} ${req.client.port} 22`;
+        env.SSH_CONNECTION = `${req.client.address} ${req.client.port} 127.0.0.1 22`;
+      }
+      if (req.command !== undefined) env.SSH_ORIGINAL_COMMAND = req.command;
+      const cwd = startDir();
+
+      if (req.pty && req.kind !== 'sftp') {
+        let p: NodePty.IPty;
+        try {
+          becomeSubreaper();
+          p = loadNodePty().spawn(shell, req.kind === 'exec' ? ['-c', req.command ?? ''] : ['-l'], {
+            name: req.pty.term || 'xterm-256color',
+            cols: req.pty.cols,
+            rows: req.pty.rows,
+            cwd,
+            env: { ...env, TERM: req.pty.term || 'xterm-256color' },
+            encoding: null,
+            ...ctx.spawnAs,
+          });
+        } catch (err) {
+          return failure(`Could not start the terminal: ${(err as Error).message}`);
+        }
+        // node-pty waits for its child itself; the zombie reaper must not take that exit status away from it.
+        claimChild(p.pid);
+        const entry: Running = { pid: p.pid, kill: (signal) => signalGroup(p.pid, signal) };
+        running.add(entry);
+        paused = [p];
+        proc = { pid: p.pid, write: (d) => p.write(d as unknown as string), resize: (r) => p.resize(r.cols, r.rows) };
+        p.onData(output(FRAME.stdout) as unknown as (d: string) => void);
+        p.onExit(({ exitCode, signal }) => {
+          releaseChild(p.pid);
+          running.delete(entry);
+          // Output the kernel still holds comes before the exit.
+          setImmediate(() => finish(signal ? { signal: signalName(signal), coreDumped: false } : { code: exitCode }));
+        });
+        return;
+      }
+
+      let child: ChildProcess;
+      if (req.kind === 'sftp') {
+        child = spawn(process.execPath, SFTP_HELPER_ARGS, { cwd, env: { ...env, HOME: ctx.identity.home }, stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true, ...ctx.spawnAs });
+        (child.stdio[3] as Writable | null)?.end(sftpHelperSource());
+      } else {
+        // Like sshd: `shell -c command`, or a login shell reading commands from stdin.
+        const args = req.kind === 'exec' ? ['-c', req.command ?? ''] : [];
+        const argv0 = req.kind === 'exec' ? shell : `-${path.basename(shell)}`;
+        child = spawn(shell, args, { cwd, env, argv0, stdio: 'pipe', detached: true, ...ctx.spawnAs });
+      }
+      const entry: Running = { pid: child.pid, kill: (signal) => signalGroup(child.pid, signal) };
+      running.add(entry);
+      child.stdin!.on('error', () => {});
+      paused = [child.stdout!, child.stderr!];
+      proc = { pid: child.pid, stdin: child.stdin!, onEof: () => child.stdin!.end() };
+      child.stdout!.on('data', output(FRAME.stdout));
+      child.stderr!.on('data', output(FRAME.stderr));
+      child.once('error', (err) => {
+        running.delete(entry);
+        failure(`Could not start ${req.kind === 'sftp' ? 'the SFTP server' : shell}: ${err.message}`);
+      });
+      // 'close' comes after the last output.
+      child.once('close', (code, signal) => {
+        running.delete(entry);
+        finish(signal ? { signal: signal.replace(/^SIG/, ''), coreDumped: false } : { code: code ?? 0 });
+      });
+    }
+
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        decoder.push(chunk);
+      } catch (err) {
+        socket.destroy(err as Error);
+      }
+    });
+    if (head.length) socket.emit('data', head);
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      if (finished || !proc) return;
+      // The client went away: like sshd, hang up a terminal; a command loses its pipes (EOF, then SIGPIPE on write).
+      if (proc.write) signalGroup(proc.pid, 'SIGHUP');
+      else {
+        proc.stdin?.end();
+        for (const p of paused) (p as unknown as Duplex).destroy();
+      }
+    });
+  }
+
+  /** direct-tcpip: a connection to host:port as seen from inside the sandbox (loopback-bound servers included). */
+  function connect(socket: Duplex, head: Buffer, host: string, port: number): void {
+    const attempt = (h: string) =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect({ host: h, port });
+        s.setTimeout(CONNECT_TIMEOUT_MS, () => s.destroy(new Error('connection timed out')));
+        s.once('connect', () => {
+          s.setTimeout(0);
+          s.off('error', reject);
+          resolve(s);
+        });
+        s.once('error', reject);
+      });
+    // `localhost` may mean 127.0.0.1 or ::1 depending on how the server bound; try both like a browser would.
+    const connected = host === 'localhost' ? attempt('127.0.0.1').catch(() => attempt('::1')) : attempt(host);
+    connected.then(
+      (upstream) => {
+        upstream.setNoDelay(true);
+        (socket as net.Socket).setNoDelay?.(true);
+        socket.write(switching());
+        if (head.length) upstream.write(head);
+        pipeBoth(socket, upstream);
+      },
+      (err: NodeJS.ErrnoException) =>
+        refuse(socket, 502, 'PORT_NOT_LISTENING', `Could not connect to ${host}:${port} in the sandbox: ${err.code ?? err.message}`),
+    );
+  }
+
+  /** tcpip-forward: listens inside the sandbox until the tunnel closes, announcing each connection as a JSON line. */
+  function listen(socket: Duplex, address: string, port: number): void {
+    const server = net.createServer({ pauseOnConnect: true });
+    // As OpenSSH: empty or `*` is every address, `localhost` is loopback.
+    const host = address === '' || address === '*' || address === '0.0.0.0' ? undefined : address === 'localhost' ? '127.0.0.1' : address;
+    const mine = new Set<string>();
+    const line = (event: SshListenEvent) => socket.writable && socket.write(`${JSON.stringify(event)}\n`);
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const status = err.code === 'EADDRINUSE' ? 409 : err.code === 'EACCES' ? 403 : 400;
+      refuse(socket, status, err.code === 'EADDRINUSE' ? 'CONFLICT' : 'INVALID_REQUEST', `Cannot listen on ${address || '*'}:${port} in the sandbox: ${err.code ?? err.message}`);
+    });
+    server.listen({ host, port }, () => {
+      listeners.add(server);
+      server.on('error', () => {});
+      socket.write(switching());
+      line({ type: 'listening', port: (server.address() as net.AddressInfo).port });
+    });
+    server.on('connection', (conn) => {
+      const id = randomUUID();
+      pending.set(id, conn);
+      mine.add(id);
+      conn.on('error', () => {});
+      const timer = setTimeout(() => {
+        if (pending.get(id) === conn) pending.delete(id);
+        conn.destroy();
+      }, ACCEPT_TIMEOUT_MS);
+      timer.unref();
+      conn.once('close', () => {
+        clearTimeout(timer);
+        mine.delete(id);
+        if (pending.get(id) === conn) pending.delete(id);
+      });
+      line({ type: 'connection', id, remoteAddress: conn.remoteAddress ?? '', remotePort: conn.remotePort ?? 0 });
+    });
+    // The gateway closes the tunnel on cancel-tcpip-forward or when the client disconnects.
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      server.close();
+      listeners.delete(server);
+      for (const id of mine) pending.get(id)?.destroy();
+    });
+    socket.resume();
+  }
+
+  /** Hands an announced connection to the gateway. */
+  function accept(socket: Duplex, head: Buffer, id: string): void {
+    const conn = pending.get(id);
+    if (!conn) return refuse(socket, 404, 'NOT_FOUND', 'No such pending connection (it closed or timed out)');
+    pending.delete(id);
+    conn.setNoDelay(true);
+    (socket as net.Socket).setNoDelay?.(true);
+    socket.write(switching());
+    if (head.length) conn.write(head);
+    pipeBoth(socket, conn);
+    conn.resume();
+  }
+
+  return {
+    session,
+    connect,
+    listen,
+    accept,
+    /** Ends every SSH process (SIGTERM, then SIGKILL after a grace period) and every forwarded listener. */
+    async close(): Promise<void> {
+      for (const s of listeners) s.close();
+      for (const c of pending.values()) c.destroy();
+      if (!running.size) return;
+      for (const r of running) r.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref());
+      for (const r of running) r.kill('SIGKILL');
+    },
+  };
+}
+export type SshService = ReturnType<typeof createSshService>;
+
+function pipeBoth(a: Duplex, b: Duplex): void {
+  a.pipe(b);
+  b.pipe(a);
+  const close = () => {
+    a.destroy();
+    b.destroy();
+  };
+  a.on('error', close);
+  b.on('error', close);
+  a.on('close', close);
+  b.on('close', close);
+}
+
+/** node-pty reports signals as numbers; SSH wants names without SIG. */
+function signalName(signal: number): string {
+  const name = Object.entries(os.constants.signals).find(([, n]) => n === signal)?.[0];
+  return name ? name.replace(/^SIG/, '') : 'KILL';
+}
