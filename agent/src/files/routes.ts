@@ -55,6 +55,20 @@ async function sendStream(c: Context, headers: Record<string, string>, body: Rea
   return alreadySent();
 }
 
+/** Like sendStream, for a body that writes itself (a download through reused buffers). */
+async function sendWith(c: Context, headers: Record<string, string>, writeTo: (out: ServerResponse) => Promise<void>): Promise<Response> {
+  const out = (c.env as { outgoing: ServerResponse }).outgoing;
+  out.writeHead(200, headers);
+  try {
+    await writeTo(out);
+    out.end();
+  } catch {
+    // Headers are gone already: cutting the connection is the only way left to tell the client the body is short.
+    out.destroy();
+  }
+  return alreadySent();
+}
+
 export function registerFilesRoutes(router: Router, files: FilesService): void {
   const tag = 'files';
 
@@ -95,14 +109,14 @@ export function registerFilesRoutes(router: Router, files: FilesService): void {
     { method: 'get', path: '/files/download', tag, summary: 'Download a file', query: PathQuery, rawResponse: 'application/octet-stream' },
     async ({ query, c }) => {
       const file = await files.download(query.path);
-      return sendStream(
+      return sendWith(
         c,
         {
           'Content-Type': 'application/octet-stream',
           'Content-Length': String(file.size),
           'Content-Disposition': `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`,
         },
-        file.stream,
+        (out) => file.writeTo(out),
       );
     },
   );

@@ -2,7 +2,7 @@ import { closeSync, createReadStream, fstat, open as openFd, type Dirent } from 
 import { chmod, chown, cp, lstat, mkdir, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, type Writable } from 'node:stream';
 import { ERROR_SOURCE } from '../../../wire/errors';
 import {
   BULK_UPLOAD_FIELD,
@@ -19,6 +19,7 @@ import { groups, toFileInfo, users } from './file-info';
 import { findInTree, MAX_RESULTS, searchTree } from './find';
 import { ClientAbortedError, isMultipart, multipartBody, readMultipart, type OutPart } from './multipart';
 import { replaceInFile } from './replace';
+import { sendFile } from './send-file';
 import { makeDirs as makeParentDirs, removeCreated, stageUpload, type StagedFile } from './upload';
 
 /** Read size of downloads: big reads keep a GiB download near disk speed in a few thousand chunks. */
@@ -28,7 +29,11 @@ const READ_CHUNK = 1024 * 1024;
 export interface Download {
   name: string;
   size: number;
-  stream: Readable;
+  /**
+   * Writes exactly `size` bytes to `out` (without ending it) and closes the file; call it once. Rejects if `out`
+   * closes first or the file shrank: the length is then wrong and the caller must cut the connection.
+   */
+  writeTo(out: Writable): Promise<void>;
 }
 
 /**
@@ -227,12 +232,8 @@ export function createFilesService(ctx: SandboxContext) {
       // Opening a FIFO or device could block a worker thread forever.
       if (!st.isFile()) throw new CoveError('INVALID_REQUEST', `Not a regular file: ${p}`);
       const { fd, size } = await openForRead(abs, p);
-      if (size === 0) {
-        closeSync(fd);
-        return { name: path.basename(abs), size, stream: Readable.from([]) };
-      }
       // Exactly `size` bytes, the Content-Length already promised, even if the file grows meanwhile.
-      return { name: path.basename(abs), size, stream: createReadStream(abs, { fd, highWaterMark: READ_CHUNK, start: 0, end: size - 1 }) };
+      return { name: path.basename(abs), size, writeTo: (out) => sendFile(fd, size, out) };
     },
 
     /**
