@@ -70,9 +70,12 @@ export function readMultipart(
       settled = true;
       req.unpipe(bb);
       req.off('close', onClose);
-      // Destroying busboy fails the file part being read, so its consumer stops and cleans up.
+      // Destroying busboy fails the file part being read, so its consumer stops and cleans up; the error is
+      // answered only once that cleanup is done, so the caller never sees a temp file the error left behind.
       bb.destroy(err instanceof Error ? err : new Error(String(err)));
-      reject(err);
+      const cleanedUp = pending.catch(() => {});
+      const patience = new Promise((r) => setTimeout(r, 5000).unref());
+      void Promise.race([cleanedUp, patience]).then(() => reject(err));
     };
     const onClose = () => {
       if (!req.complete) fail(new ClientAbortedError());
