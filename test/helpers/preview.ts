@@ -143,7 +143,10 @@ export function previewSocket(url: string, headers: Record<string, string> = {})
 /** Sends a message and resolves with the next one. */
 export function roundTrip(ws: WebSocket, data: string | Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    ws.once('message', (m) => resolve(Buffer.isBuffer(m) ? m : Buffer.from(m as ArrayBuffer)));
+    ws.once('message', (m) => {
+      ws.off('error', reject);
+      resolve(Buffer.isBuffer(m) ? m : Buffer.from(m as ArrayBuffer));
+    });
     ws.once('error', reject);
     ws.send(data);
   });

@@ -157,8 +157,9 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
           if (headers.location) headers.location = rewriteLocation(String(headers.location), req, host.port);
           if (access.setCookie) headers['set-cookie'] = [...([] as string[]).concat(headers['set-cookie'] ?? []), cookieHeader(access.setCookie)];
           res.writeHead(answer.statusCode ?? 502, headers);
-          // Streams (SSE, chunked) pass through as they come: no buffering, headers sent at once.
-          res.flushHeaders();
+          // Streams (SSE, chunked) pass through as they come: no buffering, headers sent at once. A response of known
+          // length goes out with its first chunk instead: one write, not two.
+          if (answer.headers['content-length'] === undefined) res.flushHeaders();
           answer.pipe(res);
           answer.on('error', () => res.destroy());
         },
