@@ -1,5 +1,9 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { CoveError } from '../../../lib/http/errors';
+import { rejectSocket } from '../../../lib/http/node';
+import { splice } from '../../../lib/net/splice';
+import { ERROR_SOURCE } from '../../../wire/errors';
 
 /** The Upgrade token of Cove's raw TCP tunnel. */
 export const TUNNEL_PROTOCOL = 'cove-tcp';
@@ -30,27 +34,11 @@ export async function openTunnel(client: Duplex, head: Buffer, port: number): Pr
   try {
     upstream = await connectLocal(port);
   } catch (err) {
-    const body = JSON.stringify({
-      message: `Nothing is listening on port ${port} in the sandbox`,
-      code: 'PORT_NOT_LISTENING',
-      source: 'DAYTONA_DAEMON',
-      detail: (err as Error).message,
-    });
-    client.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    rejectSocket(client, new CoveError('PORT_NOT_LISTENING', `Nothing is listening on port ${port} in the sandbox`, (err as Error).message), ERROR_SOURCE.agent);
     return;
   }
   upstream.setNoDelay(true);
   (client as net.Socket).setNoDelay?.(true);
   client.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`);
-  if (head.length) upstream.write(head);
-  upstream.pipe(client);
-  client.pipe(upstream);
-  const close = () => {
-    upstream.destroy();
-    client.destroy();
-  };
-  upstream.on('error', close);
-  client.on('error', close);
-  upstream.on('close', close);
-  client.on('close', close);
+  splice(client, upstream, head);
 }

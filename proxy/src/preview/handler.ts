@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CoveError } from '../../../lib/http/errors';
 import { rejectSocket } from '../../../lib/http/node';
+import { requestHead, splice } from '../../../lib/net/splice';
 import { ERROR_SOURCE } from '../../../wire/errors';
 import { bearerOf } from '../http/principal';
 import type { KeysService } from '../keys/service';
@@ -195,22 +196,8 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
       headers.upgrade = req.headers.upgrade;
       connectToPort(target).then(
         (upstream) => {
-          const lines = [`${req.method} ${upstreamPath(url, access)} HTTP/1.1`];
-          for (const [name, value] of Object.entries(headers)) {
-            for (const v of ([] as (string | number)[]).concat(value ?? [])) lines.push(`${name}: ${v}`);
-          }
-          upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
-          if (head.length) upstream.write(head);
-          upstream.pipe(socket);
-          socket.pipe(upstream);
-          const close = () => {
-            upstream.destroy();
-            socket.destroy();
-          };
-          upstream.on('error', close);
-          socket.on('error', close);
-          upstream.on('close', close);
-          socket.on('close', close);
+          upstream.write(requestHead(req.method ?? 'GET', upstreamPath(url, access), headers));
+          splice(socket, upstream, head);
         },
         (err: Error) => rejectSocket(socket, new CoveError('PORT_NOT_LISTENING', `Nothing is listening on port ${host.port} in the sandbox`, err.message), ERROR_SOURCE.proxy),
       );

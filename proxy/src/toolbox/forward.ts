@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CoveError, toCoveError } from '../../../lib/http/errors';
 import { rejectSocket } from '../../../lib/http/node';
+import { requestHead, splice } from '../../../lib/net/splice';
 import { ERROR_SOURCE } from '../../../wire/errors';
 import type { AgentTarget } from '../sandboxes/service';
 
@@ -76,23 +77,16 @@ export function createToolboxForwarder() {
       const headers = forwardedHeaders(req, target);
       headers.connection = 'Upgrade';
       headers.upgrade = req.headers.upgrade ?? 'websocket';
-      const lines = [`${req.method} ${path} HTTP/1.1`];
-      for (const [name, value] of Object.entries(headers)) {
-        for (const v of ([] as (string | number)[]).concat(value ?? [])) lines.push(`${name}: ${v}`);
-      }
+      // Until the two are spliced, a caller that leaves must still end the upstream connection.
+      socket.once('close', () => upstream.destroy());
       upstream.once('connect', () => {
-        upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
-        if (head.length) upstream.write(head);
-        upstream.pipe(socket);
-        socket.pipe(upstream);
+        upstream.write(requestHead(req.method ?? 'GET', path, headers));
+        splice(socket, upstream, head);
       });
       upstream.once('error', (err) => {
         if (upstream.bytesRead === 0) rejectSocket(socket, toCoveError(new CoveError('AGENT_UNREACHABLE', 'The sandbox agent did not answer', err.message)), ERROR_SOURCE.proxy);
         else socket.destroy();
       });
-      socket.on('error', () => upstream.destroy());
-      socket.on('close', () => upstream.destroy());
-      upstream.on('close', () => socket.destroy());
     },
 
     close(): void {
