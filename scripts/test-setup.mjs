@@ -21,7 +21,11 @@ if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(new URL('pa
 
 // Commands the tests run: full-screen programs for the PTY tests, python3 for code-run, git, and Debian's Chromium
 // for the preview browser tests (driven by playwright-core, which never downloads a browser of its own).
-const needed = { top: 'procps', vi: 'vim-tiny', python3: 'python3', git: 'git', curl: 'curl', chromium: 'chromium' };
+const needed = {
+  top: 'procps', vi: 'vim-tiny', python3: 'python3', git: 'git', curl: 'curl', chromium: 'chromium',
+  // The SSH gateway tests drive the real OpenSSH client and a terminal multiplexer.
+  ssh: 'openssh-client', scp: 'openssh-client', sftp: 'openssh-client', 'ssh-keyscan': 'openssh-client', tmux: 'tmux',
+};
 const missing = [...new Set(Object.entries(needed).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];
 if (missing.length) {
   if (process.getuid?.() !== 0) {
