@@ -216,3 +216,165 @@ describe('ssh into a sandbox', () => {
     }
   });
 });
+
+describe('files and forwarding over ssh', () => {
+  let token: string;
+  beforeAll(async () => {
+    token = (await sshAccess(await createSandbox())).token;
+  }, 120_000);
+
+  it('copies a 100 MB file up and down with scp (SFTP underneath), intact', async () => {
+    const up = path.join(work, 'up.bin');
+    writeFileSync(up, randomBytes(100 * 1024 * 1024));
+    const scpArgs = ['-P', String(sshPort), ...OPTS, '-o', 'LogLevel=ERROR'];
+    const put = await run('scp', [...scpArgs, up, `${token}@127.0.0.1:big.bin`], { timeoutMs: 180_000 });
+    expect(put).toMatchObject({ code: 0, stderr: '' });
+    const remote = await ssh(token, 'sha256sum big.bin; stat -c %U big.bin');
+    expect(remote.stdout).toBe(`${sha256(up)}  big.bin\ncove\n`);
+    const down = path.join(work, 'down.bin');
+    const get = await run('scp', [...scpArgs, `${token}@127.0.0.1:big.bin`, down], { timeoutMs: 180_000 });
+    expect(get).toMatchObject({ code: 0, stderr: '' });
+    expect(sha256(down)).toBe(sha256(up));
+    rmSync(up);
+    rmSync(down);
+  }, 400_000);
+
+  it('runs an sftp batch: mkdir, put, ls, rm, with the sandbox user permissions', async () => {
+    const local = path.join(work, 'note.txt');
+    writeFileSync(local, 'hello sftp\n');
+    const batch = path.join(work, 'batch');
+    writeFileSync(batch, [`mkdir sub`, `put ${local} sub/note.txt`, `ls -l sub`, `rm sub/note.txt`, `rmdir sub`, `ls /root`].join('\n'));
+    const r = await run('sftp', ['-P', String(sshPort), ...OPTS, '-o', 'LogLevel=ERROR', '-b', batch, `${token}@127.0.0.1`]);
+    expect(r.stdout).toMatch(/-rw-r--r--\s+1 cove\s+cove\s+11 .* note\.txt/);
+    // The last command fails: /root is not readable by the sandbox user, so the batch stops there.
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ermission denied/);
+    expect((await ssh(token, 'ls sub 2>&1; echo done')).stdout).toMatch(/No such file or directory\ndone\n$/);
+  });
+
+  it('forwards a local port to a server bound to 127.0.0.1 inside the sandbox (ssh -L)', async () => {
+    const started = await ssh(token, 'mkdir -p www && echo inside > www/index.html && cd www && (nohup python3 -m http.server 8123 --bind 127.0.0.1 >/dev/null 2>&1 &) ; echo ok');
+    expect(started.stdout).toBe('ok\n');
+    const local = await freePort();
+    const tunnel = spawn('ssh', [...sshArgs(token, ['-N', '-o', 'ExitOnForwardFailure=yes', '-L', `${local}:127.0.0.1:8123`])], { stdio: 'ignore' });
+    children.push(tunnel);
+    try {
+      const body = await waitFor(
+        () => fetch(`http://127.0.0.1:${local}/index.html`).then((r) => r.text(), () => ''),
+        20_000,
+        'the forwarded server',
+      );
+      expect(body).toBe('inside\n');
+    } finally {
+      tunnel.kill();
+    }
+  });
+
+  it('exposes a host server inside the sandbox (ssh -R)', async () => {
+    const server = http.createServer((req, res) => res.end(`host says hi to ${req.url}`));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const hostPort = (server.address() as net.AddressInfo).port;
+    const remotePort = 20_000 + Math.floor(Math.random() * 20_000);
+    const tunnel = spawn('ssh', [...sshArgs(token, ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', `${remotePort}:127.0.0.1:${hostPort}`])], { stdio: 'ignore' });
+    children.push(tunnel);
+    try {
+      const out = await waitFor(
+        async () => {
+          const r = await ssh(token, `curl -s -m 5 http://127.0.0.1:${remotePort}/from-sandbox`);
+          return r.stdout.includes('host says hi') && r.stdout;
+        },
+        30_000,
+        'the reverse-forwarded server',
+      );
+      expect(out).toBe('host says hi to /from-sandbox');
+    } finally {
+      tunnel.kill();
+      server.close();
+    }
+    // Once the client is gone the sandbox port closes.
+    await waitFor(async () => (await ssh(token, `curl -s -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:${remotePort}/`)).stdout === '000', 20_000, 'the port to close');
+  });
+});
+
+describe('who gets in', () => {
+  it('refuses wrong, expired and revoked tokens with a message', async () => {
+    const id = await createSandbox();
+    const wrong = await ssh('a'.repeat(40), 'true', [], false);
+    expect(wrong.code).toBe(255);
+    expect(wrong.stderr).toMatch(/SSH access token is not valid/);
+    expect(wrong.stderr).toMatch(/Permission denied/);
+
+    const revoked = await sshAccess(id);
+    await cove.api(`/sandbox/${id}/ssh-access?token=${revoked.token}`, { method: 'DELETE' });
+    expect((await ssh(revoked.token, 'true', [], false)).stderr).toMatch(/token was revoked/);
+
+    const expired = await sshAccess(id);
+    // Age the token in the database: the shortest lifetime the API allows is a minute.
+    const db = new Database(path.join(cove.dataDir, 'cove.db'));
+    db.prepare('UPDATE ssh_access SET expires_at = ? WHERE id = ?').run(new Date(Date.now() - 1000).toISOString(), expired.id);
+    db.close();
+    const r = await ssh(expired.token, 'true', [], false);
+    expect(r.code).toBe(255);
+    expect(r.stderr).toMatch(/token has expired/);
+  });
+
+  it('closes open sessions when their token is revoked', async () => {
+    const id = await createSandbox();
+    const access = await sshAccess(id);
+    const other = await sshAccess(id);
+    const session = spawn('ssh', [...sshArgs(access.token), 'echo up; sleep 60']);
+    children.push(session);
+    let out = '';
+    let err = '';
+    session.stdout.on('data', (d) => (out += d));
+    session.stderr.on('data', (d) => (err += d));
+    const code = new Promise((resolve) => session.once('close', resolve));
+    const survivor = run('ssh', [...sshArgs(other.token), 'sleep 4; echo still here']);
+    await waitFor(() => out === 'up\n', 20_000, 'the session to start');
+    await cove.api(`/sandbox/${id}/ssh-access?token=${access.token}`, { method: 'DELETE' });
+    expect(await code).toBe(255);
+    expect(err).toMatch(/revoked/);
+    expect(await survivor).toMatchObject({ code: 0, stdout: 'still here\n' });
+  });
+
+  it('opens only the sandbox the token was made for', async () => {
+    const [a, b] = await Promise.all([createSandbox(), createSandbox()]);
+    const [ta, tb] = await Promise.all([sshAccess(a), sshAccess(b)]);
+    await ssh(ta.token, 'echo A > marker');
+    expect((await ssh(ta.token, 'cat marker')).stdout).toBe('A\n');
+    expect((await ssh(tb.token, 'cat marker 2>&1 || echo none')).stdout).toMatch(/none\n$/);
+    // A's token is not B's to revoke.
+    expect((await cove.api(`/sandbox/${b}/ssh-access?token=${ta.token}`, { method: 'DELETE' })).status).toBe(404);
+    expect((await ssh(ta.token, 'cat marker')).stdout).toBe('A\n');
+  });
+
+  it('tells the client when the sandbox is stopped', async () => {
+    const id = await createSandbox();
+    const { token } = await sshAccess(id);
+    expect((await cove.api(`/sandbox/${id}/stop`, { method: 'POST' })).status).toBe(200);
+    const r = await ssh(token, 'true', [], false);
+    expect(r.code).toBe(255);
+    expect(r.stderr).toMatch(new RegExp(`Sandbox ${id} is stopped.*start`));
+  }, 120_000);
+
+  it('keeps its host key and tokens across a restart of cove serve', async () => {
+    const id = await createSandbox();
+    const { token } = await sshAccess(id);
+    const keyscan = async (port: number) => {
+      const r = await run('ssh-keyscan', ['-t', 'ed25519', '-p', String(port), '127.0.0.1']);
+      return r.stdout.split('\n').find((l) => l.includes('ssh-ed25519'))!.split(' ').slice(1).join(' ');
+    };
+    const before = await keyscan(sshPort);
+    expect(before).toMatch(/^ssh-ed25519 /);
+    await cove.stop();
+    const again = await startCove({ dataDir: cove.dataDir, apiKey: cove.apiKey, pool: 0 });
+    try {
+      const port = sshPortOf(again);
+      expect(await keyscan(port)).toBe(before);
+      const r = await run('ssh', [...sshArgs(token, [], true, port), 'echo back']);
+      expect(r).toMatchObject({ code: 0, stdout: 'back\n' });
+    } finally {
+      await again.stop();
+    }
+  }, 300_000);
+});

@@ -44,6 +44,8 @@ interface Conn {
   client: Ssh2.Connection;
   grant: SshGrant;
   sessions: Set<Ssh2.ServerChannel>;
+  /** Every tunnel opened for this connection: they all close with it, even one still waiting for its channel. */
+  tunnels: Set<net.Socket>;
 }
 
 /**
@@ -92,7 +94,10 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
     client.on('close', () => {
       clearTimeout(loginTimer);
       clients.delete(client);
-      if (conn) byToken.get(conn.grant.id)?.delete(conn);
+      if (conn) {
+        byToken.get(conn.grant.id)?.delete(conn);
+        for (const socket of conn.tunnels) socket.destroy();
+      }
     });
 
     client.on('authentication', (ctx) => {
@@ -116,7 +121,7 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
           sendBanner(client, `Cove: ${agent}`);
           return ctx.reject([]);
         }
-        conn = { client, grant: checked.grant, sessions: new Set() };
+        conn = { client, grant: checked.grant, sessions: new Set(), tunnels: new Set() };
         let set = byToken.get(checked.grant.id);
         if (!set) byToken.set(checked.grant.id, (set = new Set()));
         set.add(conn);
@@ -129,19 +134,30 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
       const c = conn!;
       log.info({ ip: address, sandboxId: c.grant.sandboxId, tokenId: c.grant.id }, 'ssh login');
       const clientAddress = { address, port: info.port };
+      /** Opens a tunnel that lives no longer than this connection. */
+      const tunnel = (agent: AgentEndpoint, where: string) =>
+        openAgentTunnel(agent, where).then((socket) => {
+          if (!clients.has(client)) {
+            socket.destroy();
+            throw new Error('the client has gone');
+          }
+          c.tunnels.add(socket);
+          socket.once('close', () => c.tunnels.delete(socket));
+          return socket;
+        });
       /** The sandbox for a new channel: token not expired since login, sandbox still started. */
       const target = (): AgentEndpoint | string =>
         c.grant.expiresAt <= new Date().toISOString() ? 'Cove: this SSH access token has expired.' : agentOf(c.grant.sandboxId);
 
       client.on('session', (acceptSession) => {
         const session = acceptSession();
-        bridgeSession(session, c, target, clientAddress);
+        bridgeSession(session, c, target, clientAddress, tunnel);
       });
 
       client.on('tcpip', (accept, reject, info) => {
         const agent = target();
         if (typeof agent === 'string') return reject();
-        openAgentTunnel(agent, `/ssh/connect?host=${encodeURIComponent(info.destIP)}&port=${info.destPort}`).then(
+        tunnel(agent, `/ssh/connect?host=${encodeURIComponent(info.destIP)}&port=${info.destPort}`).then(
           (socket) => {
             const channel = accept();
             pipeChannel(channel, socket);
@@ -159,8 +175,8 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
           const agent = target();
           if (typeof agent === 'string') return reject?.();
           const bind = info as Ssh2.TcpipBindInfo;
-          openAgentTunnel(agent, `/ssh/listen?address=${encodeURIComponent(bind.bindAddr)}&port=${bind.bindPort}`).then(
-            (socket) => listenForward(socket, bind, agent, c, forwards, accept),
+          tunnel(agent, `/ssh/listen?address=${encodeURIComponent(bind.bindAddr)}&port=${bind.bindPort}`).then(
+            (socket) => listenForward(socket, bind, agent, c, forwards, accept, tunnel),
             (err: Error) => {
               log.debug({ sandboxId: c.grant.sandboxId, err: err.message }, 'ssh tcpip-forward failed');
               reject?.();
@@ -188,6 +204,7 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
     c: Conn,
     forwards: Map<string, net.Socket>,
     accept: ((port?: number) => void) | undefined,
+    tunnel: (agent: AgentEndpoint, where: string) => Promise<net.Socket>,
   ): void {
     let buffered = '';
     let boundPort = bind.bindPort;
@@ -214,7 +231,7 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
           continue;
         }
         const { id, remoteAddress, remotePort } = event;
-        openAgentTunnel(agent, `/ssh/accept/${encodeURIComponent(id)}`).then(
+        tunnel(agent, `/ssh/accept/${encodeURIComponent(id)}`).then(
           (conn) => {
             c.client.forwardOut(bind.bindAddr, boundPort, remoteAddress, remotePort, (err, channel) => {
               if (err) return conn.destroy();
@@ -237,7 +254,13 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
    * One session channel. pty-req, env and window-change are remembered until shell/exec/subsystem starts the session
    * in the sandbox; after that, stdin, EOF, resizes and signals go to it, and its output and exit status come back.
    */
-  function bridgeSession(session: Ssh2.Session, c: Conn, target: () => AgentEndpoint | string, client: { address: string; port: number }): void {
+  function bridgeSession(
+    session: Ssh2.Session,
+    c: Conn,
+    target: () => AgentEndpoint | string,
+    client: { address: string; port: number },
+    tunnel: (agent: AgentEndpoint, where: string) => Promise<net.Socket>,
+  ): void {
     let pty: { term: string; cols: number; rows: number } | undefined;
     const env: Record<string, string> = {};
     let link: net.Socket | undefined;
@@ -298,7 +321,7 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
       };
       const agent = target();
       if (typeof agent === 'string') return giveUp(agent);
-      openAgentTunnel(agent, '/ssh/session').then(
+      tunnel(agent, '/ssh/session').then(
         (socket) => {
           link = socket;
           wire(channel, socket, { ...what, pty: what.kind === 'sftp' ? undefined : pty, env, client });
