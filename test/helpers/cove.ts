@@ -35,7 +35,7 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'cove-data-'));
   const apiKey = opts.apiKey ?? `test-${randomBytes(24).toString('hex')}`;
   const instance = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
-  const child = spawn(process.execPath, [COVE_BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [COVE_BIN, 'serve', '--port', '0', '--ssh-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn'], {
     env: { ...process.env, COVE_API_KEY: apiKey },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import type { PtyCreateRequest, PtyExit, PtySessionInfo } from '../../../wire/pt
 import { CoveError } from '../../../lib/http/errors';
 import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
+import { loginShell } from '../system/shell';
 import { signalSession } from './kill';
 import { createScreen, type Screen } from './screen';
 
@@ -123,18 +124,9 @@ export function createPtyService(ctx: SandboxContext) {
   }
 
   function pickShell(): string {
-    for (const candidate of [ctx.identity.shell, '/bin/bash', '/bin/sh']) {
-      try {
-        // Service accounts often have nologin/false as their shell, which would end the terminal at once.
-        if (candidate && !/\/(nologin|false)$/.test(candidate)) {
-          accessSync(candidate, fsConstants.X_OK);
-          return candidate;
-        }
-      } catch {
-        /* try the next one */
-      }
-    }
-    throw new CoveError('INTERNAL_ERROR', 'No shell to run in the terminal', `none of ${ctx.identity.shell}, /bin/bash, /bin/sh is executable`);
+    const shell = loginShell(ctx.identity);
+    if (!shell) throw new CoveError('INTERNAL_ERROR', 'No shell to run in the terminal', `none of ${ctx.identity.shell}, /bin/bash, /bin/sh is executable`);
+    return shell;
   }
 
   function start(s: Session): void {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
@@ -22,6 +22,7 @@ import {
 } from '../../../wire/ssh';
 import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
+import { loginShell } from '../system/shell';
 import { signalGroup } from '../system/process-group';
 import { SFTP_HELPER_ARGS, sftpHelperSource } from './sftp-server';
 
@@ -61,21 +62,6 @@ export function createSshService(ctx: SandboxContext) {
   const running = new Set<Running>();
   const listeners = new Set<net.Server>();
   const pending = new Map<string, net.Socket>();
-
-  function pickShell(): string {
-    for (const candidate of [ctx.identity.shell, '/bin/bash', '/bin/sh']) {
-      try {
-        // Service accounts often have nologin/false as their shell, which would end the session at once.
-        if (candidate && !/\/(nologin|false)$/.test(candidate)) {
-          accessSync(candidate, fsConstants.X_OK);
-          return candidate;
-        }
-      } catch {
-        /* try the next one */
-      }
-    }
-    return '/bin/sh';
-  }
 
   /** Sessions start in the user's home like OpenSSH's, or the work dir when the home does not exist. */
   function startDir(): string {
@@ -155,7 +141,7 @@ export function createSshService(ctx: SandboxContext) {
     );
 
     function start(req: ReturnType<typeof SshSessionStart.parse>): void {
-      const shell = pickShell();
+      const shell = loginShell(ctx.identity) ?? '/bin/sh';
       const env = childEnv(ctx, req.env);
       if (req.client) {
         env.SSH_CLIENT = `${req.client.address} ${req.client.port} 22`;
