@@ -72,7 +72,8 @@ export async function startProxyServer(
     try {
       const preview = parsePreviewHost(req.headers.host, opts.previewDomain);
       if (preview) {
-        log.info({ method: 'UPGRADE', host: req.headers.host, path: (req.url ?? '').split('?')[0] }, 'preview');
+        // Never the host: a signed preview host carries its token.
+        log.info({ method: 'UPGRADE', path: (req.url ?? '').split('?')[0], preview: true }, 'request');
         opts.preview.upgrade(req, socket, head, preview);
         return;
       }
