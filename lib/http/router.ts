@@ -188,7 +188,8 @@ export class Router {
       else if (r.rawBody) op.requestBody = { required: true, content: { [r.rawBody]: {} } };
       (paths[r.path] ??= {})[r.method] = op;
     }
-    for (const { spec } of this.wsRoutes) {
+    for (const { spec, handleRaw } of this.wsRoutes) {
+      const kind = handleRaw ? 'raw upgrade' : 'WebSocket';
       const item = (paths[spec.path] ??= {});
       const http = item.get as { description?: string } | undefined;
       if (http) {
@@ -197,10 +198,10 @@ export class Router {
         continue;
       }
       item.get = {
-        summary: `${spec.summary} (WebSocket)`,
+        summary: `${spec.summary} (${kind})`,
         tags: [spec.tag],
         parameters: [...pathParams(spec.path), ...queryParams(spec.query)],
-        responses: { '101': { description: 'Switching protocols to WebSocket' }, '4XX': errorResponse },
+        responses: { '101': { description: `Switching protocols (${kind})` }, '4XX': errorResponse },
       };
     }
     return {
