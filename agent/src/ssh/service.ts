@@ -23,6 +23,7 @@ import {
 import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
 import { loginShell } from '../system/shell';
+import { splice } from '../../../lib/net/splice';
 import { signalGroup } from '../system/process-group';
 import { SFTP_HELPER_ARGS, sftpHelperSource } from './sftp-server';
 
@@ -251,7 +252,7 @@ export function createSshService(ctx: SandboxContext) {
         (socket as net.Socket).setNoDelay?.(true);
         socket.write(switching());
         if (head.length) upstream.write(head);
-        pipeBoth(socket, upstream);
+        splice(socket, upstream);
       },
       (err: NodeJS.ErrnoException) =>
         refuse(socket, 502, 'PORT_NOT_LISTENING', `Could not connect to ${host}:${port} in the sandbox: ${err.code ?? err.message}`),
@@ -311,7 +312,7 @@ export function createSshService(ctx: SandboxContext) {
     (socket as net.Socket).setNoDelay?.(true);
     socket.write(switching());
     if (head.length) conn.write(head);
-    pipeBoth(socket, conn);
+    splice(socket, conn);
     conn.resume();
   }
 
@@ -332,19 +333,6 @@ export function createSshService(ctx: SandboxContext) {
   };
 }
 export type SshService = ReturnType<typeof createSshService>;
-
-function pipeBoth(a: Duplex, b: Duplex): void {
-  a.pipe(b);
-  b.pipe(a);
-  const close = () => {
-    a.destroy();
-    b.destroy();
-  };
-  a.on('error', close);
-  b.on('error', close);
-  a.on('close', close);
-  b.on('close', close);
-}
 
 /** node-pty reports signals as numbers; SSH wants names without SIG. */
 function signalName(signal: number): string {

@@ -132,14 +132,20 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     return location.replace(local, `${opts.secure ? 'https' : 'http'}://${req.headers.host}`);
   }
 
+  /** Who is asking for what: the parsed URL, the access granted and the port to reach; throws a CoveError. */
+  function admit(req: IncomingMessage, host: PreviewHost): { url: URL; access: Access; target: PortTarget } {
+    const url = new URL(req.url ?? '/', 'http://preview');
+    const access = authorize(req, host, url);
+    return { url, access, target: targetOf(access.record, host.port) };
+  }
+
   return {
     request(req: IncomingMessage, res: ServerResponse, host: PreviewHost): void {
-      const url = new URL(req.url ?? '/', 'http://preview');
+      let url: URL;
       let access: Access;
       let target: PortTarget;
       try {
-        access = authorize(req, host, url);
-        target = targetOf(access.record, host.port);
+        ({ url, access, target } = admit(req, host));
       } catch (err) {
         const error = err as CoveError;
         sendPreviewError(req, res, error, error.code === 'PREVIEW_UNAUTHORIZED' ? 'Open the link you were given, or ask for a new one (getPreviewLink).' : undefined);
@@ -181,12 +187,11 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     },
 
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, host: PreviewHost): void {
-      const url = new URL(req.url ?? '/', 'http://preview');
+      let url: URL;
       let access: Access;
       let target: PortTarget;
       try {
-        access = authorize(req, host, url);
-        target = targetOf(access.record, host.port);
+        ({ url, access, target } = admit(req, host));
       } catch (err) {
         rejectSocket(socket, err as CoveError, ERROR_SOURCE.proxy);
         return;
