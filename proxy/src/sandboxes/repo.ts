@@ -106,9 +106,21 @@ const COLUMNS: Record<keyof SandboxRecord, string> = {
 const toColumn = (key: keyof SandboxRecord, value: unknown): unknown =>
   key === 'env' || key === 'labels' ? JSON.stringify(value) : key === 'public' ? (value ? 1 : 0) : value;
 
-/** Sandboxes in SQLite. Every write is one statement, so each is atomic. */
+/**
+ * Sandboxes in SQLite. Every write is one statement, so each is atomic. Records read by id are kept in memory:
+ * this repo is the only writer of the table, so it keeps them current, and the toolbox and preview paths look a
+ * sandbox up on every request. Callers must not mutate returned records.
+ */
 export function createSandboxRepo(db: Db) {
   const byId = db.prepare<[string], Row>('SELECT * FROM sandboxes WHERE id = ?');
+  const cache = new Map<string, SandboxRecord>();
+  const load = (id: string): SandboxRecord | undefined => {
+    const row = byId.get(id);
+    const record = row && fromRow(row);
+    if (record) cache.set(id, record);
+    else cache.delete(id);
+    return record;
+  };
   const byIdOrName = db.prepare<[string, string], Row>('SELECT * FROM sandboxes WHERE id = ? OR name = ? LIMIT 1');
   return {
     insert(record: SandboxRecord): void {
@@ -117,13 +129,12 @@ export function createSandboxRepo(db: Db) {
         ...keys.map((k) => toColumn(k, record[k])),
       );
     },
-    get: (id: string): SandboxRecord | undefined => {
-      const row = byId.get(id);
-      return row && fromRow(row);
-    },
+    get: (id: string): SandboxRecord | undefined => cache.get(id) ?? load(id),
     find: (idOrName: string): SandboxRecord | undefined => {
+      const cached = cache.get(idOrName);
+      if (cached) return cached;
       const row = byIdOrName.get(idOrName, idOrName);
-      return row && fromRow(row);
+      return row && load(row.id);
     },
     nameTaken: (name: string): boolean => !!db.prepare('SELECT 1 FROM sandboxes WHERE name = ?').get(name),
     /** Updates the given fields (and updatedAt); returns the new record. */
@@ -133,13 +144,17 @@ export function createSandboxRepo(db: Db) {
         ...entries.map(([k, v]) => toColumn(k, v)),
         id,
       );
-      return this.get(id);
+      return load(id);
     },
     touch(id: string): void {
-      db.prepare('UPDATE sandboxes SET last_activity_at = ? WHERE id = ?').run(now(), id);
+      const time = now();
+      db.prepare('UPDATE sandboxes SET last_activity_at = ? WHERE id = ?').run(time, id);
+      const cached = cache.get(id);
+      if (cached) cache.set(id, { ...cached, lastActivityAt: time });
     },
     remove(id: string): void {
       db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
+      cache.delete(id);
     },
     /** Sandboxes ordered by creation, after `cursor` (an id), optionally of one owner. */
     list(opts: { ownerKeyId?: string; after?: string; limit: number }): SandboxRecord[] {
