@@ -3,6 +3,7 @@ const USAGE = `Usage: cove <command> [options]
 Commands:
   serve     run the Cove server: control API, toolbox forwarding, warm pool (builds missing images first)
   keys      create, list and revoke API keys
+  exec      run a command in a sandbox, attached to this terminal (stdin, stdout, stderr, signals, exit code)
   images    build the agent bundle and the default sandbox images
   agent     run the guest agent (inside a sandbox, or alone for development)
 
@@ -16,6 +17,8 @@ async function main(argv: string[]): Promise<void> {
       return (await import('../agent/src/main')).runAgent(rest);
     case 'serve':
       return (await import('../proxy/src/main')).runServe(rest);
+    case 'exec':
+      return (await import('./exec')).runExecCommand(rest);
     case 'keys':
       return (await import('../proxy/src/keys/cli')).runKeysCommand(rest);
     case 'images':
