@@ -6,8 +6,12 @@ export const queryBool = z
   .optional()
   .transform((v) => v === 'true' || v === '1');
 
-/** A query-string integer. */
-export const queryInt = (min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/** Names to string values: environment variables, labels. */
+export const StringMap = z.record(z.string(), z.string());
+
+/** Environment variables added to a command's, shell's or sandbox's environment. */
+export const Envs = StringMap;
+export type Envs = z.infer<typeof Envs>;
 
 /** Answer of the info routes. */
 export const DirResponse = z.object({ dir: z.string() });

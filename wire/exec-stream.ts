@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Envs } from './process';
+import { Envs } from './common';
 
 /**
  * Cove's streaming exec: one command, its output as it comes, its stdin, signals and its exit code.

@@ -1,3 +1,4 @@
+import { Envs } from './common';
 import { z } from 'zod';
 
 /**
@@ -12,7 +13,6 @@ export const DEFAULT_TIMEOUT_SECONDS = 360;
 export const MAX_OUTPUT_BYTES = 10 * 1024 * 1024;
 
 /** Environment variables for a command; values win over the sandbox's own. */
-export const Envs = z.record(z.string(), z.string());
 
 /** Seconds; `0` disables the limit. Clients in other languages send `null` for "not set". */
 const Timeout = z.number().min(0).max(2_147_483).nullish().describe(`Seconds; ${DEFAULT_TIMEOUT_SECONDS} when absent, 0 for no limit`);

@@ -1,3 +1,4 @@
+import { Envs } from './common';
 import { z } from 'zod';
 
 /**
@@ -37,14 +38,12 @@ const side = (name: string) =>
 /** Terminal size in a query string (create-connect). */
 const querySide = (name: string) => z.coerce.number({ error: `${name} must be a number` }).pipe(side(name));
 
-export const PtyEnvs = z.record(z.string(), z.string());
-export type PtyEnvs = z.infer<typeof PtyEnvs>;
 
 /** `POST /process/pty`. Without an id the agent picks one. */
 export const PtyCreateRequest = z.object({
   id: PtyId.optional(),
   cwd: z.string().min(1).optional().describe('Working directory; relative paths are taken from the work dir'),
-  envs: PtyEnvs.optional().describe('Variables added to the environment of the shell'),
+  envs: Envs.optional().describe('Variables added to the environment of the shell'),
   cols: side('cols').optional().describe('Columns, 80 by default'),
   rows: side('rows').optional().describe('Rows, 24 by default'),
   lazyStart: z.boolean().optional().describe('Start the shell on the first attach instead of now'),
@@ -77,7 +76,7 @@ export const PtySessionInfo = z.object({
   cols: z.number().int(),
   rows: z.number().int(),
   cwd: z.string(),
-  envs: PtyEnvs,
+  envs: Envs,
   createdAt: z.string().describe('ISO 8601'),
   lazyStart: z.boolean(),
   processId: z.number().int().optional(),
@@ -117,7 +116,7 @@ export const ptyExitCloseCode = (exitCode: number): 1000 | 1011 => (exitCode ===
 export const ptyErrorCloseCode = (httpStatus: number): number => 4000 + Math.min(Math.max(httpStatus, 400), 599);
 
 /** Encodes envs as the create-connect subprotocol token (base64url without padding, of the JSON object). */
-export function encodeEnvsProtocol(envs: PtyEnvs): string {
+export function encodeEnvsProtocol(envs: Envs): string {
   return PTY_ENVS_PROTOCOL_PREFIX + Buffer.from(JSON.stringify(envs)).toString('base64url');
 }
 
@@ -125,7 +124,7 @@ export function encodeEnvsProtocol(envs: PtyEnvs): string {
  * Reads the envs from offered subprotocols. Returns undefined when none was offered; throws with a sentence for
  * people when the token is not base64url JSON of string values.
  */
-export function decodeEnvsProtocol(offered: readonly string[]): PtyEnvs | undefined {
+export function decodeEnvsProtocol(offered: readonly string[]): Envs | undefined {
   const token = offered.find((p) => p.startsWith(PTY_ENVS_PROTOCOL_PREFIX));
   if (token === undefined) return undefined;
   let value: unknown;
@@ -134,7 +133,7 @@ export function decodeEnvsProtocol(offered: readonly string[]): PtyEnvs | undefi
   } catch {
     throw new Error('The envs subprotocol is not base64url-encoded JSON');
   }
-  const parsed = PtyEnvs.safeParse(value);
+  const parsed = Envs.safeParse(value);
   if (!parsed.success) throw new Error('The envs subprotocol must encode an object of string values');
   return parsed.data;
 }

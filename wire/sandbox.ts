@@ -1,10 +1,11 @@
+import { StringMap } from './common';
 import { z } from 'zod';
 
 /** Sandbox states, with Daytona's names (the SDK waits on `started`, `stopped`, `error`). */
 export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'error'] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
 
-const stringMap = z.record(z.string(), z.string());
+const stringMap = StringMap;
 const interval = z.number().int().min(-1).optional();
 
 /**

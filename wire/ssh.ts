@@ -1,3 +1,4 @@
+import { Envs } from './common';
 import { z } from 'zod';
 
 // ── Control API (Daytona-compatible) ────────────────────────────────────────────────────────────────────────────
@@ -79,7 +80,7 @@ export const SshSessionStart = z.object({
   command: z.string().optional(),
   pty: SshPty.optional(),
   /** Variables the client sent (env requests), over the sandbox's base environment. */
-  env: z.record(z.string(), z.string()).default({}),
+  env: Envs.default({}),
   /** The SSH client's address, for SSH_CONNECTION / SSH_CLIENT. */
   client: z.object({ address: z.string(), port: z.number().int() }).optional(),
 });

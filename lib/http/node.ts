@@ -41,3 +41,16 @@ export async function listen(server: Server, port: number, host: string): Promis
   const reach = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return { port: bound, url: `http://${reach.includes(':') ? `[${reach}]` : reach}:${bound}` };
 }
+
+/**
+ * What a route returns after writing its answer straight to the Node response (c.env.outgoing): the marker
+ * @hono/node-server knows as RESPONSE_ALREADY_SENT. Built per call rather than imported: the adapter replaces the
+ * global Response class when a server starts, so a module-level constant is no longer `instanceof Response` and the
+ * router would serialise it as JSON. Reading `.body` turns the adapter's lightweight Response into a plain one, which
+ * it checks for the marker instead of writing a cached head.
+ */
+export function alreadySent(): Response {
+  const res = new Response(null, { headers: { 'x-hono-already-sent': 'true' } });
+  void res.body;
+  return res;
+}

@@ -100,8 +100,26 @@ function compilePath(path: string): (pathname: string) => Record<string, string>
   };
 }
 
+/** Largest JSON body a route accepts: JSON bodies are read whole, so an endless one must not fill memory. */
+export const MAX_JSON_BODY = 16 * 1024 * 1024;
+
+async function readText(c: Context): Promise<string> {
+  const tooLarge = () => new CoveError('PAYLOAD_TOO_LARGE', `JSON bodies are limited to ${MAX_JSON_BODY / 1024 / 1024} MiB`);
+  if (Number(c.req.header('content-length') ?? 0) > MAX_JSON_BODY) throw tooLarge();
+  const body = c.req.raw.body;
+  if (!body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > MAX_JSON_BODY) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 async function readJson(c: Context): Promise<unknown> {
-  const text = await c.req.text();
+  const text = await readText(c);
   if (text.trim() === '') return {};
   try {
     return JSON.parse(text);

@@ -115,6 +115,22 @@ describe('agent foundation', () => {
     expect((await wrongType.json()).message).toMatch(/command/);
   });
 
+  it('refuses JSON bodies over 16 MiB with 413, announced or streamed, and keeps serving', async () => {
+    const big = Buffer.alloc(17 * 1024 * 1024, 'a');
+    const announced = await agent.fetch('/process/execute', { method: 'POST', body: big, headers: { 'Content-Type': 'application/json' } });
+    expect(announced.status).toBe(413);
+    expect(await announced.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    const chunks = Array.from({ length: 17 }, () => Buffer.alloc(1024 * 1024, 'a'));
+    const streamed = await agent.fetch('/process/execute', {
+      method: 'POST',
+      body: new ReadableStream({ pull: (c) => (chunks.length ? c.enqueue(chunks.shift()) : c.close()) }),
+      headers: { 'Content-Type': 'application/json' },
+      duplex: 'half',
+    } as RequestInit);
+    expect(streamed.status).toBe(413);
+    expect(await agent.json('/version')).toHaveProperty('version');
+  });
+
   it('answers huge headers with 431 and keeps serving', async () => {
     const answer = await rawRequest(agent.url, `GET /version HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1.1 431/);

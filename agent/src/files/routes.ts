@@ -20,24 +20,12 @@ import {
   SearchFilesResponse,
   UploadedFile,
 } from '../../../wire/files';
+import { alreadySent } from '../../../lib/http/node';
 import type { Router } from '../../../lib/http/router';
 import type { FilesService } from './service';
 
 /** Header set when a find or search answer was cut at the result limit. */
 const TRUNCATED_HEADER = 'X-Cove-Truncated';
-
-/**
- * The marker Response that tells @hono/node-server the handler wrote the answer itself (the same header as its
- * RESPONSE_ALREADY_SENT). Built per call rather than imported: the adapter replaces the global Response class
- * when the server starts, so the module-level constant is no longer `instanceof Response` and the router would
- * serialise it as JSON. Reading `.body` turns the adapter's lightweight Response into a plain one, which it
- * checks for the marker instead of writing a cached head.
- */
-function alreadySent(): Response {
-  const res = new Response(null, { headers: { 'x-hono-already-sent': 'true' } });
-  void res.body;
-  return res;
-}
 
 /**
  * Streams a body straight to the Node response with backpressure (pipeline), bypassing web streams: about twice

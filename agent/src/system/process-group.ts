@@ -14,6 +14,3 @@ export function signalGroup(pid: number | undefined, signal: NodeJS.Signals | nu
     }
   }
 }
-
-/** Names accepted for signals sent by clients. */
-export const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT'] as const;

@@ -60,6 +60,17 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     return next;
   }
 
+  /**
+   * Records activity at most once a second per sandbox: toolbox and preview requests call it on every request, and
+   * a database write on each would sit on those measured paths.
+   */
+  function recordActivity(id: string): void {
+    const t = Date.now();
+    if ((touched.get(id) ?? 0) > t - 1000) return;
+    touched.set(id, t);
+    repo.touch(id);
+  }
+
   function toDto(r: SandboxRecord): SandboxDto {
     const dto: SandboxDto = {
       id: r.id,
@@ -294,6 +305,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           }
         }
         repo.remove(id);
+        touched.delete(id);
         opts.onDeleted?.(id);
         return { ...toDto(record), state: 'destroying' as SandboxState };
       });
@@ -305,13 +317,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     /** Whether a principal may use a sandbox. */
     mayUse: (principal: Principal, record: SandboxRecord): boolean => principal.admin || record.ownerKeyId === principal.keyId,
 
-    /** Records activity (preview traffic), at most once a second per sandbox. */
-    touch(id: string): void {
-      const t = Date.now();
-      if ((touched.get(id) ?? 0) > t - 1000) return;
-      touched.set(id, t);
-      repo.touch(id);
-    },
+    /** Records activity (preview traffic). */
+    touch: recordActivity,
 
     /** The agent of a started sandbox the principal may use; 409 when it is not started. Counts as activity. */
     agentFor(principal: Principal, idOrName: string): AgentTarget {
@@ -319,7 +326,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (record.state !== 'started' || !record.ip) {
         throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} is ${record.state}; start it first`);
       }
-      repo.touch(record.id);
+      recordActivity(record.id);
       return { sandboxId: record.id, ip: record.ip, agentToken: record.agentToken };
     },
 
