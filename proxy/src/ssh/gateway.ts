@@ -76,10 +76,16 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
   const unsubscribe = access.onRevoked((ids) => {
     for (const id of ids) {
       for (const conn of byToken.get(id) ?? []) {
-        for (const ch of conn.sessions) ch.stderr.write('\r\ncove: this SSH access token was revoked; the connection is closed.\r\n');
+        // Each session is told and closed as a channel first (exit status 255, as ssh reports a lost connection):
+        // OpenSSH prints a channel's output only when it gets to it, and exits at once on a disconnect that
+        // arrives in the same read, losing the message. The connection itself ends a moment later.
+        for (const ch of conn.sessions) {
+          ch.stderr.write('\r\ncove: this SSH access token was revoked; the connection is closed.\r\n');
+          ch.exit(255);
+          ch.end();
+        }
         log.info({ sandboxId: conn.grant.sandboxId, tokenId: id }, 'ssh connection closed: token revoked');
-        // Let the message leave before the connection ends.
-        setImmediate(() => conn.client.end());
+        setTimeout(() => conn.client.end(), 500).unref();
       }
     }
   });
