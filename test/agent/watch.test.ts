@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -173,6 +174,45 @@ describe('file watching', () => {
     await w.waitEvent('unlinkDir', outer);
     await w.waitEvent('unlinkDir', inner);
     await w.waitEvent('unlink', path.join(inner, 'deep.txt'));
+    await w.close();
+  });
+
+  it('reports every entry of folders created and filled at once (none lost between reading a new folder and watching it)', async () => {
+    const dir = freshDir();
+    const w = watch({ path: dir });
+    await w.ready;
+    // Another process makes 120 folders with a file at two depths each, pausing a little between steps so that some
+    // land while the agent is reading a folder it has just been told about.
+    const script = [
+      'import os, sys, time',
+      'root = sys.argv[1]',
+      'for i in range(120):',
+      '    d = os.path.join(root, "f%d" % i)',
+      '    os.makedirs(os.path.join(d, "sub"))',
+      '    time.sleep((i % 8) * 0.0004)',
+      '    open(os.path.join(d, "sub", "inner.txt"), "w").close()',
+      '    time.sleep((i % 5) * 0.0004)',
+      '    open(os.path.join(d, "outer.txt"), "w").close()',
+    ].join('\n');
+    await new Promise<void>((resolve, reject) =>
+      execFile('python3', ['-c', script, dir], (err) => (err ? reject(err) : resolve())),
+    );
+    const expected: string[] = [];
+    for (let i = 0; i < 120; i++) expected.push(`f${i}/sub/inner.txt`, `f${i}/outer.txt`);
+    await waitFor(
+      () => {
+        const added = new Set(w.events().filter((e) => e.event === 'add').map((e) => path.relative(dir, e.path)));
+        return expected.every((f) => added.has(f));
+      },
+      15_000,
+      'an add for every file',
+    ).catch((err) => {
+      const added = new Set(w.events().filter((e) => e.event === 'add').map((e) => path.relative(dir, e.path)));
+      throw new Error(`${err.message}; missing: ${expected.filter((f) => !added.has(f)).join(', ')}`);
+    });
+    await settle(w, dir);
+    const adds = w.events().filter((e) => e.event === 'add').map((e) => e.path);
+    expect(adds.length).toBe(new Set(adds).size);
     await w.close();
   });
 

@@ -1,5 +1,5 @@
 import { lstatSync, realpathSync, type Stats } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { WATCH_DEFAULT_IGNORES, type WatchEventName, type WatcherInfo, type WatchServerMessage } from '../../../wire/watch';
@@ -39,6 +39,15 @@ type Chokidar = typeof import('chokidar');
  * changed is stat'ed again once that window has passed, and reported as changed if it differs.
  */
 const RECHECK_AFTER_MS = 60;
+
+/**
+ * chokidar reads a new folder and only then starts watching it, so an entry created in between is never reported
+ * (a folder made and filled at once, as `mkdir -p a/b && touch a/x` or an unpacked archive does, loses a file now and
+ * then). Each folder reported as added is therefore read again once chokidar watches it, and what chokidar does not
+ * know is handed back to it, which reports it. The check waits for chokidar's watch of the folder (its closer) for at
+ * most this many rounds of RECHECK_AFTER_MS.
+ */
+const SWEEP_MAX_ROUNDS = 50;
 
 /** Says what a watch error means; the inotify limits are the ones people hit. */
 function describeWatchError(err: NodeJS.ErrnoException): string {
@@ -92,8 +101,13 @@ export function createWatchService(ctx: SandboxContext) {
       let watcher: FSWatcher | undefined;
       let closed = false;
       let ready = false;
-      /** Files just reported as added or changed, oldest first: what was reported, and when to look again. */
-      const recheck = new Map<string, { seen: Stats | undefined; due: number }>();
+      const globs = [...(options.ignoreDefaults ? WATCH_DEFAULT_IGNORES : []), ...options.ignore];
+      const ignored = createIgnoreMatcher(options.path, globs);
+      /**
+       * Files just reported as added or changed (what was reported, and when to look again), and folders just added
+       * (when to read them again): oldest first, since every entry is due RECHECK_AFTER_MS after it was queued.
+       */
+      const recheck = new Map<string, { seen?: Stats; dir?: { rounds: number }; due: number }>();
       let recheckTimer: NodeJS.Timeout | undefined;
       const handle: WatchHandle = {
         async close() {
@@ -105,37 +119,64 @@ export function createWatchService(ctx: SandboxContext) {
           await watcher?.close();
         },
       };
+      const queueRecheck = (file: string, entry: { seen?: Stats; dir?: { rounds: number } }) => {
+        recheck.delete(file);
+        recheck.set(file, { ...entry, due: Date.now() + RECHECK_AFTER_MS });
+        recheckTimer ??= setTimeout(recheckDue, RECHECK_AFTER_MS);
+      };
+      const recheckFile = (file: string, seen: Stats | undefined) =>
+        stat(file).then(
+          (st) => {
+            if (closed || !st.isFile() || (seen && st.size === seen.size && st.mtimeMs === seen.mtimeMs)) return;
+            sink.message(eventOf('change', file, st));
+          },
+          // Gone since: its unlink is on its way.
+          () => {},
+        );
+      const sweepDir = (dir: string, rounds: number) => {
+        if (!watcher) return;
+        const closers = (watcher as unknown as { _closers?: Map<string, unknown> })._closers;
+        if (closers instanceof Map && !closers.has(dir) && rounds < SWEEP_MAX_ROUNDS) {
+          queueRecheck(dir, { dir: { rounds: rounds + 1 } });
+          return;
+        }
+        const w = watcher;
+        readdir(dir).then(
+          (names) => {
+            if (closed) return;
+            const known = new Set(w.getWatched()[dir] ?? []);
+            for (const name of names) {
+              const entry = path.join(dir, name);
+              // The third argument marks the path as found by a change, not given by the user: chokidar reports it.
+              if (!known.has(name) && !ignored(entry)) w.add(entry, undefined, true);
+            }
+          },
+          // Gone since: its unlinkDir is on its way.
+          () => {},
+        );
+      };
       const recheckDue = () => {
         recheckTimer = undefined;
         const now = Date.now();
-        for (const [file, { seen, due }] of recheck) {
+        for (const [file, { seen, dir, due }] of recheck) {
           if (due > now) {
             recheckTimer = setTimeout(recheckDue, due - now);
             return;
           }
           recheck.delete(file);
-          stat(file).then(
-            (st) => {
-              if (closed || !st.isFile() || (seen && st.size === seen.size && st.mtimeMs === seen.mtimeMs)) return;
-              sink.message(eventOf('change', file, st));
-            },
-            // Gone since: its unlink is on its way.
-            () => {},
-          );
+          if (dir) sweepDir(file, dir.rounds);
+          else void recheckFile(file, seen);
         }
       };
       const report = (name: WatchEventName, file: string, stats: Stats | undefined) => {
         sink.message(eventOf(name, file, stats));
-        // Files found by the initial scan were not being written to as far as anyone knows: no need to look twice.
-        if (name !== 'change' && !(name === 'add' && ready)) return;
-        recheck.delete(file);
-        recheck.set(file, { seen: stats, due: Date.now() + RECHECK_AFTER_MS });
-        recheckTimer ??= setTimeout(recheckDue, RECHECK_AFTER_MS);
+        // What the initial scan found was not being written to as far as anyone knows: no need to look twice.
+        if (!ready && name !== 'change') return;
+        if (name === 'add' || name === 'change') queueRecheck(file, { seen: stats });
+        else if (name === 'addDir' && options.recursive) queueRecheck(file, { dir: { rounds: 0 } });
       };
       active.set(handle, { options, sink, isReady: () => ready });
 
-      const globs = [...(options.ignoreDefaults ? WATCH_DEFAULT_IGNORES : []), ...options.ignore];
-      const ignored = createIgnoreMatcher(options.path, globs);
       (chokidar ??= import('chokidar'))
         .then(({ watch }) => {
           if (closed) return;
