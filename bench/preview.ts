@@ -142,6 +142,22 @@ http.createServer((req, res) => {
   return { url: `http://127.0.0.1:${listen}/`, stop: () => child.kill('SIGTERM') };
 }
 
+/** A Node TCP relay to the container (no HTTP parsing at all): the floor of any proxy written in Node. */
+async function startBytePipe(ip: string, port: number): Promise<{ url: string; stop(): void }> {
+  const listen = await freePort();
+  const script = `const net = require('node:net');
+net.createServer((c) => {
+  const u = net.connect(${port}, '${ip}');
+  c.pipe(u).on('error', () => c.destroy());
+  u.pipe(c).on('error', () => u.destroy());
+  c.on('error', () => u.destroy());
+  u.on('error', () => c.destroy());
+}).listen(${listen}, '127.0.0.1', () => console.log('ready'));`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve) => child.stdout!.once('data', resolve));
+  return { url: `http://127.0.0.1:${listen}/`, stop: () => child.kill('SIGTERM') };
+}
+
 async function wsRoundTrips(open: () => Promise<WebSocket>): Promise<number> {
   const ws = await open();
   const samples: number[] = [];
@@ -172,11 +188,13 @@ try {
   const viaProxy = (i: number) => ({ url: `http://127.0.0.1:${proxyPort}/`, headers: { Host: new URL(links[i].url).host, 'X-Daytona-Preview-Token': links[i].token } });
   const nginx = await startNginx(ip, 8080);
   const nodeProxy = await startNodeProxy(ip, 8080);
+  const bytePipe = await startBytePipe(ip, 8080);
   try {
     const targets = {
       direct: { url: `http://${ip}:8080/`, headers: {} },
       nginx: { url: nginx.url, headers: {} },
       node: { url: nodeProxy.url, headers: {} },
+      pipe: { url: bytePipe.url, headers: {} },
       proxy: viaProxy(0),
       tunnel: viaProxy(1),
     };
@@ -207,6 +225,7 @@ try {
       { name: 'requests/s: preview vs nginx', value: throughput.proxy.rps, unit: 'req/s', baseline: throughput.nginx.rps, baselineName: 'nginx' },
       { name: 'requests/s: nginx vs direct', value: throughput.nginx.rps, unit: 'req/s', baseline: throughput.direct.rps, baselineName: 'direct' },
       { name: 'requests/s: smallest Node proxy vs direct', value: throughput.node.rps, unit: 'req/s', baseline: throughput.direct.rps, baselineName: 'direct' },
+      { name: 'requests/s: Node TCP relay (no HTTP parsing) vs direct', value: throughput.pipe.rps, unit: 'req/s', baseline: throughput.direct.rps, baselineName: 'direct' },
       { name: 'requests/s: preview vs smallest Node proxy', value: throughput.proxy.rps, unit: 'req/s', baseline: throughput.node.rps, baselineName: 'node proxy' },
       { name: 'requests/s: preview of a 127.0.0.1 server (agent tunnel)', value: throughput.tunnel.rps, unit: 'req/s', baseline: throughput.direct.rps, baselineName: 'direct' },
       { name: 'p99 latency, 32 connections: preview', value: throughput.proxy.p99, unit: 'ms', baseline: throughput.direct.p99, baselineName: 'direct' },
@@ -223,6 +242,7 @@ try {
   } finally {
     nginx.stop();
     nodeProxy.stop();
+    bytePipe.stop();
     await cove.api(`/sandbox/${id}`, { method: 'DELETE' });
   }
 } finally {

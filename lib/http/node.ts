@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CoveError } from './errors';
 
@@ -29,7 +29,7 @@ export function answerClientErrors(server: Server, source: string): void {
 }
 
 /** Listens and returns the bound port and a URL to reach it (loopback when bound to every address). */
-export async function listen(server: Server, port: number, host: string): Promise<{ port: number; url: string }> {
+export async function listen(server: NetServer, port: number, host: string): Promise<{ port: number; url: string }> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

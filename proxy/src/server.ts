@@ -1,5 +1,6 @@
 import { getRequestListener } from '@hono/node-server';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { CoveError, toCoveError } from '../../lib/http/errors';
@@ -8,6 +9,7 @@ import { ERROR_SOURCE } from '../../wire/errors';
 import { API_BASE, createApiApp, type ApiOptions } from './app';
 import { parsePreviewHost } from './preview/host';
 import type { PreviewHandler } from './preview/handler';
+import { createRelay } from './preview/relay';
 import { authenticate } from './http/principal';
 import type { ToolboxForwarder } from './toolbox/forward';
 
@@ -25,8 +27,10 @@ function toolboxPath(url: string): { sandboxId: string; path: string } | undefin
 }
 
 /**
- * The proxy's one HTTP server: `/toolbox/{id}/…` is forwarded to that sandbox's agent (HTTP and WebSocket),
- * `/api/…` is the control API. Logs one line per request, without credentials or query strings.
+ * The proxy's one listener. Connections start in the preview relay (preview/relay.ts), which forwards admitted preview
+ * requests itself and hands everything else to the HTTP server: `/toolbox/{id}/…` is forwarded to that sandbox's
+ * agent (HTTP and WebSocket), `/api/…` is the control API, and preview requests that need an answer of ours (errors,
+ * the cookie redirect) are served by the preview handler. Logs one line per request, without credentials or queries.
  */
 export async function startProxyServer(
   opts: ApiOptions & { host: string; port: number; forwarder: ToolboxForwarder; preview: PreviewHandler; log: Logger },
@@ -87,7 +91,18 @@ export async function startProxyServer(
     }
   });
   answerClientErrors(server, ERROR_SOURCE.api);
-  const { port, url } = await listen(server, opts.port, opts.host);
+  const relay = createRelay({
+    preview: opts.preview,
+    previewDomain: opts.previewDomain,
+    handOff: (socket) => server.emit('connection', socket),
+    logRequest: (entry) => log.info(entry, 'request'),
+  });
+  const front = net.createServer({ noDelay: true }, (socket) => relay.accept(socket));
+  const { port, url } = await listen(front, opts.port, opts.host);
+  // The HTTP server gets its connections from the relay and never listens itself; what Node does when it starts
+  // listening — keeping the list of connections that closeAllConnections() and the header timeouts act on — is
+  // started by telling it that it does.
+  server.emit('listening');
   return {
     server,
     port,
@@ -95,8 +110,11 @@ export async function startProxyServer(
     async close() {
       opts.forwarder.close();
       opts.preview.close();
+      relay.closeAll();
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Stops its connection checks; it has no listening socket of its own, so the callback gets "not running".
+      server.close(() => {});
+      await new Promise<void>((resolve) => front.close(() => resolve()));
     },
   };
 }

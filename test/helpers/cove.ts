@@ -35,7 +35,9 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'cove-data-'));
   const apiKey = opts.apiKey ?? `test-${randomBytes(24).toString('hex')}`;
   const instance = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
-  const child = spawn(process.execPath, [COVE_BIN, 'serve', '--port', '0', '--ssh-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn'], {
+  // COVE_NODE_FLAGS passes Node flags to the server (for instance --cpu-prof when profiling a benchmark).
+  const nodeFlags = (process.env.COVE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeFlags, COVE_BIN, 'serve', '--port', '0', '--ssh-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn'], {
     env: { ...process.env, COVE_API_KEY: apiKey },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -21,6 +21,11 @@ const TOKEN_PARAMS = ['DAYTONA_SANDBOX_AUTH_KEY', 'cove_preview_token'];
 export const PREVIEW_COOKIE = 'cove_preview';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** What a relay passes on of those: it forwards bodies and connection state as they are on the wire. */
+const HOP_BY_HOP_RELAYED = new Set(['proxy-authenticate', 'proxy-authorization']);
+
+/** What is read of a request: an IncomingMessage, or a head parsed by the connection relay. */
+type RequestLike = Pick<IncomingMessage, 'method' | 'url' | 'headers'>;
 
 interface Access {
   record: SandboxRecord;
@@ -30,7 +35,7 @@ interface Access {
   setCookie?: string;
 }
 
-function cookieOf(req: IncomingMessage, name: string): string | undefined {
+function cookieOf(req: RequestLike, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const [k, ...v] = part.trim().split('=');
     if (k === name) return v.join('=');
@@ -39,7 +44,7 @@ function cookieOf(req: IncomingMessage, name: string): string | undefined {
 }
 
 /** The Cookie header without our cookie (the app never sees it). */
-function cookiesWithout(req: IncomingMessage, name: string): string | undefined {
+function cookiesWithout(req: RequestLike, name: string): string | undefined {
   const kept = (req.headers.cookie ?? '')
     .split(';')
     .map((p) => p.trim())
@@ -57,7 +62,7 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
   const { sandboxes, keys, tokens } = opts;
 
   /** Who may open this preview, in Daytona's order, or a 401/404/409. */
-  function authorize(req: IncomingMessage, host: PreviewHost, url: URL): Access {
+  function authorize(req: RequestLike, host: PreviewHost, url: URL): Access {
     // Our token headers and parameters never reach the app, whichever credential (if any) opened the preview.
     const strip = { headers: TOKEN_HEADERS, params: TOKEN_PARAMS };
     let record: SandboxRecord | undefined;
@@ -100,17 +105,17 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     return { ip: record.ip, port, agentToken: record.agentToken };
   }
 
-  function upstreamHeaders(req: IncomingMessage, access: Access, port: number): http.OutgoingHttpHeaders {
+  function upstreamHeaders(req: RequestLike, access: Access, port: number, remoteAddress: string | undefined, hopByHop = HOP_BY_HOP): http.OutgoingHttpHeaders {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
-      if (HOP_BY_HOP.has(name) || access.strip.headers.includes(name) || name === 'cookie') continue;
+      if (hopByHop.has(name) || access.strip.headers.includes(name) || name === 'cookie') continue;
       headers[name] = value;
     }
     const cookie = cookiesWithout(req, PREVIEW_COOKIE);
     if (cookie) headers.cookie = cookie;
     headers['x-forwarded-host'] = req.headers.host;
     headers['x-forwarded-proto'] = opts.secure ? 'https' : 'http';
-    headers['x-forwarded-for'] = req.socket.remoteAddress;
+    headers['x-forwarded-for'] = remoteAddress;
     headers.host = `localhost:${port}`;
     return headers;
   }
@@ -126,14 +131,13 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
   }
 
   /** Location headers that point at the app's own localhost address are turned back into the preview origin. */
-  function rewriteLocation(location: string | undefined, req: IncomingMessage, port: number): string | undefined {
-    if (!location) return location;
+  function rewriteLocation(location: string, host: string | undefined, port: number): string {
     const local = new RegExp(`^https?://(localhost|127\\.0\\.0\\.1|0\\.0\\.0\\.0):${port}(?=/|$)`);
-    return location.replace(local, `${opts.secure ? 'https' : 'http'}://${req.headers.host}`);
+    return location.replace(local, `${opts.secure ? 'https' : 'http'}://${host}`);
   }
 
   /** Who is asking for what: the parsed URL, the access granted and the port to reach; throws a CoveError. */
-  function admit(req: IncomingMessage, host: PreviewHost): { url: URL; access: Access; target: PortTarget } {
+  function admit(req: RequestLike, host: PreviewHost): { url: URL; access: Access; target: PortTarget } {
     const url = new URL(req.url ?? '/', 'http://preview');
     const access = authorize(req, host, url);
     return { url, access, target: targetOf(access.record, host.port) };
@@ -157,11 +161,19 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
         return;
       }
       const upstream = http.request(
-        { host: target.ip, port: host.port, method: req.method, path: upstreamPath(url, access), headers: upstreamHeaders(req, access, host.port), agent, coveTarget: target } as http.RequestOptions,
+        {
+          host: target.ip,
+          port: host.port,
+          method: req.method,
+          path: upstreamPath(url, access),
+          headers: upstreamHeaders(req, access, host.port, req.socket.remoteAddress),
+          agent,
+          coveTarget: target,
+        } as http.RequestOptions,
         (answer) => {
           const headers: http.OutgoingHttpHeaders = {};
           for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name)) headers[name] = value;
-          if (headers.location) headers.location = rewriteLocation(String(headers.location), req, host.port);
+          if (headers.location) headers.location = rewriteLocation(String(headers.location), req.headers.host, host.port);
           if (access.setCookie) headers['set-cookie'] = [...([] as string[]).concat(headers['set-cookie'] ?? []), cookieHeader(access.setCookie)];
           res.writeHead(answer.statusCode ?? 502, headers);
           // Streams (SSE, chunked) pass through as they come: no buffering, headers sent at once. A response of known
@@ -196,7 +208,7 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
         rejectSocket(socket, err as CoveError, ERROR_SOURCE.proxy);
         return;
       }
-      const headers = upstreamHeaders(req, access, host.port);
+      const headers = upstreamHeaders(req, access, host.port, req.socket.remoteAddress);
       headers.connection = 'Upgrade';
       headers.upgrade = req.headers.upgrade;
       connectToPort(target).then(
@@ -206,6 +218,28 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
         },
         (err: Error) => rejectSocket(socket, new CoveError('PORT_NOT_LISTENING', `Nothing is listening on port ${host.port} in the sandbox`, err.message), ERROR_SOURCE.proxy),
       );
+    },
+
+    /**
+     * For the connection relay: the head to write to the app for a request that goes to it as it is, with where to
+     * send it; undefined when the request needs request() to answer (an error page, the cookie redirect, a Set-Cookie).
+     */
+    relayHead(req: RequestLike, host: PreviewHost, remoteAddress: string | undefined): { target: PortTarget; head: string } | undefined {
+      let admitted;
+      try {
+        admitted = admit(req, host);
+      } catch {
+        return undefined;
+      }
+      const { url, access, target } = admitted;
+      if (access.setCookie) return undefined;
+      const headers = upstreamHeaders(req, access, host.port, remoteAddress, HOP_BY_HOP_RELAYED);
+      return { target, head: requestHead(req.method!, upstreamPath(url, access), headers) };
+    },
+
+    /** A response's Location as the client must see it (see rewriteLocation). */
+    previewLocation(location: string, host: string, port: number): string {
+      return rewriteLocation(location, host, port);
     },
 
     close(): void {

@@ -5,7 +5,7 @@ import { ERROR_SOURCE } from '../../../wire/errors';
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** Whether the caller is a browser navigating (it gets pages), rather than an API client (it gets JSON). */
-export function wantsHtml(req: IncomingMessage): boolean {
+export function wantsHtml(req: Pick<IncomingMessage, 'headers'>): boolean {
   return (req.headers.accept ?? '').includes('text/html');
 }
 

@@ -1,0 +1,367 @@
+import type net from 'node:net';
+import { FramingError, Http1Framer, requestFraming, responseFraming, serializeHead, statusOf, type MessageHead } from '../../../lib/net/http1';
+import { connectToPort } from './connect';
+import type { PreviewHandler } from './handler';
+import { parsePreviewHost } from './host';
+
+/** Same as the HTTP server's keep-alive timeout: an idle relayed connection is closed after it. */
+const IDLE_MS = 65_000;
+/** Same as the HTTP server's headersTimeout: a request head must arrive whole within it. */
+const HEAD_MS = 60_000;
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/1\.1$/;
+
+export interface RelayOptions {
+  preview: PreviewHandler;
+  previewDomain: string;
+  /** Gives a connection to the full HTTP server; its unread bytes have been put back on the socket. */
+  handOff(socket: net.Socket): void;
+  /** One line per relayed request, when its response starts. */
+  logRequest(entry: { method: string; path: string; status: number; ms: number }): void;
+}
+
+interface InFlight {
+  method: string;
+  path: string;
+  started: bigint;
+}
+
+/**
+ * Every connection to the proxy starts here. Its requests are read with a small HTTP/1.1 framer; a preview request
+ * that the preview handler admits as it is (credentials valid, nothing to answer itself) is rewritten — our
+ * credentials removed, Host and X-Forwarded-* set — and written to a connection to that port of that sandbox, which
+ * then serves this client connection alone: bodies and responses pass through as bytes, without Node's HTTP objects.
+ * Each request is admitted on its own, so revocation and expiry act on the next request.
+ *
+ * Anything else — the API, the toolbox, a request the handler must answer (401, 502 pages, the cookie redirect), a
+ * request for another host, or a head this framer will not frame — is handed to the full HTTP server at a request
+ * boundary, once the responses already under way have been relayed; the connection stays there.
+ */
+export function createRelay(opts: RelayOptions) {
+  const live = new Set<RelayConnection>();
+
+  class RelayConnection {
+    private readonly requests = new Http1Framer();
+    private readonly responses = new Http1Framer();
+    private upstream?: net.Socket;
+    /** The Host the upstream connection serves; a request for another goes to the HTTP server. */
+    private host?: string;
+    private port = 0;
+    private readonly inFlight: InFlight[] = [];
+    private connecting = false;
+    /** An upgrade request was sent: requests wait for its answer (101: raw bytes both ways; else go on). */
+    private awaitingSwitch = false;
+    private switched = false;
+    private handingOff = false;
+    private closed = false;
+    private clientPaused = false;
+    private upstreamPaused = false;
+    /** Runs while part of a request head has arrived: a client that never finishes one is dropped. */
+    private headTimer?: NodeJS.Timeout;
+
+    private readonly onClientData = (chunk: Buffer) => {
+      this.requests.feed(chunk);
+      this.pumpRequests();
+    };
+    private readonly onClientEnd = () => {
+      if (this.upstream) this.upstream.end();
+      else this.destroy();
+    };
+    private readonly onClose = () => this.destroy();
+    private readonly onTimeout = () => {
+      if (!this.busy()) this.destroy();
+    };
+
+    constructor(private readonly client: net.Socket) {
+      live.add(this);
+      client.setNoDelay(true);
+      client.setTimeout(IDLE_MS, this.onTimeout);
+      client.on('data', this.onClientData);
+      client.on('end', this.onClientEnd);
+      client.on('error', this.onClose);
+      client.on('close', this.onClose);
+    }
+
+    /** Whether a request or response is under way (an idle kept-alive connection, or a half-sent head, is not). */
+    private busy(): boolean {
+      return this.switched || this.inFlight.length > 0 || !this.responses.atHead || !this.requests.atHead;
+    }
+
+    destroy(): void {
+      if (this.closed) return;
+      this.closed = true;
+      clearTimeout(this.headTimer);
+      live.delete(this);
+      this.client.destroy();
+      this.upstream?.destroy();
+    }
+
+    /** Runs `pump` with `socket`'s writes gathered into one (a head and its body are one write, not two). */
+    private corked(socket: net.Socket | undefined, pump: () => void): void {
+      socket?.cork();
+      try {
+        pump();
+      } finally {
+        socket?.uncork();
+      }
+    }
+
+    private pumpRequests(): void {
+      this.corked(this.upstream, () => this.pumpRequestsNow());
+    }
+
+    private pumpRequestsNow(): void {
+      while (!this.closed && !this.handingOff && !this.connecting && !this.awaitingSwitch) {
+        let item;
+        try {
+          item = this.requests.next();
+        } catch (err) {
+          if (!(err instanceof FramingError)) throw err;
+          // The HTTP server answers what this framer refuses (400, 431) with its own parser.
+          this.handOff();
+          return;
+        }
+        if (!item) {
+          if (this.requests.atHead && !this.requests.idle) this.headTimer ??= setTimeout(() => this.destroy(), HEAD_MS);
+          return;
+        }
+        if (item.kind === 'body') this.toUpstream(item.data);
+        else {
+          clearTimeout(this.headTimer);
+          this.headTimer = undefined;
+          this.request(item.head, item.raw);
+        }
+      }
+    }
+
+    /** A request head: relayed, or the connection handed to the HTTP server. */
+    private request(head: MessageHead, raw: Buffer): void {
+      const line = REQUEST_LINE.exec(head.line);
+      const host = head.headers.host?.toLowerCase();
+      const preview = line && line[1] !== 'CONNECT' ? parsePreviewHost(host, opts.previewDomain) : undefined;
+      if (!line || !preview || (this.host && host !== this.host)) return this.handBack(raw);
+      const [, method, target] = line;
+      let framing;
+      try {
+        framing = requestFraming(head);
+      } catch {
+        return this.handBack(raw);
+      }
+      const relayed = opts.preview.relayHead({ method, url: target, headers: head.headers }, preview, this.client.remoteAddress);
+      if (!relayed) return this.handBack(raw);
+      const upgrade = head.headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(head.headers.connection ?? '');
+      const send = () => {
+        this.inFlight.push({ method, path: target.split('?')[0], started: process.hrtime.bigint() });
+        this.toUpstream(Buffer.from(relayed.head, 'latin1'));
+        this.requests.body(framing);
+        if (upgrade) this.awaitingSwitch = true;
+      };
+      if (this.upstream) return send();
+      this.connecting = true;
+      this.pauseClient();
+      connectToPort(relayed.target).then(
+        (socket) => {
+          this.connecting = false;
+          if (this.closed) {
+            socket.destroy();
+            return;
+          }
+          this.attach(socket, host!, preview.port);
+          send();
+          this.resumeClient();
+          this.pumpRequests();
+        },
+        () => {
+          // Nothing listens: the HTTP server answers with its 502 page.
+          this.connecting = false;
+          this.handBack(raw);
+        },
+      );
+    }
+
+    private attach(socket: net.Socket, host: string, port: number): void {
+      this.upstream = socket;
+      this.host = host;
+      this.port = port;
+      socket.setNoDelay(true);
+      socket.on('data', (chunk: Buffer) => {
+        this.responses.feed(chunk);
+        this.pumpResponses();
+      });
+      socket.on('end', () => this.upstreamEnded(socket));
+      socket.on('error', () => this.upstreamEnded(socket));
+      socket.on('close', () => this.upstreamEnded(socket));
+    }
+
+    /**
+     * The app closed its side. Between responses the connection is simply dropped (the next request opens another);
+     * a response delimited by the close ends the client's too; anything cut short closes the client.
+     */
+    private upstreamEnded(socket: net.Socket): void {
+      if (this.closed || socket !== this.upstream) return;
+      this.upstream = undefined;
+      socket.destroy();
+      if (this.inFlight.length === 0 && this.responses.idle && !this.switched) {
+        this.upstreamPaused = false;
+        this.resumeClient();
+        if (this.requests.idle && this.client.readableEnded) this.destroy();
+        return;
+      }
+      if (this.responses.closeDelimited && this.inFlight.length === 0) this.client.end();
+      else this.destroy();
+    }
+
+    private pumpResponses(): void {
+      this.corked(this.client, () => this.pumpResponsesNow());
+    }
+
+    private pumpResponsesNow(): void {
+      while (!this.closed) {
+        let item;
+        try {
+          item = this.responses.next();
+        } catch {
+          this.destroy();
+          return;
+        }
+        if (!item) return;
+        if (item.kind === 'body') {
+          this.toClient(item.data);
+          if (this.responses.atHead) this.responseDone();
+        } else if (!this.response(item.head, item.raw)) return;
+      }
+    }
+
+    /** A response head; false when the connection was closed over it. */
+    private response(head: MessageHead, raw: Buffer): boolean {
+      let status: number;
+      try {
+        status = statusOf(head);
+      } catch {
+        this.destroy();
+        return false;
+      }
+      if (status < 200 && status !== 101) {
+        // 100 Continue, 103 Early Hints: passed on; the final response follows.
+        this.toClient(raw);
+        this.responses.body({ type: 'none' });
+        return true;
+      }
+      const request = this.inFlight.shift();
+      if (!request) {
+        this.destroy();
+        return false;
+      }
+      opts.logRequest({ method: request.method, path: request.path, status, ms: Number(process.hrtime.bigint() - request.started) / 1e6 });
+      if (status === 101) {
+        this.toClient(raw);
+        this.responses.body({ type: 'raw' });
+        this.requests.switchToRaw();
+        this.switched = true;
+        this.awaitingSwitch = false;
+        this.client.setTimeout(0);
+        this.pumpRequests();
+        return true;
+      }
+      let framing;
+      try {
+        framing = responseFraming(head, request.method);
+      } catch {
+        this.destroy();
+        return false;
+      }
+      const location = head.headers.location;
+      const rewritten = location === undefined ? undefined : opts.preview.previewLocation(location, this.host!, this.port);
+      this.toClient(
+        rewritten === undefined || rewritten === location
+          ? raw
+          : serializeHead(
+              head.line,
+              head.fields.map(([n, v]) => [n, n.toLowerCase() === 'location' ? rewritten : v]),
+            ),
+      );
+      this.responses.body(framing);
+      if (this.responses.atHead) this.responseDone();
+      if (this.awaitingSwitch && this.inFlight.length === 0) {
+        // The upgrade was declined: requests go on.
+        this.awaitingSwitch = false;
+        queueMicrotask(() => this.pumpRequests());
+      }
+      return true;
+    }
+
+    private responseDone(): void {
+      if (this.handingOff && this.inFlight.length === 0) this.finishHandOff();
+    }
+
+    private toUpstream(data: Buffer): void {
+      const { upstream } = this;
+      // After the app closed a switched connection, what the client still sends has nowhere to go.
+      if (!upstream || upstream.write(data) || this.clientPaused) return;
+      this.pauseClient();
+      upstream.once('drain', () => this.resumeClient());
+    }
+
+    private toClient(data: Buffer): void {
+      if (this.client.write(data) || this.upstreamPaused) return;
+      this.upstreamPaused = true;
+      this.upstream?.pause();
+      this.client.once('drain', () => {
+        this.upstreamPaused = false;
+        this.upstream?.resume();
+      });
+    }
+
+    private pauseClient(): void {
+      this.clientPaused = true;
+      this.client.pause();
+    }
+
+    private resumeClient(): void {
+      if (!this.clientPaused || this.connecting || this.handingOff) return;
+      this.clientPaused = false;
+      this.client.resume();
+    }
+
+    /** `raw` goes back in front of the unread bytes, and the connection to the HTTP server. */
+    private handBack(raw: Buffer): void {
+      this.requests.unread(raw);
+      this.handOff();
+    }
+
+    /** Stops reading requests; once the responses under way are relayed, the HTTP server takes over. */
+    private handOff(): void {
+      this.handingOff = true;
+      this.pauseClient();
+      if (this.inFlight.length === 0 && this.responses.atHead) this.finishHandOff();
+    }
+
+    private finishHandOff(): void {
+      if (this.closed) return;
+      this.closed = true;
+      clearTimeout(this.headTimer);
+      live.delete(this);
+      const { client } = this;
+      client.off('data', this.onClientData);
+      client.off('end', this.onClientEnd);
+      client.off('error', this.onClose);
+      client.off('close', this.onClose);
+      client.setTimeout(0);
+      this.upstream?.destroy();
+      const rest = this.requests.rest();
+      if (rest.length) client.unshift(rest);
+      opts.handOff(client);
+      client.resume();
+    }
+  }
+
+  return {
+    accept(socket: net.Socket): void {
+      new RelayConnection(socket);
+    },
+    /** Closes every relayed connection (the server is stopping). */
+    closeAll(): void {
+      for (const connection of [...live]) connection.destroy();
+    },
+  };
+}
+export type Relay = ReturnType<typeof createRelay>;
