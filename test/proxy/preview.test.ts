@@ -6,6 +6,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -74,6 +75,69 @@ function readUntil(res: IncomingMessage, text: string, seen = { all: '' }): Prom
     res.resume();
   });
 }
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The complete responses at the start of `raw` (Content-Length or chunked bodies; ASCII text). */
+function splitResponses(raw: string): RawResponse[] {
+  const out: RawResponse[] = [];
+  let rest = raw;
+  for (;;) {
+    const end = rest.indexOf('\r\n\r\n');
+    if (end < 0) return out;
+    const [line, ...lines] = rest.slice(0, end).split('\r\n');
+    const headers: Record<string, string> = {};
+    for (const l of lines) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
+    let at = end + 4;
+    let body = '';
+    if (headers['transfer-encoding'] === 'chunked') {
+      for (;;) {
+        const eol = rest.indexOf('\r\n', at);
+        if (eol < 0) return out;
+        const size = parseInt(rest.slice(at, eol), 16);
+        if (rest.length < eol + 2 + size + 2) return out;
+        body += rest.slice(eol + 2, eol + 2 + size);
+        at = eol + 2 + size + 2;
+        if (size === 0) break;
+      }
+    } else {
+      const length = Number(headers['content-length'] ?? 0);
+      if (rest.length < at + length) return out;
+      body = rest.slice(at, at + length);
+      at += length;
+    }
+    out.push({ status: Number(line.split(' ')[1]), headers, body });
+    rest = rest.slice(at);
+  }
+}
+
+/** Writes `requests` on one connection to the proxy at once (pipelined) and reads `count` responses. */
+async function pipelined(requests: string[], count = requests.length): Promise<{ responses: RawResponse[]; closed: boolean }> {
+  const socket = net.connect(Number(new URL(cove.url).port), '127.0.0.1');
+  let raw = '';
+  let closed = false;
+  socket.on('data', (d) => (raw += d.toString('latin1')));
+  socket.on('close', () => (closed = true));
+  socket.write(requests.join(''));
+  const deadline = Date.now() + 15_000;
+  while (splitResponses(raw).length < count && !closed) {
+    if (Date.now() > deadline) throw new Error(`timed out; got ${JSON.stringify(raw)}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  const result = { responses: splitResponses(raw), closed };
+  socket.destroy();
+  return result;
+}
+
+const get = (host: string, target: string, headers: Record<string, string> = {}) =>
+  `GET ${target} HTTP/1.1\r\nHost: ${host}\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
 
 beforeAll(async () => {
   cove = await startCove({ pool: 2 });
@@ -218,6 +282,67 @@ describe('preview routing', () => {
       expect(html.text()).toContain(`port ${port}`);
       await expect(previewSocket(`${url}/ws`, { 'X-Daytona-Preview-Token': token })).rejects.toMatchObject({ status: 502 });
     }
+  });
+});
+
+describe('preview relay (one connection, many requests)', () => {
+  it('admits and strips every pipelined request, chunked bodies included, and hands the connection over when it must', async () => {
+    const { url, token } = await link(a, 8080);
+    const host = hostOf(url);
+    const body = 'x'.repeat(70_000);
+    const chunked = `POST /upload HTTP/1.1\r\nHost: ${host}\r\nX-Daytona-Preview-Token: ${token}\r\nTransfer-Encoding: chunked\r\n\r\n${(50_000).toString(16)};ext=1\r\n${body.slice(0, 50_000)}\r\n${(20_000).toString(16)}\r\n${body.slice(50_000)}\r\n0\r\nx-trailer: t\r\n\r\n`;
+    const { responses } = await pipelined([
+      get(host, '/echo?i=1', { 'X-Daytona-Preview-Token': token }),
+      get(host, '/echo?i=2', { Cookie: `a=1; cove_preview=${token}; b=2`, Authorization: `Bearer ${cove.apiKey}` }),
+      chunked,
+      // A query token makes the proxy answer with a cookie: from here the HTTP server serves the connection.
+      get(host, `/echo?i=4&DAYTONA_SANDBOX_AUTH_KEY=${token}`),
+      get(host, '/echo?i=5', { 'X-Cove-Preview-Token': token }),
+    ]);
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    const echoes = [0, 1, 3, 4].map((i) => JSON.parse(responses[i].body));
+    expect(echoes.map((e) => e.url)).toEqual(['/echo?i=1', '/echo?i=2', '/echo?i=4', '/echo?i=5']);
+    for (const e of echoes) {
+      expect(e.headers.host).toBe('localhost:8080');
+      expect(e.headers['x-forwarded-host']).toBe(host);
+      expect(e.headers['x-daytona-preview-token']).toBeUndefined();
+      expect(e.headers['x-cove-preview-token']).toBeUndefined();
+      expect(e.headers.authorization).toBeUndefined();
+      expect(JSON.stringify(e)).not.toContain(token);
+      expect(JSON.stringify(e)).not.toContain(cove.apiKey);
+    }
+    expect(echoes[1].headers.cookie).toBe('a=1; b=2');
+    expect(JSON.parse(responses[2].body)).toEqual({ bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
+    expect(responses[3].headers['set-cookie']).toContain(`cove_preview=${token}`);
+  });
+
+  it('admits each request for its own host: a token of sandbox A sent for sandbox B on A’s connection is refused', async () => {
+    const la = await link(a, 8080);
+    const lb = await link(b, 8080);
+    const { responses } = await pipelined([
+      get(hostOf(la.url), '/echo', { 'X-Daytona-Preview-Token': la.token }),
+      get(hostOf(lb.url), '/echo', { 'X-Daytona-Preview-Token': la.token, Accept: 'application/json' }),
+      get(hostOf(lb.url), '/echo', { 'X-Daytona-Preview-Token': lb.token }),
+    ]);
+    expect(responses.map((r) => r.status)).toEqual([200, 401, 200]);
+    expect(JSON.parse(responses[0].body).headers['x-forwarded-host']).toBe(hostOf(la.url));
+    expect(JSON.parse(responses[1].body)).toMatchObject({ code: 'PREVIEW_UNAUTHORIZED' });
+    expect(JSON.parse(responses[2].body).headers['x-forwarded-host']).toBe(hostOf(lb.url));
+  });
+
+  it('refuses a request it cannot frame without doubt with 400 and closes, after answering the ones before', async () => {
+    const { url, token } = await link(a, 8080);
+    const host = hostOf(url);
+    const { responses, closed } = await pipelined(
+      [
+        get(host, '/echo', { 'X-Daytona-Preview-Token': token }),
+        `POST /upload HTTP/1.1\r\nHost: ${host}\r\nX-Daytona-Preview-Token: ${token}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+        get(host, '/echo', { 'X-Daytona-Preview-Token': token }),
+      ],
+      2,
+    );
+    expect(responses.map((r) => r.status)).toEqual([200, 400]);
+    expect(closed).toBe(true);
   });
 });
 
