@@ -8,12 +8,15 @@
  * FramingError, and the owner hands the bytes to a full HTTP implementation or closes the connection.
  */
 
-/** One parsed head: start line and fields as sent, plus lowercase names joined like Node's IncomingMessage.headers. */
-export interface MessageHead {
-  /** `GET /x HTTP/1.1` or `HTTP/1.1 200 OK`. */
+/** What framing reads of a head: the start line (`GET /x HTTP/1.1`, `HTTP/1.1 200 OK`) and lowercase header names. */
+export interface HeadLike {
   line: string;
-  fields: Array<[name: string, value: string]>;
   headers: Record<string, string>;
+}
+
+/** One parsed head: start line and fields as sent, plus lowercase names joined like Node's IncomingMessage.headers. */
+export interface MessageHead extends HeadLike {
+  fields: Array<[name: string, value: string]>;
 }
 
 /** How the body after a head is delimited. */
@@ -23,7 +26,7 @@ export type BodyFraming = { type: 'none' } | { type: 'length'; length: number } 
  * What `next()` yields: a head (and its bytes), or a piece of body as it was on the wire (chunk sizes and trailers
  * included). A message is complete when the framer is back at a head (`atHead`).
  */
-export type FramerItem = { kind: 'head'; head: MessageHead; raw: Buffer } | { kind: 'body'; data: Buffer };
+export type FramerItem<H extends HeadLike = MessageHead> = { kind: 'head'; head: H; raw: Buffer } | { kind: 'body'; data: Buffer };
 
 export class FramingError extends Error {
   constructor(
@@ -41,26 +44,56 @@ const EMPTY = Buffer.alloc(0);
 const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 
+const BAD_CHAR = /[\0\r\n]/;
+
 /** Parses a head (without its final blank line). */
 export function parseHead(text: string): MessageHead {
-  if (/[\0\n\r]/.test(text.replace(/\r\n/g, ''))) throw new FramingError('Bare CR, LF or NUL in the message head');
   const lines = text.split('\r\n');
   const line = lines[0];
+  if (BAD_CHAR.test(line)) throw new FramingError('Bare CR, LF or NUL in the message head');
   const fields: MessageHead['fields'] = [];
   const headers: Record<string, string> = {};
   for (let i = 1; i < lines.length; i++) {
     const l = lines[i];
-    if (l[0] === ' ' || l[0] === '\t') throw new FramingError('Obsolete line folding in a header');
     const colon = l.indexOf(':');
     const name = colon > 0 ? l.slice(0, colon) : '';
-    if (!TOKEN.test(name)) throw new FramingError(`Malformed header line`);
+    // A name that is not a token also catches obsolete line folding (a line starting with a space).
+    if (!TOKEN.test(name)) throw new FramingError('Malformed header line');
     const value = l.slice(colon + 1).trim();
+    if (BAD_CHAR.test(value)) throw new FramingError('Bare CR, LF or NUL in the message head');
     fields.push([name, value]);
     const key = name.toLowerCase();
     const prior = headers[key];
     headers[key] = prior === undefined ? value : `${prior}${key === 'cookie' ? '; ' : ', '}${value}`;
   }
   return { line, fields, headers };
+}
+
+/** Header names a response is framed and rewritten by. */
+const RESPONSE_FIELDS = new Set(['content-length', 'transfer-encoding', 'location']);
+
+/**
+ * A response head read for framing only: the status line and the headers in RESPONSE_FIELDS. Cheaper than
+ * parseHead (responses outnumber every other head a relay reads); parseHead is there when a head must be rewritten.
+ */
+export function scanResponseHead(text: string): HeadLike {
+  let eol = text.indexOf('\r\n');
+  const line = eol < 0 ? text : text.slice(0, eol);
+  const headers: Record<string, string> = {};
+  while (eol >= 0) {
+    const from = eol + 2;
+    eol = text.indexOf('\r\n', from);
+    const first = text.charCodeAt(from) | 0x20;
+    // c(ontent-length), t(ransfer-encoding), l(ocation): anything else is skipped unread.
+    if (first !== 0x63 && first !== 0x74 && first !== 0x6c) continue;
+    const l = eol < 0 ? text.slice(from) : text.slice(from, eol);
+    const colon = l.indexOf(':');
+    const name = l.slice(0, colon).toLowerCase();
+    if (colon < 0 || !RESPONSE_FIELDS.has(name)) continue;
+    const value = l.slice(colon + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  return { line, headers };
 }
 
 /** A head's bytes from a start line and fields. */
@@ -82,7 +115,7 @@ function chunkedLast(value: string): boolean {
 }
 
 /** How a request's body is delimited (RFC 9112 §6.3, refusing what it allows only for compatibility). */
-export function requestFraming(head: MessageHead): BodyFraming {
+export function requestFraming(head: HeadLike): BodyFraming {
   const te = head.headers['transfer-encoding'];
   const cl = head.headers['content-length'];
   if (te !== undefined) {
@@ -98,14 +131,14 @@ export function requestFraming(head: MessageHead): BodyFraming {
 }
 
 /** The status code of a response head, or throws. */
-export function statusOf(head: MessageHead): number {
+export function statusOf(head: HeadLike): number {
   const m = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(head.line);
   if (!m) throw new FramingError('Malformed status line');
   return Number(m[1]);
 }
 
 /** How a response's body is delimited, given the method of the request it answers. */
-export function responseFraming(head: MessageHead, method: string): BodyFraming {
+export function responseFraming(head: HeadLike, method: string): BodyFraming {
   const status = statusOf(head);
   if (method === 'HEAD' || status < 200 || status === 204 || status === 304) return { type: 'none' };
   if (method === 'CONNECT' && status < 300) return { type: 'raw' };
@@ -134,9 +167,12 @@ type State =
  * After each head the owner must call `body()` with the framing of what follows. `rest()` takes every byte not yet
  * returned, so the owner can stop at a head and give the stream to someone else.
  */
-export class Http1Framer {
+export class Http1Framer<H extends HeadLike = MessageHead> {
   private pending: Buffer = EMPTY;
   private state: State = { at: 'head' };
+
+  /** `parse` reads each head's text (without the blank line): parseHead, or scanResponseHead for responses. */
+  constructor(private readonly parse: (text: string) => H = parseHead as unknown as (text: string) => H) {}
 
   feed(chunk: Buffer): void {
     this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
@@ -184,7 +220,7 @@ export class Http1Framer {
     this.state = { at: 'head' };
   }
 
-  next(): FramerItem | undefined {
+  next(): FramerItem<H> | undefined {
     const s = this.state;
     switch (s.at) {
       case 'head': {
@@ -198,7 +234,7 @@ export class Http1Framer {
         }
         if (end - start > MAX_HEAD_BYTES) throw new FramingError('Request headers too large', 431);
         const raw = this.pending.subarray(start, end + 4);
-        const head = parseHead(raw.toString('latin1', 0, raw.length - 4));
+        const head = this.parse(raw.toString('latin1', 0, raw.length - 4));
         this.pending = this.pending.subarray(end + 4);
         this.state = { at: 'framing' };
         return { kind: 'head', head, raw };

@@ -62,7 +62,7 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
   const { sandboxes, keys, tokens } = opts;
 
   /** Who may open this preview, in Daytona's order, or a 401/404/409. */
-  function authorize(req: RequestLike, host: PreviewHost, url: URL): Access {
+  function authorize(req: RequestLike, host: PreviewHost, query: () => URLSearchParams): Access {
     // Our token headers and parameters never reach the app, whichever credential (if any) opened the preview.
     const strip = { headers: TOKEN_HEADERS, params: TOKEN_PARAMS };
     let record: SandboxRecord | undefined;
@@ -90,7 +90,7 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
       if (typeof value === 'string' && grants(value)) return { record, strip };
     }
     for (const name of TOKEN_PARAMS) {
-      const value = url.searchParams.get(name);
+      const value = query().get(name);
       if (value && grants(value)) return { record, strip, setCookie: value };
     }
     if (grants(cookieOf(req, PREVIEW_COOKIE))) return { record, strip };
@@ -120,8 +120,10 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     return headers;
   }
 
-  /** The request path and query without our credentials. */
-  function upstreamPath(url: URL, access: Access): string {
+  /** The request target without our credentials; left exactly as sent when it carries none. */
+  function upstreamPath(target: string, access: Access): string {
+    if (!access.strip.params.some((p) => target.includes(p))) return target;
+    const url = new URL(target, 'http://preview');
     for (const p of access.strip.params) url.searchParams.delete(p);
     return `${url.pathname}${url.search}`;
   }
@@ -136,16 +138,17 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     return location.replace(local, `${opts.secure ? 'https' : 'http'}://${host}`);
   }
 
-  /** Who is asking for what: the parsed URL, the access granted and the port to reach; throws a CoveError. */
-  function admit(req: RequestLike, host: PreviewHost): { url: URL; access: Access; target: PortTarget } {
-    const url = new URL(req.url ?? '/', 'http://preview');
-    const access = authorize(req, host, url);
+  /** Who is asking for what: the request target, the access granted and the port to reach; throws a CoveError. */
+  function admit(req: RequestLike, host: PreviewHost): { url: string; access: Access; target: PortTarget } {
+    const url = req.url ?? '/';
+    let query: URLSearchParams | undefined;
+    const access = authorize(req, host, () => (query ??= new URL(url, 'http://preview').searchParams));
     return { url, access, target: targetOf(access.record, host.port) };
   }
 
   return {
     request(req: IncomingMessage, res: ServerResponse, host: PreviewHost): void {
-      let url: URL;
+      let url: string;
       let access: Access;
       let target: PortTarget;
       try {
@@ -199,7 +202,7 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     },
 
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, host: PreviewHost): void {
-      let url: URL;
+      let url: string;
       let access: Access;
       let target: PortTarget;
       try {

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { FramingError, Http1Framer, requestFraming, responseFraming, serializeHead, statusOf, type MessageHead } from '../../../lib/net/http1';
+import { FramingError, Http1Framer, parseHead, requestFraming, responseFraming, scanResponseHead, serializeHead, statusOf, type HeadLike, type MessageHead } from '../../../lib/net/http1';
 import { connectToPort } from './connect';
 import type { PreviewHandler } from './handler';
 import { parsePreviewHost } from './host';
@@ -9,6 +9,27 @@ const IDLE_MS = 65_000;
 /** Same as the HTTP server's headersTimeout: a request head must arrive whole within it. */
 const HEAD_MS = 60_000;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/1\.1$/;
+
+/**
+ * Writes `pieces` and empties the array; false when the socket asks to wait for drain. What a pump passes on is
+ * mostly slices lying side by side in one received chunk: those become one buffer again, so a response read in one
+ * piece leaves in one write.
+ */
+function writeAll(socket: net.Socket, pieces: Buffer[]): boolean {
+  let ok = true;
+  let run = pieces[0];
+  for (let i = 1; i < pieces.length; i++) {
+    const p = pieces[i];
+    if (p.buffer === run.buffer && run.byteOffset + run.length === p.byteOffset) run = Buffer.from(run.buffer, run.byteOffset, run.length + p.length);
+    else {
+      ok = socket.write(run) && ok;
+      run = p;
+    }
+  }
+  ok = socket.write(run) && ok;
+  pieces.length = 0;
+  return ok;
+}
 
 export interface RelayOptions {
   preview: PreviewHandler;
@@ -41,7 +62,7 @@ export function createRelay(opts: RelayOptions) {
 
   class RelayConnection {
     private readonly requests = new Http1Framer();
-    private readonly responses = new Http1Framer();
+    private readonly responses = new Http1Framer(scanResponseHead);
     private upstream?: net.Socket;
     /** The Host the upstream connection serves; a request for another goes to the HTTP server. */
     private host?: string;
@@ -95,18 +116,16 @@ export function createRelay(opts: RelayOptions) {
       this.upstream?.destroy();
     }
 
-    /** Runs `pump` with `socket`'s writes gathered into one (a head and its body are one write, not two). */
-    private corked(socket: net.Socket | undefined, pump: () => void): void {
-      socket?.cork();
-      try {
-        pump();
-      } finally {
-        socket?.uncork();
-      }
-    }
+    /** Bytes for the app and for the client, gathered while a pump runs and written when it ends. */
+    private readonly toApp: Buffer[] = [];
+    private readonly toUser: Buffer[] = [];
 
     private pumpRequests(): void {
-      this.corked(this.upstream, () => this.pumpRequestsNow());
+      try {
+        this.pumpRequestsNow();
+      } finally {
+        this.flushToApp();
+      }
     }
 
     private pumpRequestsNow(): void {
@@ -211,7 +230,11 @@ export function createRelay(opts: RelayOptions) {
     }
 
     private pumpResponses(): void {
-      this.corked(this.client, () => this.pumpResponsesNow());
+      try {
+        this.pumpResponsesNow();
+      } finally {
+        this.flushToUser();
+      }
     }
 
     private pumpResponsesNow(): void {
@@ -232,7 +255,7 @@ export function createRelay(opts: RelayOptions) {
     }
 
     /** A response head; false when the connection was closed over it. */
-    private response(head: MessageHead, raw: Buffer): boolean {
+    private response(head: HeadLike, raw: Buffer): boolean {
       let status: number;
       try {
         status = statusOf(head);
@@ -271,14 +294,11 @@ export function createRelay(opts: RelayOptions) {
       }
       const location = head.headers.location;
       const rewritten = location === undefined ? undefined : opts.preview.previewLocation(location, this.host!, this.port);
-      this.toClient(
-        rewritten === undefined || rewritten === location
-          ? raw
-          : serializeHead(
-              head.line,
-              head.fields.map(([n, v]) => [n, n.toLowerCase() === 'location' ? rewritten : v]),
-            ),
-      );
+      if (rewritten === undefined || rewritten === location) this.toClient(raw);
+      else {
+        const { line, fields } = parseHead(raw.toString('latin1', 0, raw.length - 4));
+        this.toClient(serializeHead(line, fields.map(([n, v]) => [n, n.toLowerCase() === 'location' ? rewritten : v])));
+      }
       this.responses.body(framing);
       if (this.responses.atHead) this.responseDone();
       if (this.awaitingSwitch && this.inFlight.length === 0) {
@@ -294,15 +314,24 @@ export function createRelay(opts: RelayOptions) {
     }
 
     private toUpstream(data: Buffer): void {
+      this.toApp.push(data);
+    }
+
+    private toClient(data: Buffer): void {
+      this.toUser.push(data);
+    }
+
+    private flushToApp(): void {
       const { upstream } = this;
       // After the app closed a switched connection, what the client still sends has nowhere to go.
-      if (!upstream || upstream.write(data) || this.clientPaused) return;
+      if (!upstream) this.toApp.length = 0;
+      if (!this.toApp.length || !upstream || writeAll(upstream, this.toApp) || this.clientPaused) return;
       this.pauseClient();
       upstream.once('drain', () => this.resumeClient());
     }
 
-    private toClient(data: Buffer): void {
-      if (this.client.write(data) || this.upstreamPaused) return;
+    private flushToUser(): void {
+      if (!this.toUser.length || writeAll(this.client, this.toUser) || this.upstreamPaused) return;
       this.upstreamPaused = true;
       this.upstream?.pause();
       this.client.once('drain', () => {
@@ -337,6 +366,8 @@ export function createRelay(opts: RelayOptions) {
 
     private finishHandOff(): void {
       if (this.closed) return;
+      // What is relayed of the last response goes out before the HTTP server writes anything.
+      this.flushToUser();
       this.closed = true;
       clearTimeout(this.headTimer);
       live.delete(this);
