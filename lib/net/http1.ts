@@ -183,6 +183,18 @@ export class Http1Framer<H extends HeadLike = MessageHead> {
     return this.state.at === 'head' && this.pending.length === 0;
   }
 
+  /**
+   * Whether the bytes buffered at a head could begin a request: a method (a token) and a space, and once the first
+   * line is whole, one ending in HTTP/1.x.
+   */
+  mayBeRequest(): boolean {
+    const text = this.pending.toString('latin1', 0, Math.min(this.pending.length, 8192)).replace(/^(\r\n)+/, '');
+    const eol = text.indexOf('\r\n');
+    const line = eol < 0 ? text : text.slice(0, eol);
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]*( |$)/.test(line)) return false;
+    return eol < 0 || / HTTP\/1\.[01]$/.test(line);
+  }
+
   /** Whether it waits for the start of a message (possibly with some of it buffered). */
   get atHead(): boolean {
     return this.state.at === 'head';

@@ -77,6 +77,20 @@ describe('HTTP/1.1 framer', () => {
     expect(() => frame(huge, 4096)).toThrow(expect.objectContaining({ status: 431 }));
   });
 
+  it('tells early whether the bytes can begin a request', () => {
+    const may = (text: string | Buffer) => {
+      const framer = new Http1Framer();
+      framer.feed(Buffer.isBuffer(text) ? text : Buffer.from(text, 'latin1'));
+      return framer.mayBeRequest();
+    };
+    expect(may('GE')).toBe(true);
+    expect(may('GET /x HTT')).toBe(true);
+    expect(may('\r\nGET /x HTTP/1.1\r\nHost')).toBe(true);
+    expect(may(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]))).toBe(false);
+    expect(may('GET /x SPDY/3\r\n')).toBe(false);
+    expect(may('{"json": 1}')).toBe(false);
+  });
+
   it('hands back what it has not returned, a head put back included', () => {
     const framer = new Http1Framer();
     framer.feed(Buffer.from('GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n'));

@@ -330,6 +330,16 @@ describe('preview relay (one connection, many requests)', () => {
     expect(JSON.parse(responses[2].body).headers['x-forwarded-host']).toBe(hostOf(lb.url));
   });
 
+  it('answers bytes that are not HTTP (a TLS hello on the plain port) with 400 at once', async () => {
+    const socket = net.connect(Number(new URL(cove.url).port), '127.0.0.1');
+    let raw = '';
+    socket.on('data', (d) => (raw += d.toString('latin1')));
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x03]));
+    await closed;
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+  });
+
   it('refuses a request it cannot frame without doubt with 400 and closes, after answering the ones before', async () => {
     const { url, token } = await link(a, 8080);
     const host = hostOf(url);

@@ -140,7 +140,11 @@ export function createRelay(opts: RelayOptions) {
           return;
         }
         if (!item) {
-          if (this.requests.atHead && !this.requests.idle) this.headTimer ??= setTimeout(() => this.destroy(), HEAD_MS);
+          if (this.requests.atHead && !this.requests.idle) {
+            // Not HTTP at all (a TLS hello on the plain port, a stray protocol): the HTTP server says so at once.
+            if (!this.requests.mayBeRequest()) return this.handOff();
+            this.headTimer ??= setTimeout(() => this.destroy(), HEAD_MS);
+          }
           return;
         }
         if (item.kind === 'body') this.toUpstream(item.data);
