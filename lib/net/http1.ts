@@ -39,7 +39,11 @@ export class FramingError extends Error {
 
 export const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_CHUNK_LINE = 4096;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** RFC 9110 token characters (method and header names). */
+const TCHAR = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";
+const TOKEN = new RegExp(`^${TCHAR}+$`);
+const REQUEST_LINE = new RegExp(`^(${TCHAR}+) (\\S+) HTTP/1\\.1$`);
+const REQUEST_START = new RegExp(`^${TCHAR}*( |$)`);
 const EMPTY = Buffer.alloc(0);
 const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
@@ -137,6 +141,12 @@ export function statusOf(head: HeadLike): number {
   return Number(m[1]);
 }
 
+/** Method and target of an HTTP/1.1 request line; undefined for anything else (HTTP/1.0 included). */
+export function requestLine(line: string): { method: string; target: string } | undefined {
+  const m = REQUEST_LINE.exec(line);
+  return m ? { method: m[1], target: m[2] } : undefined;
+}
+
 /** How a response's body is delimited, given the method of the request it answers. */
 export function responseFraming(head: HeadLike, method: string): BodyFraming {
   const status = statusOf(head);
@@ -191,7 +201,7 @@ export class Http1Framer<H extends HeadLike = MessageHead> {
     const text = this.pending.toString('latin1', 0, Math.min(this.pending.length, 8192)).replace(/^(\r\n)+/, '');
     const eol = text.indexOf('\r\n');
     const line = eol < 0 ? text : text.slice(0, eol);
-    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]*( |$)/.test(line)) return false;
+    if (!REQUEST_START.test(line)) return false;
     return eol < 0 || / HTTP\/1\.[01]$/.test(line);
   }
 
@@ -253,11 +263,13 @@ export class Http1Framer<H extends HeadLike = MessageHead> {
       }
       case 'framing':
         throw new Error('body() was not called after a head');
-      case 'length': {
+      case 'length':
+      case 'chunk-data': {
+        // Counted bytes: the rest of a body of known length, or of one chunk.
         if (!this.pending.length) return undefined;
         const data = this.take(Math.min(s.left, this.pending.length));
         s.left -= data.length;
-        if (s.left === 0) this.state = { at: 'head' };
+        if (s.left === 0) this.state = s.at === 'length' ? { at: 'head' } : { at: 'chunk-crlf' };
         return { kind: 'body', data };
       }
       case 'close':
@@ -274,13 +286,6 @@ export class Http1Framer<H extends HeadLike = MessageHead> {
         const size = parseInt(m[1], 16);
         this.state = size === 0 ? { at: 'trailers' } : { at: 'chunk-data', left: size };
         return { kind: 'body', data: this.take(eol + 2) };
-      }
-      case 'chunk-data': {
-        if (!this.pending.length) return undefined;
-        const data = this.take(Math.min(s.left, this.pending.length));
-        s.left -= data.length;
-        if (s.left === 0) this.state = { at: 'chunk-crlf' };
-        return { kind: 'body', data };
       }
       case 'chunk-crlf':
         if (this.pending.length < 2) return undefined;

@@ -115,8 +115,11 @@ function splitResponses(raw: string): RawResponse[] {
   }
 }
 
-/** Writes `requests` on one connection to the proxy at once (pipelined) and reads `count` responses. */
-async function pipelined(requests: string[], count = requests.length): Promise<{ responses: RawResponse[]; closed: boolean }> {
+/**
+ * Writes `requests` on one connection to the proxy at once (pipelined) and reads `count` responses, then (with
+ * `untilClosed`) waits for the proxy to close the connection.
+ */
+async function pipelined(requests: string[], count = requests.length, untilClosed = false): Promise<{ responses: RawResponse[]; closed: boolean }> {
   const socket = net.connect(Number(new URL(cove.url).port), '127.0.0.1');
   let raw = '';
   let closed = false;
@@ -124,11 +127,10 @@ async function pipelined(requests: string[], count = requests.length): Promise<{
   socket.on('close', () => (closed = true));
   socket.write(requests.join(''));
   const deadline = Date.now() + 15_000;
-  while (splitResponses(raw).length < count && !closed) {
+  while ((splitResponses(raw).length < count || (untilClosed && !closed)) && !closed) {
     if (Date.now() > deadline) throw new Error(`timed out; got ${JSON.stringify(raw)}`);
     await new Promise((r) => setTimeout(r, 10));
   }
-  await new Promise((r) => setTimeout(r, 100));
   const result = { responses: splitResponses(raw), closed };
   socket.destroy();
   return result;
@@ -350,6 +352,7 @@ describe('preview relay (one connection, many requests)', () => {
         get(host, '/echo', { 'X-Daytona-Preview-Token': token }),
       ],
       2,
+      true,
     );
     expect(responses.map((r) => r.status)).toEqual([200, 400]);
     expect(closed).toBe(true);

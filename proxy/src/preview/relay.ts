@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { FramingError, Http1Framer, parseHead, requestFraming, responseFraming, scanResponseHead, serializeHead, statusOf, type HeadLike, type MessageHead } from '../../../lib/net/http1';
+import { FramingError, Http1Framer, parseHead, requestFraming, requestLine, responseFraming, scanResponseHead, serializeHead, statusOf, type HeadLike, type MessageHead } from '../../../lib/net/http1';
 import { connectToPort } from './connect';
 import type { PreviewHandler } from './handler';
 import { parsePreviewHost } from './host';
@@ -8,7 +8,6 @@ import { parsePreviewHost } from './host';
 const IDLE_MS = 65_000;
 /** Same as the HTTP server's headersTimeout: a request head must arrive whole within it. */
 const HEAD_MS = 60_000;
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/1\.1$/;
 
 /**
  * Writes `pieces` and empties the array; false when the socket asks to wait for drain. What a pump passes on is
@@ -147,7 +146,7 @@ export function createRelay(opts: RelayOptions) {
           }
           return;
         }
-        if (item.kind === 'body') this.toUpstream(item.data);
+        if (item.kind === 'body') this.toApp.push(item.data);
         else {
           clearTimeout(this.headTimer);
           this.headTimer = undefined;
@@ -158,11 +157,11 @@ export function createRelay(opts: RelayOptions) {
 
     /** A request head: relayed, or the connection handed to the HTTP server. */
     private request(head: MessageHead, raw: Buffer): void {
-      const line = REQUEST_LINE.exec(head.line);
+      const line = requestLine(head.line);
       const host = head.headers.host?.toLowerCase();
-      const preview = line && line[1] !== 'CONNECT' ? parsePreviewHost(host, opts.previewDomain) : undefined;
+      const preview = line && line.method !== 'CONNECT' ? parsePreviewHost(host, opts.previewDomain) : undefined;
       if (!line || !preview || (this.host && host !== this.host)) return this.handBack(raw);
-      const [, method, target] = line;
+      const { method, target } = line;
       let framing;
       try {
         framing = requestFraming(head);
@@ -174,7 +173,7 @@ export function createRelay(opts: RelayOptions) {
       const upgrade = head.headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(head.headers.connection ?? '');
       const send = () => {
         this.inFlight.push({ method, path: target.split('?')[0], started: process.hrtime.bigint() });
-        this.toUpstream(Buffer.from(relayed.head, 'latin1'));
+        this.toApp.push(Buffer.from(relayed.head, 'latin1'));
         this.requests.body(framing);
         if (upgrade) this.awaitingSwitch = true;
       };
@@ -252,7 +251,7 @@ export function createRelay(opts: RelayOptions) {
         }
         if (!item) return;
         if (item.kind === 'body') {
-          this.toClient(item.data);
+          this.toUser.push(item.data);
           if (this.responses.atHead) this.responseDone();
         } else if (!this.response(item.head, item.raw)) return;
       }
@@ -269,7 +268,7 @@ export function createRelay(opts: RelayOptions) {
       }
       if (status < 200 && status !== 101) {
         // 100 Continue, 103 Early Hints: passed on; the final response follows.
-        this.toClient(raw);
+        this.toUser.push(raw);
         this.responses.body({ type: 'none' });
         return true;
       }
@@ -280,7 +279,7 @@ export function createRelay(opts: RelayOptions) {
       }
       opts.logRequest({ method: request.method, path: request.path, status, ms: Number(process.hrtime.bigint() - request.started) / 1e6 });
       if (status === 101) {
-        this.toClient(raw);
+        this.toUser.push(raw);
         this.responses.body({ type: 'raw' });
         this.requests.switchToRaw();
         this.switched = true;
@@ -298,10 +297,10 @@ export function createRelay(opts: RelayOptions) {
       }
       const location = head.headers.location;
       const rewritten = location === undefined ? undefined : opts.preview.previewLocation(location, this.host!, this.port);
-      if (rewritten === undefined || rewritten === location) this.toClient(raw);
+      if (rewritten === undefined || rewritten === location) this.toUser.push(raw);
       else {
         const { line, fields } = parseHead(raw.toString('latin1', 0, raw.length - 4));
-        this.toClient(serializeHead(line, fields.map(([n, v]) => [n, n.toLowerCase() === 'location' ? rewritten : v])));
+        this.toUser.push(serializeHead(line, fields.map(([n, v]) => [n, n.toLowerCase() === 'location' ? rewritten : v])));
       }
       this.responses.body(framing);
       if (this.responses.atHead) this.responseDone();
@@ -315,14 +314,6 @@ export function createRelay(opts: RelayOptions) {
 
     private responseDone(): void {
       if (this.handingOff && this.inFlight.length === 0) this.finishHandOff();
-    }
-
-    private toUpstream(data: Buffer): void {
-      this.toApp.push(data);
-    }
-
-    private toClient(data: Buffer): void {
-      this.toUser.push(data);
     }
 
     private flushToApp(): void {
