@@ -121,7 +121,8 @@ export function createSandboxRepo(db: Db) {
     else cache.delete(id);
     return record;
   };
-  const byIdOrName = db.prepare<[string, string], Row>('SELECT * FROM sandboxes WHERE id = ? OR name = ? LIMIT 1');
+  const byOwnerAndName = db.prepare<[string, string], Row>('SELECT * FROM sandboxes WHERE owner_key_id = ? AND name = ?');
+  const byName = db.prepare<[string, number], Row>('SELECT * FROM sandboxes WHERE name = ? ORDER BY created_at, id LIMIT ?');
   return {
     insert(record: SandboxRecord): void {
       const keys = Object.keys(COLUMNS) as (keyof SandboxRecord)[];
@@ -130,13 +131,14 @@ export function createSandboxRepo(db: Db) {
       );
     },
     get: (id: string): SandboxRecord | undefined => cache.get(id) ?? load(id),
-    find: (idOrName: string): SandboxRecord | undefined => {
-      const cached = cache.get(idOrName);
-      if (cached) return cached;
-      const row = byIdOrName.get(idOrName, idOrName);
-      return row && load(row.id);
+    /** The sandbox of one owner with this name (names are unique per owner). */
+    findByName(ownerKeyId: string, name: string): SandboxRecord | undefined {
+      const row = byOwnerAndName.get(ownerKeyId, name);
+      return row && (cache.get(row.id) ?? load(row.id));
     },
-    nameTaken: (name: string): boolean => !!db.prepare('SELECT 1 FROM sandboxes WHERE name = ?').get(name),
+    /** Sandboxes of any owner with this name, oldest first, at most `limit`. */
+    withName: (name: string, limit: number): SandboxRecord[] => byName.all(name, limit).map((row) => cache.get(row.id) ?? load(row.id)!),
+    nameTaken: (ownerKeyId: string, name: string): boolean => !!byOwnerAndName.get(ownerKeyId, name),
     /** Updates the given fields (and updatedAt); returns the new record. */
     update(id: string, fields: Partial<SandboxRecord>): SandboxRecord | undefined {
       const entries = Object.entries({ ...fields, updatedAt: now() }) as [keyof SandboxRecord, unknown][];

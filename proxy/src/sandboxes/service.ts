@@ -102,13 +102,26 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     return dto;
   }
 
-  /** The sandbox a principal may see, or a 404 that does not tell others' sandboxes from missing ones. */
+  const mayUse = (principal: Principal, record: SandboxRecord): boolean => principal.admin || record.ownerKeyId === principal.keyId;
+
+  /**
+   * The sandbox a principal may see, by id or name, or a 404 that does not tell others' sandboxes from missing ones.
+   * Ids are global; names are unique per owner, so a name means the caller's own sandbox of that name. An admin key
+   * falls back to the one sandbox of any owner with that name, and is asked for the id when several have it.
+   */
   function visible(principal: Principal, idOrName: string): SandboxRecord {
-    const record = repo.find(idOrName);
-    if (!record || (!principal.admin && record.ownerKeyId !== principal.keyId)) {
-      throw new CoveError('SANDBOX_NOT_FOUND', `Sandbox ${idOrName} not found`);
+    const byId = repo.get(idOrName);
+    if (byId && mayUse(principal, byId)) return byId;
+    const own = repo.findByName(principal.keyId, idOrName);
+    if (own) return own;
+    if (principal.admin) {
+      const named = repo.withName(idOrName, 2);
+      if (named.length > 1) {
+        throw new CoveError('CONFLICT', `Several sandboxes of different API keys are named ${idOrName}; ask for the one you mean by its id`);
+      }
+      if (named.length === 1) return named[0];
     }
-    return record;
+    throw new CoveError('SANDBOX_NOT_FOUND', `Sandbox ${idOrName} not found`);
   }
 
   function imageOf(req: CreateSandboxRequest): string {
@@ -156,7 +169,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       }
       const id = randomUUID();
       const name = req.name ?? id;
-      if (req.name && repo.nameTaken(req.name)) throw new CoveError('SANDBOX_EXISTS', `A sandbox named ${req.name} already exists`);
+      // Names are unique per API key: only the caller's own sandboxes can make a name taken.
+      if (req.name && repo.nameTaken(principal.keyId, req.name)) throw new CoveError('SANDBOX_EXISTS', `A sandbox named ${req.name} already exists`);
       const time = now();
       const record: SandboxRecord = {
         id,
@@ -315,7 +329,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     find: (id: string): SandboxRecord | undefined => repo.get(id),
 
     /** Whether a principal may use a sandbox. */
-    mayUse: (principal: Principal, record: SandboxRecord): boolean => principal.admin || record.ownerKeyId === principal.keyId,
+    mayUse,
 
     /** Records activity (preview traffic). */
     touch: recordActivity,

@@ -72,6 +72,43 @@ const MIGRATIONS: string[] = [
      revoked_at TEXT
    );
    CREATE INDEX ssh_access_sandbox ON ssh_access(sandbox_id);`,
+  // Sandbox names are unique per API key, not across keys (a 409 must not reveal another key's names). SQLite cannot
+  // drop a column's UNIQUE, so the table is rebuilt with the same columns and its rows copied.
+  `CREATE TABLE sandboxes_new (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     owner_key_id TEXT NOT NULL,
+     state TEXT NOT NULL,
+     image TEXT NOT NULL,
+     user TEXT NOT NULL,
+     env TEXT NOT NULL,
+     labels TEXT NOT NULL,
+     public INTEGER NOT NULL DEFAULT 0,
+     cpu REAL NOT NULL,
+     memory REAL NOT NULL,
+     disk REAL NOT NULL,
+     container_id TEXT,
+     agent_token TEXT NOT NULL,
+     ip TEXT,
+     error_reason TEXT,
+     auto_stop_interval INTEGER NOT NULL DEFAULT 0,
+     auto_archive_interval INTEGER NOT NULL DEFAULT 0,
+     auto_delete_interval INTEGER NOT NULL DEFAULT -1,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     last_activity_at TEXT NOT NULL,
+     UNIQUE (owner_key_id, name)
+   );
+   INSERT INTO sandboxes_new (id, name, owner_key_id, state, image, user, env, labels, public, cpu, memory, disk,
+       container_id, agent_token, ip, error_reason, auto_stop_interval, auto_archive_interval, auto_delete_interval,
+       created_at, updated_at, last_activity_at)
+     SELECT id, name, owner_key_id, state, image, user, env, labels, public, cpu, memory, disk,
+       container_id, agent_token, ip, error_reason, auto_stop_interval, auto_archive_interval, auto_delete_interval,
+       created_at, updated_at, last_activity_at
+     FROM sandboxes;
+   DROP TABLE sandboxes;
+   ALTER TABLE sandboxes_new RENAME TO sandboxes;
+   CREATE INDEX sandboxes_name ON sandboxes(name);`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */
@@ -84,13 +121,13 @@ export function openDatabase(dataDir: string): Db {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
-  const version = db.pragma('user_version', { simple: true }) as number;
-  const pending = MIGRATIONS.slice(version);
-  if (pending.length) {
+  const version = () => db.pragma('user_version', { simple: true }) as number;
+  if (version() < MIGRATIONS.length) {
+    // The version is read again under the write lock: `cove keys` may open the database while the server starts.
     db.transaction(() => {
-      for (const sql of pending) db.exec(sql);
+      for (const sql of MIGRATIONS.slice(version())) db.exec(sql);
       db.pragma(`user_version = ${MIGRATIONS.length}`);
-    })();
+    }).immediate();
   }
   return db;
 }
