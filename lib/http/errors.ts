@@ -39,6 +39,8 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   AGENT_UNREACHABLE: 502,
   RUNTIME_UNAVAILABLE: 503,
   PORT_NOT_LISTENING: 502,
+  // The app in a sandbox answered with a message Cove will not frame (smuggling shapes): a bad gateway.
+  BAD_UPSTREAM_RESPONSE: 502,
   PREVIEW_UNAUTHORIZED: 401,
   // 400 because the SDK's DaytonaLspServerNotInitializedError is a DaytonaBadRequestError.
   LSP_SERVER_NOT_INITIALIZED: 400,

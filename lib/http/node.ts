@@ -1,18 +1,26 @@
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CoveError } from './errors';
 
+/**
+ * A complete HTTP/1.1 response carrying the error envelope, ending the connection: for raw sockets (before or instead
+ * of an upgrade, or from a relay). `status` overrides the code's status (431 for oversized heads).
+ */
+export function errorResponse(error: CoveError, source: string, status = error.status): Buffer {
+  const body = JSON.stringify(error.toBody(source));
+  return Buffer.from(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? error.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 /** Writes a complete JSON error response on a raw socket (before or instead of a WebSocket upgrade) and ends it. */
-export function rejectSocket(socket: Duplex, error: CoveError, source: string): void {
+export function rejectSocket(socket: Duplex, error: CoveError, source: string, status?: number): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
-  const body = JSON.stringify(error.toBody(source));
-  socket.end(
-    `HTTP/1.1 ${error.status} ${error.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  socket.end(errorResponse(error, source, status));
 }
 
 /** Malformed requests and oversized headers get a JSON status instead of a silent close. */
@@ -20,11 +28,7 @@ export function answerClientErrors(server: Server, source: string): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
     const error = new CoveError('INVALID_REQUEST', tooLarge ? 'Request headers too large' : 'Malformed HTTP request', err.code);
-    if (!socket.writable) return socket.destroy();
-    const body = JSON.stringify(error.toBody(source));
-    socket.end(
-      `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    rejectSocket(socket, error, source, tooLarge ? 431 : 400);
   });
 }
 

@@ -11,6 +11,8 @@ import { createSandboxService, LABEL_INSTANCE } from './sandboxes/service';
 import { startProxyServer, TOOLBOX_BASE } from './server';
 import { openDatabase } from './store/db';
 import { createToolboxForwarder } from './toolbox/forward';
+import { installLastResort, setErrorReporter } from '../../lib/guard';
+import { createCredentialCheck } from './preview/credentials';
 import { createPreviewHandler } from './preview/handler';
 import { createPreviewTokens } from './preview/tokens';
 import { createSshAccess } from './ssh/access';
@@ -38,6 +40,8 @@ export async function runServe(argv: string[]): Promise<void> {
   }
   delete process.env.COVE_API_KEY;
   const log = pino({ level: config.logLevel, base: undefined, redact: ['req.headers.authorization'] });
+  setErrorReporter(({ id, where, err }) => log.error({ id, where, err: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'unexpected error'));
+  installLastResort('cove serve');
 
   const images = await buildImages({ log: (line) => process.stderr.write(`[images] ${line}\n`) });
   const db = openDatabase(config.dataDir);
@@ -100,7 +104,13 @@ export async function runServe(argv: string[]): Promise<void> {
     sandboxes,
     pool,
     forwarder: createToolboxForwarder(),
-    preview: createPreviewHandler({ sandboxes, keys, tokens: previewTokens, secure: publicUrl.startsWith('https:') }),
+    preview: createPreviewHandler({
+      sandboxes,
+      keys,
+      tokens: previewTokens,
+      credentials: createCredentialCheck({ keys, tokens: previewTokens, ssh: sshAccess }),
+      secure: publicUrl.startsWith('https:'),
+    }),
     previewTokens,
     previewDomain: config.previewDomain,
     publicUrl: () => publicUrl,

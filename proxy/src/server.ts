@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { CoveError, toCoveError } from '../../lib/http/errors';
+import { guard, settle, unexpected } from '../../lib/guard';
+import { CoveError } from '../../lib/http/errors';
 import { answerClientErrors, listen, rejectSocket } from '../../lib/http/node';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { API_BASE, createApiApp, type ApiOptions } from './app';
@@ -15,15 +16,32 @@ import type { ToolboxForwarder } from './toolbox/forward';
 
 export const TOOLBOX_BASE = '/toolbox';
 
-/** `/toolbox/{id}/rest…` → id and the agent path with its query. */
-function toolboxPath(url: string): { sandboxId: string; path: string } | undefined {
+/**
+ * `/toolbox/{id}/rest…` → id and the agent path with its query; undefined for other paths. A sandbox id whose
+ * percent-encoding does not decode is a 400, never an exception.
+ */
+export function toolboxPath(url: string): { sandboxId: string; path: string } | undefined {
   if (!url.startsWith(`${TOOLBOX_BASE}/`)) return undefined;
   const rest = url.slice(TOOLBOX_BASE.length + 1);
   const cut = rest.search(/[/?]/);
-  const sandboxId = decodeURIComponent(cut < 0 ? rest : rest.slice(0, cut));
+  let sandboxId: string;
+  try {
+    sandboxId = decodeURIComponent(cut < 0 ? rest : rest.slice(0, cut));
+  } catch {
+    throw new CoveError('INVALID_REQUEST', 'The sandbox id in the path has malformed percent-encoding');
+  }
   let path = cut < 0 ? '/' : rest.slice(cut);
   if (path.startsWith('?')) path = `/${path}`;
   return sandboxId ? { sandboxId, path } : undefined;
+}
+
+/** Answers a request with the error envelope, or cuts the response if its head has gone already. */
+function sendError(res: ServerResponse, error: CoveError, source: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(error.status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(error.toBody(source)));
 }
 
 /**
@@ -45,7 +63,7 @@ export async function startProxyServer(
     });
   }
 
-  const server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     logRequest(req, res, process.hrtime.bigint());
     // Routing is by Host: a preview host goes to that port of that sandbox, anything else is API or toolbox.
     const preview = parsePreviewHost(req.headers.host, opts.previewDomain);
@@ -55,22 +73,20 @@ export async function startProxyServer(
     }
     const toolbox = toolboxPath(req.url ?? '/');
     if (toolbox) {
-      try {
-        const target = opts.sandboxes.agentFor(authenticate(opts.keys, req.headers), toolbox.sandboxId);
-        opts.forwarder.request(req, res, target, toolbox.path);
-      } catch (err) {
-        const error = toCoveError(err);
-        res.writeHead(error.status, { 'content-type': 'application/json' }).end(JSON.stringify(error.toBody(ERROR_SOURCE.proxy)));
-      }
+      const target = opts.sandboxes.agentFor(authenticate(opts.keys, req.headers), toolbox.sandboxId);
+      opts.forwarder.request(req, res, target, toolbox.path);
       return;
     }
     if ((req.url ?? '').startsWith(API_BASE)) {
-      void api(req, res);
+      settle('api request', api(req, res), (error) => sendError(res, error, ERROR_SOURCE.api));
       return;
     }
-    const error = new CoveError('NOT_FOUND', `No route for ${req.method} ${(req.url ?? '').split('?')[0]}; the API is under ${API_BASE}`);
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify(error.toBody(ERROR_SOURCE.api)));
-  });
+    throw new CoveError('NOT_FOUND', `No route for ${req.method} ${(req.url ?? '').split('?')[0]}; the API is under ${API_BASE}`);
+  };
+  const server = createServer(
+    { requestTimeout: 0, keepAliveTimeout: 65_000 },
+    guard('request', onRequest, (error, req, res) => sendError(res, error, (req.url ?? '').startsWith(API_BASE) ? ERROR_SOURCE.api : ERROR_SOURCE.proxy)),
+  );
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     try {
@@ -87,7 +103,7 @@ export async function startProxyServer(
       log.info({ method: 'UPGRADE', path: (req.url ?? '').split('?')[0] }, 'request');
       opts.forwarder.upgrade(req, socket, head, target, toolbox.path);
     } catch (err) {
-      rejectSocket(socket, toCoveError(err), ERROR_SOURCE.proxy);
+      rejectSocket(socket, unexpected(err, 'upgrade'), ERROR_SOURCE.proxy);
     }
   });
   answerClientErrors(server, ERROR_SOURCE.api);

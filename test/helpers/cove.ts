@@ -30,14 +30,14 @@ export interface TestCove {
  * Starts a real `cove serve` on port 0 with a fresh data dir (or a given one, to test restarts), waits for its ready
  * line. Its first start in a run builds the images (minutes); later ones find them.
  */
-export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?: string } = {}): Promise<TestCove> {
+export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?: string; /** more `cove serve` flags */ args?: string[] } = {}): Promise<TestCove> {
   await requireDocker();
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'cove-data-'));
   const apiKey = opts.apiKey ?? `test-${randomBytes(24).toString('hex')}`;
   const instance = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
   // COVE_NODE_FLAGS passes Node flags to the server (for instance --cpu-prof when profiling a benchmark).
   const nodeFlags = (process.env.COVE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeFlags, COVE_BIN, 'serve', '--port', '0', '--ssh-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [...nodeFlags, COVE_BIN, 'serve', '--port', '0', '--ssh-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn', ...(opts.args ?? [])], {
     env: { ...process.env, COVE_API_KEY: apiKey },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

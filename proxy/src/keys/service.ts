@@ -48,6 +48,7 @@ const toInfo = (r: Row): ApiKeyInfo => ({
  */
 export function createKeysService(db: Db) {
   const byHash = db.prepare<[string], Row>('SELECT * FROM api_keys WHERE hash = ? AND revoked_at IS NULL');
+  const anyByHash = db.prepare<[string], { id: string }>('SELECT id FROM api_keys WHERE hash = ?');
   const touch = db.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?');
   const lastTouched = new Map<string, number>();
 
@@ -93,6 +94,11 @@ export function createKeysService(db: Db) {
         touch.run(now(), row.id);
       }
       return { keyId: row.id, admin: row.admin === 1 };
+    },
+
+    /** Whether `key` is or was a key of this server (revoked ones included): such text never reaches a sandbox. */
+    isKnown(key: string): boolean {
+      return !!anyByHash.get(hashKey(key));
     },
 
     list(): ApiKeyInfo[] {

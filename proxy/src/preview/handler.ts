@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CoveError } from '../../../lib/http/errors';
 import { rejectSocket } from '../../../lib/http/node';
@@ -8,70 +9,56 @@ import { bearerOf } from '../http/principal';
 import type { KeysService } from '../keys/service';
 import type { SandboxRecord } from '../sandboxes/repo';
 import type { SandboxService } from '../sandboxes/service';
+import { guard, unexpected } from '../../../lib/guard';
 import { connectToPort, PreviewAgent, type PortTarget } from './connect';
+import { cookiesWithout, cookieValue, setCookieAllowed } from './cookies';
+import { isPreviewCookie, isTokenParam, PREVIEW_COOKIE, PREVIEW_COOKIE_SECURE, TOKEN_HEADERS, TOKEN_PARAMS, type CredentialCheck } from './credentials';
+import { parseQuery, splitTarget, targetWithout, type QueryParam } from './target';
 import type { PreviewHost } from './host';
 import { sendPreviewError, wantsHtml } from './pages';
 import type { PreviewTokens } from './tokens';
 
-/** Header names that carry a preview token: Daytona's, and Cove's own. */
-const TOKEN_HEADERS = ['x-daytona-preview-token', 'x-cove-preview-token'];
-/** Query parameters that carry a preview token; removed before forwarding. */
-const TOKEN_PARAMS = ['DAYTONA_SANDBOX_AUTH_KEY', 'cove_preview_token'];
-/** The cookie set from a query token; host-only, so it is scoped to exactly this port of this sandbox. */
-export const PREVIEW_COOKIE = 'cove_preview';
-
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 /** What a relay passes on of those: it forwards bodies and connection state as they are on the wire. */
 const HOP_BY_HOP_RELAYED = new Set(['proxy-authenticate', 'proxy-authorization']);
+/** No Cove secret is shorter (API keys given by operators included): shorter values are not looked up. */
+const MIN_SECRET = 16;
+/** Headers that may carry a credential of the caller's: forwarded only when they carry none of Cove's. */
+const AUTH_HEADERS = ['authorization', 'proxy-authorization'];
 
 /** What is read of a request: an IncomingMessage, or a head parsed by the connection relay. */
 type RequestLike = Pick<IncomingMessage, 'method' | 'url' | 'headers'>;
 
 interface Access {
   record: SandboxRecord;
-  /** Headers and query parameters that carried our credentials: never forwarded to the app. */
-  strip: { headers: string[]; params: string[] };
+  /** Admitted by an API key in Authorization. */
+  byKey: boolean;
   /** A token from the query, to set as the cookie. */
   setCookie?: string;
-}
-
-function cookieOf(req: RequestLike, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k === name) return v.join('=');
-  }
-  return undefined;
-}
-
-/** The Cookie header without our cookie (the app never sees it). */
-function cookiesWithout(req: RequestLike, name: string): string | undefined {
-  const kept = (req.headers.cookie ?? '')
-    .split(';')
-    .map((p) => p.trim())
-    .filter((p) => p && !p.startsWith(`${name}=`));
-  return kept.length ? kept.join('; ') : undefined;
 }
 
 /**
  * Preview traffic: `{port}-{sandboxId}.{domain}` (and signed `{port}-{token}.{domain}`) to that port of that sandbox.
  * Private by default; see authorize() for the accepted credentials. The app sees `Host: localhost:{port}` (so dev
- * servers that check Host, like Vite, accept it) with X-Forwarded-Host/Proto/For telling the real origin.
+ * servers that check Host, like Vite, accept it) with X-Forwarded-Host/Proto/For telling the real origin. No Cove
+ * credential ever reaches it, however the request was admitted: token headers, token parameters (in any encoding),
+ * our cookie, and any Authorization that carries a Cove key or token are removed.
  */
-export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: KeysService; tokens: PreviewTokens; secure: boolean }) {
+export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: KeysService; tokens: PreviewTokens; credentials: CredentialCheck; secure: boolean }) {
   const agent = new PreviewAgent();
-  const { sandboxes, keys, tokens } = opts;
+  const { sandboxes, keys, tokens, credentials } = opts;
+  /** The cookie name we set and accept: over TLS only the `__Host-` form, which no sibling host can set. */
+  const cookieName = opts.secure ? PREVIEW_COOKIE_SECURE : PREVIEW_COOKIE;
 
   /** Who may open this preview, in Daytona's order, or a 401/404/409. */
-  function authorize(req: RequestLike, host: PreviewHost, query: () => URLSearchParams): Access {
-    // Our token headers and parameters never reach the app, whichever credential (if any) opened the preview.
-    const strip = { headers: TOKEN_HEADERS, params: TOKEN_PARAMS };
+  function authorize(req: RequestLike, host: PreviewHost, params: QueryParam[]): Access {
     let record: SandboxRecord | undefined;
     if (host.signed) {
       const grant = tokens.verify(host.label);
       if (!grant || grant.port !== host.port) throw new CoveError('PREVIEW_UNAUTHORIZED', 'This preview link has expired or was revoked');
       record = sandboxes.find(grant.sandboxId);
       if (!record) throw new CoveError('SANDBOX_NOT_FOUND', 'The sandbox of this preview link no longer exists');
-      return { record, strip };
+      return { record, byKey: false };
     }
     record = sandboxes.find(host.label);
     if (!record) throw new CoveError('SANDBOX_NOT_FOUND', `Sandbox ${host.label} not found`);
@@ -81,19 +68,19 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     };
     // CORS preflights carry no credentials by design: they go to the app, which answers them.
     const preflight = req.method === 'OPTIONS' && !!req.headers['access-control-request-method'];
-    if (record.public || preflight) return { record, strip };
+    if (record.public || preflight) return { record, byKey: false };
     const key = bearerOf(req.headers);
     const principal = key ? keys.authenticate(key) : undefined;
-    if (principal && sandboxes.mayUse(principal, record)) return { record, strip: { headers: [...TOKEN_HEADERS, 'authorization'], params: TOKEN_PARAMS } };
+    if (principal && sandboxes.mayUse(principal, record)) return { record, byKey: true };
     for (const name of TOKEN_HEADERS) {
       const value = req.headers[name];
-      if (typeof value === 'string' && grants(value)) return { record, strip };
+      if (typeof value === 'string' && grants(value)) return { record, byKey: false };
     }
     for (const name of TOKEN_PARAMS) {
-      const value = query().get(name);
-      if (value && grants(value)) return { record, strip, setCookie: value };
+      const value = params.find((p) => p.name === name)?.value;
+      if (value && grants(value)) return { record, byKey: false, setCookie: value };
     }
-    if (grants(cookieOf(req, PREVIEW_COOKIE))) return { record, strip };
+    if (grants(cookieValue(req.headers.cookie, cookieName))) return { record, byKey: false };
     throw new CoveError('PREVIEW_UNAUTHORIZED', `This preview of port ${host.port} is private`);
   }
 
@@ -108,10 +95,11 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
   function upstreamHeaders(req: RequestLike, access: Access, port: number, remoteAddress: string | undefined, hopByHop = HOP_BY_HOP): http.OutgoingHttpHeaders {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
-      if (hopByHop.has(name) || access.strip.headers.includes(name) || name === 'cookie') continue;
+      if (value === undefined || hopByHop.has(name) || TOKEN_HEADERS.includes(name) || name === 'cookie') continue;
+      if (AUTH_HEADERS.includes(name) && ((access.byKey && name === 'authorization') || credentials.authorizationCarriesSecret(String(value)))) continue;
       headers[name] = value;
     }
-    const cookie = cookiesWithout(req, PREVIEW_COOKIE);
+    const cookie = cookiesWithout(req.headers.cookie, isPreviewCookie);
     if (cookie) headers.cookie = cookie;
     headers['x-forwarded-host'] = req.headers.host;
     headers['x-forwarded-proto'] = opts.secure ? 'https' : 'http';
@@ -120,16 +108,8 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     return headers;
   }
 
-  /** The request target without our credentials; left exactly as sent when it carries none. */
-  function upstreamPath(target: string, access: Access): string {
-    if (!access.strip.params.some((p) => target.includes(p))) return target;
-    const url = new URL(target, 'http://preview');
-    for (const p of access.strip.params) url.searchParams.delete(p);
-    return `${url.pathname}${url.search}`;
-  }
-
   function cookieHeader(token: string): string {
-    return `${PREVIEW_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax${opts.secure ? '; Secure' : ''}`;
+    return `${cookieName}=${token}; Path=/; HttpOnly; SameSite=Lax${opts.secure ? '; Secure' : ''}`;
   }
 
   /** Location headers that point at the app's own localhost address are turned back into the preview origin. */
@@ -138,29 +118,41 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     return location.replace(local, `${opts.secure ? 'https' : 'http'}://${host}`);
   }
 
-  /** Who is asking for what: the request target, the access granted and the port to reach; throws a CoveError. */
-  function admit(req: RequestLike, host: PreviewHost): { url: string; access: Access; target: PortTarget } {
+  /**
+   * Who is asking for what: the request target the app gets (our parameters removed), the access granted and the
+   * port to reach; throws a CoveError (400 for a target that cannot be forwarded).
+   */
+  function admit(req: RequestLike, host: PreviewHost): { path: string; access: Access; target: PortTarget } {
     const url = req.url ?? '/';
-    let query: URLSearchParams | undefined;
-    const access = authorize(req, host, () => (query ??= new URL(url, 'http://preview').searchParams));
-    return { url, access, target: targetOf(access.record, host.port) };
+    const split = splitTarget(url);
+    // Our parameters by name (decoded, any case), and any parameter whose value is one of our secrets.
+    const path = split && targetWithout(url, (p) => isTokenParam(p.name) || (p.value.length >= MIN_SECRET && credentials.isSecret(p.value)));
+    if (!split || path === undefined) throw new CoveError('INVALID_REQUEST', 'The request target is not a path (expected /path?query)');
+    const access = authorize(req, host, parseQuery(split.query));
+    return { path, access, target: targetOf(access.record, host.port) };
+  }
+
+  /** The app's Set-Cookie values that may reach this preview host's browser (see setCookieAllowed). */
+  function allowedSetCookies(value: string | string[] | undefined, host: string | undefined): string[] {
+    const name = (host ?? '').replace(/:\d+$/, '');
+    return ([] as string[]).concat(value ?? []).filter((c) => setCookieAllowed(c, name));
   }
 
   return {
     request(req: IncomingMessage, res: ServerResponse, host: PreviewHost): void {
-      let url: string;
+      let path: string;
       let access: Access;
       let target: PortTarget;
       try {
-        ({ url, access, target } = admit(req, host));
+        ({ path, access, target } = admit(req, host));
       } catch (err) {
-        const error = err as CoveError;
+        const error = unexpected(err, 'preview admission');
         sendPreviewError(req, res, error, error.code === 'PREVIEW_UNAUTHORIZED' ? 'Open the link you were given, or ask for a new one (getPreviewLink).' : undefined);
         return;
       }
       // A token in the query becomes a cookie; browsers navigating get the same URL without it, so a reload works.
       if (access.setCookie && (req.method === 'GET' || req.method === 'HEAD') && wantsHtml(req)) {
-        res.writeHead(302, { location: upstreamPath(url, access), 'set-cookie': cookieHeader(access.setCookie), 'cache-control': 'no-store' }).end();
+        res.writeHead(302, { location: path, 'set-cookie': cookieHeader(access.setCookie), 'cache-control': 'no-store' }).end();
         return;
       }
       const upstream = http.request(
@@ -168,24 +160,43 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
           host: target.ip,
           port: host.port,
           method: req.method,
-          path: upstreamPath(url, access),
+          path,
           headers: upstreamHeaders(req, access, host.port, req.socket.remoteAddress),
           agent,
           coveTarget: target,
         } as http.RequestOptions,
-        (answer) => {
-          const headers: http.OutgoingHttpHeaders = {};
-          for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name)) headers[name] = value;
-          if (headers.location) headers.location = rewriteLocation(String(headers.location), req.headers.host, host.port);
-          if (access.setCookie) headers['set-cookie'] = [...([] as string[]).concat(headers['set-cookie'] ?? []), cookieHeader(access.setCookie)];
-          res.writeHead(answer.statusCode ?? 502, headers);
-          // Streams (SSE, chunked) pass through as they come: no buffering, headers sent at once. A response of known
-          // length goes out with its first chunk instead: one write, not two.
-          if (answer.headers['content-length'] === undefined) res.flushHeaders();
-          answer.pipe(res);
-          answer.on('error', () => res.destroy());
-        },
+        guard(
+          'preview response',
+          (answer: IncomingMessage) => {
+            // Node's parser reads a Transfer-Encoding that does not end in chunked as close-delimited; Cove refuses
+            // it, as the relay does (a front proxy may frame it otherwise).
+            const te = answer.headers['transfer-encoding'];
+            if (te !== undefined && !/(^|,)\s*chunked\s*$/i.test(te)) {
+              answer.destroy();
+              throw new CoveError('BAD_UPSTREAM_RESPONSE', `The app on port ${host.port} sent a malformed HTTP response`, 'A Transfer-Encoding that does not end with chunked');
+            }
+            const headers: http.OutgoingHttpHeaders = {};
+            for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name)) headers[name] = value;
+            if (headers.location) headers.location = rewriteLocation(String(headers.location), req.headers.host, host.port);
+            const cookies = allowedSetCookies(answer.headers['set-cookie'], req.headers.host);
+            if (access.setCookie) cookies.push(cookieHeader(access.setCookie));
+            if (cookies.length) headers['set-cookie'] = cookies;
+            else delete headers['set-cookie'];
+            res.writeHead(answer.statusCode ?? 502, headers);
+            // Streams (SSE, chunked) pass through as they come: no buffering, headers sent at once. A response of known
+            // length goes out with its first chunk instead: one write, not two.
+            if (answer.headers['content-length'] === undefined) res.flushHeaders();
+            answer.pipe(res);
+            answer.on('error', () => res.destroy());
+          },
+          (error) => sendPreviewError(req, res, error),
+        ),
       );
+      // A 101 to a request that asked for no upgrade (upgrades go through upgrade()).
+      upstream.on('upgrade', (_answer: IncomingMessage, socket: net.Socket) => {
+        socket.destroy();
+        sendPreviewError(req, res, new CoveError('BAD_UPSTREAM_RESPONSE', `The app on port ${host.port} sent a malformed HTTP response`, '101 Switching Protocols to a request that did not ask for an upgrade'));
+      });
       upstream.on('error', (err: NodeJS.ErrnoException) => {
         const refused = err.code === 'ECONNREFUSED';
         sendPreviewError(
@@ -202,22 +213,29 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     },
 
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, host: PreviewHost): void {
-      let url: string;
+      let path: string;
       let access: Access;
       let target: PortTarget;
       try {
-        ({ url, access, target } = admit(req, host));
+        ({ path, access, target } = admit(req, host));
       } catch (err) {
-        rejectSocket(socket, err as CoveError, ERROR_SOURCE.proxy);
+        rejectSocket(socket, unexpected(err, 'preview upgrade admission'), ERROR_SOURCE.proxy);
         return;
       }
       const headers = upstreamHeaders(req, access, host.port, req.socket.remoteAddress);
       headers.connection = 'Upgrade';
       headers.upgrade = req.headers.upgrade;
+      // Until the two are spliced, what the client sends waits in the socket (bounded by its buffer), unread.
+      socket.pause();
+      let pending: net.Socket | undefined;
+      socket.once('close', () => pending?.destroy());
       connectToPort(target).then(
         (upstream) => {
-          upstream.write(requestHead(req.method ?? 'GET', upstreamPath(url, access), headers));
+          if (socket.destroyed) return upstream.destroy();
+          pending = upstream;
+          upstream.write(requestHead(req.method ?? 'GET', path, headers));
           splice(socket, upstream, head);
+          socket.resume();
         },
         (err: Error) => rejectSocket(socket, new CoveError('PORT_NOT_LISTENING', `Nothing is listening on port ${host.port} in the sandbox`, err.message), ERROR_SOURCE.proxy),
       );
@@ -234,15 +252,20 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
       } catch {
         return undefined;
       }
-      const { url, access, target } = admitted;
+      const { path, access, target } = admitted;
       if (access.setCookie) return undefined;
       const headers = upstreamHeaders(req, access, host.port, remoteAddress, HOP_BY_HOP_RELAYED);
-      return { target, head: requestHead(req.method!, upstreamPath(url, access), headers) };
+      return { target, head: requestHead(req.method!, path, headers) };
     },
 
     /** A response's Location as the client must see it (see rewriteLocation). */
     previewLocation(location: string, host: string, port: number): string {
       return rewriteLocation(location, host, port);
+    },
+
+    /** Whether the app's Set-Cookie may reach the browser of this preview host (see setCookieAllowed). */
+    setCookieAllowed(setCookie: string, host: string): boolean {
+      return setCookieAllowed(setCookie, host.replace(/:\d+$/, ''));
     },
 
     close(): void {

@@ -1,5 +1,9 @@
 import type net from 'node:net';
 import { FramingError, Http1Framer, parseHead, requestFraming, requestLine, responseFraming, scanResponseHead, serializeHead, statusOf, type HeadLike, type MessageHead } from '../../../lib/net/http1';
+import { guard, unexpected } from '../../../lib/guard';
+import { CoveError } from '../../../lib/http/errors';
+import { errorResponse } from '../../../lib/http/node';
+import { ERROR_SOURCE } from '../../../wire/errors';
 import { connectToPort } from './connect';
 import type { PreviewHandler } from './handler';
 import { parsePreviewHost } from './host';
@@ -74,22 +78,31 @@ export function createRelay(opts: RelayOptions) {
     private handingOff = false;
     private closed = false;
     private clientPaused = false;
+    /** The request under way said `Connection: close`: the client connection ends after its response. */
+    private lastRequest = false;
+    /** The app's socket asked to wait for drain. */
+    private appFull = false;
     private upstreamPaused = false;
     /** Runs while part of a request head has arrived: a client that never finishes one is dropped. */
     private headTimer?: NodeJS.Timeout;
 
-    private readonly onClientData = (chunk: Buffer) => {
+    /** Every handler of this connection runs behind one boundary: what it throws ends this connection alone. */
+    private guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+      return guard('preview relay', fn, (error: CoveError, ..._args: A) => this.fail(error));
+    }
+
+    private readonly onClientData = this.guarded((chunk: Buffer) => {
       this.requests.feed(chunk);
       this.pumpRequests();
-    };
-    private readonly onClientEnd = () => {
+    });
+    private readonly onClientEnd = this.guarded(() => {
       if (this.upstream) this.upstream.end();
       else this.destroy();
-    };
+    });
     private readonly onClose = () => this.destroy();
-    private readonly onTimeout = () => {
+    private readonly onTimeout = this.guarded(() => {
       if (!this.busy()) this.destroy();
-    };
+    });
 
     constructor(private readonly client: net.Socket) {
       live.add(this);
@@ -113,6 +126,29 @@ export function createRelay(opts: RelayOptions) {
       live.delete(this);
       this.client.destroy();
       this.upstream?.destroy();
+    }
+
+    /**
+     * Ends the connection over an error. When no response is under way toward the client, it gets the error envelope
+     * first (after the responses already relayed); a response cut in the middle can only be cut.
+     */
+    private fail(error: CoveError, answerable = this.responses.atHead && !this.switched): void {
+      if (this.closed) return;
+      if (!answerable) return this.destroy();
+      this.toUser.push(errorResponse(error, ERROR_SOURCE.proxy));
+      this.endClient();
+    }
+
+    /** Sends what is relayed so far, then ends the client connection and drops the app's. */
+    private endClient(): void {
+      this.flushToUser();
+      this.closed = true;
+      clearTimeout(this.headTimer);
+      live.delete(this);
+      this.upstream?.destroy();
+      this.client.end();
+      // A client that never reads its answer does not keep the socket.
+      setTimeout(() => this.client.destroy(), 5_000).unref();
     }
 
     /** Bytes for the app and for the client, gathered while a pump runs and written when it ends. */
@@ -142,12 +178,16 @@ export function createRelay(opts: RelayOptions) {
           if (this.requests.atHead && !this.requests.idle) {
             // Not HTTP at all (a TLS hello on the plain port, a stray protocol): the HTTP server says so at once.
             if (!this.requests.mayBeRequest()) return this.handOff();
-            this.headTimer ??= setTimeout(() => this.destroy(), HEAD_MS);
+            this.headTimer ??= setTimeout(this.guarded(() => this.destroy()), HEAD_MS);
           }
           return;
         }
         if (item.kind === 'body') this.toApp.push(item.data);
-        else {
+        else if (this.lastRequest) {
+          // The client said `Connection: close` before: nothing after that request is read.
+          this.requests.rest();
+          return;
+        } else {
           clearTimeout(this.headTimer);
           this.headTimer = undefined;
           this.request(item.head, item.raw);
@@ -172,16 +212,22 @@ export function createRelay(opts: RelayOptions) {
       if (!relayed) return this.handBack(raw);
       const upgrade = head.headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(head.headers.connection ?? '');
       const send = () => {
+        if (/(^|,)\s*close\s*(,|$)/i.test(head.headers.connection ?? '')) this.lastRequest = true;
         this.inFlight.push({ method, path: target.split('?')[0], started: process.hrtime.bigint() });
         this.toApp.push(Buffer.from(relayed.head, 'latin1'));
         this.requests.body(framing);
-        if (upgrade) this.awaitingSwitch = true;
+        if (upgrade) {
+          // Nothing more is read from the client until the app answers: whatever it sends meanwhile waits in the
+          // kernel's buffers (backpressure), not in ours.
+          this.awaitingSwitch = true;
+          this.pauseClient();
+        }
       };
       if (this.upstream) return send();
       this.connecting = true;
       this.pauseClient();
       connectToPort(relayed.target).then(
-        (socket) => {
+        this.guarded((socket: net.Socket) => {
           this.connecting = false;
           if (this.closed) {
             socket.destroy();
@@ -191,12 +237,12 @@ export function createRelay(opts: RelayOptions) {
           send();
           this.resumeClient();
           this.pumpRequests();
-        },
-        () => {
+        }),
+        this.guarded(() => {
           // Nothing listens: the HTTP server answers with its 502 page.
           this.connecting = false;
-          this.handBack(raw);
-        },
+          if (!this.closed) this.handBack(raw);
+        }),
       );
     }
 
@@ -205,13 +251,17 @@ export function createRelay(opts: RelayOptions) {
       this.host = host;
       this.port = port;
       socket.setNoDelay(true);
-      socket.on('data', (chunk: Buffer) => {
-        this.responses.feed(chunk);
-        this.pumpResponses();
-      });
-      socket.on('end', () => this.upstreamEnded(socket));
-      socket.on('error', () => this.upstreamEnded(socket));
-      socket.on('close', () => this.upstreamEnded(socket));
+      socket.on(
+        'data',
+        this.guarded((chunk: Buffer) => {
+          this.responses.feed(chunk);
+          this.pumpResponses();
+        }),
+      );
+      const ended = this.guarded(() => this.upstreamEnded(socket));
+      socket.on('end', ended);
+      socket.on('error', ended);
+      socket.on('close', ended);
     }
 
     /**
@@ -243,11 +293,12 @@ export function createRelay(opts: RelayOptions) {
     private pumpResponsesNow(): void {
       while (!this.closed) {
         let item;
+        const atHead = this.responses.atHead;
         try {
           item = this.responses.next();
-        } catch {
-          this.destroy();
-          return;
+        } catch (err) {
+          if (!(err instanceof FramingError)) throw err;
+          return this.badResponse(err.message, !atHead);
         }
         if (!item) return;
         if (item.kind === 'body') {
@@ -257,13 +308,24 @@ export function createRelay(opts: RelayOptions) {
       }
     }
 
+    /**
+     * The app answered with something this relay will not frame without doubt (a smuggling shape): its connection is
+     * dropped, and the client gets a 502 if nothing of the response has reached it, and is closed either way — its
+     * connection is never used again.
+     */
+    private badResponse(reason: string, headSent = false): void {
+      this.upstream?.destroy();
+      this.upstream = undefined;
+      this.fail(new CoveError('BAD_UPSTREAM_RESPONSE', `The app on port ${this.port} sent a malformed HTTP response`, reason), !headSent && !this.switched);
+    }
+
     /** A response head; false when the connection was closed over it. */
     private response(head: HeadLike, raw: Buffer): boolean {
       let status: number;
       try {
         status = statusOf(head);
-      } catch {
-        this.destroy();
+      } catch (err) {
+        this.badResponse((err as Error).message);
         return false;
       }
       if (status < 200 && status !== 101) {
@@ -279,60 +341,94 @@ export function createRelay(opts: RelayOptions) {
       }
       opts.logRequest({ method: request.method, path: request.path, status, ms: Number(process.hrtime.bigint() - request.started) / 1e6 });
       if (status === 101) {
+        if (!this.awaitingSwitch || this.inFlight.length > 0) {
+          this.badResponse('101 Switching Protocols to a request that did not ask for an upgrade');
+          return false;
+        }
         this.toUser.push(raw);
         this.responses.body({ type: 'raw' });
         this.requests.switchToRaw();
         this.switched = true;
         this.awaitingSwitch = false;
         this.client.setTimeout(0);
+        this.resumeClient();
         this.pumpRequests();
         return true;
       }
       let framing;
       try {
         framing = responseFraming(head, request.method);
-      } catch {
-        this.destroy();
+      } catch (err) {
+        this.badResponse((err as Error).message);
         return false;
       }
-      const location = head.headers.location;
-      const rewritten = location === undefined ? undefined : opts.preview.previewLocation(location, this.host!, this.port);
-      if (rewritten === undefined || rewritten === location) this.toUser.push(raw);
-      else {
-        const { line, fields } = parseHead(raw.toString('latin1', 0, raw.length - 4));
-        this.toUser.push(serializeHead(line, fields.map(([n, v]) => [n, n.toLowerCase() === 'location' ? rewritten : v])));
-      }
+      this.toUser.push(this.clientHead(head, raw));
       this.responses.body(framing);
       if (this.responses.atHead) this.responseDone();
       if (this.awaitingSwitch && this.inFlight.length === 0) {
         // The upgrade was declined: requests go on.
         this.awaitingSwitch = false;
-        queueMicrotask(() => this.pumpRequests());
+        this.resumeClient();
+        queueMicrotask(this.guarded(() => this.pumpRequests()));
       }
       return true;
     }
 
+    /**
+     * The response head as the client gets it: as sent, unless a Location points at the app's localhost address, or a
+     * Set-Cookie names a Domain beyond this preview host (dropped: it would reach every other preview).
+     */
+    private clientHead(head: HeadLike, raw: Buffer): Buffer {
+      const host = this.host!;
+      const location = head.headers.location;
+      const rewritten = location === undefined ? undefined : opts.preview.previewLocation(location, host, this.port);
+      const cookies = head.headers['set-cookie'];
+      const dropCookies = cookies !== undefined && cookies.split('\n').some((c) => !opts.preview.setCookieAllowed(c, host));
+      if ((rewritten === undefined || rewritten === location) && !dropCookies) return raw;
+      const { line, fields } = parseHead(raw.toString('latin1', 0, raw.length - 4));
+      const kept: typeof fields = [];
+      for (const [name, value] of fields) {
+        const lower = name.toLowerCase();
+        if (lower === 'location') kept.push([name, rewritten ?? value]);
+        else if (lower !== 'set-cookie' || opts.preview.setCookieAllowed(value, host)) kept.push([name, value]);
+      }
+      return serializeHead(line, kept);
+    }
+
     private responseDone(): void {
-      if (this.handingOff && this.inFlight.length === 0) this.finishHandOff();
+      if (this.inFlight.length > 0) return;
+      if (this.handingOff) this.finishHandOff();
+      // The answer to a request that said `Connection: close` is out: the connection ends, as Node's server ends it.
+      else if (this.lastRequest) this.endClient();
     }
 
     private flushToApp(): void {
       const { upstream } = this;
       // After the app closed a switched connection, what the client still sends has nowhere to go.
       if (!upstream) this.toApp.length = 0;
-      if (!this.toApp.length || !upstream || writeAll(upstream, this.toApp) || this.clientPaused) return;
+      if (!this.toApp.length || !upstream || writeAll(upstream, this.toApp) || this.appFull) return;
+      this.appFull = true;
       this.pauseClient();
-      upstream.once('drain', () => this.resumeClient());
+      upstream.once(
+        'drain',
+        this.guarded(() => {
+          this.appFull = false;
+          this.resumeClient();
+        }),
+      );
     }
 
     private flushToUser(): void {
       if (!this.toUser.length || writeAll(this.client, this.toUser) || this.upstreamPaused) return;
       this.upstreamPaused = true;
       this.upstream?.pause();
-      this.client.once('drain', () => {
-        this.upstreamPaused = false;
-        this.upstream?.resume();
-      });
+      this.client.once(
+        'drain',
+        this.guarded(() => {
+          this.upstreamPaused = false;
+          this.upstream?.resume();
+        }),
+      );
     }
 
     private pauseClient(): void {
@@ -340,8 +436,9 @@ export function createRelay(opts: RelayOptions) {
       this.client.pause();
     }
 
+    /** Reads from the client again, unless something still waits: a connection, an app's answer to an upgrade, drain. */
     private resumeClient(): void {
-      if (!this.clientPaused || this.connecting || this.handingOff) return;
+      if (!this.clientPaused || this.connecting || this.handingOff || this.awaitingSwitch || this.appFull || this.closed) return;
       this.clientPaused = false;
       this.client.resume();
     }
@@ -381,9 +478,13 @@ export function createRelay(opts: RelayOptions) {
   }
 
   return {
-    accept(socket: net.Socket): void {
-      new RelayConnection(socket);
-    },
+    accept: guard(
+      'preview relay accept',
+      (socket: net.Socket) => {
+        new RelayConnection(socket);
+      },
+      (_error, socket) => socket.destroy(),
+    ),
     /** Closes every relayed connection (the server is stopping). */
     closeAll(): void {
       for (const connection of [...live]) connection.destroy();

@@ -30,6 +30,7 @@ export function createPreviewTokens(db: Db) {
   const lookup = db.prepare<[string], { sandbox_id: string; port: number; signed: number; expires_at: string | null; revoked_at: string | null }>(
     'SELECT sandbox_id, port, signed, expires_at, revoked_at FROM preview_tokens WHERE hash = ?',
   );
+  const known = db.prepare<[string], { sandbox_id: string }>('SELECT sandbox_id FROM preview_tokens WHERE hash = ?');
   /** Token → grant, or null for a token that is unknown (so garbage tokens cost no second lookup either). */
   const cache = new Map<string, (PreviewGrant & { revoked: boolean }) | null>();
   return {
@@ -63,6 +64,10 @@ export function createPreviewTokens(db: Db) {
       if (!entry || entry.revoked || (entry.expiresAt && entry.expiresAt <= new Date().toISOString())) return undefined;
       const { revoked: _, ...grant } = entry;
       return grant;
+    },
+    /** Whether `token` is or was a preview token (revoked and expired ones included): such text never reaches a sandbox. */
+    isKnown(token: string): boolean {
+      return /^[a-z0-9]{32}$/.test(token) && !!known.get(hash(token));
     },
     /** Revokes a token of this sandbox and port; returns whether it existed. */
     revoke(sandboxId: string, port: number, token: string): boolean {
