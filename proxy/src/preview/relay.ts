@@ -8,6 +8,7 @@ import { connectToPort } from './connect';
 import type { PreviewHandler } from './handler';
 import { parsePreviewHost } from './host';
 
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
 /** Same as the HTTP server's keep-alive timeout: an idle relayed connection is closed after it. */
 const IDLE_MS = 65_000;
 /** Same as the HTTP server's headersTimeout: a request head must arrive whole within it. */
@@ -329,8 +330,10 @@ export function createRelay(opts: RelayOptions) {
         return false;
       }
       if (status < 200 && status !== 101) {
-        // 100 Continue, 103 Early Hints: passed on; the final response follows.
-        this.toUser.push(raw);
+        // An interim response has no body and nothing a client needs but its status: 100 Continue goes on as a clean
+        // head of ours (whatever fields the app put on it, a front proxy cannot read it otherwise); 102 and 103 are
+        // dropped. The final response follows.
+        if (status === 100) this.toUser.push(CONTINUE);
         this.responses.body({ type: 'none' });
         return true;
       }
