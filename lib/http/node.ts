@@ -1,4 +1,4 @@
-import { STATUS_CODES, type Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CoveError } from './errors';
@@ -29,6 +29,22 @@ export function answerClientErrors(server: Server, source: string): void {
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
     const error = new CoveError('INVALID_REQUEST', tooLarge ? 'Request headers too large' : 'Malformed HTTP request', err.code);
     rejectSocket(socket, error, source, tooLarge ? 431 : 400);
+  });
+}
+
+/**
+ * A response that ends before its request's body was read (a 401, 404 or 413 to an upload) ends the connection too:
+ * otherwise Node reads and discards the rest of the body to keep the connection alive, and a client declaring a
+ * gigabyte makes the server read a gigabyte.
+ */
+export function closeUnreadBodies(server: Server): void {
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    res.once('finish', () => {
+      if (req.complete) return;
+      const { socket } = req;
+      socket.end();
+      socket.once('finish', () => socket.destroy());
+    });
   });
 }
 

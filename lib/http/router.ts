@@ -95,31 +95,41 @@ function compilePath(path: string): (pathname: string) => Record<string, string>
     const m = re.exec(pathname);
     if (!m) return undefined;
     const params: Record<string, string> = {};
-    names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1])));
+    for (const [i, n] of names.entries()) {
+      try {
+        params[n] = decodeURIComponent(m[i + 1]);
+      } catch {
+        throw new CoveError('INVALID_REQUEST', `Malformed percent-encoding in the path parameter ${n}`);
+      }
+    }
     return params;
   };
 }
 
-/** Largest JSON body a route accepts: JSON bodies are read whole, so an endless one must not fill memory. */
+/**
+ * Largest JSON body a route accepts by default: JSON bodies are read whole, so an endless one must not fill memory.
+ * (The agent takes whole files in some JSON bodies, such as LSP didOpen; the control API sets a smaller limit.)
+ */
 export const MAX_JSON_BODY = 16 * 1024 * 1024;
 
-async function readText(c: Context): Promise<string> {
-  const tooLarge = () => new CoveError('PAYLOAD_TOO_LARGE', `JSON bodies are limited to ${MAX_JSON_BODY / 1024 / 1024} MiB`);
-  if (Number(c.req.header('content-length') ?? 0) > MAX_JSON_BODY) throw tooLarge();
+async function readText(c: Context, limit: number): Promise<string> {
+  const shown = limit >= 1024 * 1024 ? `${limit / 1024 / 1024} MiB` : `${limit / 1024} KiB`;
+  const tooLarge = () => new CoveError('PAYLOAD_TOO_LARGE', `JSON bodies are limited to ${shown}`);
+  if (Number(c.req.header('content-length') ?? 0) > limit) throw tooLarge();
   const body = c.req.raw.body;
   if (!body) return '';
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
     size += chunk.byteLength;
-    if (size > MAX_JSON_BODY) throw tooLarge();
+    if (size > limit) throw tooLarge();
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function readJson(c: Context): Promise<unknown> {
-  const text = await readText(c);
+async function readJson(c: Context, limit: number): Promise<unknown> {
+  const text = await readText(c, limit);
   if (text.trim() === '') return {};
   try {
     return JSON.parse(text);
@@ -136,7 +146,10 @@ export class Router {
   readonly routes: RouteSpec<Schema, Schema>[] = [];
   readonly wsRoutes: WsRoute[] = [];
 
-  constructor(private readonly app: Hono) {}
+  constructor(
+    private readonly app: Hono,
+    private readonly opts: { maxJsonBody?: number } = {},
+  ) {}
 
   route<Q extends Schema = undefined, B extends Schema = undefined>(
     spec: RouteSpec<Q, B>,
@@ -145,7 +158,7 @@ export class Router {
     this.routes.push(spec as RouteSpec<Schema, Schema>);
     this.app.on(spec.method.toUpperCase(), toHonoPath(spec.path), async (c) => {
       const query = spec.query ? parseOrThrow(spec.query, c.req.query(), 'query') : undefined;
-      const body = spec.body ? parseOrThrow(spec.body, await readJson(c), 'body') : undefined;
+      const body = spec.body ? parseOrThrow(spec.body, await readJson(c, this.opts.maxJsonBody ?? MAX_JSON_BODY), 'body') : undefined;
       const result = await handler({ query, body, params: c.req.param() as Record<string, string>, c } as RouteInput<Q, B>);
       if (result instanceof Response) return result;
       if (result === undefined) return c.body(null, 204);

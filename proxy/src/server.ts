@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { guard, settle, unexpected } from '../../lib/guard';
 import { CoveError } from '../../lib/http/errors';
-import { answerClientErrors, listen, rejectSocket } from '../../lib/http/node';
+import { answerClientErrors, closeUnreadBodies, listen, rejectSocket } from '../../lib/http/node';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { API_BASE, createApiApp, type ApiOptions } from './app';
 import { parsePreviewHost } from './preview/host';
@@ -107,6 +107,7 @@ export async function startProxyServer(
     }
   });
   answerClientErrors(server, ERROR_SOURCE.api);
+  closeUnreadBodies(server);
   const relay = createRelay({
     preview: opts.preview,
     previewDomain: opts.previewDomain,
