@@ -1,7 +1,9 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import type { IncomingMessage } from 'node:http';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { createBearerCheck } from '../../lib/http/auth';
-import { CoveError, toCoveError } from '../../lib/http/errors';
+import { unexpected } from '../../lib/guard';
+import { CoveError, fromOsError } from '../../lib/http/errors';
 import { Router } from '../../lib/http/router';
 import { registerFilesRoutes } from './files/routes';
 import { createFilesService } from './files/service';
@@ -27,6 +29,12 @@ import { createWatchService } from './watch/service';
 
 export const AGENT_VERSION = '0.1.0';
 
+/** Whether reading the request failed because the client went away: nothing failed here, and nobody reads the answer. */
+function clientLeft(err: unknown, c: Context): boolean {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  return Boolean(incoming && !incoming.complete && (err as NodeJS.ErrnoException | undefined)?.code === 'ECONNRESET');
+}
+
 /** Wires services to routes. Knows nothing of sockets or ports: see server.ts. */
 export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
   const app = new Hono();
@@ -39,8 +47,12 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
     await next();
   });
   app.onError((err, c) => {
-    const error = toCoveError(err);
-    if (error.status >= 500) process.stderr.write(`cove agent: ${c.req.method} ${c.req.path}: ${error.detail ?? error.message}\n`);
+    const where = `${c.req.method} ${c.req.path.slice(0, 200)}`;
+    // Expected failures are answered as they are (an expected 5xx, a tool or remote failing, gets a log line);
+    // anything else is reported once with its stack and answered as a 500 that names the same error id.
+    const known = clientLeft(err, c) ? new CoveError('INVALID_REQUEST', 'The client closed the connection before its request arrived') : fromOsError(err);
+    if (known instanceof CoveError && known.status >= 500) process.stderr.write(`cove agent: ${where}: ${known.detail ?? known.message}\n`);
+    const error = known instanceof CoveError ? known : unexpected(known, where);
     return c.json(error.toBody(ERROR_SOURCE.agent), error.status as 400);
   });
   app.notFound((c) => {

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { mkdirSync } from 'node:fs';
+import { installLastResort } from '../../lib/guard';
 import { AGENT_USAGE, readAgentConfig, TOKEN_ENV } from './config';
 import { startReaper } from './init/reaper';
 import { startAgentServer } from './server';
@@ -25,6 +26,8 @@ export async function runAgent(argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  // One bad request or child must not take every sandbox process down with the agent; reaching this is a bug.
+  installLastResort('cove agent');
   delete process.env[TOKEN_ENV];
   mkdirSync(config.workdir, { recursive: true });
   process.chdir(config.workdir);
@@ -49,8 +52,4 @@ export async function runAgent(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('uncaughtException', (err) => {
-    // One bad request or child must not take every sandbox process down with the agent.
-    process.stderr.write(`cove agent: uncaught error: ${err.stack ?? err}\n`);
-  });
 }

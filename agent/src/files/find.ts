@@ -2,6 +2,7 @@ import type { Dirent } from 'node:fs';
 import { open, opendir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Match } from '../../../wire/files';
+import { CoveError } from '../../../lib/http/errors';
 
 /** Files searched at once: enough to hide disk latency, few enough not to starve other requests. */
 const CONCURRENCY = 8;
@@ -213,7 +214,12 @@ export function globToRegExp(glob: string): RegExp {
     else re += c.replace(/[.+^$()|\\/]/g, '\\$&');
   }
   while (inBraces-- > 0) re += ')';
-  return new RegExp(`^${re}$`);
+  try {
+    return new RegExp(`^${re}$`);
+  } catch (err) {
+    // A character class the regular expression engine refuses, such as the reversed range `[z-a]`.
+    throw new CoveError('INVALID_REQUEST', `Invalid glob pattern ${JSON.stringify(glob.slice(0, 100))}`, (err as Error).message);
+  }
 }
 
 /** Paths under `root` whose name (or relative path, for patterns with `/`) matches the glob. */

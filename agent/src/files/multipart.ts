@@ -89,6 +89,9 @@ export function readMultipart(
       }
     });
     bb.on('file', (field, stream, info) => {
+      // A part cut short (the form ends early, or busboy is destroyed) fails its stream; a part that is skipped, or
+      // not consumed yet, has no one else listening, and the error would end the process.
+      stream.on('error', () => {});
       const part: FilePart = { field, filename: info.filename, mimeType: info.mimeType, stream };
       // Parts arrive strictly one after another; chaining keeps results in order even if a handler awaits.
       pending = pending.then(() => (settled ? stream.resume() && undefined : handlers.onFile(part)));
@@ -111,13 +114,22 @@ export function readMultipart(
   });
 }
 
+/**
+ * A value as an RFC 5987 `ext-value` (`UTF-8''…`). Total: a lone surrogate (a client can send one in a JSON path),
+ * which encodeURIComponent throws on, is sent as U+FFFD, the character the file system stores for it too.
+ */
+export function rfc5987(value: string): string {
+  const wellFormed = value.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  return `UTF-8''${encodeURIComponent(wellFormed).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+}
+
 /** Quotes a header parameter value; non-ASCII names also get an RFC 5987 `filename*` that parsers prefer. */
 function dispositionParams(name: string, filename: string): string {
   const quoted = filename.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[\r\n]/g, ' ');
   // eslint-disable-next-line no-control-regex
   if (/^[\x20-\x7e]*$/.test(filename)) return `name="${name}"; filename="${quoted}"`;
   const ascii = quoted.replace(/[^\x20-\x7e]/g, '_');
-  return `name="${name}"; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+  return `name="${name}"; filename="${ascii}"; filename*=${rfc5987(filename)}`;
 }
 
 /** A part of a multipart/form-data response: bytes of a file, or a JSON error for a path that could not be read. */

@@ -22,6 +22,7 @@ import {
 } from '../../../wire/files';
 import { alreadySent } from '../../../lib/http/node';
 import type { Router } from '../../../lib/http/router';
+import { rfc5987 } from './multipart';
 import type { FilesService } from './service';
 
 /** Header set when a find or search answer was cut at the result limit. */
@@ -102,7 +103,7 @@ export function registerFilesRoutes(router: Router, files: FilesService): void {
         {
           'Content-Type': 'application/octet-stream',
           'Content-Length': String(file.size),
-          'Content-Disposition': `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`,
+          'Content-Disposition': `attachment; filename*=${rfc5987(file.name)}`,
         },
         (out) => file.writeTo(out),
       );

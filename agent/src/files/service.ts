@@ -13,8 +13,10 @@ import {
   type ReplaceResult,
   type UploadedFile,
 } from '../../../wire/files';
-import { CoveError, fromOsError, toCoveError } from '../../../lib/http/errors';
+import { CoveError, fromOsError } from '../../../lib/http/errors';
+import { boundaryError } from '../boundary';
 import type { SandboxContext } from '../system/context';
+import { resolvePath } from '../system/paths';
 import { groups, toFileInfo, users } from './file-info';
 import { findInTree, MAX_RESULTS, searchTree } from './find';
 import { ClientAbortedError, isMultipart, multipartBody, readMultipart, type OutPart } from './multipart';
@@ -91,7 +93,7 @@ function parseMode(mode: string): number {
  */
 export function createFilesService(ctx: SandboxContext) {
   const owner = ctx.spawnAs;
-  const resolve = (p: string) => path.resolve(ctx.workdir, p);
+  const resolve = (p: string) => resolvePath(ctx.workdir, p);
   /** How the client should see paths under `p`: relative when they asked relatively, as Daytona reports them. */
   const shown = (p: string) => path.normalize(p);
 
@@ -252,7 +254,7 @@ export function createFilesService(ctx: SandboxContext) {
             if (!st.isFile()) throw new CoveError('INVALID_REQUEST', `Not a regular file: ${p}`);
             ({ fd, size } = await openForRead(resolve(p), p));
           } catch (err) {
-            const e = toCoveError(err);
+            const e = boundaryError(err, `bulk download of ${p.slice(0, 200)}`);
             const json: BulkDownloadError = { message: e.message, statusCode: e.status, code: e.code, source: ERROR_SOURCE.agent };
             yield { kind: 'error', filename: p, json };
             continue;
@@ -366,7 +368,7 @@ export function createFilesService(ctx: SandboxContext) {
           await replaceInFile(resolve(file), req.pattern, req.newValue);
           results.push({ file, success: true });
         } catch (err) {
-          results.push({ file, success: false, error: toCoveError(err).message });
+          results.push({ file, success: false, error: boundaryError(err, `replace in ${file.slice(0, 200)}`).message });
         }
       }
       return results;

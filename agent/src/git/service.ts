@@ -18,6 +18,7 @@ import {
   type ListBranchResponse,
 } from '../../../wire/git';
 import type { SandboxContext } from '../system/context';
+import { resolvePath } from '../system/paths';
 import { remoteAccess, requestCredentials } from './credentials';
 import { LOG_FORMAT, parseBranches, parseLog, parseNumstat, parseStatus } from './parse';
 import { createGitRunner, type GitRun } from './runner';
@@ -30,7 +31,7 @@ import { createGitRunner, type GitRun } from './runner';
  */
 export function createGitService(ctx: SandboxContext) {
   const runner = createGitRunner(ctx);
-  const resolve = (p: string) => path.resolve(ctx.workdir, p);
+  const resolve = (p: string) => resolvePath(ctx.workdir, p);
 
   /** The repository directory of a request; it must be a directory (git then says whether it is a repository). */
   async function repoDir(p: string): Promise<string> {

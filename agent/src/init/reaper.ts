@@ -1,6 +1,7 @@
 import { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { guard } from '../../../lib/guard';
 
 /**
  * Zombie reaping. Orphaned grandchildren are re-parented to the agent when it is PID 1 (or a child subreaper, which
@@ -91,9 +92,9 @@ export function startReaper(opts: { intervalMs?: number } = {}): Reaper | undefi
     }
     return reaped;
   };
-  const onChild = () => reapNow();
+  const onChild = guard('zombie reaping', () => void reapNow(), () => {});
   process.on('SIGCHLD', onChild);
-  const timer = setInterval(reapNow, opts.intervalMs ?? 2000);
+  const timer = setInterval(onChild, opts.intervalMs ?? 2000);
   timer.unref();
   return {
     reapNow,

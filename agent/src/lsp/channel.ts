@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { guard } from '../../../lib/guard';
 import { signalGroup } from '../system/process-group';
 import { fileUri, tail } from './languages';
 
@@ -72,7 +73,7 @@ export function bridgeChannel(proc: ChildProcess, project: string, sink: LspChan
       done(code, code === 0 ? 'The language server exited' : `The language server ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: ${stderr().slice(-200)}`),
     );
   });
-  proc.stdout!.on('data', createFrameParser((body) => sink.send(body)));
+  proc.stdout!.on('data', guard('LSP channel output', createFrameParser((body) => sink.send(body)), () => signalGroup(proc.pid, 'SIGKILL')));
   return {
     pid: proc.pid,
     exited,

@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LSP_LANGUAGE_IDS } from '../../../wire/lsp';
 import { CoveError } from '../../../lib/http/errors';
 import type { SandboxContext } from '../system/context';
+import { resolvePath } from '../system/paths';
 
 /** A language server program. One process serves every language id listed in `languageIds`. */
 export interface LanguageServerKind {
@@ -87,7 +88,7 @@ export function findExecutable(ctx: SandboxContext, command: string): string | u
 
 /** An absolute, existing project directory; relative paths are taken from the work dir. */
 export function resolveProject(ctx: SandboxContext, pathToProject: string): string {
-  const dir = path.resolve(ctx.workdir, pathToProject);
+  const dir = resolvePath(ctx.workdir, pathToProject);
   let isDir: boolean;
   try {
     isDir = statSync(dir).isDirectory();
@@ -105,11 +106,13 @@ export function resolveProject(ctx: SandboxContext, pathToProject: string): stri
  */
 export function documentPath(ctx: SandboxContext, uri: string): string {
   if (uri.startsWith('file:///')) {
+    let file: string;
     try {
-      return fileURLToPath(uri);
+      file = fileURLToPath(uri);
     } catch (err) {
       throw new CoveError('INVALID_FILE_PATH', `Invalid file URI: ${uri}`, (err as Error).message);
     }
+    return resolvePath('/', file);
   }
   if (/^[a-z][a-z0-9+.-]*:/i.test(uri) && !uri.startsWith('file:')) {
     throw new CoveError('INVALID_FILE_PATH', `Only file:// URIs are supported, not ${uri}`);
@@ -121,7 +124,7 @@ export function documentPath(ctx: SandboxContext, uri: string): string {
   } catch {
     /* a literal % in the name */
   }
-  return path.resolve(ctx.workdir, decoded);
+  return resolvePath(ctx.workdir, decoded);
 }
 
 /**

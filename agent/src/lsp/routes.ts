@@ -1,4 +1,4 @@
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import {
   CompletionList,
   LspChannelQuery,
@@ -15,30 +15,36 @@ import {
   LspWorkspaceSymbolsQuery,
   lspChannelCloseCode,
 } from '../../../wire/lsp';
-import { toCoveError } from '../../../lib/http/errors';
+import { guard } from '../../../lib/guard';
 import type { Router } from '../../../lib/http/router';
+import { boundaryError, closeReason, closeWithError } from '../boundary';
+import type { LspChannel } from './channel';
 import type { LspService } from './service';
 
-/** WebSocket close reasons are limited to 123 bytes. */
-const reason = (text: string) => Buffer.from(text).subarray(0, 123).toString('utf8').replace(/\uFFFD$/, '');
-
 function serveChannel(socket: WebSocket, lsp: LspService, query: LspChannelQuery): void {
-  let channel;
+  let channel: LspChannel;
   try {
     channel = lsp.openChannel(query, {
       send: (message) => socket.readyState === socket.OPEN && socket.send(message),
-      close: (exitCode, why) => socket.close(lspChannelCloseCode(exitCode), reason(why)),
+      close: (exitCode, why) => socket.close(lspChannelCloseCode(exitCode), closeReason(why)),
     });
   } catch (err) {
-    const error = toCoveError(err);
-    socket.close(4000 + error.status, reason(error.message));
+    closeWithError(socket, boundaryError(err, 'LSP channel'));
     return;
   }
-  socket.on('message', (data, isBinary) => {
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
-    if (!channel.input(text)) socket.close(1007, isBinary ? 'Send JSON-RPC messages as text frames' : 'Each frame must be one JSON-RPC message object');
-  });
-  socket.on('close', () => channel.close());
+  socket.on(
+    'message',
+    guard(
+      'LSP channel message',
+      (data: RawData, isBinary: boolean) => {
+        const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+        if (!channel.input(text)) socket.close(1007, isBinary ? 'Send JSON-RPC messages as text frames' : 'Each frame must be one JSON-RPC message object');
+      },
+      (error) => closeWithError(socket, error),
+    ),
+  );
+  socket.on('error', () => {}); // a protocol error: ws closes the socket, and 'close' follows
+  socket.on('close', guard('LSP channel close', () => channel.close(), () => {}));
 }
 
 export function registerLspRoutes(router: Router, lsp: LspService): void {

@@ -14,6 +14,7 @@ import type {
   LspWorkspaceSymbolsQuery,
 } from '../../../wire/lsp';
 import { CoveError } from '../../../lib/http/errors';
+import { guard, settle } from '../../../lib/guard';
 import type { SandboxContext } from '../system/context';
 import { bridgeChannel, type LspChannel, type LspChannelSink } from './channel';
 import { crashedError, LanguageServer, type ServerExit } from './language-server';
@@ -75,12 +76,16 @@ export function createLspService(ctx: SandboxContext, options: LspServiceOptions
   let closed = false;
 
   const idleTimer = setInterval(
-    () => {
-      const now = Date.now();
-      for (const entry of entries.values()) {
-        if (entry.server && entry.busy === 0 && now - entry.lastUsed >= idleMs) void hibernate(entry);
-      }
-    },
+    guard(
+      'LSP idle check',
+      () => {
+        const now = Date.now();
+        for (const entry of entries.values()) {
+          if (entry.server && entry.busy === 0 && now - entry.lastUsed >= idleMs) settle('LSP idle shutdown', hibernate(entry));
+        }
+      },
+      () => {},
+    ),
     Math.max(1000, Math.min(60_000, idleMs / 4)),
   );
   idleTimer.unref();

@@ -1,4 +1,5 @@
 import { CoveError } from '../../../lib/http/errors';
+import { settle } from '../../../lib/guard';
 import { PortInUse, PortList } from '../../../wire/ports';
 import type { Router } from '../../../lib/http/router';
 import type { PortsService } from './service';
@@ -17,6 +18,6 @@ export function registerPortsRoutes(router: Router, ports: PortsService): void {
   router.tunnel({ path: '/port/{port}/tunnel', tag, summary: 'Raw TCP tunnel to a port of the sandbox (Upgrade: cove-tcp)' }, ({ socket, head, params }) => {
     const port = Number(params.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CoveError('INVALID_REQUEST', `Invalid port ${params.port}: expected an integer from 1 to 65535`);
-    void openTunnel(socket, head, port);
+    settle('port tunnel', openTunnel(socket, head, port), () => socket.destroy());
   });
 }

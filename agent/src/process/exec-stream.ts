@@ -7,8 +7,10 @@ import {
   type ExecServerMessage,
   type ExecStreamRequest,
 } from '../../../wire/exec-stream';
-import { CoveError, toCoveError } from '../../../lib/http/errors';
+import { guard, settle } from '../../../lib/guard';
+import { CoveError } from '../../../lib/http/errors';
 import { describeIssues } from '../../../lib/http/router';
+import { boundaryError, closeReason, closeWithError } from '../boundary';
 import type { ProcessService, StreamHandle, StreamSink } from './service';
 
 /** Output a slow client may have outstanding before the command's output is paused (it then blocks on its pipe). */
@@ -23,13 +25,6 @@ function toBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
   return Buffer.from(data as ArrayBuffer);
-}
-
-/** A close reason within the 123 bytes a close frame allows, cut on a character boundary. */
-function closeReason(message: string): string {
-  let reason = message;
-  while (Buffer.byteLength(reason) > 120) reason = reason.slice(0, -1);
-  return reason;
 }
 
 /** Parses one text message from the client; throws INVALID_JSON or INVALID_REQUEST with a message for people. */
@@ -58,7 +53,7 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
     if (socket.readyState === OPEN) socket.send(JSON.stringify(message));
   };
   const sendError = (err: unknown) => {
-    const error = toCoveError(err);
+    const error = boundaryError(err, 'exec stream');
     sendJson({ type: 'error', code: error.code, message: error.message });
     return error;
   };
@@ -88,7 +83,7 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
     },
   };
 
-  socket.on('message', (data, isBinary) => {
+  const onMessage = (data: RawData, isBinary: boolean) => {
     if (isBinary) {
       const bytes = toBuffer(data);
       if (handle) handle.write(bytes);
@@ -111,19 +106,25 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
       }
       starting = true;
       const { type: _type, ...request } = message;
-      service.startStream(request, sink).then(
-        (h) => {
-          handle = h;
-          for (const apply of early) apply(h);
-          early = [];
-          // The client may have left while the command was starting; it runs on regardless.
-          if (closed) h.detach();
-        },
-        (err) => {
-          early = [];
-          const error = sendError(err);
-          if (socket.readyState === OPEN) socket.close(4400, closeReason(error.message));
-        },
+      settle(
+        'exec stream start',
+        service.startStream(request, sink).then(
+          (h) => {
+            handle = h;
+            for (const apply of early) apply(h);
+            early = [];
+            // The client may have left while the command was starting; it runs on regardless.
+            if (closed) h.detach();
+          },
+          (err) => {
+            early = [];
+            const error = sendError(err);
+            // A start the client got wrong closes with 4400 (wire/exec-stream.ts); a failure of the agent with 4500.
+            if (error.status >= 500) closeWithError(socket, error);
+            else if (socket.readyState === OPEN) socket.close(4400, closeReason(error.message));
+          },
+        ),
+        (error) => closeWithError(socket, error),
       );
       return;
     }
@@ -131,12 +132,26 @@ export function serveExecWebSocket(socket: WebSocket, service: ProcessService): 
     if (handle) apply(handle);
     else if (starting) early.push(apply);
     else sendError(new CoveError('INVALID_REQUEST', `Send a start message before "${message.type}"`));
-  });
+  };
+  socket.on(
+    'message',
+    guard('exec stream message', onMessage, (error) => {
+      sendJson({ type: 'error', code: error.code, message: error.message });
+      closeWithError(socket, error);
+    }),
+  );
   socket.on('error', () => {});
-  socket.on('close', () => {
-    closed = true;
-    handle?.detach();
-  });
+  socket.on(
+    'close',
+    guard(
+      'exec stream close',
+      () => {
+        closed = true;
+        handle?.detach();
+      },
+      () => {},
+    ),
+  );
 }
 
 /** Server-sent events for one command (no stdin): started, stdout, stderr, exit. Rejects if it cannot start. */
@@ -191,7 +206,7 @@ export async function execSseResponse(service: ProcessService, request: ExecStre
   };
   handle = await service.startStream(request, sink);
   if (!done) {
-    keepalive = setInterval(() => push(': keep-alive\n\n'), SSE_KEEPALIVE_MS);
+    keepalive = setInterval(guard('exec stream keep-alive', () => push(': keep-alive\n\n'), finish), SSE_KEEPALIVE_MS);
     keepalive.unref();
   }
   return new Response(body, {

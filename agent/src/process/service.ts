@@ -11,6 +11,7 @@ import {
   type ExecuteRequest,
   type ExecuteResponse,
 } from '../../../wire/process';
+import { guard, settle } from '../../../lib/guard';
 import { CoveError } from '../../../lib/http/errors';
 import type { SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
@@ -144,13 +145,19 @@ export function createProcessService(ctx: SandboxContext) {
       const outputs = [child.stdout, child.stderr] as Readable[];
       stdin.on('error', () => {});
       sink.started(child.pid!);
-      child.stdout!.on('data', (chunk: Buffer) => target?.output(STDOUT, chunk));
-      child.stderr!.on('data', (chunk: Buffer) => target?.output(STDERR, chunk));
-      done.then((info) => {
-        target?.exit(info);
-        target = undefined;
-        for (const s of outputs) s.resume();
-      });
+      // A client that fails to take output or the exit loses them; the command and the agent go on.
+      const lose = () => (target = undefined);
+      child.stdout!.on('data', guard('streamed output', (chunk: Buffer) => target?.output(STDOUT, chunk), lose));
+      child.stderr!.on('data', guard('streamed output', (chunk: Buffer) => target?.output(STDERR, chunk), lose));
+      settle(
+        'streamed exit',
+        done.then((info) => {
+          const to = target;
+          target = undefined;
+          for (const s of outputs) s.resume();
+          to?.exit(info);
+        }),
+      );
       const pid = child.pid!;
       return {
         pid,

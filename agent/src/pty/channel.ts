@@ -5,6 +5,7 @@ import {
   type PtyControlMessage,
   type PtyExit,
 } from '../../../wire/pty';
+import { guard } from '../../../lib/guard';
 import type { CoveError } from '../../../lib/http/errors';
 import type { PtyAttachment, PtySink } from './service';
 
@@ -54,12 +55,18 @@ export function servePtyChannel(
     },
   };
   const attachment = opts.attach(sink);
-  socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
-    attachment.input(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
-  });
-  socket.on('close', () => attachment.detach());
+  socket.on(
+    'message',
+    guard(
+      'terminal input',
+      (data: Buffer | ArrayBuffer | Buffer[]) => attachment.input(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)),
+      (error) => rejectPtyChannel(socket, error),
+    ),
+  );
+  const detach = guard('terminal detach', () => attachment.detach(), () => {});
+  socket.on('close', detach);
   // A broken connection is followed by 'close'; without a listener the error would be thrown.
-  socket.on('error', () => attachment.detach());
+  socket.on('error', detach);
   // The replay and live output are delivered asynchronously by the service, so this goes first.
   sendControl(socket, { type: 'control', status: 'connected' });
 }

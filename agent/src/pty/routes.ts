@@ -12,8 +12,9 @@ import {
   PtyResizeRequest,
   PtySessionInfo,
 } from '../../../wire/pty';
-import { CoveError, toCoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/http/errors';
 import type { Router } from '../../../lib/http/router';
+import { boundaryError } from '../boundary';
 import { rejectPtyChannel, servePtyChannel } from './channel';
 import type { PtyAttachment, PtyService, PtySink } from './service';
 
@@ -32,7 +33,7 @@ function serve(socket: WebSocket, req: IncomingMessage, attach: (offered: string
       attach: (sink) => attach(offered, sink),
     });
   } catch (err) {
-    rejectPtyChannel(socket, toCoveError(err));
+    rejectPtyChannel(socket, boundaryError(err, 'terminal attach'));
   }
 }
 

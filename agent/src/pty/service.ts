@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import os from 'node:os';
 import { createRequire } from 'node:module';
-import path from 'node:path';
 import type * as NodePty from 'node-pty';
 import type { PtyCreateRequest, PtyExit, PtySessionInfo } from '../../../wire/pty';
 import { CoveError } from '../../../lib/http/errors';
+import { guard } from '../../../lib/guard';
 import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
 import { loginShell } from '../system/shell';
+import { resolvePath } from '../system/paths';
 import { signalSession } from './kill';
 import { createScreen, type Screen } from './screen';
 
@@ -112,7 +113,7 @@ export function createPtyService(ctx: SandboxContext) {
   }
 
   function resolveCwd(cwd: string | undefined): string {
-    const dir = path.resolve(ctx.workdir, cwd ?? '.');
+    const dir = resolvePath(ctx.workdir, cwd ?? '.');
     let isDir: boolean;
     try {
       isDir = statSync(dir).isDirectory();
@@ -155,11 +156,17 @@ export function createPtyService(ctx: SandboxContext) {
     claimChild(p.pid);
     s.pty = p;
     s.pid = p.pid;
-    p.onData((chunk) => output(s, chunk as unknown as Buffer));
-    p.onExit(({ exitCode, signal }) => {
-      releaseChild(p.pid);
-      finish(s, describeExit(exitCode, signal));
-    });
+    p.onData(guard('terminal output', (chunk: string) => output(s, chunk as unknown as Buffer), () => {}));
+    p.onExit(
+      guard(
+        'terminal exit',
+        ({ exitCode, signal }: { exitCode: number; signal?: number }) => {
+          releaseChild(p.pid);
+          finish(s, describeExit(exitCode, signal));
+        },
+        () => {},
+      ),
+    );
   }
 
   function output(s: Session, chunk: Buffer): void {
@@ -207,7 +214,7 @@ export function createPtyService(ctx: SandboxContext) {
 
   function armStallTimer(s: Session): void {
     clearTimeout(s.stallTimer);
-    s.stallTimer = setTimeout(() => dropStalled(s), STALL_MS);
+    s.stallTimer = setTimeout(guard('terminal stall timer', () => dropStalled(s), () => {}), STALL_MS);
     s.stallTimer.unref();
   }
 

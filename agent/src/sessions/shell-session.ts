@@ -4,6 +4,7 @@ import { constants as osConstants } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Session, SessionCommand } from '../../../wire/sessions';
 import { CoveError } from '../../../lib/http/errors';
+import { guard } from '../../../lib/guard';
 import { childEnv, type SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
 import { CommandLog, type StreamName } from './command-log';
@@ -100,8 +101,9 @@ export class ShellSession {
       this.onExit(127, null);
       throw new CoveError('INTERNAL_ERROR', `Could not start a shell for session ${id}`, `${opts.shell} in ${ctx.workdir}`);
     }
-    this.child.stdout!.on('data', (d: Buffer) => this.onOutput('stdout', d));
-    this.child.stderr!.on('data', (d: Buffer) => this.onOutput('stderr', d));
+    // A follower that fails to take output must not stop the session's bookkeeping, nor the agent.
+    this.child.stdout!.on('data', guard('session output', (d: Buffer) => this.onOutput('stdout', d), () => {}));
+    this.child.stderr!.on('data', guard('session output', (d: Buffer) => this.onOutput('stderr', d), () => {}));
     this.child.on('exit', (code, signal) => this.onExit(code, signal));
     // Keep private copies of the pipes on fds 7-9; every command gets them back as 0-2 (see above).
     this.child.stdin!.write('exec 7<&3 3<&- 8>&1 9>&2\n');

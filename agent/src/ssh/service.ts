@@ -24,6 +24,7 @@ import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
 import { loginShell } from '../system/shell';
 import { splice } from '../../../lib/net/splice';
+import { settle } from '../../../lib/guard';
 import { signalGroup } from '../system/process-group';
 import { SFTP_HELPER_ARGS, sftpHelperSource } from './sftp-server';
 
@@ -246,7 +247,7 @@ export function createSshService(ctx: SandboxContext) {
       });
     // `localhost` may mean 127.0.0.1 or ::1 depending on how the server bound; try both like a browser would.
     const connected = host === 'localhost' ? attempt('127.0.0.1').catch(() => attempt('::1')) : attempt(host);
-    connected.then(
+    const joined = connected.then(
       (upstream) => {
         upstream.setNoDelay(true);
         (socket as net.Socket).setNoDelay?.(true);
@@ -257,6 +258,7 @@ export function createSshService(ctx: SandboxContext) {
       (err: NodeJS.ErrnoException) =>
         refuse(socket, 502, 'PORT_NOT_LISTENING', `Could not connect to ${host}:${port} in the sandbox: ${err.code ?? err.message}`),
     );
+    settle('SSH direct-tcpip', joined, () => socket.destroy());
   }
 
   /** tcpip-forward: listens inside the sandbox until the tunnel closes, announcing each connection as a JSON line. */

@@ -1,14 +1,9 @@
 import type { WebSocket } from 'ws';
 import type { WatchQuery } from '../../../wire/watch';
+import { settle } from '../../../lib/guard';
+import { closeReason } from '../boundary';
 import { WatchOutbox } from './outbox';
 import type { WatchService } from './service';
-
-/** A close reason within the 123 bytes a close frame allows, cut on a character boundary. */
-function closeReason(message: string): string {
-  let reason = message;
-  while (Buffer.byteLength(reason) > 120) reason = reason.slice(0, -1);
-  return reason;
-}
 
 /**
  * Serves one client of `GET /files/watch` (protocol in wire/watch.ts): a watch whose messages go through a bounded
@@ -31,5 +26,5 @@ export function serveWatchChannel(socket: WebSocket, service: WatchService, quer
   // Nothing is expected from the client; its messages are read (so that they do not pile up) and ignored.
   socket.on('message', () => {});
   socket.on('error', () => {});
-  socket.on('close', () => void handle.close());
+  socket.on('close', () => settle('watch close', handle.close()));
 }

@@ -1,7 +1,8 @@
+import { CoveError } from '../../../lib/http/errors';
 import path from 'node:path';
 
 /**
- * Turns one glob into a regular expression over a whole string: `*` and `?` stay within a path segment, `**` crosses
+ * Turns one glob into a regular expression over a whole string (a glob that cannot be one is an INVALID_REQUEST): `*` and `?` stay within a path segment, `**` crosses
  * segments, `[…]` (`[!…]` negated) is a character class and `{a,b}` an alternation (nested allowed).
  * chokidar 4+ dropped glob support, hence this small translation instead of a dependency.
  */
@@ -41,7 +42,12 @@ export function globToRegExp(glob: string): RegExp {
     else re += ch.replace(/[.+^$()|[\]\\{}]/g, '\\$&');
   }
   re += ')'.repeat(braces);
-  return new RegExp(`^${re}$`);
+  try {
+    return new RegExp(`^${re}$`);
+  } catch (err) {
+    // A character class the regular expression engine refuses, such as the reversed range `[z-a]`.
+    throw new CoveError('INVALID_REQUEST', `Invalid ignore glob ${JSON.stringify(glob.slice(0, 100))}`, (err as Error).message);
+  }
 }
 
 /**

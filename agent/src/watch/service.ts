@@ -4,7 +4,9 @@ import path from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { WATCH_DEFAULT_IGNORES, type WatchEventName, type WatcherInfo, type WatchServerMessage } from '../../../wire/watch';
 import { fromOsError } from '../../../lib/http/errors';
+import { guard } from '../../../lib/guard';
 import type { SandboxContext } from '../system/context';
+import { resolvePath } from '../system/paths';
 import { createIgnoreMatcher } from './ignore';
 
 /** What one watch reports to, and how it is told to end. */
@@ -88,7 +90,7 @@ export function createWatchService(ctx: SandboxContext) {
      * a symbolic link is resolved to its target, which is what gets watched and reported.
      */
     resolveExisting(p: string): string {
-      const abs = path.resolve(ctx.workdir, p);
+      const abs = resolvePath(ctx.workdir, p);
       try {
         return lstatSync(abs).isSymbolicLink() ? realpathSync(abs) : abs;
       } catch (err) {
@@ -122,7 +124,7 @@ export function createWatchService(ctx: SandboxContext) {
       const queueRecheck = (file: string, entry: { seen?: Stats; dir?: { rounds: number } }) => {
         recheck.delete(file);
         recheck.set(file, { ...entry, due: Date.now() + RECHECK_AFTER_MS });
-        recheckTimer ??= setTimeout(recheckDue, RECHECK_AFTER_MS);
+        recheckTimer ??= setTimeout(recheckDueGuarded, RECHECK_AFTER_MS);
       };
       const recheckFile = (file: string, seen: Stats | undefined) =>
         stat(file).then(
@@ -160,7 +162,7 @@ export function createWatchService(ctx: SandboxContext) {
         const now = Date.now();
         for (const [file, { seen, dir, due }] of recheck) {
           if (due > now) {
-            recheckTimer = setTimeout(recheckDue, due - now);
+            recheckTimer = setTimeout(recheckDueGuarded, due - now);
             return;
           }
           recheck.delete(file);
@@ -168,6 +170,7 @@ export function createWatchService(ctx: SandboxContext) {
           else void recheckFile(file, seen);
         }
       };
+      const recheckDueGuarded = guard('watch recheck', () => recheckDue(), () => {});
       const report = (name: WatchEventName, file: string, stats: Stats | undefined) => {
         sink.message(eventOf(name, file, stats));
         // What the initial scan found was not being written to as far as anyone knows: no need to look twice.
@@ -189,7 +192,7 @@ export function createWatchService(ctx: SandboxContext) {
             ignored: (file: string) => ignored(file),
           });
           // 'all' carries only the five change kinds (not ready, error or raw).
-          watcher.on('all', (name, file, stats) => report(name as WatchEventName, file, stats));
+          watcher.on('all', guard('watch event', (name: string, file: string, stats?: Stats) => report(name as WatchEventName, file, stats), () => {}));
           watcher.on('error', (err) => {
             const e = err as NodeJS.ErrnoException;
             sink.message({ type: 'error', message: describeWatchError(e), ...(e.code ? { code: e.code } : {}) });
