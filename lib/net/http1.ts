@@ -344,6 +344,14 @@ export class Http1Framer<H extends HeadLike = MessageHead> {
     return this.state.at === 'head' || this.state.at === 'closed';
   }
 
+  /**
+   * Whether the message that closes the connection (see closesConnection) is complete: nothing more will be framed,
+   * and `next()` throws a FramingError for any byte but CR and LF (then `ended` stays true).
+   */
+  get ended(): boolean {
+    return this.state.at === 'closed';
+  }
+
   /** Whether the message under way ends only when the connection does (or never: after a protocol switch). */
   get closeDelimited(): boolean {
     return this.state.at === 'close';

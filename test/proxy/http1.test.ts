@@ -264,11 +264,18 @@ describe('HTTP/1.1 framer: response heads as strict as requests', () => {
     ] as const) {
       const next = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n';
       if (closes) expect(() => frameResponses(`${head}\r\n\r\n${next}`, 7), head).toThrow(FramingError);
-      else expect(frameResponses(`${head}\r\n\r\n${next}`, 7).heads, head).toHaveLength(2);
+      else {
+        const { heads, framer } = frameResponses(`${head}\r\n\r\n${next}`, 7);
+        expect([heads.length, framer.ended], head).toEqual([2, false]);
+      }
       if (!closes) continue;
       const { framer } = frameResponses(`${head}\r\n\r\n\r\n\n`, 7);
       expect(framer.atHead).toBe(true);
       expect(framer.idle).toBe(true);
+      expect(framer.ended).toBe(true);
+      framer.feed(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'));
+      expect(() => framer.next()).toThrow(FramingError);
+      expect(framer.ended).toBe(true);
     }
   });
 });
