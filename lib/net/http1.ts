@@ -54,7 +54,8 @@ export class FramingError extends Error {
   }
 }
 
-export const MAX_HEAD_BYTES = 64 * 1024;
+/** The largest head (and trailer section) framed: the same as Node's HTTP server (maxHeaderSize), which takes what the relay hands back. */
+export const MAX_HEAD_BYTES = 16 * 1024;
 const MAX_CHUNK_LINE = 4096;
 /** RFC 9110 token characters (method and header names). */
 const TCHAR = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";
@@ -396,11 +397,11 @@ export class Http1Framer<H extends HeadLike = MessageHead> {
         while (this.pending.length >= start + 2 && this.pending[start] === 13 && this.pending[start + 1] === 10 && start < 8) start += 2;
         const end = this.pending.indexOf(HEAD_END, start);
         if (end < 0) {
-          if (this.pending.length > MAX_HEAD_BYTES) throw new FramingError('Request headers too large', 431);
+          if (this.pending.length > MAX_HEAD_BYTES) throw new FramingError('Message head too large', 431);
           this.checkPartial(start);
           return undefined;
         }
-        if (end - start > MAX_HEAD_BYTES) throw new FramingError('Request headers too large', 431);
+        if (end - start > MAX_HEAD_BYTES) throw new FramingError('Message head too large', 431);
         const raw = this.pending.subarray(start, end + 4);
         const head = this.parse(raw.toString('latin1', 0, raw.length - 4));
         this.pending = this.pending.subarray(end + 4);

@@ -142,6 +142,7 @@ export function createRelay(opts: RelayOptions) {
 
     /** Sends what is relayed so far, then ends the client connection and drops the app's. */
     private endClient(): void {
+      if (this.closed) return;
       this.flushToUser();
       this.closed = true;
       clearTimeout(this.headTimer);
@@ -171,6 +172,11 @@ export function createRelay(opts: RelayOptions) {
           item = this.requests.next();
         } catch (err) {
           if (!(err instanceof FramingError)) throw err;
+          // After a request that said `Connection: close`, nothing more is read: whatever follows is dropped.
+          if (this.lastRequest) {
+            this.requests.rest();
+            return;
+          }
           // The HTTP server answers what this framer refuses (400, 431) with its own parser.
           this.handOff();
           return;
@@ -299,12 +305,16 @@ export function createRelay(opts: RelayOptions) {
           item = this.responses.next();
         } catch (err) {
           if (!(err instanceof FramingError)) throw err;
+          // Bytes after a response that closed the connection: that response was whole, the rest is dropped.
+          if (this.responses.ended) return this.endClient();
           return this.badResponse(err.message, !atHead);
         }
         if (!item) return;
         if (item.kind === 'body') {
           this.toUser.push(item.data);
           if (this.responses.atHead) this.responseDone();
+          // The app said this response closes the connection: so does the client's, once it is out.
+          if (this.responses.ended) return this.endClient();
         } else if (!this.response(item.head, item.raw)) return;
       }
     }
@@ -368,6 +378,11 @@ export function createRelay(opts: RelayOptions) {
       this.toUser.push(this.clientHead(head, raw));
       this.responses.body(framing);
       if (this.responses.atHead) this.responseDone();
+      if (this.responses.ended && !this.closed) {
+        // A response without a body that closes the connection.
+        this.endClient();
+        return false;
+      }
       if (this.awaitingSwitch && this.inFlight.length === 0) {
         // The upgrade was declined: requests go on.
         this.awaitingSwitch = false;
