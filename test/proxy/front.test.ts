@@ -121,6 +121,17 @@ describe('requests that used to stop the server', () => {
   });
 });
 
+describe('limits', () => {
+  it('answers heads over 16 KiB with 431 and closes, on the API and on previews', async () => {
+    for (const host of [`127.0.0.1:${proxyPort}`, hostFor(pub, 8080)]) {
+      const { text, closed } = await rawExchange(request(host, '/echo', { 'X-Big': 'a'.repeat(20 * 1024) }));
+      expect(text, host).toMatch(/^HTTP\/1\.1 431 /);
+      expect(closed).toBe(true);
+    }
+    await expectServing();
+  });
+});
+
 describe('no Cove credential reaches a sandbox', () => {
   const echo = async (id: string, target: string, headers: Record<string, string>) => {
     const res = await previewFetch(`http://${hostFor(id, 8080)}${target}`, { headers });

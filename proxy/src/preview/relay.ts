@@ -133,10 +133,10 @@ export function createRelay(opts: RelayOptions) {
      * Ends the connection over an error. When no response is under way toward the client, it gets the error envelope
      * first (after the responses already relayed); a response cut in the middle can only be cut.
      */
-    private fail(error: CoveError, answerable = this.responses.atHead && !this.switched): void {
+    private fail(error: CoveError, answerable = this.responses.atHead && !this.switched, status = error.status): void {
       if (this.closed) return;
       if (!answerable) return this.destroy();
-      this.toUser.push(errorResponse(error, ERROR_SOURCE.proxy));
+      this.toUser.push(errorResponse(error, ERROR_SOURCE.proxy, status));
       this.endClient();
     }
 
@@ -177,7 +177,11 @@ export function createRelay(opts: RelayOptions) {
             this.requests.rest();
             return;
           }
-          // The HTTP server answers what this framer refuses (400, 431) with its own parser.
+          // A head past the limit is answered here, without reading more; the HTTP server answers what else this
+          // framer refuses with its own parser (it accepts a few shapes this framer will not relay).
+          if (err.status === 431 && this.inFlight.length === 0 && this.responses.atHead) {
+            return this.fail(new CoveError('INVALID_REQUEST', 'Request headers too large'), true, 431);
+          }
           this.handOff();
           return;
         }
