@@ -2,7 +2,7 @@ import type { Dirent } from 'node:fs';
 import { open, opendir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Match } from '../../../wire/files';
-import { CoveError } from '../../../lib/http/errors';
+import { compileGlob } from '../system/glob';
 
 /** Files searched at once: enough to hide disk latency, few enough not to starve other requests. */
 const CONCURRENCY = 8;
@@ -175,56 +175,10 @@ export async function findInTree(
   return { matches, truncated };
 }
 
-/**
- * Compiles a glob to a RegExp. `*` and `?` never cross `/`, `**` does, `[abc]`/`[!a-z]` are classes and `{a,b}`
- * alternatives. Patterns without `/` are matched against names, as Daytona's filepath.Match on the base name.
- */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  let inBraces = 0;
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        i++;
-        if (glob[i + 1] === '/') {
-          i++;
-          re += '(?:.*/)?';
-        } else re += '.*';
-      } else re += '[^/]*';
-    } else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const close = glob.indexOf(']', i + 2);
-      if (close < 0) {
-        re += '\\[';
-        continue;
-      }
-      let body = glob.slice(i + 1, close);
-      if (body[0] === '!' || body[0] === '^') body = `^${body.slice(1)}`;
-      re += `[${body.replace(/\\/g, '\\\\')}]`;
-      i = close;
-    } else if (c === '{') {
-      inBraces++;
-      re += '(?:';
-    } else if (c === '}' && inBraces) {
-      inBraces--;
-      re += ')';
-    } else if (c === ',' && inBraces) re += '|';
-    else if (c === '\\' && i + 1 < glob.length) re += `\\${glob[++i]}`;
-    else re += c.replace(/[.+^$()|\\/]/g, '\\$&');
-  }
-  while (inBraces-- > 0) re += ')';
-  try {
-    return new RegExp(`^${re}$`);
-  } catch (err) {
-    // A character class the regular expression engine refuses, such as the reversed range `[z-a]`.
-    throw new CoveError('INVALID_REQUEST', `Invalid glob pattern ${JSON.stringify(glob.slice(0, 100))}`, (err as Error).message);
-  }
-}
-
 /** Paths under `root` whose name (or relative path, for patterns with `/`) matches the glob. */
 export async function searchTree(root: { abs: string; shown: string }, pattern: string): Promise<{ files: string[]; truncated: boolean }> {
-  const re = globToRegExp(pattern);
+  // Patterns without `/` are matched against names, as Daytona's filepath.Match on the base name.
+  const re = compileGlob(pattern, { globstar: 'anywhere', caretNegates: true });
   const byPath = pattern.includes('/');
   const files: string[] = [];
   let truncated = false;
