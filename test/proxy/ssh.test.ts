@@ -170,6 +170,24 @@ describe('ssh into a sandbox', () => {
     expect(r).toMatchObject({ code: 0, stdout: 'bar/baz\n' });
   });
 
+  it('refuses variables the session sets itself, and never puts the token in the sandbox', async () => {
+    const sent = 'FOO=bar PATH=/nowhere LD_PRELOAD=/tmp/x.so USER=root HOME=/root SSH_ORIGINAL_COMMAND=forged COVE_AGENT_TOKEN=x NODE_OPTIONS=--inspect LC_ALL=C';
+    const names = ['FOO', 'PATH', 'LD_PRELOAD', 'USER', 'HOME', 'SSH_ORIGINAL_COMMAND', 'COVE_AGENT_TOKEN', 'NODE_OPTIONS', 'LC_ALL'];
+    const command = `${names.map((n) => `echo "\${${n}}"`).join('; ')}; env; cat /proc/*/environ /proc/*/cmdline 2>/dev/null | tr '\\0' '\\n'`;
+    const r = await ssh(token, command, ['-o', `SetEnv=${sent}`]);
+    const lines = r.stdout.split('\n');
+    const got = Object.fromEntries(names.map((n, i) => [n, lines[i]]));
+    expect(got).toMatchObject({ FOO: 'bar', LD_PRELOAD: '', USER: 'cove', HOME: '/home/cove', COVE_AGENT_TOKEN: '', NODE_OPTIONS: '', LC_ALL: 'C' });
+    expect(got.PATH).not.toBe('/nowhere');
+    // Set by the session itself: the command as the client sent it.
+    expect(got.SSH_ORIGINAL_COMMAND).toBe(command);
+    expect(r.stdout).not.toContain(token);
+  });
+
+  it('reports a process ended by a signal SSH has no name for as 128 + its number, as a shell would', async () => {
+    expect((await ssh(token, 'kill -BUS $$')).code).toBe(128 + os.constants.signals.SIGBUS);
+  });
+
   it('runs an interactive shell in a terminal that follows window resizes', async () => {
     const sock = `cove-ssh-${process.pid}`;
     const tmux = (...args: string[]) => execFileSync('tmux', ['-L', sock, ...args], { encoding: 'utf8' });

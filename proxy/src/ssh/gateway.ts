@@ -1,13 +1,17 @@
 import { createRequire } from 'node:module';
-import type net from 'node:net';
+import net from 'node:net';
 import type { Logger } from 'pino';
 import type * as Ssh2 from 'ssh2';
-import { FRAME, FrameDecoder, frameHeader, jsonFrame, SshExit, SshFailure, SshListenEvent, SshSignal, type FrameType, type SshSessionStart } from '../../../wire/ssh';
+import { guard, unexpected } from '../../../lib/guard';
 import type { SandboxService } from '../sandboxes/service';
 import type { SshAccess, SshGrant } from './access';
 import { openAgentTunnel, type AgentEndpoint } from './agent-link';
 import { createLoginBackoff } from './backoff';
+import { MAX_SESSIONS, type SshConnection } from './connection';
+import { wireOf } from './flow';
+import { createForwards, openDirect } from './forward';
 import { loadOrCreateHostKey } from './host-key';
+import { bridgeSession } from './session';
 
 /**
  * ssh2, loaded at run time from node_modules rather than bundled: its optional native crypto binding (the fast
@@ -15,10 +19,9 @@ import { loadOrCreateHostKey } from './host-key';
  */
 const loadSsh2 = () => createRequire(import.meta.url)('ssh2') as typeof Ssh2;
 
-/** A login must complete within this time, or the connection is dropped. */
+/** A connection must have logged in this long after it was accepted, or it is dropped. */
 const LOGIN_TIMEOUT_MS = 60_000;
 const KEEPALIVE_MS = 30_000;
-const STREAM_TYPES: ReadonlySet<number> = new Set([FRAME.stdout, FRAME.stderr]);
 /** USERAUTH_BANNER (RFC 4252 §5.4). */
 const MSG_USERAUTH_BANNER = 53;
 
@@ -39,15 +42,6 @@ export interface SshGateway {
   close(): Promise<void>;
 }
 
-/** One authenticated client connection. */
-interface Conn {
-  client: Ssh2.Connection;
-  grant: SshGrant;
-  sessions: Set<Ssh2.ServerChannel>;
-  /** Every tunnel opened for this connection: they all close with it, even one still waiting for its channel. */
-  tunnels: Set<net.Socket>;
-}
-
 /**
  * The SSH gateway: `ssh TOKEN@host -p PORT`. The user name is an SSH access token and is the only credential; any
  * authentication method is accepted with a valid one. The gateway terminates the client's SSH and maps each channel
@@ -59,8 +53,11 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
   const { log, access, sandboxes } = opts;
   const hostKey = loadOrCreateHostKey(opts.dataDir, ssh2);
   const backoff = createLoginBackoff();
-  const byToken = new Map<string, Set<Conn>>();
+  const byToken = new Map<string, Set<SshConnection>>();
   const clients = new Set<Ssh2.Connection>();
+  /** Sockets not logged in yet, by remote address and port: each is dropped LOGIN_TIMEOUT_MS after it was accepted. */
+  const loginTimers = new Map<string, NodeJS.Timeout>();
+  const peer = (address: string | undefined, port: number | undefined) => `${address}|${port}`;
 
   /** The sandbox's agent if it is started, else a sentence saying why not. */
   function agentOf(sandboxId: string): AgentEndpoint | string {
@@ -73,361 +70,232 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
     return { ip: record.ip, agentToken: record.agentToken };
   }
 
-  const unsubscribe = access.onRevoked((ids) => {
-    for (const id of ids) {
-      for (const conn of byToken.get(id) ?? []) {
-        // Each session is told and closed as a channel first (exit status 255, as ssh reports a lost connection):
-        // OpenSSH prints a channel's output only when it gets to it, and exits at once on a disconnect that
-        // arrives in the same read, losing the message. The connection itself ends a moment later.
-        for (const ch of conn.sessions) {
-          ch.stderr.write('\r\ncove: this SSH access token was revoked; the connection is closed.\r\n');
-          ch.exit(255);
-          ch.end();
+  // Called from inside the revoke API call: each connection is told inside its own boundary, so one that fails
+  // neither fails the API call nor keeps the others open.
+  const unsubscribe = access.onRevoked(
+    guard(
+      'ssh revocation',
+      (ids: string[]) => {
+        for (const id of ids) {
+          for (const c of byToken.get(id) ?? []) {
+            guard(
+              'ssh revocation: connection',
+              () => {
+                // Each session is told and closed as a channel first (exit status 255, as ssh reports a lost
+                // connection): OpenSSH prints a channel's output only when it gets to it, and exits at once on a
+                // disconnect that arrives in the same read, losing the message. The connection ends a moment later.
+                for (const ch of c.sessions) {
+                  ch.stderr.write('\r\ncove: this SSH access token was revoked; the connection is closed.\r\n');
+                  ch.exit(255);
+                  ch.end();
+                }
+                c.log.info('ssh connection closed: token revoked');
+                setTimeout(guard('ssh revocation: end', () => c.end(), () => c.wire.destroy()), 500).unref();
+              },
+              () => c.wire.destroy(),
+            )();
+          }
         }
-        log.info({ sandboxId: conn.grant.sandboxId, tokenId: id }, 'ssh connection closed: token revoked');
-        setTimeout(() => conn.client.end(), 500).unref();
-      }
-    }
-  });
+      },
+      () => {},
+    ),
+  );
 
-  const server = new ssh2.Server({ hostKeys: [hostKey], ident: 'Cove', keepaliveInterval: KEEPALIVE_MS, keepaliveCountMax: 4 }, (client, info) => {
+  const server = new ssh2.Server({ hostKeys: [hostKey], ident: 'Cove', keepaliveInterval: KEEPALIVE_MS, keepaliveCountMax: 4 });
+  server.on(
+    'connection',
+    guard('ssh connection', (client: Ssh2.Connection, info: Ssh2.ClientInfo) => onConnection(client, info), (_error, client) => client.end()),
+  );
+
+  function onConnection(client: Ssh2.Connection, info: Ssh2.ClientInfo): void {
+    // First: from here on ssh2 reports a malformed packet (or anything a handler throws inside its parser) as an
+    // 'error' on the client, and an 'error' without a listener would end the process.
+    client.on('error', (err: Error) => log.debug({ ip: info.ip, err: err?.message }, 'ssh client error'));
     clients.add(client);
-    const address = info.ip;
-    let conn: Conn | undefined;
+    const address = info.ip ?? 'unknown';
+    let grant: SshGrant | undefined;
     let refused = false;
-    const loginTimer = setTimeout(() => client.end(), LOGIN_TIMEOUT_MS);
-    client.on('error', (err) => log.debug({ ip: address, err: err.message }, 'ssh client error'));
-    client.on('close', () => {
-      clearTimeout(loginTimer);
-      clients.delete(client);
-      if (conn) {
-        byToken.get(conn.grant.id)?.delete(conn);
-        for (const socket of conn.tunnels) socket.destroy();
-      }
+    let c: SshConnection | undefined;
+    let forwards: ReturnType<typeof createForwards> | undefined;
+    const wire = wireOf(client, (err) => {
+      unexpected(err, 'ssh drain');
+      wire.destroy();
     });
-
-    client.on('authentication', (ctx) => {
-      if (refused) return ctx.reject([]);
-      // Every answer waits while the address is in backoff, valid tokens included: timing tells nothing.
-      setTimeout(() => {
-        const checked = access.check(ctx.username);
-        if (!('grant' in checked)) {
-          backoff.fail(address);
-          refused = true;
-          log.info({ ip: address, reason: checked.reason }, 'ssh login refused');
-          const why = { unknown: 'is not valid', expired: 'has expired', revoked: 'was revoked' }[checked.reason];
-          sendBanner(client, `Cove: this SSH access token ${why}. Create a new one (sandbox.createSshAccess(), or POST /api/sandbox/{id}/ssh-access) and use it as the user name.`);
-          // No further methods are offered: with the token as user name, no other credential could help.
-          return ctx.reject([]);
-        }
-        const agent = agentOf(checked.grant.sandboxId);
-        if (typeof agent === 'string') {
-          refused = true;
-          log.info({ ip: address, sandboxId: checked.grant.sandboxId }, 'ssh login refused: sandbox not started');
-          sendBanner(client, `Cove: ${agent}`);
-          return ctx.reject([]);
-        }
-        conn = { client, grant: checked.grant, sessions: new Set(), tunnels: new Set() };
-        let set = byToken.get(checked.grant.id);
-        if (!set) byToken.set(checked.grant.id, (set = new Set()));
-        set.add(conn);
-        ctx.accept();
-      }, backoff.delayMs(address));
-    });
-
-    client.on('ready', () => {
-      clearTimeout(loginTimer);
-      const c = conn!;
-      log.info({ ip: address, sandboxId: c.grant.sandboxId, tokenId: c.grant.id }, 'ssh login');
-      const clientAddress = { address, port: info.port };
-      /** Opens a tunnel that lives no longer than this connection. */
-      const tunnel = (agent: AgentEndpoint, where: string) =>
-        openAgentTunnel(agent, where).then((socket) => {
-          if (!clients.has(client)) {
-            socket.destroy();
-            throw new Error('the client has gone');
-          }
-          c.tunnels.add(socket);
-          socket.once('close', () => c.tunnels.delete(socket));
-          return socket;
-        });
-      /** The sandbox for a new channel: token not expired since login, sandbox still started. */
-      const target = (): AgentEndpoint | string =>
-        c.grant.expiresAt <= new Date().toISOString() ? 'Cove: this SSH access token has expired.' : agentOf(c.grant.sandboxId);
-
-      client.on('session', (acceptSession) => {
-        const session = acceptSession();
-        bridgeSession(session, c, target, clientAddress, tunnel);
-      });
-
-      client.on('tcpip', (accept, reject, info) => {
-        const agent = target();
-        if (typeof agent === 'string') return reject();
-        tunnel(agent, `/ssh/connect?host=${encodeURIComponent(info.destIP)}&port=${info.destPort}`).then(
-          (socket) => {
-            const channel = accept();
-            pipeChannel(channel, socket);
-          },
-          (err: Error) => {
-            log.debug({ sandboxId: c.grant.sandboxId, err: err.message }, 'ssh direct-tcpip failed');
-            reject();
-          },
-        );
-      });
-
-      const forwards = new Map<string, net.Socket>();
-      client.on('request', (accept, reject, name, info) => {
-        if (name === 'tcpip-forward') {
-          const agent = target();
-          if (typeof agent === 'string') return reject?.();
-          const bind = info as Ssh2.TcpipBindInfo;
-          tunnel(agent, `/ssh/listen?address=${encodeURIComponent(bind.bindAddr)}&port=${bind.bindPort}`).then(
-            (socket) => listenForward(socket, bind, agent, c, forwards, accept, tunnel),
-            (err: Error) => {
-              log.debug({ sandboxId: c.grant.sandboxId, err: err.message }, 'ssh tcpip-forward failed');
-              reject?.();
-            },
-          );
-        } else if (name === 'cancel-tcpip-forward') {
-          const bind = info as Ssh2.TcpipBindInfo;
-          const socket = forwards.get(`${bind.bindAddr}:${bind.bindPort}`);
-          if (!socket) return reject?.();
-          socket.destroy();
-          accept?.();
-        } else reject?.();
-      });
-      client.once('close', () => {
-        for (const socket of forwards.values()) socket.destroy();
-      });
-    });
-  });
-
-  /** Reads a listen tunnel's events: answers the forward request, then opens a forwarded-tcpip channel per connection. */
-  function listenForward(
-    socket: net.Socket,
-    bind: Ssh2.TcpipBindInfo,
-    agent: AgentEndpoint,
-    c: Conn,
-    forwards: Map<string, net.Socket>,
-    accept: ((port?: number) => void) | undefined,
-    tunnel: (agent: AgentEndpoint, where: string) => Promise<net.Socket>,
-  ): void {
-    let buffered = '';
-    let boundPort = bind.bindPort;
-    socket.setEncoding('utf8');
-    socket.on('data', (text: string) => {
-      buffered += text;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        let event: SshListenEvent;
-        try {
-          event = SshListenEvent.parse(JSON.parse(line));
-        } catch {
-          socket.destroy();
-          return;
-        }
-        if (event.type === 'listening') {
-          boundPort = event.port;
-          // OpenSSH cancels with the port it asked for (0 included) or the one it got: either finds the listener.
-          forwards.set(`${bind.bindAddr}:${bind.bindPort}`, socket);
-          forwards.set(`${bind.bindAddr}:${boundPort}`, socket);
-          accept?.(boundPort);
-          continue;
-        }
-        const { id, remoteAddress, remotePort } = event;
-        tunnel(agent, `/ssh/accept/${encodeURIComponent(id)}`).then(
-          (conn) => {
-            c.client.forwardOut(bind.bindAddr, boundPort, remoteAddress, remotePort, (err, channel) => {
-              if (err) return conn.destroy();
-              pipeChannel(channel, conn);
-            });
-          },
-          () => {},
-        );
-      }
-    });
-    socket.on('error', () => {});
-    socket.once('close', () => {
-      if (forwards.get(`${bind.bindAddr}:${bind.bindPort}`) === socket) forwards.delete(`${bind.bindAddr}:${bind.bindPort}`);
-      if (forwards.get(`${bind.bindAddr}:${boundPort}`) === socket) forwards.delete(`${bind.bindAddr}:${boundPort}`);
-    });
-    socket.resume();
-  }
-
-  /**
-   * One session channel. pty-req, env and window-change are remembered until shell/exec/subsystem starts the session
-   * in the sandbox; after that, stdin, EOF, resizes and signals go to it, and its output and exit status come back.
-   */
-  function bridgeSession(
-    session: Ssh2.Session,
-    c: Conn,
-    target: () => AgentEndpoint | string,
-    client: { address: string; port: number },
-    tunnel: (agent: AgentEndpoint, where: string) => Promise<net.Socket>,
-  ): void {
-    let pty: { term: string; cols: number; rows: number } | undefined;
-    const env: Record<string, string> = {};
-    let link: net.Socket | undefined;
-    let started = false;
-
-    const sendFrame = (type: FrameType, data: Buffer) => {
-      if (!link?.writable) return true;
-      link.cork();
-      link.write(frameHeader(type, data.length));
-      const ok = link.write(data);
-      link.uncork();
-      return ok;
+    const end = () => {
+      // A client that does not read would hold the socket (and what is queued for it) open: it goes anyway.
+      setTimeout(() => wire.destroy(), 2_000).unref();
+      client.end();
     };
+    const fail = () => end();
 
-    session.on('pty', (accept, reject, info) => {
-      pty = { term: info.term || 'xterm-256color', cols: Math.max(1, info.cols || 80), rows: Math.max(1, info.rows || 24) };
-      accept?.();
-    });
-    session.on('window-change', (accept, reject, info) => {
-      if (pty) {
-        pty.cols = Math.max(1, info.cols);
-        pty.rows = Math.max(1, info.rows);
-        if (link) sendFrame(FRAME.resize, Buffer.from(JSON.stringify({ cols: pty.cols, rows: pty.rows })));
+    client.on(
+      'close',
+      guard(
+        'ssh close',
+        () => {
+          clients.delete(client);
+          if (!c) return;
+          byToken.get(c.grant.id)?.delete(c);
+          if (byToken.get(c.grant.id)?.size === 0) byToken.delete(c.grant.id);
+          for (const socket of c.tunnels) socket.destroy();
+          forwards?.close();
+        },
+        () => {},
+      ),
+    );
+
+    client.on(
+      'authentication',
+      guard(
+        'ssh authentication',
+        (ctx: Ssh2.AuthContext) => {
+          if (refused) return ctx.reject([]);
+          // Every answer waits while the address is in backoff, valid tokens included: timing tells nothing.
+          setTimeout(guard('ssh authentication: answer', () => answer(ctx), (_error) => (ctx.reject([]), fail())), backoff.delayMs(address));
+        },
+        (_error, ctx) => (ctx.reject([]), fail()),
+      ),
+    );
+
+    function answer(ctx: Ssh2.AuthContext): void {
+      // The client went away while its answer waited: nothing to answer, and no connection to register.
+      if (!clients.has(client)) return;
+      const checked = access.check(typeof ctx.username === 'string' ? ctx.username : '');
+      if (!('grant' in checked)) {
+        backoff.fail(address);
+        refused = true;
+        log.info({ ip: address, reason: checked.reason }, 'ssh login refused');
+        const why = { unknown: 'is not valid', expired: 'has expired', revoked: 'was revoked' }[checked.reason];
+        sendBanner(client, `Cove: this SSH access token ${why}. Create a new one (sandbox.createSshAccess(), or POST /api/sandbox/{id}/ssh-access) and use it as the user name.`);
+        // No further methods are offered: with the token as user name, no other credential could help.
+        return ctx.reject([]);
       }
-      accept?.();
-    });
-    session.on('env', (accept, reject, info) => {
-      // Any name a shell could hold; values are the user's own business in their own sandbox.
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(info.key) || info.val.includes('\0')) return reject?.();
-      env[info.key] = info.val;
-      accept?.();
-    });
-    session.on('signal', (accept, reject, info) => {
-      const parsed = SshSignal.safeParse({ signal: info.name });
-      if (!parsed.success || !link) return reject?.();
-      sendFrame(FRAME.signal, Buffer.from(JSON.stringify(parsed.data)));
-      accept?.();
-    });
-    session.on('shell', (accept, reject) => start({ kind: 'shell' }, accept, reject));
-    session.on('exec', (accept, reject, info) => start({ kind: 'exec', command: info.command }, accept, reject));
-    session.on('subsystem', (accept, reject, info) => {
-      if (info.name !== 'sftp') return reject?.();
-      start({ kind: 'sftp' }, accept, reject);
-    });
-
-    function start(what: Pick<SshSessionStart, 'kind' | 'command'>, accept: (() => Ssh2.ServerChannel) | undefined, reject: (() => void) | undefined): void {
-      if (started || !accept) return reject?.();
-      started = true;
-      const channel = accept();
-      c.sessions.add(channel);
-      channel.once('close', () => c.sessions.delete(channel));
-      // Input waits in the channel (and the client's window) until the sandbox side is ready.
-      channel.pause();
-      const giveUp = (message: string) => {
-        channel.stderr.write(`${message}\r\n`);
-        channel.exit(255);
-        channel.end();
-      };
-      const agent = target();
-      if (typeof agent === 'string') return giveUp(agent);
-      tunnel(agent, '/ssh/session').then(
-        (socket) => {
-          link = socket;
-          wire(channel, socket, { ...what, pty: what.kind === 'sftp' ? undefined : pty, env, client });
-        },
-        (err: Error) => giveUp(`cove: could not reach the sandbox: ${err.message}`),
-      );
+      const agent = agentOf(checked.grant.sandboxId);
+      if (typeof agent === 'string') {
+        refused = true;
+        log.info({ ip: address, sandboxId: checked.grant.sandboxId }, 'ssh login refused: sandbox not started');
+        sendBanner(client, `Cove: ${agent}`);
+        return ctx.reject([]);
+      }
+      grant = checked.grant;
+      ctx.accept();
     }
 
-    function wire(channel: Ssh2.ServerChannel, socket: net.Socket, req: SshSessionStart): void {
-      let exited = false;
-      sendFrame(FRAME.start, Buffer.from(JSON.stringify(req)));
-      const decoder = new FrameDecoder(
-        STREAM_TYPES,
-        (type, chunk) => {
-          const out = type === FRAME.stdout ? channel : channel.stderr;
-          if (!out.write(chunk)) {
-            // The client reads slower than the sandbox writes: stop reading the tunnel (the agent pauses the process).
-            socket.pause();
-            out.once('drain', () => socket.resume());
-          }
+    client.on(
+      'ready',
+      guard(
+        'ssh ready',
+        () => {
+          clearTimeout(loginTimers.get(peer(info.ip, info.port)));
+          loginTimers.delete(peer(info.ip, info.port));
+          if (!grant || !clients.has(client)) return end();
+          const g = grant;
+          const conn: SshConnection = {
+            client,
+            grant: g,
+            log: log.child({ sandboxId: g.sandboxId, tokenId: g.id }),
+            wire,
+            clientAddress: { address, port: info.port ?? 0 },
+            sessions: new Set(),
+            tunnels: new Set(),
+            open: { sessions: 0, channels: 0, listeners: 0 },
+            target: () => (g.expiresAt <= new Date().toISOString() ? 'Cove: this SSH access token has expired.' : agentOf(g.sandboxId)),
+            tunnel: (agent, where) =>
+              openAgentTunnel(agent, where).then((socket) => {
+                if (!clients.has(client)) {
+                  socket.destroy();
+                  throw new Error('the client has gone');
+                }
+                conn.tunnels.add(socket);
+                socket.once('close', () => conn.tunnels.delete(socket));
+                return socket;
+              }),
+            end,
+          };
+          c = conn;
+          let set = byToken.get(g.id);
+          if (!set) byToken.set(g.id, (set = new Set()));
+          set.add(conn);
+          conn.log.info({ ip: address }, 'ssh login');
+          const fw = (forwards = createForwards(conn));
+
+          client.on(
+            'session',
+            guard(
+              'ssh session',
+              (accept: () => Ssh2.Session, reject: () => void) => {
+                if (conn.open.sessions >= MAX_SESSIONS) return reject();
+                const session = accept();
+                if (session) bridgeSession(session, conn);
+              },
+              (_error, _accept, reject) => (reject(), fail()),
+            ),
+          );
+          client.on(
+            'tcpip',
+            guard(
+              'ssh direct-tcpip',
+              (accept: () => Ssh2.ServerChannel, reject: () => void, info: unknown) => openDirect(conn, accept, reject, info),
+              (_error, _accept, reject) => (reject(), fail()),
+            ),
+          );
+          client.on(
+            'request',
+            guard(
+              'ssh global request',
+              (accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, name: string, info: unknown) => {
+                if (name === 'tcpip-forward') fw.listen(accept, reject, info);
+                else if (name === 'cancel-tcpip-forward') fw.cancel(accept, reject, info);
+                else reject?.();
+              },
+              (_error, _accept, reject) => (reject?.(), fail()),
+            ),
+          );
         },
-        (type, payload) => {
-          const json = JSON.parse(payload.toString());
-          if (type === FRAME.exit) {
-            exited = true;
-            const exit = SshExit.parse(json);
-            if ('code' in exit) channel.exit(exit.code);
-            else channel.exit(exit.signal, exit.coreDumped, '');
-            channel.end();
-          } else if (type === FRAME.failure) {
-            exited = true;
-            channel.stderr.write(`cove: ${SshFailure.parse(json).message}\r\n`);
-            channel.exit(255);
-            channel.end();
-          }
-        },
-      );
-      socket.on('data', (chunk: Buffer) => {
-        try {
-          decoder.push(chunk);
-        } catch (err) {
-          log.warn({ err: (err as Error).message }, 'ssh: bad frame from the agent');
-          socket.destroy();
-        }
-      });
-      socket.on('error', () => {});
-      socket.once('close', () => {
-        if (exited) return;
-        exited = true;
-        channel.stderr.write('\r\ncove: the connection to the sandbox was lost (stopped or deleted?)\r\n');
-        channel.exit(255);
-        channel.end();
-      });
-      channel.on('data', (chunk: Buffer) => {
-        if (!sendFrame(FRAME.stdin, chunk)) {
-          channel.pause();
-          socket.once('drain', () => channel.resume());
-        }
-      });
-      channel.once('end', () => sendFrame(FRAME.stdinEof, Buffer.alloc(0)));
-      // The client closed the channel (or the connection ended): the sandbox side hangs up.
-      channel.once('close', () => setImmediate(() => socket.destroy()));
-      channel.resume();
-      socket.resume();
-    }
+        fail,
+      ),
+    );
   }
 
+  // The gateway's own listener hands each socket to ssh2 (injectSocket), so every connection is bounded from its
+  // first byte: one that has not logged in LOGIN_TIMEOUT_MS after it was accepted (no ident line, a stalled key
+  // exchange, no login) is dropped.
+  const listener = net.createServer(
+    guard(
+      'ssh accept',
+      (socket: net.Socket) => {
+        socket.on('error', () => {});
+        const key = peer(socket.remoteAddress, socket.remotePort);
+        const timer = setTimeout(() => socket.destroy(), LOGIN_TIMEOUT_MS);
+        loginTimers.set(key, timer);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          if (loginTimers.get(key) === timer) loginTimers.delete(key);
+        });
+        server.injectSocket(socket);
+      },
+      (_error, socket) => socket.destroy(),
+    ),
+  );
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
+    listener.once('error', reject);
+    listener.listen(opts.port, opts.host, () => {
+      listener.off('error', reject);
       resolve();
     });
   });
+  listener.on('error', (err: Error) => log.error({ err: err.message }, 'ssh gateway error'));
   server.on('error', (err: Error) => log.error({ err: err.message }, 'ssh gateway error'));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = (listener.address() as net.AddressInfo).port;
 
   return {
     port,
     async close() {
       unsubscribe();
       for (const client of clients) client.end();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
     },
   };
-}
-
-/** Raw bytes both ways between an SSH channel and a tunnel, with backpressure (pipe) and half-close. */
-function pipeChannel(channel: Ssh2.Channel | Ssh2.ServerChannel, socket: net.Socket): void {
-  socket.pipe(channel);
-  channel.pipe(socket);
-  const close = () => {
-    socket.destroy();
-    channel.destroy();
-  };
-  socket.on('error', close);
-  channel.on('error', close);
-  socket.once('close', () => channel.end());
-  channel.once('close', () => socket.destroy());
-  socket.resume();
 }
 
 /**
