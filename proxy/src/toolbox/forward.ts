@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { guard } from '../../../lib/guard';
 import { CoveError, toCoveError } from '../../../lib/http/errors';
 import { rejectSocket } from '../../../lib/http/node';
 import { requestHead, splice } from '../../../lib/net/splice';
@@ -53,14 +54,17 @@ export function createToolboxForwarder() {
     request(req: IncomingMessage, res: ServerResponse, target: AgentTarget, path: string): void {
       const upstream = http.request(
         { host: target.ip, port: AGENT_PORT, method: req.method, path, headers: forwardedHeaders(req, target), agent },
-        (answer) => {
-          const headers: http.OutgoingHttpHeaders = {};
-          for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name) || name === 'transfer-encoding') headers[name] = value;
-          delete headers['transfer-encoding'];
-          res.writeHead(answer.statusCode ?? 502, headers);
-          answer.pipe(res);
-          answer.on('error', () => res.destroy());
-        },
+        guard(
+          'toolbox response',
+          (answer: IncomingMessage) => {
+            const headers: http.OutgoingHttpHeaders = {};
+            for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name)) headers[name] = value;
+            res.writeHead(answer.statusCode ?? 502, headers);
+            answer.pipe(res);
+            answer.on('error', () => res.destroy());
+          },
+          (error) => fail(res, error),
+        ),
       );
       upstream.on('error', (err) => fail(res, err));
       // A caller that goes away aborts the forwarded request; the agent keeps running what it started.
@@ -79,10 +83,20 @@ export function createToolboxForwarder() {
       headers.upgrade = req.headers.upgrade ?? 'websocket';
       // Until the two are spliced, a caller that leaves must still end the upstream connection.
       socket.once('close', () => upstream.destroy());
-      upstream.once('connect', () => {
-        upstream.write(requestHead(req.method ?? 'GET', path, headers));
-        splice(socket, upstream, head);
-      });
+      upstream.once(
+        'connect',
+        guard(
+          'toolbox upgrade',
+          () => {
+            upstream.write(requestHead(req.method ?? 'GET', path, headers));
+            splice(socket, upstream, head);
+          },
+          (error) => {
+            upstream.destroy();
+            rejectSocket(socket, error, ERROR_SOURCE.proxy);
+          },
+        ),
+      );
       upstream.once('error', (err) => {
         if (upstream.bytesRead === 0) rejectSocket(socket, toCoveError(new CoveError('AGENT_UNREACHABLE', 'The sandbox agent did not answer', err.message)), ERROR_SOURCE.proxy);
         else socket.destroy();
