@@ -133,7 +133,7 @@ const createBody = fc.oneof(
     memory: fc.oneof(fc.constant(-4), fc.constant('a'), fc.constant(1e12)),
   }),
   fc.record({ image: fc.oneof(fc.integer(), fc.constant(''), fc.constant('no such image:ever'), fc.constant('a'.repeat(300))) }),
-  fc.record({ env: fc.oneof(fc.array(fc.string()), fc.constant('x'), fc.dictionary(fc.string(), fc.integer())) }),
+  fc.record({ env: fc.oneof(fc.array(fc.string()), fc.constant("x"), fc.dictionary(fc.string(), fc.integer(), { minKeys: 1 })) }),
   fc.record({ labels: fc.oneof(fc.array(fc.string()), fc.constant(5)) }),
   fc.record({ user: fc.oneof(fc.constant('root;rm -rf /'), fc.constant(''), fc.integer()) }),
   fc.record({ name: fc.oneof(fc.integer(), fc.constant('a'.repeat(1000)), fc.constant('bad/name')), image: fc.constant(0) }),
@@ -163,11 +163,16 @@ describe('control API', () => {
             if (auth === 'admin') headers.Authorization = `Bearer ${cove.apiKey}`;
             if (auth === 'garbage') headers.Authorization = 'Bearer cove_not_a_key';
             if (contentType) headers['Content-Type'] = contentType;
-            const res = await fetch(`${cove.apiUrl}${path}${qs ? `?${qs}` : ''}`, {
-              method: route.method,
-              headers,
-              body: route.method === 'GET' ? undefined : body,
-            });
+            const url = `${cove.apiUrl}${path}${qs ? `?${qs}` : ''}`;
+            let res: Response;
+            try {
+              res = await fetch(url, { method: route.method, headers, body: route.method === 'GET' ? undefined : body });
+            } catch (err) {
+              // A head near Node's 16 KiB limit is answered 431 and closed while fetch still sends the body: fetch
+              // reports the close instead of the answer. Anything shorter must be answered.
+              if (url.length > 12_000) return;
+              throw err;
+            }
             const text = await res.text();
             if (res.ok && route.method === 'POST' && route.path === '/sandbox') {
               created.push(JSON.parse(text).id);
