@@ -142,12 +142,7 @@ export function createRelay(opts: RelayOptions) {
 
     /** Sends what is relayed so far, then ends the client connection and drops the app's. */
     private endClient(): void {
-      if (this.closed) return;
-      this.flushToUser();
-      this.closed = true;
-      clearTimeout(this.headTimer);
-      live.delete(this);
-      this.upstream?.destroy();
+      if (!this.finish()) return;
       this.client.end();
       // A client that never reads its answer does not keep the socket.
       setTimeout(() => this.client.destroy(), 5_000).unref();
@@ -478,20 +473,29 @@ export function createRelay(opts: RelayOptions) {
       if (this.inFlight.length === 0 && this.responses.atHead) this.finishHandOff();
     }
 
-    private finishHandOff(): void {
-      if (this.closed) return;
-      // What is relayed of the last response goes out before the HTTP server writes anything.
+    /**
+     * Stops relaying: what is relayed so far goes out, the app's connection is dropped, and the client socket is left
+     * to the caller. False when the connection had already finished.
+     */
+    private finish(): boolean {
+      if (this.closed) return false;
       this.flushToUser();
       this.closed = true;
       clearTimeout(this.headTimer);
       live.delete(this);
+      this.upstream?.destroy();
+      return true;
+    }
+
+    private finishHandOff(): void {
+      // What is relayed of the last response goes out before the HTTP server writes anything.
+      if (!this.finish()) return;
       const { client } = this;
       client.off('data', this.onClientData);
       client.off('end', this.onClientEnd);
       client.off('error', this.onClose);
       client.off('close', this.onClose);
       client.setTimeout(0);
-      this.upstream?.destroy();
       const rest = this.requests.rest();
       if (rest.length) client.unshift(rest);
       opts.handOff(client);
