@@ -658,6 +658,17 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('fragments' as const), parts: fc.array(fc.string({ maxLength: 8 }), { minLength: 2, maxLength: 4 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('close' as const), code: fc.constantFrom(1000, 1001, 1003, 3000, 4000, 4999), reason: fc.string({ maxLength: 30 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('violation' as const), which: fc.nat({ max: 8 }), data: fc.uint8Array({ maxLength: 40 }) }) },
+  // Terminal control sequences with huge counts (a terminal echoes them into the agent's screen emulator).
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({
+        prefix: fc.constantFrom('', '?', '>'),
+        count: fc.constantFrom(0, 1, 999, 65535, 2000000000, 2147483647),
+        final: fc.constantFrom(...'@ABCDEFGHIJKLMPSTXZ`abdefghlmnrstq'.split('')),
+      })
+      .map(({ prefix, count, final }) => ({ kind: 'text' as const, data: `x\x1b[${prefix}${count}${final}\n` })),
+  },
 );
 
 /** A masked client frame with any header bits. */
@@ -1371,6 +1382,25 @@ describe('regressions', () => {
     const watch = await runChannel(`/files/watch?path=reg&initial=true&ignore=${encodeURIComponent(`${'{*,*}'.repeat(20)}x`)}`, [], [{ kind: 'text', data: 'x' }]);
     expect(watch.opened).toBe(true);
     expect(Date.now() - started).toBeLessThan(10_000);
+    await checkAgent(from);
+  });
+
+  it('a program printing control sequences with huge counts does not freeze the agent (its screen emulator)', async () => {
+    const from = since();
+    expect((await json('POST', '/process/pty', { id: 'fz-counts' })).status).toBe(201);
+    const pid: number = (await json('GET', '/process/pty/fz-counts')).json.processId;
+    const sequences = ['x\x1b[2000000000b', '\x1b[2000000000S', '\x1b[2000000000T', '\x1b[2000000000L', '\x1b[2000000000M', '\x1b[2000000000I', '\x1b[2000000000Z'];
+    await runChannel('/process/pty/fz-counts/connect', [], [], async (ws) => {
+      ws.send('exec cat\n');
+      await waitFor(() => readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'cat', 30_000, 'the shell to become cat');
+      // cat writes each line back: the agent's emulator parses it.
+      ws.send(`${sequences.join('\n')}\n`);
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      expect((await request('GET', '/version', auth(), undefined, 5000)).status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(2000);
+    });
+    expect((await json('DELETE', '/process/pty/fz-counts')).status).toBe(204);
     await checkAgent(from);
   });
 

@@ -1,5 +1,6 @@
 import type * as Headless from '@xterm/headless';
 import type * as Serialize from '@xterm/addon-serialize';
+import { createCountClamp } from './clamp';
 
 /**
  * The emulator (a few hundred KiB of code) is loaded with the first terminal, not at start: most agents never open
@@ -60,15 +61,22 @@ export function createScreen(cols: number, rows: number): Screen {
     return false;
   });
   const extraModes = () => (extra.sgrMouse ? '\x1b[?1006h' : '') + (extra.cursorHidden ? '\x1b[?25l' : '');
+  // The largest size the screen has had: a resize reaches the emulator after the output before it, so counts are cut
+  // to a size it may still have.
+  const largest = { cols, rows };
+  const clamp = createCountClamp(() => largest);
   let written = false;
   let disposed = false;
   return {
-    write(data, parsed) {
+    write(bytes, parsed) {
+      const data = disposed ? bytes : clamp(bytes);
       if (disposed || data.length === 0) return parsed && queueMicrotask(parsed);
       written = true;
       term.write(data, parsed);
     },
     resize(c, r) {
+      largest.cols = Math.max(largest.cols, c);
+      largest.rows = Math.max(largest.rows, r);
       // Through the write queue, so output that arrived before the resize is still laid out at the old size.
       if (!disposed) term.write('', () => term.resize(c, r));
     },
