@@ -14,13 +14,30 @@ export function errorResponse(error: CoveError, source: string, status = error.s
   );
 }
 
-/** Writes a complete JSON error response on a raw socket (before or instead of a WebSocket upgrade) and ends it. */
-export function rejectSocket(socket: Duplex, error: CoveError, source: string, status?: number): void {
+/** How long a connection we ended may linger, so the client reads our last answer before the socket is closed. */
+const LINGER_MS = 2_000;
+
+/**
+ * Ends a connection after `last` (a final answer): what the client still sends is read and dropped (closing with
+ * unread data would reset the connection and could lose the answer), and the socket closes when the client closes
+ * its side or is destroyed after a short linger, whichever comes first. Holds nothing but the socket meanwhile.
+ */
+export function endSoon(socket: Duplex, last?: Buffer): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
-  socket.end(errorResponse(error, source, status));
+  socket.end(last);
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  // When the client ends its side too, the socket closes by itself (no half-open sockets here).
+  socket.once('close', () => clearTimeout(timer));
+}
+
+/** Writes a complete JSON error response on a raw socket (before or instead of a WebSocket upgrade) and ends it. */
+export function rejectSocket(socket: Duplex, error: CoveError, source: string, status?: number): void {
+  endSoon(socket, errorResponse(error, source, status));
 }
 
 /** Malformed requests and oversized headers get a JSON status instead of a silent close. */
@@ -41,6 +58,7 @@ export function closeUnreadBodies(server: Server): void {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     res.once('finish', () => {
       if (req.complete) return;
+      // Not endSoon(): Node keeps reading the body it dumps while the socket lingers. The answer is flushed first.
       const { socket } = req;
       socket.end();
       socket.once('finish', () => socket.destroy());

@@ -2,12 +2,17 @@ import type net from 'node:net';
 import { FramingError, Http1Framer, parseHead, requestFraming, requestLine, responseFraming, scanResponseHead, serializeHead, statusOf, type HeadLike, type MessageHead } from '../../../lib/net/http1';
 import { guard, unexpected } from '../../../lib/guard';
 import { CoveError } from '../../../lib/http/errors';
-import { errorResponse } from '../../../lib/http/node';
+import { endSoon, errorResponse } from '../../../lib/http/node';
 import { ERROR_SOURCE } from '../../../wire/errors';
 import { connectToPort } from './connect';
 import type { PreviewHandler } from './handler';
 import { parsePreviewHost } from './host';
 
+/**
+ * Pipelined requests relayed to the app before the first of them is answered; past it the client is not read. Bounds
+ * what one connection holds however fast it sends requests it never reads the answers to.
+ */
+const MAX_IN_FLIGHT = 32;
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
 /** Same as the HTTP server's keep-alive timeout: an idle relayed connection is closed after it. */
 const IDLE_MS = 65_000;
@@ -93,6 +98,8 @@ export function createRelay(opts: RelayOptions) {
     }
 
     private readonly onClientData = this.guarded((chunk: Buffer) => {
+      // What a client sends after its connection was ended is read and dropped (see endSoon).
+      if (this.closed) return;
       this.requests.feed(chunk);
       this.pumpRequests();
     });
@@ -143,9 +150,11 @@ export function createRelay(opts: RelayOptions) {
     /** Sends what is relayed so far, then ends the client connection and drops the app's. */
     private endClient(): void {
       if (!this.finish()) return;
-      this.client.end();
-      // A client that never reads its answer does not keep the socket.
-      setTimeout(() => this.client.destroy(), 5_000).unref();
+      // Nothing buffered is needed any more: a client that keeps the socket open keeps no memory of ours.
+      this.requests.rest();
+      this.responses.rest();
+      this.toApp.length = 0;
+      endSoon(this.client);
     }
 
     /** Bytes for the app and for the client, gathered while a pump runs and written when it ends. */
@@ -162,6 +171,11 @@ export function createRelay(opts: RelayOptions) {
 
     private pumpRequestsNow(): void {
       while (!this.closed && !this.handingOff && !this.connecting && !this.awaitingSwitch) {
+        if (this.inFlight.length >= MAX_IN_FLIGHT && this.requests.atHead) {
+          // Enough requests wait for their answers: the next is read once one comes back.
+          this.pauseClient();
+          return;
+        }
         let item;
         try {
           item = this.requests.next();
@@ -347,6 +361,10 @@ export function createRelay(opts: RelayOptions) {
         return true;
       }
       const request = this.inFlight.shift();
+      if (this.inFlight.length === MAX_IN_FLIGHT - 1 && this.clientPaused) {
+        this.resumeClient();
+        queueMicrotask(this.guarded(() => this.pumpRequests()));
+      }
       if (!request) {
         this.destroy();
         return false;
@@ -456,6 +474,7 @@ export function createRelay(opts: RelayOptions) {
     /** Reads from the client again, unless something still waits: a connection, an app's answer to an upgrade, drain. */
     private resumeClient(): void {
       if (!this.clientPaused || this.connecting || this.handingOff || this.awaitingSwitch || this.appFull || this.closed) return;
+      if (this.inFlight.length >= MAX_IN_FLIGHT) return;
       this.clientPaused = false;
       this.client.resume();
     }
