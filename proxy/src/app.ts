@@ -52,8 +52,8 @@ export function createApiApp(opts: ApiOptions) {
   });
   app.notFound((c) => c.json(new CoveError('NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`).toBody(ERROR_SOURCE.api), 404));
 
-  // Control API bodies are small (a create request with env and labels): 1 MiB bounds what one connection can hold.
-  const router = new Router(app, { maxJsonBody: 1024 * 1024 });
+  // Control API bodies are small (a create request with env and labels): 256 KiB bounds what one connection can hold.
+  const router = new Router(app, { maxJsonBody: 256 * 1024 });
   registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
   registerPoolRoutes(router, opts.pool);
   registerPreviewRoutes(router, { sandboxes: opts.sandboxes, tokens: opts.previewTokens, publicUrl: opts.publicUrl, domain: opts.previewDomain });
