@@ -12,15 +12,22 @@ const interval = z.number().int().min(-1).optional();
  * `POST /sandbox`, the fields Cove acts on. Unknown fields the SDK sends (target, spot, otel…) are accepted and
  * ignored; fields that ask for something Cove cannot give (GPUs, volumes) are refused by the service.
  */
+/**
+ * An image reference as Docker reads one: `[registry[:port]/]path[:tag][@digest]`, no spaces or control characters.
+ * Anything else is refused here, before any Docker call.
+ */
+export const IMAGE_REF = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const imageRef = z.string().max(255).regex(IMAGE_REF, 'an image reference such as name:tag or registry/name:tag');
+
 export const CreateSandboxRequest = z.object({
   name: z
     .string()
     .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63, starting with a letter or digit')
     .optional(),
   /** The image to run (Daytona calls images snapshots). */
-  snapshot: z.string().min(1).optional(),
+  snapshot: imageRef.optional(),
   /** Cove's own spelling of `snapshot`. */
-  image: z.string().min(1).optional(),
+  image: imageRef.optional(),
   /** What the SDK sends for `create({image: 'name'})`: a Dockerfile that is one FROM line. */
   buildInfo: z.object({ dockerfileContent: z.string().optional(), contextHashes: z.array(z.string()).optional() }).optional(),
   user: z

@@ -132,6 +132,18 @@ describe('limits', () => {
   });
 });
 
+describe('bad input to the control API', () => {
+  it('refuses an image reference Docker cannot read with 400 naming the field, before any Docker call', async () => {
+    for (const body of [{ image: 'no such image:ever' }, { snapshot: 'UPPER/case' }, { buildInfo: { dockerfileContent: 'FROM a b' } }, { buildInfo: { dockerfileContent: 'FROM bad image' } }]) {
+      const res = await cove.api('/sandbox', { method: 'POST', body: JSON.stringify(body) });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await res.json()).code).toBe('INVALID_REQUEST');
+    }
+    const res = await cove.api('/sandbox', { method: 'POST', body: JSON.stringify({ image: 'no such image:ever' }) });
+    expect((await res.json()).message).toMatch(/image/);
+  });
+});
+
 describe('no Cove credential reaches a sandbox', () => {
   const echo = async (id: string, target: string, headers: Record<string, string>) => {
     const res = await previewFetch(`http://${hostFor(id, 8080)}${target}`, { headers });

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CoveError } from '../../../lib/http/errors';
-import type { CreateSandboxRequest, ListSandboxesQuery, ListSandboxesResponse, SandboxDto, SandboxState } from '../../../wire/sandbox';
+import { IMAGE_REF, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
 import type { Principal } from '../keys/service';
 import type { PoolClass, WarmPool } from '../pool/service';
 import type { DockerRuntime } from '../runtime/types';
@@ -132,6 +132,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     if (dockerfile) {
       const from = /^FROM\s+(\S+)\s*$/i.exec(dockerfile);
       if (!from) throw new CoveError('INVALID_REQUEST', 'Only a one-line "FROM image" Dockerfile is supported; build the image with docker and pass its name');
+      if (!IMAGE_REF.test(from[1])) throw new CoveError('INVALID_REQUEST', `Invalid image reference in FROM: ${from[1].slice(0, 200)}`);
       return from[1];
     }
     return req.image ?? req.snapshot ?? opts.image;
