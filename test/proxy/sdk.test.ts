@@ -42,6 +42,22 @@ describe('the Daytona SDK against Cove', () => {
     expect(p.result).toBe('3 45\n');
   });
 
+  it('gives TypeScript symbols and completions through LSP in the default image, and the server stays up', async () => {
+    const file = '/home/cove/proj/index.ts';
+    await ts.fs.createFolder('/home/cove/proj', '755');
+    await ts.fs.uploadFile(Buffer.from('export function greet(name: string) {\n  return name.toUpperCase();\n}\nconst s = "x";\ns.\n'), file);
+    const lsp = await ts.createLspServer('typescript', '/home/cove/proj');
+    await lsp.start();
+    await lsp.didOpen(file);
+    // typescript-language-server used to exit about 3 s after initialize in the image (LSP_SERVER_CRASHED).
+    await new Promise((r) => setTimeout(r, 4_000));
+    const symbols = await lsp.documentSymbols(file);
+    expect(symbols.map((x) => x.name)).toContain('greet');
+    const completions = await lsp.completions(file, { line: 4, character: 2 });
+    expect(completions.items.map((i) => i.label)).toContain('toUpperCase');
+    await lsp.stop();
+  });
+
   it('uploads, lists and downloads files', async () => {
     const big = Buffer.alloc(3 * 1024 * 1024, 7);
     await py.fs.uploadFile(Buffer.from('print("from a file")\n'), '/home/cove/app.py');

@@ -56,8 +56,9 @@ export const frame = (body: string): string => `Content-Length: ${Buffer.byteLen
 
 /**
  * Bridges a client (a browser editor) to a language server process of its own. The client drives the LSP session
- * itself; the agent only adjusts `initialize`: the server watches `processId` and exits when that process is gone,
- * and a browser's pid means nothing in the sandbox, so it becomes the agent's; a missing root becomes the project.
+ * itself; the agent only adjusts `initialize`: the server would watch `processId` and exit when it cannot see that
+ * process (a browser's pid means nothing here, and the root-owned agent's is not visible to the sandbox user), so it
+ * becomes null and the agent ends the server with the connection; a missing root becomes the project.
  */
 export function bridgeChannel(proc: ChildProcess, project: string, sink: LspChannelSink): LspChannel {
   const stderr = tail(proc.stderr);
@@ -87,7 +88,8 @@ export function bridgeChannel(proc: ChildProcess, project: string, sink: LspChan
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return false;
       const msg = parsed as { method?: string; params?: Record<string, unknown> };
       if (msg.method === 'initialize' && msg.params && typeof msg.params === 'object') {
-        msg.params.processId = process.pid;
+        // See language-server.ts: a root-owned pid makes servers run as the sandbox user exit; the agent ends them.
+        msg.params.processId = null;
         if (msg.params.rootUri == null && msg.params.workspaceFolders == null) {
           msg.params.rootUri = fileUri(project);
           msg.params.rootPath = project;

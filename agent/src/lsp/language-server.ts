@@ -123,7 +123,10 @@ export class LanguageServer {
     conn.listen();
     try {
       await server.request('initialize', {
-        processId: process.pid,
+        // Null, not the agent's pid: servers run as the sandbox user and check the client's liveness with kill(pid, 0),
+        // which fails (EPERM) for the root-owned agent, so typescript-language-server exited within seconds in the
+        // image. The agent ends its servers itself (idle timer, stop, its own exit).
+        processId: null,
         clientInfo: { name: 'cove-agent', version: opts.agentVersion },
         rootPath: root,
         rootUri: fileUri(root),
