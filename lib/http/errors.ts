@@ -85,7 +85,9 @@ export class CoveError extends Error {
 }
 
 const OS_ERRORS: Record<string, { code: ErrorCode; say: (path: string) => string }> = {
-  ENOENT: { code: 'FILE_NOT_FOUND', say: (p) => `No such file or directory: ${p}` },
+  // "Not found", never "No such file or directory": clients (LangChain's Daytona provider) read "directory" as a
+  // directory error.
+  ENOENT: { code: 'FILE_NOT_FOUND', say: (p) => `Not found: ${p}` },
   EACCES: { code: 'FILE_ACCESS_DENIED', say: (p) => `Permission denied: ${p}` },
   EPERM: { code: 'FILE_ACCESS_DENIED', say: (p) => `Operation not permitted: ${p}` },
   EROFS: { code: 'FILE_ACCESS_DENIED', say: (p) => `Read-only file system: ${p}` },

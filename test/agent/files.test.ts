@@ -365,7 +365,7 @@ describe('replace, find, search', () => {
     expect(res.status).toBe(200);
     const results = ReplaceResultList.parse(res.body);
     expect(results.map((r) => r.success)).toEqual([true, true, true, false]);
-    expect(results[3].error).toMatch(/No such file/);
+    expect(results[3].error).toMatch(/^Not found: /);
     expect(readFileSync(path.join(dir, 'a.txt'), 'utf8')).toBe('version 2.0.0 and 1x0x0\nversion 2.0.0\n');
     expect(statSync(path.join(dir, 'a.txt')).mode & 0o777).toBe(0o640);
     expect(statSync(path.join(dir, 'none.txt')).mtimeMs).toBe(before);
@@ -625,7 +625,7 @@ describe("the Daytona SDK's toolbox client", () => {
     expect((await fs.downloadFile(path.join(dir, 'nested', 'sdk.bin'))).equals(payload)).toBe(true);
     const results = await fs.downloadFiles([{ source: path.join(dir, 'api.txt') }, { source: path.join(dir, 'missing.txt') }]);
     expect(results[0].result?.toString()).toBe('from the api client');
-    expect(results[1].error).toMatch(/No such file/);
+    expect(results[1].error).toMatch(/^Not found: /);
     expect(results[1].errorDetails).toMatchObject({ code: 'FILE_NOT_FOUND', statusCode: 404 });
     const stream = await fs.downloadFileStream(path.join(dir, 'nested', 'sdk.bin'));
     const chunks: Buffer[] = [];
