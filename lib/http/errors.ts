@@ -63,13 +63,17 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
 
 /** The error every service throws, in the agent and the proxy. Routes never build error responses themselves. */
 export class CoveError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly detail?: string,
-  ) {
+  readonly code: ErrorCode;
+  readonly detail?: string;
+  /** An expected failure with a code: built without a stack trace (bad input makes many; none is ever read). */
+  constructor(code: ErrorCode, message: string, detail?: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.name = 'CoveError';
+    this.code = code;
+    if (detail !== undefined) this.detail = detail;
   }
 
   get status(): number {

@@ -45,12 +45,15 @@ export type BodyFraming = { type: 'none' } | { type: 'length'; length: number } 
  */
 export type FramerItem<H extends HeadLike = MessageHead> = { kind: 'head'; head: H; raw: Buffer } | { kind: 'body'; data: Buffer };
 
+/** Refused input, never a bug: built without a stack trace (hostile clients make many, and nobody reads them). */
 export class FramingError extends Error {
-  constructor(
-    message: string,
-    readonly status: 400 | 431 = 400,
-  ) {
+  readonly status: 400 | 431;
+  constructor(message: string, status: 400 | 431 = 400) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
+    this.status = status;
   }
 }
 
