@@ -50,12 +50,18 @@ export function answerClientErrors(server: Server, source: string): void {
 }
 
 /**
- * A response that ends before its request's body was read (a 401, 404 or 413 to an upload) ends the connection too:
- * otherwise Node reads and discards the rest of the body to keep the connection alive, and a client declaring a
- * gigabyte makes the server read a gigabyte.
+ * A response that starts before its request's body was read (a 401, 404 or 413 to an upload) closes the connection,
+ * and says so (`Connection: close`, so no client reuses it): otherwise Node reads and discards the rest of the body
+ * to keep the connection alive, and a client declaring a gigabyte makes the server read a gigabyte.
  */
 export function closeUnreadBodies(server: Server): void {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const writeHead = res.writeHead;
+    // Every head goes through writeHead (an implicit one too), so this decides before the head is written.
+    res.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
+      if (!req.complete) res.shouldKeepAlive = false;
+      return writeHead.apply(this, args);
+    } as ServerResponse['writeHead'];
     res.once('finish', () => {
       if (req.complete) return;
       // Not endSoon(): Node keeps reading the body it dumps while the socket lingers. The answer is flushed first.

@@ -122,6 +122,16 @@ describe('requests that used to stop the server', () => {
 });
 
 describe('limits', () => {
+  it('answers a request whose body it will not read with Connection: close, and closes', async () => {
+    for (const auth of [{}, { Authorization: `Bearer ${cove.apiKey}` }] as Record<string, string>[]) {
+      const head = request(`127.0.0.1:${proxyPort}`, '/api/sandbox', { ...auth, 'Content-Type': 'application/json', 'Content-Length': String(1 << 30) }, 'POST');
+      const { text, closed } = await rawExchange(head + '{"a":'.padEnd(64 * 1024, ' '));
+      expect(text).toMatch(/^HTTP\/1\.1 4\d\d /);
+      expect(text.toLowerCase()).toContain('connection: close');
+      expect(closed).toBe(true);
+    }
+  });
+
   it('answers heads over 16 KiB with 431 and closes, on the API and on previews', async () => {
     for (const host of [`127.0.0.1:${proxyPort}`, hostFor(pub, 8080)]) {
       const { text, closed } = await rawExchange(request(host, '/echo', { 'X-Big': 'a'.repeat(20 * 1024) }));
