@@ -84,8 +84,6 @@ export function createRelay(opts: RelayOptions) {
     private handingOff = false;
     private closed = false;
     private clientPaused = false;
-    /** The request under way said `Connection: close`: the client connection ends after its response. */
-    private lastRequest = false;
     /** The app's socket asked to wait for drain. */
     private appFull = false;
     private upstreamPaused = false;
@@ -181,10 +179,10 @@ export function createRelay(opts: RelayOptions) {
           item = this.requests.next();
         } catch (err) {
           if (!(err instanceof FramingError)) throw err;
-          // After a request that said `Connection: close`, nothing more is read: whatever follows is dropped.
-          if (this.lastRequest) {
+          // After a request that closes the connection (`Connection: close`), whatever follows is dropped.
+          if (this.requests.ended) {
             this.requests.rest();
-            return;
+            return this.endIfAnswered();
           }
           // A head past the limit is answered here, without reading more; the HTTP server answers what else this
           // framer refuses with its own parser (it accepts a few shapes this framer will not relay).
@@ -195,6 +193,7 @@ export function createRelay(opts: RelayOptions) {
           return;
         }
         if (!item) {
+          if (this.requests.ended) return this.endIfAnswered();
           if (this.requests.atHead && !this.requests.idle) {
             // Not HTTP at all (a TLS hello on the plain port, a stray protocol): the HTTP server says so at once.
             if (!this.requests.mayBeRequest()) return this.handOff();
@@ -203,11 +202,7 @@ export function createRelay(opts: RelayOptions) {
           return;
         }
         if (item.kind === 'body') this.toApp.push(item.data);
-        else if (this.lastRequest) {
-          // The client said `Connection: close` before: nothing after that request is read.
-          this.requests.rest();
-          return;
-        } else {
+        else {
           clearTimeout(this.headTimer);
           this.headTimer = undefined;
           this.request(item.head, item.raw);
@@ -232,7 +227,6 @@ export function createRelay(opts: RelayOptions) {
       if (!relayed) return this.handBack(raw);
       const upgrade = head.headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(head.headers.connection ?? '');
       const send = () => {
-        if (/(^|,)\s*close\s*(,|$)/i.test(head.headers.connection ?? '')) this.lastRequest = true;
         this.inFlight.push({ method, path: target.split('?')[0], started: process.hrtime.bigint() });
         this.toApp.push(Buffer.from(relayed.head, 'latin1'));
         this.requests.body(framing);
@@ -433,8 +427,15 @@ export function createRelay(opts: RelayOptions) {
     private responseDone(): void {
       if (this.inFlight.length > 0) return;
       if (this.handingOff) this.finishHandOff();
-      // The answer to a request that said `Connection: close` is out: the connection ends, as Node's server ends it.
-      else if (this.lastRequest) this.endClient();
+      else if (this.requests.ended) this.endClient();
+    }
+
+    /**
+     * The client's last request (it closes the connection) has arrived whole: once its answer is out too, the
+     * connection ends, as Node's server ends it.
+     */
+    private endIfAnswered(): void {
+      if (this.inFlight.length === 0 && this.responses.atHead) this.endClient();
     }
 
     private flushToApp(): void {
