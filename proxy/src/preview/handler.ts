@@ -9,7 +9,7 @@ import { bearerOf } from '../http/principal';
 import type { KeysService } from '../keys/service';
 import type { SandboxRecord } from '../sandboxes/repo';
 import type { SandboxService } from '../sandboxes/service';
-import { guard, unexpected } from '../../../lib/guard';
+import { guard, settle, unexpected } from '../../../lib/guard';
 import { connectToPort, PreviewAgent, type PortTarget } from './connect';
 import { cookiesWithout, cookieValue, setCookieAllowed } from './cookies';
 import { isPreviewCookie, isTokenParam, PREVIEW_COOKIE, PREVIEW_COOKIE_SECURE, TOKEN_HEADERS, TOKEN_PARAMS, type CredentialCheck } from './credentials';
@@ -229,15 +229,22 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
       socket.pause();
       let pending: net.Socket | undefined;
       socket.once('close', () => pending?.destroy());
-      connectToPort(target).then(
-        (upstream) => {
-          if (socket.destroyed) return upstream.destroy();
-          pending = upstream;
-          upstream.write(requestHead(req.method ?? 'GET', path, headers));
-          splice(socket, upstream, head);
-          socket.resume();
+      settle(
+        'preview upgrade',
+        connectToPort(target).then(
+          (upstream) => {
+            if (socket.destroyed) return upstream.destroy();
+            pending = upstream;
+            upstream.write(requestHead(req.method ?? 'GET', path, headers));
+            splice(socket, upstream, head);
+            socket.resume();
+          },
+          (err: Error) => rejectSocket(socket, new CoveError('PORT_NOT_LISTENING', `Nothing is listening on port ${host.port} in the sandbox`, err.message), ERROR_SOURCE.proxy),
+        ),
+        (error) => {
+          pending?.destroy();
+          rejectSocket(socket, error, ERROR_SOURCE.proxy);
         },
-        (err: Error) => rejectSocket(socket, new CoveError('PORT_NOT_LISTENING', `Nothing is listening on port ${host.port} in the sandbox`, err.message), ERROR_SOURCE.proxy),
       );
     },
 
