@@ -64,8 +64,12 @@ export function closeUnreadBodies(server: Server): void {
     } as ServerResponse['writeHead'];
     res.once('finish', () => {
       if (req.complete) return;
-      // Not endSoon(): Node keeps reading the body it dumps while the socket lingers. The answer is flushed first.
+      // Not endSoon(): Node reads and dumps the body for as long as the socket is open, up to 2 MiB per connection
+      // in each turn of the event loop. The answer has reached the kernel when the socket holds nothing more to
+      // write, and then it closes at once (the unread body is reset, never read); otherwise once it has.
       const { socket } = req;
+      if (!socket.writableLength) return void socket.destroy();
+      socket.pause();
       socket.end();
       socket.once('finish', () => socket.destroy());
     });

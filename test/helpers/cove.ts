@@ -1,11 +1,14 @@
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Daytona } from '@daytonaio/sdk';
 import { COVE_BIN } from './agent';
 import { requireDocker } from './docker';
+
+/** The Node flags on the first line of bin/cove.mjs (`#!/usr/bin/env -S node …`): the server runs as `cove serve` does. */
+const BIN_FLAGS = readFileSync(COVE_BIN, 'utf8').split('\n', 1)[0].split(/\s+/).filter((a) => a.startsWith('--'));
 
 export interface TestCove {
   url: string;
@@ -37,7 +40,7 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
   const instance = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
   // COVE_NODE_FLAGS passes Node flags to the server (for instance --cpu-prof when profiling a benchmark).
   const nodeFlags = (process.env.COVE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeFlags, COVE_BIN, 'serve', '--port', '0', '--ssh-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn', ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [...BIN_FLAGS, ...nodeFlags, COVE_BIN, 'serve', '--port', '0', '--ssh-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn', ...(opts.args ?? [])], {
     env: { ...process.env, COVE_API_KEY: apiKey },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
