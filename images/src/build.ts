@@ -18,7 +18,7 @@ export const CONTENT_HASH_LABEL = 'dev.cove.content-hash';
  * npm packages the default image carries globally, pinned so that the image is the same on every build
  * (sandboxes cannot reach the npm registry themselves). typescript-language-server 6 needs Node 22; the image has 20.
  */
-export const GLOBAL_NPM_PACKAGES = ['typescript@5.9.3', 'typescript-language-server@5.3.0', 'pyright@1.1.414'];
+export const GLOBAL_NPM_PACKAGES = ['typescript@5.9.3', 'typescript-language-server@5.3.0', 'pyright@1.1.414', 'ts-node@10.9.2'];
 
 /** The cache folder of a checkout (`.cove/`): the agent bundle, the image's Node runtime and the build lock. */
 export function defaultCacheDir(root: string = checkoutRoot()): string {
