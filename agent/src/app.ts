@@ -5,6 +5,8 @@ import { createBearerCheck } from '../../lib/http/auth';
 import { unexpected } from '../../lib/guard';
 import { CoveError, fromOsError } from '../../lib/http/errors';
 import { Router } from '../../lib/http/router';
+import { registerEnvRoutes } from './env/routes';
+import { createEnvService } from './env/service';
 import { registerFilesRoutes } from './files/routes';
 import { createFilesService } from './files/service';
 import { registerGitRoutes } from './git/routes';
@@ -13,6 +15,8 @@ import { registerInfoRoutes } from './info/routes';
 import { createInfoService } from './info/service';
 import { registerLspRoutes } from './lsp/routes';
 import { createLspService } from './lsp/service';
+import { registerMetricsRoutes } from './metrics/routes';
+import { createMetricsService } from './metrics/service';
 import { registerPortsRoutes } from './ports/routes';
 import { createPortsService } from './ports/service';
 import { registerProcessRoutes } from './process/routes';
@@ -72,6 +76,8 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
     lsp: createLspService(opts.ctx),
     watch: createWatchService(opts.ctx),
     ssh: createSshService(opts.ctx),
+    env: createEnvService(opts.ctx),
+    metrics: createMetricsService(opts.ctx),
   };
   registerInfoRoutes(router, services.info);
   registerFilesRoutes(router, services.files);
@@ -83,6 +89,8 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
   registerLspRoutes(router, services.lsp);
   registerWatchRoutes(router, services.watch);
   registerSshRoutes(router, services.ssh);
+  registerEnvRoutes(router, services.env);
+  registerMetricsRoutes(router, services.metrics);
 
   // Built on first request: the document is large and most agents never serve it.
   let openapi: object | undefined;
