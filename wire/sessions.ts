@@ -81,3 +81,19 @@ export const STDOUT_PREFIX = Buffer.from([0x01, 0x01, 0x01]);
 export const STDERR_PREFIX = Buffer.from([0x02, 0x02, 0x02]);
 /** Close code sent when the followed command has ended and everything was sent. */
 export const LOGS_END_CLOSE_CODE = 1000;
+
+/**
+ * SDKs before 0.167 read a session command's output differently: `output` of `exec` and the body of `logs` (as
+ * text) carry every chunk prefixed like the follow frames above, and they split stdout from stderr themselves.
+ * They name their version in `X-Daytona-SDK-Version`; clients that send none get today's shape.
+ */
+export const MARKED_OUTPUT_BEFORE = [0, 167, 0] as const;
+
+/** Whether a client that sent this `X-Daytona-SDK-Version` reads session output in the marked form. */
+export function wantsMarkedOutput(sdkVersion: string | undefined): boolean {
+  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(sdkVersion?.trim() ?? '');
+  if (!m) return false;
+  const version = [Number(m[1]), Number(m[2]), Number(m[3])];
+  for (let i = 0; i < 3; i++) if (version[i] !== MARKED_OUTPUT_BEFORE[i]) return version[i] < MARKED_OUTPUT_BEFORE[i];
+  return false;
+}

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import type { Session, SessionCommand, SessionCommandLogs, SessionExecuteResponse } from '../../wire/sessions';
-import { STDERR_PREFIX, STDOUT_PREFIX } from '../../wire/sessions';
+import { STDERR_PREFIX, STDOUT_PREFIX, wantsMarkedOutput } from '../../wire/sessions';
 import { startAgent, waitFor, type TestAgent } from '../helpers/agent';
 
 let agent: TestAgent;
@@ -531,6 +531,30 @@ describe('Daytona SDK', () => {
     expect((await sdk.listSessions()).map((s) => s.sessionId)).toContain(id);
     await sdk.deleteSession(id);
     await expect(sdk.getSession(id)).rejects.toThrow();
+  });
+});
+
+describe('SDKs before 0.167 (X-Daytona-SDK-Version), which split marked output themselves', () => {
+  it('reads versions: below 0.167.0 is marked, the rest (and no or bad header) is not', () => {
+    expect(['0.143.0', '0.166.9', 'v0.27.1', '0.143.0-rc.1'].map(wantsMarkedOutput)).toEqual([true, true, true, true]);
+    expect(['0.167.0', '0.218.0', '1.0.0', '', 'dev', undefined].map(wantsMarkedOutput)).toEqual([false, false, false, false, false, false]);
+  });
+
+  it('marks exec output and answers logs as marked text; today\'s SDKs keep JSON and plain output', async () => {
+    const id = await newSession();
+    const old = { 'X-Daytona-SDK-Version': '0.143.0' };
+    const command = 'echo o1; sleep 0.05; echo e1 >&2; sleep 0.05; echo o2; sleep 0.05; echo e2 >&2';
+    const marked = await call<SessionExecuteResponse>('POST', `/process/session/${id}/exec`, { command }, old);
+    expect(marked.status).toBe(200);
+    const M = (prefix: Buffer, s: string) => prefix.toString() + s;
+    const expected = M(STDOUT_PREFIX, 'o1\n') + M(STDERR_PREFIX, 'e1\n') + M(STDOUT_PREFIX, 'o2\n') + M(STDERR_PREFIX, 'e2\n');
+    expect(marked.body).toMatchObject({ output: expected, stdout: 'o1\no2\n', stderr: 'e1\ne2\n', exitCode: 0 });
+    const logs = await call('GET', `/process/session/${id}/command/${marked.body.cmdId}/logs`, undefined, { ...old, Accept: 'application/json, text/plain, */*' });
+    expect(logs.text).toBe(expected);
+    const today = await call<SessionExecuteResponse>('POST', `/process/session/${id}/exec`, { command }, { 'X-Daytona-SDK-Version': '0.218.0' });
+    expect(today.body.output).toBe('o1\ne1\no2\ne2\n');
+    const json = await call<SessionCommandLogs>('GET', `/process/session/${id}/command/${today.body.cmdId}/logs`);
+    expect(json.body).toEqual({ output: 'o1\ne1\no2\ne2\n', stdout: 'o1\no2\n', stderr: 'e1\ne2\n' });
   });
 });
 

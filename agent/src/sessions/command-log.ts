@@ -87,6 +87,18 @@ export class CommandLog {
     return () => this.listeners.delete(listener);
   }
 
+  /** Every chunk prefixed with its stream's marker (runs of one stream under one marker), as SDKs before 0.167 read it. */
+  marked(prefixes: Record<StreamName, Buffer>): string {
+    const parts: Buffer[] = [];
+    let last: StreamName | undefined;
+    for (const c of this.chunks) {
+      if (c.stream !== last) parts.push(prefixes[c.stream]);
+      parts.push(c.data);
+      last = c.stream;
+    }
+    return Buffer.concat(parts).toString('utf8');
+  }
+
   text(stream?: StreamName): string {
     const parts = stream ? this.chunks.filter((c) => c.stream === stream) : this.chunks;
     return Buffer.concat(parts.map((c) => c.data)).toString('utf8');

@@ -13,6 +13,7 @@ import {
   SessionSendInputRequest,
   STDERR_PREFIX,
   STDOUT_PREFIX,
+  wantsMarkedOutput,
 } from '../../../wire/sessions';
 import type { Router } from '../../../lib/http/router';
 import type { LogListener } from './command-log';
@@ -71,10 +72,16 @@ function streamToResponse(subscribe: Subscribe): Response {
   return new Response(new ReadableStream(source, bytes), { headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' } });
 }
 
-/** Logs as JSON, or as plain text for clients that accept only text (SDKs before 0.161 read text). */
+/** Whether the caller is an SDK before 0.167, which splits marked output itself (wire/sessions.ts). */
+const marked = (c: Context): boolean => wantsMarkedOutput(c.req.header('x-daytona-sdk-version'));
+
+/**
+ * Logs as JSON; as text for SDKs before 0.167 (the marked output, which they split) and for clients that accept
+ * only text.
+ */
 function logsResponse(c: Context, logs: SessionCommandLogs): Response | SessionCommandLogs {
   const accept = c.req.header('accept') ?? '';
-  if (accept.includes('text/plain') && !accept.includes('json') && !accept.includes('*/*')) return c.text(logs.output);
+  if (marked(c) || (accept.includes('text/plain') && !accept.includes('json') && !accept.includes('*/*'))) return c.text(logs.output);
   return logs;
 }
 
@@ -104,7 +111,7 @@ export function registerSessionsRoutes(router: Router, sessions: SessionsService
       const id = sessions.latestCommandId('entrypoint');
       if (!id) return { output: '', stdout: '', stderr: '' };
       if (query.follow) return streamToResponse((l) => sessions.follow('entrypoint', id, l));
-      return logsResponse(c, sessions.logs('entrypoint', id));
+      return logsResponse(c, sessions.logs('entrypoint', id, { marked: marked(c) }));
     },
   );
   router.ws(
@@ -134,7 +141,7 @@ export function registerSessionsRoutes(router: Router, sessions: SessionsService
       response: SessionExecuteResponse,
     },
     async ({ c, params, body }) => {
-      const result = await sessions.execute(params.sessionId, body);
+      const result = await sessions.execute(params.sessionId, body, { marked: marked(c) });
       return body.runAsync || body.async ? c.json(result, 202) : result;
     },
   );
@@ -161,7 +168,7 @@ export function registerSessionsRoutes(router: Router, sessions: SessionsService
         sessions.command(sessionId, commandId); // unknown ids: a 404 now rather than an empty stream
         return streamToResponse((l) => sessions.follow(sessionId, commandId, l));
       }
-      return logsResponse(c, sessions.logs(sessionId, commandId));
+      return logsResponse(c, sessions.logs(sessionId, commandId, { marked: marked(c) }));
     },
   );
   router.ws(

@@ -7,6 +7,7 @@ import type {
   SessionExecuteRequest,
   SessionExecuteResponse,
 } from '../../../wire/sessions';
+import { STDERR_PREFIX, STDOUT_PREFIX } from '../../../wire/sessions';
 import { CoveError } from '../../../lib/http/errors';
 import type { SandboxContext } from '../system/context';
 import { DEFAULT_LOG_CAP, type LogListener } from './command-log';
@@ -59,8 +60,10 @@ export function createSessionsService(ctx: SandboxContext, opts: SessionsOptions
     return found;
   }
 
-  function logsOf(record: CommandRecord): SessionCommandLogs {
-    return { output: record.log.text(), stdout: record.log.text('stdout'), stderr: record.log.text('stderr') };
+  /** `marked`: `output` in the form SDKs before 0.167 split themselves (see wantsMarkedOutput). */
+  function logsOf(record: CommandRecord, marked = false): SessionCommandLogs {
+    const output = marked ? record.log.marked({ stdout: STDOUT_PREFIX, stderr: STDERR_PREFIX }) : record.log.text();
+    return { output, stdout: record.log.text('stdout'), stderr: record.log.text('stderr') };
   }
 
   /** Kills a session's process group and waits (bounded) until the shell is gone and its output collected. */
@@ -103,14 +106,14 @@ export function createSessionsService(ctx: SandboxContext, opts: SessionsOptions
      * Runs a command in a session, after any commands still queued there. With `runAsync` (or `async`) it answers
      * with the command id at once; otherwise when the command has ended, with its output and exit code.
      */
-    async execute(sessionId: string, req: SessionExecuteRequest): Promise<SessionExecuteResponse> {
+    async execute(sessionId: string, req: SessionExecuteRequest, opts: { marked?: boolean } = {}): Promise<SessionExecuteResponse> {
       const record = session(sessionId).execute(req.command, req.suppressInputEcho ?? false);
       if (req.runAsync || req.async) return { cmdId: record.id };
       await record.settled;
       if (record.state === 'abandoned') {
         throw new CoveError('SESSION_ENDED', `Session ${sessionId} ended before the command could run`);
       }
-      return { cmdId: record.id, ...logsOf(record), exitCode: record.exitCode };
+      return { cmdId: record.id, ...logsOf(record, opts.marked), exitCode: record.exitCode };
     },
 
     command(sessionId: string, commandId: string): SessionCommand {
@@ -122,8 +125,8 @@ export function createSessionsService(ctx: SandboxContext, opts: SessionsOptions
     },
 
     /** The output kept for a command so far (all of it once the command ended, up to the cap). */
-    logs(sessionId: string, commandId: string): SessionCommandLogs {
-      return logsOf(session(sessionId).command(commandId));
+    logs(sessionId: string, commandId: string, opts: { marked?: boolean } = {}): SessionCommandLogs {
+      return logsOf(session(sessionId).command(commandId), opts.marked);
     },
 
     /** Replays a command's output to `listener`, then streams it live until the command ends. Returns the unsubscribe. */
