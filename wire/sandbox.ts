@@ -98,6 +98,28 @@ export type ListSandboxesQuery = z.infer<typeof ListSandboxesQuery>;
 export const ListSandboxesResponse = z.object({ items: z.array(SandboxDto), nextCursor: z.string().nullable() });
 export type ListSandboxesResponse = z.infer<typeof ListSandboxesResponse>;
 
+/**
+ * `GET /sandbox/paginated` (SDKs before 0.2: `list(labels, page, limit)` and `findOne({labels})`): numbered pages.
+ * Filters Cove does not keep (snapshots, regions, resource ranges, deleted sandboxes) are refused by name.
+ */
+export const ListSandboxesPageQuery = z.strictObject({
+  page: z.coerce.number().int().min(1).optional(),
+  limit: z.coerce.number().int().min(1).max(200).optional(),
+  id: z.string().optional(),
+  name: z.string().optional(),
+  labels: z.string().optional(),
+  states: z.union([z.string(), z.array(z.string())]).optional(),
+});
+export type ListSandboxesPageQuery = z.infer<typeof ListSandboxesPageQuery>;
+
+export const ListSandboxesPageResponse = z.object({
+  items: z.array(SandboxDto),
+  total: z.number().int(),
+  page: z.number().int(),
+  totalPages: z.number().int(),
+});
+export type ListSandboxesPageResponse = z.infer<typeof ListSandboxesPageResponse>;
+
 export const ToolboxProxyUrl = z.object({ url: z.string() });
 export type ToolboxProxyUrl = z.infer<typeof ToolboxProxyUrl>;
 

@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import type { Router } from '../../../lib/http/router';
 import { queryBool } from '../../../wire/common';
-import { CreateSandboxRequest, ListSandboxesQuery, ListSandboxesResponse, SandboxDto, ToolboxProxyUrl } from '../../../wire/sandbox';
+import {
+  CreateSandboxRequest,
+  ListSandboxesPageQuery,
+  ListSandboxesPageResponse,
+  ListSandboxesQuery,
+  ListSandboxesResponse,
+  SandboxDto,
+  ToolboxProxyUrl,
+} from '../../../wire/sandbox';
 import { principalOf } from '../http/principal';
 import type { SandboxService } from './service';
 
@@ -15,6 +23,10 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
   router.route(
     { method: 'get', path: '/sandbox', tag, summary: 'List sandboxes', query: ListSandboxesQuery, response: ListSandboxesResponse },
     ({ c, query }) => sandboxes.list(principalOf(c), query),
+  );
+  router.route(
+    { method: 'get', path: '/sandbox/paginated', tag, summary: 'List sandboxes by numbered pages', query: ListSandboxesPageQuery, response: ListSandboxesPageResponse },
+    ({ c, query }) => sandboxes.listPage(principalOf(c), query),
   );
   router.route(
     { method: 'get', path: '/sandbox/{sandboxIdOrName}', tag, summary: 'Get a sandbox', response: SandboxDto },

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CoveError } from '../../../lib/http/errors';
-import { IMAGE_REF, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
+import { IMAGE_REF, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
 import type { Principal } from '../keys/service';
 import type { PoolClass, WarmPool } from '../pool/service';
 import type { DockerRuntime } from '../runtime/types';
@@ -258,6 +258,19 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         }
         if (batch.length < limit) return { items, nextCursor: null };
       }
+    },
+
+    /** The same filters as list(), by numbered pages with a total (older SDKs). */
+    listPage(principal: Principal, query: ListSandboxesPageQuery): ListSandboxesPageResponse {
+      const { page = 1, limit = 100, ...filters } = query;
+      const matching: SandboxDto[] = [];
+      let cursor: string | undefined;
+      do {
+        const batch = this.list(principal, { ...filters, cursor, limit: 1000 });
+        matching.push(...batch.items);
+        cursor = batch.nextCursor ?? undefined;
+      } while (cursor);
+      return { items: matching.slice((page - 1) * limit, page * limit), total: matching.length, page, totalPages: Math.ceil(matching.length / limit) };
     },
 
     start(principal: Principal, idOrName: string): Promise<SandboxDto> {
