@@ -10,6 +10,8 @@ import { registerPreviewRoutes } from './preview/routes';
 import type { PreviewTokens } from './preview/tokens';
 import { registerSandboxRoutes } from './sandboxes/routes';
 import type { SandboxService } from './sandboxes/service';
+import type { SigningKeys } from './signing/keys';
+import { registerSigningRoutes } from './signing/routes';
 import type { SshAccess } from './ssh/access';
 import { registerSshRoutes, type SshEndpoint } from './ssh/routes';
 
@@ -22,6 +24,8 @@ export interface ApiOptions {
   sandboxes: SandboxService;
   pool?: WarmPool;
   previewTokens: PreviewTokens;
+  /** Keys of signed file URLs (`sandbox.downloadUrl`, `uploadUrl`). */
+  signing: SigningKeys;
   previewDomain: string;
   /** How clients reach this server (known once it listens). */
   publicUrl: () => string;
@@ -33,16 +37,8 @@ export interface ApiOptions {
 
 export function createApiApp(opts: ApiOptions) {
   const app = new Hono().basePath(API_BASE);
+  // CORS preflights never get here: the server answers them before auth (http/cors.ts).
   app.use('*', async (c, next) => {
-    // CORS preflights carry no credentials; they are answered before auth.
-    if (c.req.method === 'OPTIONS') {
-      return c.body(null, 204, {
-        'access-control-allow-origin': c.req.header('origin') ?? '*',
-        'access-control-allow-methods': 'GET, POST, PUT, PATCH, DELETE, OPTIONS',
-        'access-control-allow-headers': c.req.header('access-control-request-headers') ?? 'authorization, content-type',
-        'access-control-max-age': '600',
-      });
-    }
     c.set('principal' as never, authenticate(opts.keys, c.req.raw.headers) as never);
     await next();
   });
@@ -58,6 +54,7 @@ export function createApiApp(opts: ApiOptions) {
   registerPoolRoutes(router, opts.pool);
   registerPreviewRoutes(router, { sandboxes: opts.sandboxes, tokens: opts.previewTokens, publicUrl: opts.publicUrl, domain: opts.previewDomain });
   registerSshRoutes(router, { sandboxes: opts.sandboxes, access: opts.ssh.access, endpoint: opts.ssh.endpoint });
+  registerSigningRoutes(router, { sandboxes: opts.sandboxes, keys: opts.signing });
   let openapi: object | undefined;
   app.get('/openapi.json', (c) => c.json((openapi ??= router.openapi({ title: 'Cove API', version: opts.version }))));
   return app;

@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { normalizeOrigin } from './http/cors';
 
 export const ProxyConfig = z.object({
   host: z.string().min(1),
@@ -21,6 +22,8 @@ export const ProxyConfig = z.object({
   /** Docker network sandboxes join. */
   network: z.string().min(1),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
+  /** Browser origins allowed to call the API and toolbox (CORS), normalized; `*` allows any; none by default. */
+  corsOrigins: z.array(z.string()),
 });
 export type ProxyConfig = z.infer<typeof ProxyConfig>;
 
@@ -36,6 +39,8 @@ export const SERVE_USAGE = `Usage: cove serve [options]
   --image NAME         default sandbox image (COVE_IMAGE, default cove-sandbox:latest)
   --network NAME       Docker network of sandboxes (COVE_NETWORK, default cove)
   --log-level L        fatal|error|warn|info|debug|silent (COVE_LOG_LEVEL, default info)
+  --cors-origins LIST  browser origins allowed to call the API and toolbox, comma-separated, e.g.
+                       https://app.example.com; * allows any (COVE_CORS_ORIGINS, default none)
 
 The admin API key comes from COVE_API_KEY, or is generated and printed at first start.`;
 
@@ -54,9 +59,17 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       image: { type: 'string' },
       network: { type: 'string' },
       'log-level': { type: 'string' },
+      'cors-origins': { type: 'string' },
     },
   });
   const num = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number(v));
+  const corsOrigins: string[] = [];
+  for (const entry of (values['cors-origins'] ?? env.COVE_CORS_ORIGINS ?? '').split(',')) {
+    if (!entry.trim()) continue;
+    const origin = normalizeOrigin(entry);
+    if (!origin) throw new Error(`cors-origins: ${entry.trim().slice(0, 200)} is not an origin (scheme://host[:port], or *)`);
+    if (!corsOrigins.includes(origin)) corsOrigins.push(origin);
+  }
   const dataDir = path.resolve(cwd, values['data-dir'] ?? env.COVE_DATA_DIR ?? path.join(os.homedir(), '.cove'));
   const result = ProxyConfig.safeParse({
     host: values.host ?? env.COVE_HOST ?? '0.0.0.0',
@@ -70,6 +83,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     image: values.image ?? env.COVE_IMAGE ?? 'cove-sandbox:latest',
     network: values.network ?? env.COVE_NETWORK ?? 'cove',
     logLevel: values['log-level'] ?? env.COVE_LOG_LEVEL ?? 'info',
+    corsOrigins,
   });
   if (!result.success) {
     throw new Error(result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));

@@ -10,7 +10,10 @@ import { createSandboxRepo } from './sandboxes/repo';
 import { createSandboxService, LABEL_INSTANCE } from './sandboxes/service';
 import { startProxyServer, TOOLBOX_BASE } from './server';
 import { openDatabase } from './store/db';
+import { createToolboxAccess } from './toolbox/access';
 import { createToolboxForwarder } from './toolbox/forward';
+import { createCors } from './http/cors';
+import { createSigningKeys } from './signing/keys';
 import { installLastResort, setErrorReporter } from '../../lib/guard';
 import { createCredentialCheck } from './preview/credentials';
 import { createPreviewHandler } from './preview/handler';
@@ -65,6 +68,7 @@ export async function runServe(argv: string[]): Promise<void> {
       : undefined;
   const previewTokens = createPreviewTokens(db);
   const sshAccess = createSshAccess(db);
+  const signing = createSigningKeys(db);
   const sandboxes = createSandboxService({
     repo: createSandboxRepo(db),
     runtime,
@@ -77,6 +81,7 @@ export async function runServe(argv: string[]): Promise<void> {
     onDeleted: (id) => {
       previewTokens.removeForSandbox(id);
       sshAccess.removeForSandbox(id);
+      signing.removeForSandbox(id);
     },
     log,
   });
@@ -104,6 +109,9 @@ export async function runServe(argv: string[]): Promise<void> {
     sandboxes,
     pool,
     forwarder: createToolboxForwarder(),
+    toolboxAccess: createToolboxAccess({ keys, sandboxes, signing, previewTokens }),
+    cors: createCors(config.corsOrigins),
+    signing,
     preview: createPreviewHandler({
       sandboxes,
       keys,

@@ -11,7 +11,8 @@ import { API_BASE, createApiApp, type ApiOptions } from './app';
 import { parsePreviewHost } from './preview/host';
 import type { PreviewHandler } from './preview/handler';
 import { createRelay } from './preview/relay';
-import { authenticate } from './http/principal';
+import type { Cors } from './http/cors';
+import type { ToolboxAccess } from './toolbox/access';
 import type { ToolboxForwarder } from './toolbox/forward';
 
 export const TOOLBOX_BASE = '/toolbox';
@@ -51,9 +52,9 @@ function sendError(res: ServerResponse, error: CoveError, source: string): void 
  * the cookie redirect) are served by the preview handler. Logs one line per request, without credentials or queries.
  */
 export async function startProxyServer(
-  opts: ApiOptions & { host: string; port: number; forwarder: ToolboxForwarder; preview: PreviewHandler; log: Logger },
+  opts: ApiOptions & { host: string; port: number; forwarder: ToolboxForwarder; toolboxAccess: ToolboxAccess; cors: Cors; preview: PreviewHandler; log: Logger },
 ): Promise<{ server: Server; port: number; url: string; close(): Promise<void> }> {
-  const api = getRequestListener(createApiApp(opts).fetch);
+  const apiListener = getRequestListener(createApiApp(opts).fetch);
   const { log } = opts;
 
   function logRequest(req: IncomingMessage, res: ServerResponse, started: bigint): void {
@@ -72,13 +73,16 @@ export async function startProxyServer(
       return;
     }
     const toolbox = toolboxPath(req.url ?? '/');
+    const api = (req.url ?? '').startsWith(API_BASE);
+    // CORS preflights are answered before any authentication: they carry no credentials.
+    if ((toolbox || api) && opts.cors.handle(req, res)) return;
     if (toolbox) {
-      const target = opts.sandboxes.agentFor(authenticate(opts.keys, req.headers), toolbox.sandboxId);
-      opts.forwarder.request(req, res, target, toolbox.path);
+      const { target, path } = opts.toolboxAccess.request(req, toolbox.sandboxId, toolbox.path);
+      opts.forwarder.request(req, res, target, path);
       return;
     }
-    if ((req.url ?? '').startsWith(API_BASE)) {
-      settle('api request', api(req, res), (error) => sendError(res, error, ERROR_SOURCE.api));
+    if (api) {
+      settle('api request', apiListener(req, res), (error) => sendError(res, error, ERROR_SOURCE.api));
       return;
     }
     throw new CoveError('NOT_FOUND', `No route for ${req.method} ${(req.url ?? '').split('?')[0]}; the API is under ${API_BASE}`);
@@ -99,9 +103,9 @@ export async function startProxyServer(
       }
       const toolbox = toolboxPath(req.url ?? '/');
       if (!toolbox) throw new CoveError('NOT_FOUND', 'WebSocket upgrades are served under /toolbox/{sandboxId}/');
-      const target = opts.sandboxes.agentFor(authenticate(opts.keys, req.headers), toolbox.sandboxId);
+      const { target, path } = opts.toolboxAccess.upgrade(req, toolbox.sandboxId, toolbox.path);
       log.info({ method: 'UPGRADE', path: (req.url ?? '').split('?')[0] }, 'request');
-      opts.forwarder.upgrade(req, socket, head, target, toolbox.path);
+      opts.forwarder.upgrade(req, socket, head, target, path);
     } catch (err) {
       rejectSocket(socket, unexpected(err, 'upgrade'), ERROR_SOURCE.proxy);
     }

@@ -109,6 +109,12 @@ const MIGRATIONS: string[] = [
    DROP TABLE sandboxes;
    ALTER TABLE sandboxes_new RENAME TO sandboxes;
    CREATE INDEX sandboxes_name ON sandboxes(name);`,
+  // The secret of each sandbox's signed file URLs (kept as it is: the server signs and verifies with it).
+  `CREATE TABLE signing_keys (
+     sandbox_id TEXT PRIMARY KEY,
+     key TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */

@@ -1,0 +1,59 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+/** The toolbox operations a signed URL can open, and the one method each is signed for. */
+export const SIGNED_OPERATIONS: Readonly<Record<string, 'GET' | 'POST'>> = {
+  '/files/download': 'GET',
+  '/files/upload-v2': 'POST',
+};
+
+const PREFIX = 'v1_';
+/** Largest `expires` accepted: Unix seconds up to the year 33658, so the number stays exact. */
+const MAX_EXPIRES = 10 ** 12;
+
+/**
+ * The signature of a file URL, as the Daytona SDK computes it (utils/fileUrlSigning.js): HMAC-SHA256 keyed with the
+ * sandbox's signing key over `v1:files:{METHOD}:{path}:{expires}`, base64url, prefixed `v1_`.
+ */
+export function fileUrlSignature(key: string, method: string, filePath: string, expires: string): string {
+  return PREFIX + createHmac('sha256', key).update(`v1:files:${method}:${filePath}:${expires}`).digest('base64url');
+}
+
+/** Constant-time equality of two strings of any length (both are hashed first). */
+function sameText(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+/** The decoded query of a signed request, by name; several values of one name are kept (and refused). */
+export type SignedParams = Map<string, string[]>;
+
+export type SignedCheck = { ok: true; path: string } | { ok: false; reason: string };
+
+/**
+ * Checks a signed file URL: the operation takes signatures, the method is the one it is signed for, `path`,
+ * `expires` and `signature` appear once each, the URL has not expired (`expires` 0 never does, as the SDK documents
+ * for a TTL of 0 or less) and the signature is the key's for exactly this method, path and expiry. Pure: the caller
+ * gives the key (undefined when the sandbox has none) and the time.
+ */
+export function checkSignedFileUrl(opts: { key: string | undefined; method: string; operation: string; params: SignedParams; nowSeconds: number }): SignedCheck {
+  const signedFor = SIGNED_OPERATIONS[opts.operation];
+  if (!signedFor) return { ok: false, reason: `Signed URLs open ${Object.keys(SIGNED_OPERATIONS).join(' and ')} only` };
+  if (opts.method !== signedFor) return { ok: false, reason: `A signed ${opts.operation} URL is used with ${signedFor}, not ${opts.method}` };
+  const one = (name: string): string | undefined => {
+    const values = opts.params.get(name);
+    return values?.length === 1 ? values[0] : undefined;
+  };
+  const filePath = one('path');
+  const expires = one('expires');
+  const signature = one('signature');
+  if (filePath === undefined || expires === undefined || signature === undefined || filePath === '') {
+    return { ok: false, reason: 'A signed URL needs path, expires and signature, once each' };
+  }
+  if (!/^\d{1,13}$/.test(expires) || Number(expires) > MAX_EXPIRES) return { ok: false, reason: 'The expires parameter of the signed URL is not a time' };
+  if (Number(expires) !== 0 && Number(expires) <= opts.nowSeconds) {
+    return { ok: false, reason: `The signed URL expired at ${new Date(Number(expires) * 1000).toISOString()}` };
+  }
+  // The same answer for a missing key, a rotated one and a wrong signature: none tells which.
+  const invalid = { ok: false as const, reason: 'The signature of this URL is not valid for this sandbox (wrong, altered, or signed with a key since rotated)' };
+  if (!opts.key || !signature.startsWith(PREFIX)) return invalid;
+  return sameText(signature, fileUrlSignature(opts.key, opts.method, filePath, expires)) ? { ok: true, path: filePath } : invalid;
+}
