@@ -69,12 +69,48 @@ export function credentialEnv(credentials: GitCredentials): Record<string, strin
   return { [USERNAME_VAR]: credentials.username, [PASSWORD_VAR]: credentials.password };
 }
 
+/** Credentials kept for every request to `protocol://host` (see credential-store.ts). */
+export interface HostCredentials extends GitCredentials {
+  protocol: 'http' | 'https';
+  /** Host name or address, with `:port` when the URL names one. */
+  host: string;
+}
+
+/**
+ * `-c` settings for kept credentials: per host, git's own URL matching (`credential.<url>.helper`) picks the entry
+ * whose `protocol://host` the remote URL has. For a matching URL the empty value first clears the helpers configured
+ * for the user, so none is asked before ours and none stores the secret afterwards; URLs of other hosts keep them.
+ * Each helper reads its own numbered variables; only their names and the host appear in argv.
+ */
+export function hostCredentialConfig(entries: readonly HostCredentials[]): string[] {
+  return entries.flatMap((entry, i) => {
+    const scope = `credential.${entry.protocol}://${entry.host}.helper`;
+    const helper = `!f() { test "$1" = get || return 0; printf 'username=%s\\n' "$${USERNAME_VAR}_${i}"; printf 'password=%s\\n' "$${PASSWORD_VAR}_${i}"; }; f`;
+    return [`${scope}=`, `${scope}=${helper}`];
+  });
+}
+
+/** The environment entries that the helpers of hostCredentialConfig read. */
+export function hostCredentialEnv(entries: readonly HostCredentials[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  entries.forEach((entry, i) => {
+    env[`${USERNAME_VAR}_${i}`] = entry.username;
+    env[`${PASSWORD_VAR}_${i}`] = entry.password;
+  });
+  return env;
+}
+
+/** Removes the password from a URL's user info, keeping the user name: what a listing may show. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@:]*):[^/@]*@/i, '$1$2:***@');
+}
+
 /**
  * Removes credentials from text that leaves the agent (error messages, logs): user info in URLs and, when known,
  * the secret itself wherever it appears.
  */
-export function scrub(text: string, credentials?: GitCredentials): string {
+export function scrub(text: string, ...credentials: (GitCredentials | undefined)[]): string {
   let out = text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, '$1***@');
-  if (credentials?.password && credentials.password.length >= 3) out = out.split(credentials.password).join('***');
+  for (const c of credentials) if (c?.password && c.password.length >= 3) out = out.split(c.password).join('***');
   return out;
 }

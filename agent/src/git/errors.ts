@@ -25,7 +25,7 @@ const remote = (c: GitFailureContext) => (c.url ? ` ${c.url}` : '');
 // access" too, and an authentication failure must not read as a transport failure.
 const RULES: Rule[] = [
   {
-    test: /not a git repository|must be run in a work tree/i,
+    test: /not a git repository|must be run in a work tree|--local can only be used inside a git repository/i,
     code: 'GIT_REPO_NOT_FOUND',
     say: (c) => `${c.repo} is not the top directory of a git repository`,
   },
@@ -61,12 +61,22 @@ const RULES: Rule[] = [
       `Merge conflicts stopped the ${c.what}: resolve them and commit, or abort the merge (git merge --abort)`,
   },
   {
-    test: /would be overwritten by|Please commit your changes or stash them|untracked working tree files would be/i,
+    test: /would be overwritten by|Please commit your changes or stash them|untracked working tree files would be|not uptodate\. Cannot merge/i,
     code: 'GIT_DIRTY_WORKTREE',
     say: (c) => `Local changes in ${c.repo} would be overwritten by the ${c.what}: commit or discard them first`,
   },
   {
-    test: /Remote branch .* not found|couldn't find remote ref|invalid reference|did not match any file\(s\) known to git|branch '.*' not found|unknown revision|not a valid object name|not a commit|reference is not a tree|bad revision|not our ref/i,
+    test: /could not resolve HEAD|ambiguous argument 'HEAD'|Failed to resolve 'HEAD'/i,
+    code: 'CONFLICT',
+    say: (c) => `Cannot ${c.what}: the current branch has no commit yet`,
+  },
+  {
+    test: /remote .* already exists/i,
+    code: 'CONFLICT',
+    say: (c) => `A remote named "${c.ref}" already exists in ${c.repo}: set overwrite to replace it`,
+  },
+  {
+    test: /Failed to resolve '.*' as a valid (revision|ref)|could not resolve |Remote branch .* not found|couldn't find remote ref|invalid reference|did not match any file\(s\) known to git|branch '.*' not found|unknown revision|not a valid object name|not a commit|reference is not a tree|bad revision|not our ref/i,
     code: 'GIT_BRANCH_NOT_FOUND',
     say: (c) => `No branch or commit ${c.ref ? `"${c.ref}" ` : ''}found to ${c.what}`,
   },

@@ -1,6 +1,16 @@
 import type { Router } from '../../../lib/http/router';
 import {
+  GitAddRemoteRequest,
   GitAddRequest,
+  GitAuthenticateRequest,
+  GitConfigQuery,
+  GitConfigResponse,
+  GitConfigureUserRequest,
+  GitInitRequest,
+  GitResetRequest,
+  GitRestoreRequest,
+  GitSetConfigRequest,
+  ListRemotesResponse,
   GitBranchRequest,
   GitCheckoutRequest,
   GitCloneRequest,
@@ -70,5 +80,53 @@ export function registerGitRoutes(router: Router, git: GitService): void {
   router.route(
     { method: 'get', path: '/git/diff', tag, summary: 'Unified diff and per-file line counts (Cove)', query: GitDiffQuery, response: GitDiff },
     ({ query }) => git.diff(query),
+  );
+  router.route(
+    { method: 'post', path: '/git/init', tag, summary: 'Create a repository', body: GitInitRequest, status: 201 },
+    async ({ body, c }) => {
+      await git.init(body);
+      return c.body(null, 201);
+    },
+  );
+  router.route(
+    { method: 'post', path: '/git/reset', tag, summary: 'Reset HEAD, the index and/or the work tree', body: GitResetRequest },
+    ({ body }) => git.reset(body),
+  );
+  router.route(
+    { method: 'post', path: '/git/restore', tag, summary: 'Restore work tree files or unstage them', body: GitRestoreRequest },
+    ({ body }) => git.restore(body),
+  );
+  router.route(
+    { method: 'post', path: '/git/remotes', tag, summary: 'Add (or replace) a remote', body: GitAddRemoteRequest, status: 201 },
+    async ({ body, c }) => {
+      await git.addRemote(body);
+      return c.body(null, 201);
+    },
+  );
+  router.route(
+    { method: 'get', path: '/git/remotes', tag, summary: 'Remotes and their URLs', query: GitRepoQuery, response: ListRemotesResponse },
+    ({ query }) => git.remotes(query.path),
+  );
+  router.route(
+    { method: 'post', path: '/git/config', tag, summary: 'Set a config value in a scope', body: GitSetConfigRequest },
+    ({ body }) => git.setConfig(body),
+  );
+  router.route(
+    { method: 'get', path: '/git/config', tag, summary: 'Read a config value in a scope', query: GitConfigQuery, response: GitConfigResponse },
+    ({ query }) => git.getConfig(query),
+  );
+  router.route(
+    { method: 'post', path: '/git/config/user', tag, summary: 'Set user.name and user.email in a scope', body: GitConfigureUserRequest },
+    ({ body }) => git.configureUser(body),
+  );
+  router.route(
+    {
+      method: 'post',
+      path: '/git/credentials',
+      tag,
+      summary: 'Keep credentials for a host, for later requests without their own (plain text, ~/.config/cove/git-credentials.json)',
+      body: GitAuthenticateRequest,
+    },
+    ({ body }) => git.authenticate(body),
   );
 }

@@ -1,6 +1,15 @@
 import { CoveError } from '../../../lib/http/errors';
 import type { SandboxContext } from '../system/context';
-import { credentialConfig, credentialEnv, scrub, type GitCredentials } from './credentials';
+import type { SimpleGit, SimpleGitOptions } from 'simple-git';
+import {
+  credentialConfig,
+  credentialEnv,
+  hostCredentialConfig,
+  hostCredentialEnv,
+  scrub,
+  type GitCredentials,
+  type HostCredentials,
+} from './credentials';
 import { gitFailure, type GitFailureContext } from './errors';
 
 type SimpleGitModule = typeof import('simple-git');
@@ -24,19 +33,28 @@ const DROPPED_ENV =
  */
 const NETWORK_CONFIG = ['http.lowSpeedLimit=1024', 'http.lowSpeedTime=60'];
 
-/** One git command. */
-export interface GitRun {
-  args: string[];
+/** How one git command runs. */
+export interface GitRunOptions {
   /** Directory git runs in; it must exist. */
   cwd: string;
   /** For the error message. */
   context: GitFailureContext;
-  /** Talks to a remote: stall limits, and the credentials when given. */
-  network?: { credentials?: GitCredentials; insecureSkipTls?: boolean };
+  /**
+   * Talks to a remote: stall limits, and the credentials when given. The request's own `credentials` serve every
+   * host; without them, the kept `hosts` entries serve the hosts they name.
+   */
+  network?: { credentials?: GitCredentials; hosts?: readonly HostCredentials[]; insecureSkipTls?: boolean };
   /** Extra environment of this one command. */
   env?: Record<string, string>;
   /** `-c` settings of this one command. */
   config?: string[];
+  /** simple-git's guards lifted for this command (setting a config key that names a program, for one). */
+  unsafe?: SimpleGitOptions['unsafe'];
+}
+
+/** One git command given as its arguments. */
+export interface GitRun extends GitRunOptions {
+  args: string[];
 }
 
 /**
@@ -46,7 +64,7 @@ export interface GitRun {
 export function createGitRunner(ctx: SandboxContext) {
   const stopping = new AbortController();
 
-  function environment(run: GitRun): Record<string, string> {
+  function environment(run: GitRunOptions): Record<string, string> {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(ctx.env)) if (!DROPPED_ENV.test(k)) env[k] = v;
     // Never wait for a person: no terminal prompt, and ssh fails instead of asking for a passphrase or host key.
@@ -56,30 +74,42 @@ export function createGitRunner(ctx: SandboxContext) {
     // Errors are classified by git's words; a translated git would say them otherwise.
     env.LC_ALL = 'C';
     delete env.LANGUAGE;
+    const hosts = hostsOf(run);
     if (run.network?.credentials) Object.assign(env, credentialEnv(run.network.credentials));
+    else if (hosts.length) Object.assign(env, hostCredentialEnv(hosts));
     return Object.assign(env, run.env);
   }
 
-  async function raw(run: GitRun): Promise<string> {
+  /** The kept credentials a command uses: none when the request brought its own. */
+  const hostsOf = (run: GitRunOptions) => (run.network?.credentials ? [] : (run.network?.hosts ?? []));
+
+  /**
+   * Runs `task` with a simple-git instance set up for one command: its methods (init, reset, addRemote…) build the
+   * arguments, and a failure becomes a CoveError.
+   */
+  async function run<T>(opts: GitRunOptions, task: (git: SimpleGit) => Promise<T>): Promise<T> {
     const { simpleGit } = await loadSimpleGit();
-    const env = environment(run);
-    const config: string[] = [...(run.config ?? [])];
-    if (run.network) config.push(...NETWORK_CONFIG);
-    if (run.network?.insecureSkipTls) config.push('http.sslVerify=false');
-    if (run.network?.credentials) config.push(...credentialConfig());
+    const env = environment(opts);
+    const hosts = hostsOf(opts);
+    const config: string[] = [...(opts.config ?? [])];
+    if (opts.network) config.push(...NETWORK_CONFIG);
+    if (opts.network?.insecureSkipTls) config.push('http.sslVerify=false');
+    if (opts.network?.credentials) config.push(...credentialConfig());
+    else if (hosts.length) config.push(...hostCredentialConfig(hosts));
     const spawnAs: { uid?: number; gid?: number } = {};
     if (ctx.spawnAs.uid !== undefined) spawnAs.uid = ctx.spawnAs.uid;
     if (ctx.spawnAs.gid !== undefined) spawnAs.gid = ctx.spawnAs.gid;
     const git = simpleGit({
-      baseDir: run.cwd,
+      baseDir: opts.cwd,
       config,
       spawnOptions: spawnAs,
       abort: stopping.signal,
       // Every variable here is one the agent chose (the sandbox's own environment and the settings above).
       allowEnvironment: Object.keys(env),
       unsafe: {
+        ...opts.unsafe,
         allowUnsafeSshCommand: true,
-        allowUnsafeCredentialHelper: Boolean(run.network?.credentials),
+        allowUnsafeCredentialHelper: Boolean(opts.network?.credentials || hosts.length || opts.unsafe?.allowUnsafeCredentialHelper),
       },
       // Git prints some reasons (merge conflicts) on stdout: keep both streams of a failed command.
       errors: (error, result) =>
@@ -88,18 +118,22 @@ export function createGitRunner(ctx: SandboxContext) {
           : error,
     }).env(env);
     try {
-      return await git.raw(run.args);
+      return await task(git);
     } catch (err) {
       if (stopping.signal.aborted) throw new CoveError('INTERNAL_ERROR', 'The agent is stopping; the git command was killed');
       const message = (err as Error).message ?? String(err);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' || /spawn git ENOENT/.test(message)) {
         throw new CoveError('INTERNAL_ERROR', 'git is not installed in this sandbox', message);
       }
-      throw gitFailure(scrub(message, run.network?.credentials), run.context);
+      throw gitFailure(scrub(message, opts.network?.credentials, ...hosts), opts.context);
     }
   }
 
+  /** Runs one git command given as its arguments; answers its output. */
+  const raw = (r: GitRun): Promise<string> => run(r, (git) => git.raw(r.args));
+
   return {
+    run,
     raw,
     close(): void {
       stopping.abort();

@@ -1,8 +1,19 @@
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { CoveError } from '../../../lib/http/errors';
+import type { ResetMode } from 'simple-git';
 import {
   MAX_DIFF_BYTES,
+  type GitAddRemoteRequest,
+  type GitAuthenticateRequest,
+  type GitConfigQuery,
+  type GitConfigResponse,
+  type GitConfigureUserRequest,
+  type GitInitRequest,
+  type GitResetRequest,
+  type GitRestoreRequest,
+  type GitSetConfigRequest,
+  type ListRemotesResponse,
   type GitAddRequest,
   type GitBranchRequest,
   type GitCheckoutRequest,
@@ -19,9 +30,41 @@ import {
 } from '../../../wire/git';
 import type { SandboxContext } from '../system/context';
 import { resolvePath } from '../system/paths';
-import { remoteAccess, requestCredentials } from './credentials';
+import { createCredentialStore } from './credential-store';
+import { redactUrl, remoteAccess, requestCredentials, type GitCredentials } from './credentials';
 import { LOG_FORMAT, parseBranches, parseLog, parseNumstat, parseStatus } from './parse';
-import { createGitRunner, type GitRun } from './runner';
+import { createGitRunner, type GitRun, type GitRunOptions } from './runner';
+
+/**
+ * simple-git refuses to set config keys that name programs (core.sshCommand, core.hooksPath, alias.*…) unless told.
+ * POST /git/config sets them: git runs as the sandbox user, who could write the same line into the file, so nothing
+ * is gained that the user did not have.
+ */
+const CONFIG_WRITE_UNSAFE: GitRunOptions['unsafe'] = {
+  allowUnsafeAlias: true,
+  allowUnsafeAskPass: true,
+  allowUnsafeCommandBinaries: true,
+  allowUnsafeCredentialHelper: true,
+  allowUnsafeDiffExternal: true,
+  allowUnsafeDiffTextConv: true,
+  allowUnsafeEditor: true,
+  allowUnsafeFilter: true,
+  allowUnsafeFsMonitor: true,
+  allowUnsafeGitProxy: true,
+  allowUnsafeGpgProgram: true,
+  allowUnsafeHooksPath: true,
+  allowUnsafeInclude: true,
+  allowUnsafeMergeDriver: true,
+  allowUnsafePack: true,
+  allowUnsafePager: true,
+  allowUnsafeProtocolOverride: true,
+  allowUnsafeSshCommand: true,
+  allowUnsafeSubmodule: true,
+  allowUnsafeTemplateDir: true,
+  allowUnsafeUrlRewrite: true,
+};
+
+type ConfigScope = 'global' | 'local' | 'system';
 
 /**
  * The Git capability: clone, status, branches, checkout, add, commit, history, pull, push and diff of repositories
@@ -31,6 +74,7 @@ import { createGitRunner, type GitRun } from './runner';
  */
 export function createGitService(ctx: SandboxContext) {
   const runner = createGitRunner(ctx);
+  const store = createCredentialStore(ctx);
   const resolve = (p: string) => resolvePath(ctx.workdir, p);
 
   /** The repository directory of a request; it must be a directory (git then says whether it is a repository). */
@@ -63,6 +107,61 @@ export function createGitService(ctx: SandboxContext) {
     });
   }
 
+  /** Runs simple-git methods in a repository, with the same ceiling as inRepo. */
+  function withRepo<T>(
+    dir: string,
+    what: string,
+    task: Parameters<typeof runner.run<T>>[1],
+    opts: Pick<GitRunOptions, 'network' | 'unsafe'> & { ref?: string | null; url?: string } = {},
+  ): Promise<T> {
+    return runner.run(
+      {
+        cwd: dir,
+        context: { what, repo: dir, ref: opts.ref ?? undefined, url: opts.url },
+        network: opts.network,
+        unsafe: opts.unsafe,
+        env: { GIT_CEILING_DIRECTORIES: path.dirname(dir) },
+      },
+      task,
+    );
+  }
+
+  /** Whether `dir` is the top of a repository (or a bare one). */
+  async function isRepository(dir: string): Promise<boolean> {
+    try {
+      await inRepo(dir, ['rev-parse', '--git-dir'], 'read the repository');
+      return true;
+    } catch (err) {
+      if ((err as CoveError).code === 'GIT_REPO_NOT_FOUND') return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Credentials for a command that talks to a remote: the request's own, or else those kept by POST
+   * /git/credentials, which serve only the hosts they name.
+   */
+  async function networkAccess(credentials: GitCredentials | undefined, insecureSkipTls?: boolean | null) {
+    return { credentials, hosts: credentials ? [] : await store.list(), insecureSkipTls: insecureSkipTls ?? false };
+  }
+
+  /** A path git did not find becomes FILE_NOT_FOUND (git's words would read as an unknown branch). */
+  function missingPathspec(err: unknown, dir: string): unknown {
+    const detail = (err as CoveError).detail ?? '';
+    const m = /pathspec '(.*)' did not match any file/.exec(detail);
+    return m ? new CoveError('FILE_NOT_FOUND', `No file matches ${m[1]} in ${dir}`, detail) : err;
+  }
+
+  /**
+   * Where a config command runs: the repository for `local` (which must be one), else the root folder, so that no
+   * repository around the work dir is involved.
+   */
+  async function configTarget(scope: ConfigScope, p?: string | null): Promise<{ cwd: string; repo: string; env: Record<string, string> }> {
+    if (scope !== 'local') return { cwd: '/', repo: `${scope} config`, env: {} };
+    const dir = await repoDir(p ?? '.');
+    return { cwd: dir, repo: dir, env: { GIT_CEILING_DIRECTORIES: path.dirname(dir) } };
+  }
+
   async function exists(p: string): Promise<boolean> {
     try {
       await stat(p);
@@ -83,7 +182,7 @@ export function createGitService(ctx: SandboxContext) {
     async clone(req: GitCloneRequest): Promise<void> {
       const target = resolve(req.path);
       const { url, credentials } = remoteAccess(req.url, req.username, req.password);
-      const network = { credentials, insecureSkipTls: req.insecure_skip_tls ?? false };
+      const network = await networkAccess(credentials, req.insecure_skip_tls);
       const context = { what: 'clone', repo: target, url, ref: req.branch ?? undefined };
       const args = ['clone'];
       if (req.branch) args.push('--branch', req.branch);
@@ -151,10 +250,7 @@ export function createGitService(ctx: SandboxContext) {
       try {
         await inRepo(dir, ['add', '--', ...req.files], 'stage files');
       } catch (err) {
-        const detail = (err as CoveError).detail ?? '';
-        const m = /pathspec '(.*)' did not match any files/.exec(detail);
-        if (m) throw new CoveError('FILE_NOT_FOUND', `No file matches ${m[1]} in ${dir}`, detail);
-        throw err;
+        throw missingPathspec(err, dir);
       }
     },
 
@@ -195,7 +291,7 @@ export function createGitService(ctx: SandboxContext) {
       const args = ['pull', '--no-rebase', '--no-edit'];
       if (req.remote || req.branch) args.push(req.remote ?? 'origin');
       if (req.branch) args.push(req.branch);
-      await inRepo(dir, args, 'pull', { network: { credentials }, ref: req.branch });
+      await inRepo(dir, args, 'pull', { network: await networkAccess(credentials), ref: req.branch });
     },
 
     /**
@@ -210,7 +306,7 @@ export function createGitService(ctx: SandboxContext) {
       if (req.remote || req.branch) args.push(req.remote ?? 'origin');
       if (req.branch) args.push(req.branch);
       // `current`: a new branch is created on the remote under its own name instead of failing for want of an upstream.
-      await inRepo(dir, args, 'push', { network: { credentials }, ref: req.branch, config: ['push.default=current'] });
+      await inRepo(dir, args, 'push', { network: await networkAccess(credentials), ref: req.branch, config: ['push.default=current'] });
     },
 
     /** The unified diff and per-file line counts of the work tree against the index, or of the index (`staged`). */
@@ -225,6 +321,131 @@ export function createGitService(ctx: SandboxContext) {
       const truncated = bytes > MAX_DIFF_BYTES;
       const diff = truncated ? Buffer.from(text).subarray(0, MAX_DIFF_BYTES).toString('utf8') : text;
       return { diff, files: parseNumstat(numstat), truncated };
+    },
+
+    /**
+     * `git init`: creates the directory (and its parents) as the sandbox user when missing. A directory that is a
+     * repository already is a conflict, not a re-initialisation.
+     */
+    async init(req: GitInitRequest): Promise<void> {
+      const dir = resolve(req.path);
+      const info = await stat(dir).catch(() => undefined);
+      if (info && !info.isDirectory()) throw new CoveError('FILE_EXISTS', `Cannot create a repository at ${dir}: a file is there`);
+      if (info && (await isRepository(dir))) throw new CoveError('CONFLICT', `${dir} is a git repository already`);
+      const options = req.initial_branch ? [`--initial-branch=${req.initial_branch}`] : [];
+      await runner.run({ cwd: '/', context: { what: 'create a repository', repo: dir, ref: req.initial_branch ?? undefined } }, (git) =>
+        git.init(Boolean(req.bare), [...options, '--', dir]),
+      );
+    },
+
+    /** `git reset --<mode> [target]`, or with files the index entries of those paths only. */
+    async reset(req: GitResetRequest): Promise<void> {
+      const dir = await repoDir(req.path);
+      const target = req.target ? [req.target] : [];
+      const what = req.target ? `reset to ${req.target}` : 'reset';
+      try {
+        await withRepo(dir, what, (git) =>
+          req.files?.length
+            ? // Paths reset the index only, which is mode mixed; git warns when `--mixed` is spelled out with paths.
+              git.reset([...target, '--', ...req.files])
+            : git.reset((req.mode ?? 'mixed') as ResetMode, [...target, '--']),
+          { ref: req.target },
+        );
+      } catch (err) {
+        throw missingPathspec(err, dir);
+      }
+    },
+
+    /** `git restore`: the work tree unless `staged` alone is asked; from `source` when given. */
+    async restore(req: GitRestoreRequest): Promise<void> {
+      const dir = await repoDir(req.path);
+      const staged = req.staged ?? false;
+      const worktree = req.worktree ?? !staged;
+      const args = ['restore'];
+      if (staged) args.push('--staged');
+      if (worktree) args.push('--worktree');
+      if (req.source) args.push(`--source=${req.source}`);
+      try {
+        await inRepo(dir, [...args, '--', ...req.files], 'restore files', { ref: req.source });
+      } catch (err) {
+        throw missingPathspec(err, dir);
+      }
+    },
+
+    /**
+     * `git remote add`; with `overwrite`, an existing remote's section is replaced (its remote-tracking branches and
+     * the upstreams naming it stay). Credentials in the URL serve the fetch of this request only and are not stored.
+     * When the fetch of a new remote fails, the remote is removed again.
+     */
+    async addRemote(req: GitAddRemoteRequest): Promise<void> {
+      const dir = await repoDir(req.path);
+      const { url, credentials } = remoteAccess(req.url);
+      const opts = { ref: req.name, url };
+      const existed = (await withRepo(dir, 'list remotes', (git) => git.getRemotes())).some((r) => r.name === req.name);
+      if (existed && req.overwrite) {
+        await inRepo(dir, ['config', '--remove-section', `remote.${req.name}`], `replace remote ${req.name}`, opts);
+      }
+      await withRepo(dir, `add remote ${req.name}`, (git) => git.addRemote(req.name, url), opts);
+      if (!req.fetch) return;
+      try {
+        const network = await networkAccess(credentials);
+        await withRepo(dir, `fetch from ${req.name}`, (git) => git.fetch(req.name), { ...opts, network });
+      } catch (err) {
+        if (!existed) await withRepo(dir, `remove remote ${req.name}`, (git) => git.removeRemote(req.name)).catch(() => {});
+        throw err;
+      }
+    },
+
+    /** Remotes and their fetch URLs (a password in a URL is shown as `***`). */
+    async remotes(p: string): Promise<ListRemotesResponse> {
+      const dir = await repoDir(p);
+      const remotes = await withRepo(dir, 'list remotes', (git) => git.getRemotes(true));
+      return { remotes: remotes.map((r) => ({ name: r.name, url: redactUrl(r.refs.fetch) })) };
+    },
+
+    /** `git config --<scope> key value` (global: the sandbox user's ~/.gitconfig). */
+    async setConfig(req: GitSetConfigRequest): Promise<void> {
+      const scope = req.scope ?? 'global';
+      const target = await configTarget(scope, req.path);
+      await runner.run(
+        { cwd: target.cwd, env: target.env, context: { what: `set ${req.key}`, repo: target.repo }, unsafe: CONFIG_WRITE_UNSAFE },
+        (git) => git.addConfig(req.key, req.value, false, scope),
+      );
+    },
+
+    /** The value of a key in one scope (the last of a multi-valued key); no value when it is not set there. */
+    async getConfig(q: GitConfigQuery): Promise<GitConfigResponse> {
+      const scope = q.scope ?? 'global';
+      const target = await configTarget(scope, q.path);
+      // Not simple-git's getConfig: its parser reads a value holding a line break as another key. `--null` ends the
+      // value with a NUL; an unset key prints nothing (exit status 1 without a message).
+      const out = await runner.raw({
+        args: ['config', `--${scope}`, '--null', '--get', q.key],
+        cwd: target.cwd,
+        env: target.env,
+        context: { what: `read ${q.key}`, repo: target.repo },
+      });
+      return out.endsWith('\0') ? { value: out.slice(0, -1) } : {};
+    },
+
+    /** user.name and user.email in one scope. */
+    async configureUser(req: GitConfigureUserRequest): Promise<void> {
+      const scope = req.scope ?? 'global';
+      const target = await configTarget(scope, req.path);
+      await runner.run({ cwd: target.cwd, env: target.env, context: { what: 'set the user name and email', repo: target.repo } }, async (git) => {
+        await git.addConfig('user.name', req.name, false, scope);
+        await git.addConfig('user.email', req.email, false, scope);
+      });
+    },
+
+    /** Keeps credentials for `protocol://host` (see credential-store.ts); the request's host is stored lower-case. */
+    async authenticate(req: GitAuthenticateRequest): Promise<void> {
+      await store.save({
+        protocol: req.protocol ?? 'https',
+        host: (req.host ?? 'github.com').toLowerCase(),
+        username: req.username,
+        password: req.password,
+      });
     },
 
     async close(): Promise<void> {
