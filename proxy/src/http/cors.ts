@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 const ALLOW_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE';
 /** What the Daytona SDK sends from a browser: its key, JSON bodies, and its X-Daytona-* headers. */
-export const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, Accept, X-Daytona-Source, X-Daytona-SDK-Version, X-Daytona-Organization-ID';
+export const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, x-daytona-source, x-daytona-sdk-version, x-daytona-organization-id';
 /** Response headers a browser client may read besides the safelisted ones (file names of downloads, cut lists). */
 const EXPOSE_HEADERS = 'Content-Disposition, Content-Length, X-Cove-Truncated';
 const MAX_AGE_SECONDS = '600';
