@@ -19,3 +19,10 @@ export type DirResponse = z.infer<typeof DirResponse>;
 
 export const VersionResponse = z.object({ version: z.string() });
 export type VersionResponse = z.infer<typeof VersionResponse>;
+
+/**
+ * The subprotocol SDKs in browsers, Deno and edge runtimes offer on every toolbox WebSocket (they cannot set the
+ * `X-Daytona-SDK-Version` header there). A client that offers subprotocols fails the handshake unless one is echoed,
+ * so WebSocket routes without protocols of their own echo this one.
+ */
+export const SDK_VERSION_PROTOCOL_PREFIX = 'X-Daytona-SDK-Version~';

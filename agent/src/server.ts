@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
+import { SDK_VERSION_PROTOCOL_PREFIX } from '../../wire/common';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { createAgentApp, type AgentApp } from './app';
 import { guard } from '../../lib/guard';
@@ -78,7 +79,11 @@ export async function startAgentServer(opts: {
       noServer: true,
       perMessageDeflate: false,
       maxPayload: 64 * 1024 * 1024,
-      handleProtocols: (offered, req) => routeOf.get(req)?.spec.protocols?.([...offered]) ?? false,
+      handleProtocols: (offered, req) => {
+        const pick = routeOf.get(req)?.spec.protocols;
+        if (pick) return pick([...offered]);
+        return [...offered].find((p) => p.startsWith(SDK_VERSION_PROTOCOL_PREFIX)) ?? false;
+      },
     });
     // A handshake ws cannot accept (no key, a wrong version or Upgrade value) is answered with the envelope too.
     wss.on('wsClientError', (err, socket) => rejectSocket(socket, new CoveError('INVALID_REQUEST', `Invalid WebSocket handshake: ${err.message}`), ERROR_SOURCE.agent));

@@ -258,6 +258,18 @@ describe('follow-logs WebSocket', () => {
     expect(demux(f.frames)).toEqual({ stdout: 'a\nc\n', stderr: 'b\n' });
   });
 
+  it('echoes the SDK-version subprotocol that browser runtimes of the SDK offer (the handshake fails without one)', async () => {
+    const id = await newSession();
+    const res = await exec(id, 'echo hi');
+    const socket = agent.ws(`/process/session/${id}/command/${res.cmdId}/logs?follow=true`, ['X-Daytona-SDK-Version~0.218.0']);
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    expect(socket.protocol).toBe('X-Daytona-SDK-Version~0.218.0');
+    socket.close();
+  });
+
   it('refuses to follow an unknown command', async () => {
     const id = await newSession();
     const f = follow(`/process/session/${id}/command/nope/logs?follow=true`);
