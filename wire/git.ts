@@ -308,6 +308,7 @@ const configKey = z
   .string()
   .min(1, 'must not be empty')
   .max(1024, 'must be at most 1024 characters')
+  .refine((v) => !v.startsWith('-'), 'must not start with "-"')
   .regex(
     /^[A-Za-z0-9-]+(\.[^\0\n]+)?\.[A-Za-z][A-Za-z0-9-]*$/,
     'not a valid git config key: expected section.name or section.subsection.name (letters, digits and "-" in section and name)',

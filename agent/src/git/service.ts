@@ -67,10 +67,11 @@ const CONFIG_WRITE_UNSAFE: GitRunOptions['unsafe'] = {
 type ConfigScope = 'global' | 'local' | 'system';
 
 /**
- * The Git capability: clone, status, branches, checkout, add, commit, history, pull, push and diff of repositories
- * in the sandbox, by running the git CLI as the sandbox user. Credentials given with a request serve that one
- * command (see credentials.ts). Each request names the top directory of its repository; git never searches the
- * directories above it, so a wrong path cannot act on an enclosing repository.
+ * The Git capability: clone, init, status, branches, checkout, add, commit, history, reset, restore, remotes, config,
+ * pull, push and diff of repositories in the sandbox, by running the git CLI as the sandbox user. Credentials given
+ * with a request serve that one command (see credentials.ts); those kept by `authenticate` serve later commands
+ * against their host that bring none (see credential-store.ts). Each request names the top directory of its
+ * repository; git never searches the directories above it, so a wrong path cannot act on an enclosing repository.
  */
 export function createGitService(ctx: SandboxContext) {
   const runner = createGitRunner(ctx);
@@ -389,7 +390,8 @@ export function createGitService(ctx: SandboxContext) {
       if (!req.fetch) return;
       try {
         const network = await networkAccess(credentials);
-        await withRepo(dir, `fetch from ${req.name}`, (git) => git.fetch(req.name), { ...opts, network });
+        // In options form: simple-git's fetch(remote) without a branch drops the remote and fetches the default one.
+        await withRepo(dir, `fetch from ${req.name}`, (git) => git.fetch([req.name]), { ...opts, network });
       } catch (err) {
         if (!existed) await withRepo(dir, `remove remote ${req.name}`, (git) => git.removeRemote(req.name)).catch(() => {});
         throw err;
