@@ -13,6 +13,8 @@ import { registerGitRoutes } from './git/routes';
 import { createGitService } from './git/service';
 import { registerInfoRoutes } from './info/routes';
 import { createInfoService } from './info/service';
+import { registerInterpreterRoutes } from './interpreter/routes';
+import { createInterpreterService } from './interpreter/service';
 import { registerLspRoutes } from './lsp/routes';
 import { createLspService } from './lsp/service';
 import { registerMetricsRoutes } from './metrics/routes';
@@ -78,6 +80,7 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
     ssh: createSshService(opts.ctx),
     env: createEnvService(opts.ctx),
     metrics: createMetricsService(opts.ctx),
+    interpreter: createInterpreterService(opts.ctx),
   };
   registerInfoRoutes(router, services.info);
   registerFilesRoutes(router, services.files);
@@ -89,6 +92,7 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
   registerLspRoutes(router, services.lsp);
   registerWatchRoutes(router, services.watch);
   registerSshRoutes(router, services.ssh);
+  registerInterpreterRoutes(router, services.interpreter);
   registerEnvRoutes(router, services.env);
   registerMetricsRoutes(router, services.metrics);
 
@@ -111,6 +115,7 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
         services.lsp.close(),
         services.watch.close(),
         services.ssh.close(),
+        services.interpreter.close(),
       ]);
     },
   };

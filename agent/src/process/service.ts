@@ -15,7 +15,7 @@ import { guard, settle } from '../../../lib/guard';
 import { CoveError } from '../../../lib/http/errors';
 import type { SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
-import { prepareProgram } from './code-run';
+import { prepareProgram, type ChartCapture } from './code-run';
 import { BoundedOutput } from './output';
 import { createGroupTracker, groupAlive, runCombined, superviseSpawn, type ExitInfo, type SpawnRequest } from './spawn';
 
@@ -69,10 +69,19 @@ export function createProcessService(ctx: SandboxContext) {
     return dir;
   }
 
-  /** Runs to the end, keeping bounded combined output; a timeout is an error (what the Daytona SDK expects). */
-  async function runToEnd(req: SpawnRequest & { input?: string }, what: string): Promise<{ exitCode: number; result: string }> {
+  /**
+   * Runs to the end, keeping bounded combined output; a timeout is an error (what the Daytona SDK expects).
+   * `charts`, for python code-run, takes the program's charts record out of the output.
+   */
+  async function runToEnd(
+    req: SpawnRequest & { input?: string },
+    what: string,
+    charts?: ChartCapture,
+  ): Promise<{ exitCode: number; result: string }> {
     const output = new BoundedOutput(MAX_OUTPUT_BYTES);
-    const info = await runCombined(ctx, groups, req, (chunk) => output.push(chunk));
+    const keep = (chunk: Buffer) => output.push(chunk);
+    const info = await runCombined(ctx, groups, req, charts ? (chunk) => charts.push(chunk, keep) : keep);
+    charts?.end(keep);
     if (info.timedOut) {
       throw new CoveError(
         'PROCESS_EXECUTION_TIMEOUT',
@@ -100,10 +109,10 @@ export function createProcessService(ctx: SandboxContext) {
 
     /** Runs a program in python, javascript or typescript (see code-run.ts for how). */
     async codeRun(req: CodeRunRequest): Promise<CodeRunResponse> {
-      const program = await prepareProgram(req.language, req.code, req.argv ?? []);
+      const program = await prepareProgram(req.language, req.code, req.argv ?? [], { ...ctx.env, ...req.envs });
       if (!('file' in program)) return program;
       try {
-        return await runToEnd(
+        const ran = await runToEnd(
           {
             file: program.file,
             args: program.args,
@@ -113,7 +122,11 @@ export function createProcessService(ctx: SandboxContext) {
             timeoutMs: timeoutMs(req.timeout, DEFAULT_TIMEOUT_SECONDS),
           },
           `${req.language} program`,
+          program.charts,
         );
+        // Daytona answers artifacts only when there are charts.
+        const charts = program.charts?.charts() ?? [];
+        return charts.length ? { ...ran, artifacts: { charts } } : ran;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
           await resolveCwd(ctx.workdir);
