@@ -110,7 +110,7 @@ const MIGRATIONS: string[] = [
    ALTER TABLE sandboxes_new RENAME TO sandboxes;
    CREATE INDEX sandboxes_name ON sandboxes(name);`,
   // The secret of each sandbox's signed file URLs (kept as it is: the server signs and verifies with it).
-  `CREATE TABLE signing_keys (
+  `CREATE TABLE IF NOT EXISTS signing_keys (
      sandbox_id TEXT PRIMARY KEY,
      key TEXT NOT NULL,
      created_at TEXT NOT NULL
