@@ -64,6 +64,9 @@ export interface GitRun extends GitRunOptions {
 export function createGitRunner(ctx: SandboxContext) {
   const stopping = new AbortController();
 
+  /** The kept credentials a command uses: none when the request brought its own. */
+  const hostsOf = (run: GitRunOptions) => (run.network?.credentials ? [] : (run.network?.hosts ?? []));
+
   function environment(run: GitRunOptions): Record<string, string> {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(ctx.env)) if (!DROPPED_ENV.test(k)) env[k] = v;
@@ -79,9 +82,6 @@ export function createGitRunner(ctx: SandboxContext) {
     else if (hosts.length) Object.assign(env, hostCredentialEnv(hosts));
     return Object.assign(env, run.env);
   }
-
-  /** The kept credentials a command uses: none when the request brought its own. */
-  const hostsOf = (run: GitRunOptions) => (run.network?.credentials ? [] : (run.network?.hosts ?? []));
 
   /**
    * Runs `task` with a simple-git instance set up for one command: its methods (init, reset, addRemote…) build the
