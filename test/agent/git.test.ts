@@ -481,16 +481,25 @@ describe('the OpenAPI document', () => {
     expect(routes).toEqual([
       'DELETE /git/branches',
       'GET /git/branches',
+      'GET /git/config',
       'GET /git/diff',
       'GET /git/history',
+      'GET /git/remotes',
       'GET /git/status',
       'POST /git/add',
       'POST /git/branches',
       'POST /git/checkout',
       'POST /git/clone',
       'POST /git/commit',
+      'POST /git/config',
+      'POST /git/config/user',
+      'POST /git/credentials',
+      'POST /git/init',
       'POST /git/pull',
       'POST /git/push',
+      'POST /git/remotes',
+      'POST /git/reset',
+      'POST /git/restore',
     ]);
   });
 });

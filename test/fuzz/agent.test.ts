@@ -122,6 +122,8 @@ function harmlessFields(body: unknown): void {
   if (typeof b.remote === 'string' && !/^[\w.-]+$/.test(b.remote)) b.remote = 'origin';
   if ('envs' in b) b.envs = harmlessEnvs(b.envs);
   if ('env' in b) b.env = harmlessEnvs(b.env);
+  // The agent runs as root here: git's system scope is this machine's /etc/gitconfig (global is the agent's temp home).
+  if (b.scope === 'system') b.scope = 'global';
 }
 
 /** The JSON body text of a case, made harmless for its route. */
