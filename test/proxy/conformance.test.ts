@@ -154,6 +154,30 @@ describe('SDK 0.218 in the default image', () => {
     expect((await py.git.branches(`${HOME}/repo`)).branches).toEqual(expect.arrayContaining(['main', 'feature']));
   });
 
+  it('git: init, user and config, remotes, reset and restore', async () => {
+    const repo = `${HOME}/fresh`;
+    await py.git.init(repo, false, 'trunk');
+    await py.git.configureUser('Grace', 'grace@example.com', 'local', repo);
+    expect(await py.git.getConfig('user.name', 'local', repo)).toBe('Grace');
+    await py.git.setConfig('core.autocrlf', 'input', 'local', repo);
+    expect(await py.git.getConfig('core.autocrlf', 'local', repo)).toBe('input');
+    await py.git.remoteAdd(repo, 'up', `file://${HOME}/origin.git`);
+    expect(await py.git.remoteGet(repo, 'up')).toBe(`file://${HOME}/origin.git`);
+    expect((await py.git.remotes(repo)).remotes.map((r) => r.name)).toEqual(['up']);
+    await py.fs.uploadFile(text('v1\n'), `${repo}/n.txt`);
+    await py.git.add(repo, ['n.txt']);
+    const first = await py.git.commit(repo, 'one', 'Grace', 'grace@example.com');
+    await py.fs.uploadFile(text('v2\n'), `${repo}/n.txt`);
+    await py.git.restore(repo, ['n.txt']);
+    expect((await py.fs.downloadFile(`${repo}/n.txt`)).toString()).toBe('v1\n');
+    await py.fs.uploadFile(text('v3\n'), `${repo}/n.txt`);
+    await py.git.add(repo, ['n.txt']);
+    await py.git.commit(repo, 'two', 'Grace', 'grace@example.com');
+    await py.git.reset(repo, 'hard', first.sha);
+    expect((await py.fs.downloadFile(`${repo}/n.txt`)).toString()).toBe('v1\n');
+    expect((await py.git.status(repo)).currentBranch).toBe('trunk');
+  });
+
   it('LSP: typescript, javascript and python completions and symbols; hover, definition and diagnostics', async () => {
     const cases = [
       // `at`: where `greet` is on line 0; `use`: where `name` is used on line 1.
