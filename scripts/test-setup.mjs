@@ -35,3 +35,22 @@ if (missing.length) {
   run('apt-get update -qq');
   run(`DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(' ')}`);
 }
+
+// matplotlib for the chart tests (interpreter and code-run), from Debian as the default image has it. The tests
+// use the first python3 on PATH that imports it, or Debian's /usr/bin/python3 (where apt installs it).
+const importsMatplotlib = (python) => {
+  try {
+    execSync(`${python} -c 'import matplotlib'`, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+if (!importsMatplotlib('python3') && !importsMatplotlib('/usr/bin/python3')) {
+  if (process.getuid?.() !== 0) {
+    console.error('Missing test prerequisite matplotlib; install it with: sudo apt-get install -y python3-matplotlib');
+    process.exit(1);
+  }
+  run('apt-get update -qq');
+  run('DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib');
+}

@@ -14,15 +14,17 @@ import { CHARTS_PY } from './charts-py';
  * - fd 4 (kernel → agent): JSON lines `{"type":"ready","pid","python"}` once, then one
  *   `{"type":"done","error":{name,value,traceback}|null,"charts":[...]}` per run.
  * - fd 1 and 2 are the user's stdout and stderr, read as raw bytes by the agent: what user code, its C extensions
- *   and its subprocesses write arrives as it is written (Python runs unbuffered) and can never be taken for a
- *   protocol message, which only travels on fd 4. Because fd 4 is another pipe, the end of a run is also marked in
+ *   and its subprocesses write arrives as it is written (sys.stdout and sys.stderr are line-buffered, as at a
+ *   terminal, and flushed at the end of every run) and can never be taken for a protocol message, which only
+ *   travels on fd 4. Because fd 4 is another pipe, the end of a run is also marked in
  *   fd 1 and 2: after the run, the kernel writes `\x1fcove-sync:<sync>\x1f` (the run's random token) to both, so the
  *   agent knows it has every byte of the run's output before it reports the end.
  * - fds 3 and 4 are made non-inheritable, so programs user code starts do not hold them.
  *
  * A run: envs are set for its duration; the code is compiled under `<cell-N>` (registered with linecache, so
  * tracebacks show its lines); when its last statement is an expression, that expression's value goes through
- * `sys.displayhook` as at the Python prompt (printed with repr, kept in `_`); top-level `await` works. Exceptions
+ * `sys.displayhook` as at the Python prompt (printed with repr, kept in `_`), unless the code ends with `;` as in
+ * Jupyter; top-level `await` works. Exceptions
  * are reported with a traceback starting at the user's first frame. SIGINT raises KeyboardInterrupt only while user
  * code runs; between runs it is ignored, so a late interrupt cannot break the kernel. SystemExit with status 0 or
  * None ends a run normally; another status is reported as an error. After the run, the charts of figures shown or
@@ -49,6 +51,12 @@ KEEP_CELLS = 200
 
 for _fd in (CMD_FD, EVENT_FD):
     os.set_inheritable(_fd, False)
+# Line-buffered, as at a terminal: a print arrives as one piece, as soon as its line is complete.
+for _stream in (sys.stdout, sys.stderr):
+    try:
+        _stream.reconfigure(line_buffering=True)
+    except Exception:
+        pass
 
 charts = {'__name__': '__cove_charts__'}
 exec(compile(_CHARTS_SOURCE, '<cove-kernel>', 'exec'), charts)
@@ -133,7 +141,8 @@ def execute(source, filename):
     flags = getattr(ast, 'PyCF_ALLOW_TOP_LEVEL_AWAIT', 0)
     tree = compile(source, filename, 'exec', ast.PyCF_ONLY_AST | flags, dont_inherit=True)
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
+    # As in Jupyter, a trailing semicolon keeps the value from being shown.
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not source.rstrip().endswith(';'):
         last = ast.Expression(tree.body.pop().value)
     run_code(compile(tree, filename, 'exec', flags, dont_inherit=True))
     if last is not None:

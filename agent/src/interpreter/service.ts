@@ -277,8 +277,8 @@ class Context {
 
 /** Environment every kernel starts with; the sandbox's own values win. */
 function kernelEnvs(sandbox: SandboxContext): Record<string, string> {
-  // Unbuffered, so output streams as it is written; Agg, so matplotlib never looks for a display.
-  const envs: Record<string, string> = { PYTHONUNBUFFERED: '1' };
+  // Agg, so that matplotlib never looks for a display.
+  const envs: Record<string, string> = {};
   if (!sandbox.env.MPLBACKEND) envs.MPLBACKEND = 'Agg';
   return envs;
 }
