@@ -212,8 +212,9 @@ describe('control API', () => {
     // The same container, files and all, reached through the new server.
     expect(await hostname()).toBe(before);
     // One sandbox and one pool member: a member the old server was still starting is not left behind.
-    await waitFor(() => cove.containers().length === 2, 30_000, 'the pool to settle at one member');
-    await new Promise((r) => setTimeout(r, 1500));
+    // The pool is settled when it holds its one ready member (it starts none beyond its target): every container
+    // there is then is the sandbox's or that member's.
+    await waitFor(async () => (await (await cove.api('/pool')).json()).ready === 1, 30_000, 'the pool to settle at one member');
     expect(cove.containers().length).toBe(2);
     await cove.api(`/sandbox/${sb.id}`, { method: 'DELETE' });
   }, 120_000);
