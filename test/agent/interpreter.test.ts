@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InterpreterContext, InterpreterServerFrame } from '../../wire/interpreter';
 import type { CodeRunResponse } from '../../wire/process';
 import { startAgent, waitFor, type TestAgent } from '../helpers/agent';
+import { fc, fuzz, timeoutFor } from '../fuzz/lib';
 
 /**
  * PATH for the agent: the first python3 that imports matplotlib must come first (on this machine the python3 on
@@ -447,6 +448,52 @@ describe('bad input', () => {
     expect(run.stdout).toBe('{"type":"done","error":null,"charts":[]}\n\x1fcove-sync:end\n');
     expect(await ok('"agent alive"')).toBe("'agent alive'\n");
   });
+
+  it(
+    'ends every hostile first message with a run or a 4xx close, and keeps serving (property)',
+    async () => {
+      // Messages that would run code run only `pass`: whatever else the generator makes stays as it is.
+      const harmless = (value: unknown) => {
+        if (value && typeof value === 'object' && !Array.isArray(value) && typeof (value as { code?: unknown }).code === 'string') {
+          (value as { code: string }).code = 'pass';
+        }
+        return value;
+      };
+      const message = fc.oneof(
+        fc.string({ maxLength: 40 }),
+        fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(harmless(v))),
+        fc
+          .record(
+            {
+              code: fc.oneof(fc.constant('pass'), fc.integer(), fc.constant(null)),
+              contextId: fc.oneof(fc.constant('default'), fc.string({ maxLength: 8 }), fc.integer(), fc.constant(null)),
+              envs: fc.oneof(fc.dictionary(fc.stringMatching(/^FZ_[A-Z]{1,4}$/), fc.string({ maxLength: 6 }), { maxKeys: 2 }), fc.constant([]), fc.string({ maxLength: 4 })),
+              timeout: fc.oneof(fc.constant(0), fc.double(), fc.integer({ min: -5, max: 5 }), fc.string({ maxLength: 3 })),
+            },
+            { requiredKeys: [] },
+          )
+          .map((v) => JSON.stringify(v)),
+      );
+      await fuzz(
+        'interpreter first message',
+        fc.asyncProperty(message, async (text) => {
+          const since = agent.output().length;
+          const run = await execute(text);
+          if (run.code === 1000) expect(run.control).toBe('completed');
+          // A timeout of a few microseconds may interrupt even `pass`.
+          else if (run.code === 4008) expect(run.error?.name).toBe('TimeoutError');
+          else {
+            expect([4400, 4404]).toContain(run.code);
+            expect(run.error?.name).toMatch(/^(INVALID_JSON|INVALID_REQUEST|NOT_FOUND)$/);
+          }
+          expect(agent.output().slice(since)).not.toMatch(/unexpected error|\(uncaught\)|unhandled rejection/);
+        }),
+        3000,
+      );
+      expect(await ok('"still serving"')).toBe("'still serving'\n");
+    },
+    timeoutFor(3000),
+  );
 
   it('refuses a run on a context whose queue is full, with 4429', async () => {
     const ctx = await createContext();
