@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { randomToken } from '../../../lib/token';
 import type { Db } from '../store/db';
 import { now } from '../store/db';
 
@@ -12,10 +13,7 @@ export interface PreviewGrant {
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 /** Lowercase letters and digits only: signed tokens live in a host name, which is case-insensitive. */
-const newToken = () => {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  return [...randomBytes(32)].map((b) => alphabet[b % 36]).join('');
-};
+const newToken = () => randomToken(32);
 
 /** Verified tokens kept in memory (bounded): preview traffic checks a token on every request. */
 const CACHE_LIMIT = 10_000;

@@ -1,4 +1,5 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { randomToken } from '../../../lib/token';
 import type { Db } from '../store/db';
 import { now } from '../store/db';
 
@@ -22,11 +23,8 @@ export interface SshGrant {
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 /** Lowercase letters and digits: the token is an SSH user name, which some tools lowercase or restrict. */
 const TOKEN_RE = /^[a-z0-9]{40}$/;
-const newToken = () => {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  // 40 characters of 36 (about 206 bits); the modulo bias of b % 36 costs a fraction of a bit per character.
-  return [...randomBytes(40)].map((b) => alphabet[b % 36]).join('');
-};
+/** 40 characters of 36: about 206 bits. */
+const newToken = () => randomToken(40);
 
 interface Row {
   id: string;
