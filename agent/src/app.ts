@@ -1,5 +1,6 @@
 import { Hono, type Context } from 'hono';
 import type { IncomingMessage } from 'node:http';
+import { AGENT_VERSION } from '../../wire/agent';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { createBearerCheck } from '../../lib/http/auth';
 import { unexpected } from '../../lib/guard';
@@ -33,7 +34,6 @@ import type { SandboxContext } from './system/context';
 import { registerWatchRoutes } from './watch/routes';
 import { createWatchService } from './watch/service';
 
-export const AGENT_VERSION = '0.1.0';
 
 /** Whether reading the request failed because the client went away: nothing failed here, and nobody reads the answer. */
 function clientLeft(err: unknown, c: Context): boolean {

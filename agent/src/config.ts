@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { AGENT_PORT } from '../../wire/agent';
 
 /** Environment variable that may carry the agent token; it is removed from the environment once read. */
 export const TOKEN_ENV = 'COVE_AGENT_TOKEN';
@@ -42,7 +43,7 @@ export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultW
   });
   const token = values.token ?? env[TOKEN_ENV];
   if (!token) throw new Error(`the agent refuses to start without a token: pass --token or set ${TOKEN_ENV}`);
-  const port = values.port === undefined ? 2280 : Number(values.port);
+  const port = values.port === undefined ? AGENT_PORT : Number(values.port);
   const result = AgentConfig.safeParse({
     host: values.host ?? '0.0.0.0',
     port,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import pino from 'pino';
 import { buildImages, SANDBOX_IMAGE } from '../../images/src/build';
-import { AGENT_VERSION } from '../../agent/src/app';
+import { AGENT_VERSION } from '../../wire/agent';
 import { readProxyConfig, SERVE_USAGE } from './config';
 import { createKeysService } from './keys/service';
 import { createWarmPool } from './pool/service';

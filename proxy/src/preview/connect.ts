@@ -1,7 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AGENT_PORT } from '../toolbox/forward';
+import { AGENT_PORT } from '../../../wire/agent';
 
 /** Where a preview goes: a port of a sandbox, and how to reach its agent if the port is bound to loopback. */
 export interface PortTarget {

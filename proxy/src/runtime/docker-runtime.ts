@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import Dockerode from 'dockerode';
 import { BUNDLE_MOUNT } from '../../../images/src/bundle';
+import { AGENT_PORT } from '../../../wire/agent';
 import { demuxLogs, pollAgent } from './agent-ready';
 import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
@@ -29,7 +30,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   const docker = opts.docker ?? new Dockerode();
   const network = opts.network ?? 'cove';
   const bridge = opts.bridgeName ?? defaultBridgeName(network);
-  const agentPort = opts.agentPort ?? 2280;
+  const agentPort = opts.agentPort ?? AGENT_PORT;
   const bundleDir = path.resolve(opts.bundleDir);
 
   let networkReady: Promise<NetworkInfo> | undefined;

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { guard } from '../../../lib/guard';
 import { SSH_TUNNEL_PROTOCOL } from '../../../wire/ssh';
-import { AGENT_PORT } from '../toolbox/forward';
+import { AGENT_PORT } from '../../../wire/agent';
 
 /** How the gateway reaches a started sandbox's agent. */
 export interface AgentEndpoint {

@@ -5,10 +5,10 @@ import { guard } from '../../../lib/guard';
 import { CoveError, toCoveError } from '../../../lib/http/errors';
 import { rejectSocket } from '../../../lib/http/node';
 import { requestHead, splice } from '../../../lib/net/splice';
+import { AGENT_PORT } from '../../../wire/agent';
 import { ERROR_SOURCE } from '../../../wire/errors';
 import type { AgentTarget } from '../sandboxes/service';
 
-export const AGENT_PORT = 2280;
 
 /** Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus the caller's credentials. */
 const HOP_BY_HOP = new Set([
