@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CoveError } from '../../../lib/http/errors';
+import { HOP_BY_HOP_HEADERS } from '../../../lib/http/headers';
 import { rejectSocket } from '../../../lib/http/node';
 import { requestHead, splice } from '../../../lib/net/splice';
 import { ERROR_SOURCE } from '../../../wire/errors';
@@ -18,7 +19,7 @@ import type { PreviewHost } from './host';
 import { sendPreviewError, wantsHtml } from './pages';
 import type { PreviewTokens } from './tokens';
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set(HOP_BY_HOP_HEADERS);
 /** What a relay passes on of those: it forwards bodies and connection state as they are on the wire. */
 const HOP_BY_HOP_RELAYED = new Set(['proxy-authenticate', 'proxy-authorization']);
 /** No Cove secret is shorter (API keys given by operators included): shorter values are not looked up. */

@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { guard } from '../../../lib/guard';
 import { CoveError, toCoveError } from '../../../lib/http/errors';
+import { HOP_BY_HOP_HEADERS } from '../../../lib/http/headers';
 import { rejectSocket } from '../../../lib/http/node';
 import { requestHead, splice } from '../../../lib/net/splice';
 import { AGENT_PORT } from '../../../wire/agent';
@@ -10,19 +11,8 @@ import { ERROR_SOURCE } from '../../../wire/errors';
 import type { AgentTarget } from '../sandboxes/service';
 
 
-/** Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus the caller's credentials. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'authorization',
-  'host',
-]);
+/** Hop-by-hop headers, plus the caller's credentials and Host (the agent gets its own). */
+const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'authorization', 'host']);
 
 function forwardedHeaders(req: IncomingMessage, target: AgentTarget): http.OutgoingHttpHeaders {
   const headers: http.OutgoingHttpHeaders = {};
