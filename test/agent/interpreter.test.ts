@@ -247,6 +247,38 @@ describe('running code', () => {
     expect(run.stdout).toBe(`${'x'.repeat(300000)}\n${'é'.repeat(70000)}\n`);
   });
 
+  it('holds the kernel back for a slow client and delivers all of its output, in order', async () => {
+    const ctx = await createContext();
+    const ws = agent.ws('/process/interpreter/execute');
+    let stdout = '';
+    let control = '';
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+    ws.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as InterpreterServerFrame;
+      if (frame.type === 'stdout') stdout += frame.text;
+      if (frame.type === 'control') control = frame.text;
+    });
+    await new Promise<void>((resolve) => ws.on('open', () => resolve()));
+    ws.send(JSON.stringify({ code: 'for i in range(50000):\n    print("%07d" % i + "x" * 92)\nprint("end")', contextId: ctx.id }));
+    // The client reads nothing for a while: the agent must pause the kernel, not drop output or end the run early.
+    ws.pause();
+    await new Promise((r) => setTimeout(r, 2500));
+    ws.resume();
+    expect(await closed).toBe(1000);
+    expect(control).toBe('completed');
+    const lines = stdout.split('\n');
+    expect(lines.length).toBe(50002);
+    expect(lines[49999]).toBe(`0049999${'x'.repeat(92)}`);
+    expect(lines[50000]).toBe('end');
+    expect(await ok('"next run"', ctx.id)).toBe("'next run'\n");
+    await deleteContext(ctx.id);
+  });
+
+  it('gives user code end of file on stdin', async () => {
+    const run = await execute({ code: 'input("prompt? ")' });
+    expect(run.error).toMatchObject({ name: 'EOFError' });
+  });
+
   it('reports exceptions as an error frame with the traceback of the user code only', async () => {
     const ctx = await createContext();
     const run = await execute({ code: 'def divide(a, b):\n    return a / b\n\nprint("before")\ndivide(1, 0)', contextId: ctx.id });

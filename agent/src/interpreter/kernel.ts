@@ -125,6 +125,7 @@ export class Kernel {
   readonly exited = new Promise<KernelExit>((r) => (this.resolveExited = r));
   private onReady?: (python: string) => void;
   private startupErrors = '';
+  private paused = false;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -195,10 +196,6 @@ export class Kernel {
     return !this.exitInfo;
   }
 
-  get busy(): boolean {
-    return this.active !== undefined;
-  }
-
   /** Runs code; `callbacks` get its output and then its end. One run at a time. */
   run(code: string, envs: Record<string, string> | undefined, callbacks: KernelRunCallbacks): void {
     if (this.active) throw new CoveError('CONFLICT', 'The kernel is already running code');
@@ -226,15 +223,31 @@ export class Kernel {
     }
   }
 
-  /** Stops reading the run's output (the client is behind); the kernel blocks once its pipes are full. */
+  /**
+   * Stops reading the run's output (the client is behind); the kernel blocks once its pipes are full. While output
+   * is paused, a run that has ended does not wait for its end markers against the clock.
+   */
   pauseOutput(): void {
+    this.paused = true;
     this.child.stdout!.pause();
     this.child.stderr!.pause();
+    if (this.active?.graceTimer) {
+      clearTimeout(this.active.graceTimer);
+      this.active.graceTimer = undefined;
+    }
   }
 
   resumeOutput(): void {
+    this.paused = false;
     this.child.stdout!.resume();
     this.child.stderr!.resume();
+    if (this.active?.done) this.startGrace(this.active);
+  }
+
+  /** After the run's end message: its output is complete once both markers came, or after a grace period. */
+  private startGrace(run: ActiveRun): void {
+    if (this.paused || run.graceTimer) return;
+    run.graceTimer = setTimeout(guard('interpreter run end', () => this.finish(run), () => {}), SYNC_GRACE_MS);
   }
 
   /**
@@ -303,7 +316,7 @@ export class Kernel {
     else if (message.type === 'done' && this.active && !this.active.done) {
       const run = this.active;
       run.done = { error: message.error ?? null, charts: Array.isArray(message.charts) ? message.charts : [] };
-      run.graceTimer = setTimeout(guard('interpreter run end', () => this.finish(run), () => {}), SYNC_GRACE_MS);
+      this.startGrace(run);
       this.maybeFinish(run);
     }
   }
@@ -340,6 +353,8 @@ export class Kernel {
     if (this.active !== run) return;
     this.active = undefined;
     clearTimeout(run.graceTimer);
+    // The next run's output must flow whatever this run's client did.
+    if (this.paused && !this.exitInfo) this.resumeOutput();
     for (const stream of ['stdout', 'stderr'] as const) {
       const rest = run.decoders[stream].end();
       if (rest && !run.synced[stream]) run.callbacks.output(stream, rest);
