@@ -12,6 +12,8 @@ import type { InterpreterContext, InterpreterServerFrame } from '../../wire/inte
 import type { CodeRunResponse } from '../../wire/process';
 import { startAgent, waitFor, type TestAgent } from '../helpers/agent';
 import { fc, fuzz, timeoutFor } from '../fuzz/lib';
+import { SyncSplitter } from '../../agent/src/interpreter/kernel';
+import { ChartCapture } from '../../agent/src/process/code-run';
 
 /**
  * PATH for the agent: the first python3 that imports matplotlib must come first (on this machine the python3 on
@@ -119,6 +121,59 @@ async function post(p: string, body: unknown): Promise<{ status: number; json: a
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const isPng = (base64: unknown) => typeof base64 === 'string' && Buffer.from(base64, 'base64').subarray(0, 8).equals(PNG_SIGNATURE);
+
+/** Cuts `data` at the given offsets (sorted, deduplicated, within bounds). */
+function cut(data: Buffer, at: number[]): Buffer[] {
+  const points = [...new Set(at.map((n) => n % (data.length + 1)))].sort((a, b) => a - b);
+  const parts: Buffer[] = [];
+  let last = 0;
+  for (const p of [...points, data.length]) {
+    parts.push(data.subarray(last, p));
+    last = p;
+  }
+  return parts;
+}
+
+describe('output markers (pure)', () => {
+  const text = fc.string({ maxLength: 30 }).map((s) => s.replace(/\x1f/g, ''));
+
+  it('SyncSplitter finds end-of-run markers however the output is cut, and passes everything else on', () => {
+    const token = 'ab'.repeat(12);
+    const marker = `\x1fcove-sync:${token}\x1f`;
+    fc.assert(
+      fc.property(text, text, fc.constantFrom('', '\x1fcove-sync:', '\x1fcove-sync:zz', '\x1fcove'), fc.array(fc.nat(), { maxLength: 6 }), (before, after, decoy, at) => {
+        const input = Buffer.from(before + decoy + marker + after);
+        const splitter = new SyncSplitter();
+        let data = '';
+        const tokens: string[] = [];
+        for (const part of cut(input, at)) {
+          for (const piece of splitter.push(part)) {
+            if ('token' in piece) tokens.push(piece.token);
+            else if (tokens.length === 0) data += piece.data.toString();
+          }
+        }
+        expect(tokens).toEqual([token]);
+        expect(data).toBe(before + decoy);
+      }),
+    );
+  });
+
+  it('ChartCapture takes its record out of the output however it is cut, and ignores other tokens', () => {
+    fc.assert(
+      fc.property(text, text, fc.array(fc.nat(), { maxLength: 6 }), (before, after, at) => {
+        const capture = new ChartCapture();
+        const record = `\x1fcove-charts:${capture.token}:[{"type":"line","title":"t"}]\x1f`;
+        const forged = '\x1fcove-charts:000000000000000000000000:[{"type":"bar"}]\x1f';
+        const input = Buffer.from(before + forged + record + after);
+        const out: Buffer[] = [];
+        for (const part of cut(input, at)) capture.push(part, (d) => out.push(Buffer.from(d)));
+        capture.end((d) => out.push(Buffer.from(d)));
+        expect(Buffer.concat(out).toString()).toBe(before + forged + after);
+        expect(capture.charts()).toEqual([{ type: 'line', title: 't' }]);
+      }),
+    );
+  });
+});
 
 describe('interpreter contexts', () => {
   it('creates, lists and deletes contexts; deleting kills the kernel', async () => {
