@@ -1,7 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AGENT_PORT } from '../../../wire/agent';
+import { openAgentUpgrade, type AgentUpgradeError } from '../runtime/agent-upgrade';
 
 /** Where a preview goes: a port of a sandbox, and how to reach its agent if the port is bound to loopback. */
 export interface PortTarget {
@@ -37,45 +37,17 @@ export function connectToPort(target: PortTarget): Promise<net.Socket> {
   });
 }
 
-/** The agent's raw tunnel: an HTTP upgrade answered with 101, after which the socket carries the port's bytes. */
-function tunnel(target: PortTarget): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(AGENT_PORT, target.ip);
-    let head = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (head.length > 16_384) fail(new Error('the agent answered the tunnel request with an oversized header'));
-        return;
-      }
-      socket.off('data', onData);
-      socket.off('error', fail);
-      const status = head.subarray(0, head.indexOf('\r\n')).toString();
-      if (!/^HTTP\/1\.1 101 /.test(status)) {
-        socket.destroy();
-        const body = head.subarray(end + 4).toString();
-        const refused = Object.assign(new Error(`the port is not listening (${status}) ${body}`), { code: 'ECONNREFUSED' });
-        reject(refused);
-        return;
-      }
-      const rest = head.subarray(end + 4);
-      if (rest.length) socket.unshift(rest);
-      resolve(socket);
-    };
-    const fail = (err: Error) => {
-      socket.destroy();
-      reject(err);
-    };
-    socket.on('data', onData);
-    socket.once('error', fail);
-    socket.once('connect', () => {
-      socket.setNoDelay(true);
-      socket.write(
-        `GET /port/${target.port}/tunnel HTTP/1.1\r\nHost: ${target.ip}:${AGENT_PORT}\r\nAuthorization: Bearer ${target.agentToken}\r\nConnection: Upgrade\r\nUpgrade: cove-tcp\r\n\r\n`,
-      );
-    });
-  });
+/**
+ * The agent's raw tunnel to the port. A refusal (nothing listens there) rejects with code ECONNREFUSED, as a direct
+ * connection would.
+ */
+async function tunnel(target: PortTarget): Promise<net.Socket> {
+  try {
+    return await openAgentUpgrade(target, `/port/${target.port}/tunnel`, 'cove-tcp');
+  } catch (err) {
+    if ((err as AgentUpgradeError).reason !== 'refused') throw err;
+    throw Object.assign(new Error(`the port is not listening (${(err as AgentUpgradeError).statusLine}) ${(err as Error).message}`), { code: 'ECONNREFUSED' });
+  }
 }
 
 /** Keep-alive pool of preview connections, keyed by address and port like any http.Agent. */
