@@ -9,7 +9,7 @@ import { createAgentApp, type AgentApp } from './app';
 import { guard } from '../../lib/guard';
 import { boundaryError, closeWithError } from './boundary';
 import { CoveError } from '../../lib/http/errors';
-import { answerClientErrors, listen, rejectSocket } from '../../lib/http/node';
+import { answerClientErrors, listen, rejectSocket, sendError } from '../../lib/http/node';
 import { parseOrThrow, type WsRoute } from '../../lib/http/router';
 import type { SandboxContext } from './system/context';
 
@@ -133,8 +133,8 @@ export async function startAgentServer(opts: {
   answerClientErrors(server, ERROR_SOURCE.agent);
   // An Expect header other than 100-continue: Node would answer 417 with an empty body.
   server.on('checkExpectation', (_req, res: ServerResponse) => {
-    const body = JSON.stringify(new CoveError('INVALID_REQUEST', 'Only "Expect: 100-continue" is supported').toBody(ERROR_SOURCE.agent));
-    res.writeHead(417, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' }).end(body);
+    res.shouldKeepAlive = false; // the body it announced is never read
+    sendError(res, new CoveError('INVALID_REQUEST', 'Only "Expect: 100-continue" is supported'), ERROR_SOURCE.agent, 417);
   });
   const { port, url } = await listen(server, opts.port, opts.host);
   return {

@@ -14,6 +14,15 @@ export function errorResponse(error: CoveError, source: string, status = error.s
   );
 }
 
+/** Answers a request with the error envelope, or cuts the response when its head has gone already. */
+export function sendError(res: ServerResponse, error: CoveError, source: string, status = error.status): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(error.toBody(source)));
+}
+
 /** How long a connection we ended may linger, so the client reads our last answer before the socket is closed. */
 const LINGER_MS = 2_000;
 

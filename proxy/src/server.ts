@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { guard, settle, unexpected } from '../../lib/guard';
 import { CoveError } from '../../lib/http/errors';
-import { answerClientErrors, closeUnreadBodies, listen, rejectSocket } from '../../lib/http/node';
+import { answerClientErrors, closeUnreadBodies, listen, rejectSocket, sendError } from '../../lib/http/node';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { API_BASE, createApiApp, type ApiOptions } from './app';
 import { parsePreviewHost } from './preview/host';
@@ -36,14 +36,6 @@ export function toolboxPath(url: string): { sandboxId: string; path: string } | 
   return sandboxId ? { sandboxId, path } : undefined;
 }
 
-/** Answers a request with the error envelope, or cuts the response if its head has gone already. */
-function sendError(res: ServerResponse, error: CoveError, source: string): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  res.writeHead(error.status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(error.toBody(source)));
-}
 
 /**
  * The proxy's one listener. Connections start in the preview relay (preview/relay.ts), which forwards admitted preview

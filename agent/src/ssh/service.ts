@@ -27,6 +27,9 @@ import { splice } from '../../../lib/net/splice';
 import { settle } from '../../../lib/guard';
 import { signalGroup } from '../system/process-group';
 import { SFTP_HELPER_ARGS, sftpHelperSource } from './sftp-server';
+import { CoveError } from '../../../lib/http/errors';
+import { rejectSocket } from '../../../lib/http/node';
+import { ERROR_SOURCE, type ErrorCode } from '../../../wire/errors';
 
 /** node-pty, loaded with the first terminal (the same module instance the PTY service uses). */
 let nodePtyModule: typeof NodePty | undefined;
@@ -44,9 +47,8 @@ const STDIN_TYPES: ReadonlySet<number> = new Set([FRAME.stdin]);
 const switching = () => `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SSH_TUNNEL_PROTOCOL}\r\n\r\n`;
 
 /** A JSON error answer on a raw socket, before the 101 (the gateway turns it into the SSH-level failure). */
-function refuse(socket: Duplex, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ message, code, source: 'DAYTONA_DAEMON' });
-  socket.end(`HTTP/1.1 ${status} ${code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+function refuse(socket: Duplex, status: number, code: ErrorCode, message: string): void {
+  rejectSocket(socket, new CoveError(code, message), ERROR_SOURCE.agent, status);
 }
 
 interface Running {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CoveError } from '../../../lib/http/errors';
+import { sendError } from '../../../lib/http/node';
 import { ERROR_SOURCE } from '../../../wire/errors';
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -22,5 +23,5 @@ export function sendPreviewError(req: IncomingMessage, res: ServerResponse, erro
     res.writeHead(error.status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(html);
     return;
   }
-  res.writeHead(error.status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(error.toBody(ERROR_SOURCE.proxy)));
+  sendError(res, error, ERROR_SOURCE.proxy);
 }

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { guard } from '../../../lib/guard';
 import { CoveError, toCoveError } from '../../../lib/http/errors';
 import { HOP_BY_HOP_HEADERS } from '../../../lib/http/headers';
-import { rejectSocket } from '../../../lib/http/node';
+import { rejectSocket, sendError } from '../../../lib/http/node';
 import { requestHead, splice } from '../../../lib/net/splice';
 import { AGENT_PORT } from '../../../wire/agent';
 import { ERROR_SOURCE } from '../../../wire/errors';
@@ -32,11 +32,7 @@ export function createToolboxForwarder() {
 
   function fail(res: ServerResponse, err: unknown): void {
     const error = err instanceof CoveError ? err : new CoveError('AGENT_UNREACHABLE', 'The sandbox agent did not answer', (err as Error).message);
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    res.writeHead(error.status, { 'content-type': 'application/json' }).end(JSON.stringify(error.toBody(ERROR_SOURCE.proxy)));
+    sendError(res, error, ERROR_SOURCE.proxy);
   }
 
   return {
