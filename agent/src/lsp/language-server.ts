@@ -1,11 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
+import { statSync, type BigIntStats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { MessageConnection } from 'vscode-jsonrpc/node';
+import type { Writable } from 'node:stream';
+import type { Message, MessageConnection, MessageWriter } from 'vscode-jsonrpc/node';
 import type { LspDiagnostic } from '../../../wire/lsp';
 import { CoveError, fromOsError } from '../../../lib/http/errors';
 import type { SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
+import { frame } from './channel';
 import { canonicalUri, documentLanguageId, fileUri, spawnLanguageServer, tail, type LanguageServerKind } from './languages';
 
 type Rpc = typeof import('vscode-jsonrpc/node');
@@ -18,6 +21,35 @@ let rpcModule: Promise<Rpc> | undefined;
  */
 function loadRpc(): Promise<Rpc> {
   return (rpcModule ??= import('vscode-jsonrpc/node').then((m) => ((m as { default?: Rpc }).default ?? m) as Rpc));
+}
+
+/**
+ * Sends each message to the server in a single write. vscode-jsonrpc's stream writer writes the header, waits for it
+ * to be flushed, then writes the body a turn later: two writes per message, and a server woken twice per request.
+ */
+function pipeWriter(rpc: Rpc, stdin: Writable): MessageWriter {
+  const errors = new rpc.Emitter<[Error, Message | undefined, number | undefined]>();
+  const closed = new rpc.Emitter<void>();
+  let errorCount = 0;
+  stdin.on('error', (err) => errors.fire([err, undefined, undefined]));
+  stdin.on('close', () => closed.fire());
+  return {
+    onError: errors.event,
+    onClose: closed.event,
+    write: (msg) =>
+      new Promise((resolve, reject) => {
+        stdin.write(frame(JSON.stringify(msg)), (err) => {
+          if (!err) return resolve();
+          errors.fire([err, msg, ++errorCount]);
+          reject(err);
+        });
+      }),
+    end: () => stdin.end(),
+    dispose: () => {
+      errors.dispose();
+      closed.dispose();
+    },
+  };
 }
 
 /** How a language server process ended. */
@@ -33,7 +65,35 @@ interface OpenDocument {
   languageId: string;
   version: number;
   text: string;
+  /** The file's stat when `text` was read, while it can be trusted to show a change (see `settledStamp`). */
+  stamp?: BigIntStats;
 }
+
+/**
+ * How long after its last change a file's stat is trusted to reveal the next one. File times tick coarsely (a few
+ * milliseconds on Linux, whole seconds on some file systems), so two writes within one tick can leave the same times
+ * and, if the text is as long, the same size. A file changed more recently than this is read on every request.
+ */
+const STAMP_SETTLE_MS = 2000;
+
+/** The stat of `file` (following links), as one synchronous system call: microseconds, where a read costs more. */
+function statOf(file: string): BigIntStats {
+  try {
+    return statSync(file, { bigint: true });
+  } catch (err) {
+    throw fromOsError(err, file);
+  }
+}
+
+/** `stamp` taken at `takenAt` (ms), if its file last changed long enough before for a later change to alter it. */
+function settledStamp(stamp: BigIntStats, takenAt: number): BigIntStats | undefined {
+  const changedAt = Number((stamp.mtimeNs > stamp.ctimeNs ? stamp.mtimeNs : stamp.ctimeNs) / 1_000_000n);
+  return takenAt - changedAt >= STAMP_SETTLE_MS ? stamp : undefined;
+}
+
+/** Whether two stats are of the same file, unchanged: a rewrite moves ctime, a replacement changes the inode. */
+const sameFile = (a: BigIntStats, b: BigIntStats): boolean =>
+  a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 
 interface PublishedDiagnostics {
   diagnostics: LspDiagnostic[];
@@ -79,7 +139,13 @@ export class LanguageServer {
   /** Document syncs run one after another so that two requests never open one document twice. */
   private syncChain: Promise<unknown> = Promise.resolve();
   private stopping = false;
-  private exitedFlag = false;
+  /** How the process ended, once it has. */
+  private exit: ServerExit | undefined;
+  /**
+   * Called with the exit, for requests and waits under way. Waiters remove themselves when done: a reaction added to
+   * `exited` per request would be kept for the life of the process, which a busy server never ends.
+   */
+  private readonly exitWaiters = new Set<(exit: ServerExit) => void>();
 
   private constructor(
     readonly kind: LanguageServerKind,
@@ -94,10 +160,12 @@ export class LanguageServer {
       proc.once('error', () => resolve({ code: null, signal: null, stderr: stderr() }));
       proc.once('exit', (code, signal) => resolve({ code, signal, stderr: stderr() }));
     });
-    void this.exited.then(() => {
-      this.exitedFlag = true;
+    void this.exited.then((exit) => {
+      this.exit = exit;
       // tsserver and other helpers share the group; none must outlive the server.
       signalGroup(this.pid, 'SIGKILL');
+      for (const w of this.exitWaiters) w(exit);
+      this.exitWaiters.clear();
       this.conn.dispose();
       for (const waiters of this.published.values()) for (const w of waiters) w();
     });
@@ -107,7 +175,7 @@ export class LanguageServer {
   static async start(ctx: SandboxContext, kind: LanguageServerKind, root: string, opts: LanguageServerOptions): Promise<LanguageServer> {
     const rpc = await loadRpc();
     const proc = spawnLanguageServer(ctx, kind, root);
-    const conn = rpc.createMessageConnection(new rpc.StreamMessageReader(proc.stdout!), new rpc.StreamMessageWriter(proc.stdin!));
+    const conn = rpc.createMessageConnection(new rpc.StreamMessageReader(proc.stdout!), pipeWriter(rpc, proc.stdin!));
     const server = new LanguageServer(kind, root, proc, conn, opts);
     conn.onNotification('textDocument/publishDiagnostics', (params: { uri: string; version?: number; diagnostics: LspDiagnostic[] }) =>
       server.onDiagnostics(params),
@@ -155,35 +223,54 @@ export class LanguageServer {
    * error (a JSON-RPC error response) becomes INTERNAL_ERROR with the server's message as detail.
    */
   async request<T = unknown>(method: string, params: unknown): Promise<T> {
+    if (this.exit) throw crashedError(this.kind, this.root, this.exit);
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new CoveError('LSP_REQUEST_TIMEOUT', `The ${this.kind.name} language server did not answer ${method} within ${this.opts.requestTimeoutMs / 1000} s`),
-          ),
-        this.opts.requestTimeoutMs,
-      );
-    });
-    const died = this.exited.then((exit) => {
-      throw crashedError(this.kind, this.root, exit);
-    });
+    let onExit: ((exit: ServerExit) => void) | undefined;
     try {
-      return await Promise.race([this.conn.sendRequest(method, params) as Promise<T>, died, timeout]);
+      return await new Promise<T>((resolve, reject) => {
+        onExit = (exit) => reject(crashedError(this.kind, this.root, exit));
+        this.exitWaiters.add(onExit);
+        timer = setTimeout(
+          () =>
+            reject(
+              new CoveError('LSP_REQUEST_TIMEOUT', `The ${this.kind.name} language server did not answer ${method} within ${this.opts.requestTimeoutMs / 1000} s`),
+            ),
+          this.opts.requestTimeoutMs,
+        );
+        (this.conn.sendRequest(method, params) as Promise<T>).then(resolve, reject);
+      });
     } catch (err) {
       if (err instanceof CoveError) throw err;
-      // A request that failed because the connection went away is a crash, reported as such once `exited` settles.
-      const exit = await Promise.race([this.exited, new Promise<undefined>((r) => setTimeout(r, 200))]);
+      // A request that failed because the connection went away is a crash, reported as such once the exit is known.
+      const exit = await this.exitWithin(200);
       if (exit) throw crashedError(this.kind, this.root, exit);
       throw new CoveError('INTERNAL_ERROR', `The ${this.kind.name} language server failed ${method}`, (err as Error).message);
     } finally {
       clearTimeout(timer);
+      if (onExit) this.exitWaiters.delete(onExit);
     }
+  }
+
+  /** The exit, if the process has ended or ends within `ms`; undefined otherwise. */
+  private exitWithin(ms: number): Promise<ServerExit | undefined> {
+    if (this.exit) return Promise.resolve(this.exit);
+    return new Promise((resolve) => {
+      const onExit = (exit: ServerExit) => {
+        clearTimeout(timer);
+        resolve(exit);
+      };
+      const timer = setTimeout(() => {
+        this.exitWaiters.delete(onExit);
+        resolve(undefined);
+      }, ms);
+      this.exitWaiters.add(onExit);
+    });
   }
 
   /**
    * Makes the server see the document as it is on disk now: opens it (didOpen) the first time, sends the full new
-   * text (didChange) when the file changed since. Returns the canonical URI.
+   * text (didChange) when the file changed since. Returns the canonical URI. A file whose stat is unchanged since a
+   * settled read is not read again; its stat is taken before the read, so a change during the read shows next time.
    */
   syncFromDisk(file: string, fallbackLanguageId: string): Promise<string> {
     const run = this.syncChain.then(() => this.sync(file, fallbackLanguageId));
@@ -193,6 +280,10 @@ export class LanguageServer {
 
   private async sync(file: string, fallbackLanguageId: string): Promise<string> {
     const uri = fileUri(file);
+    const stat = statOf(file);
+    const stamp = settledStamp(stat, Date.now());
+    const known = this.docs.get(uri)?.stamp;
+    if (known && sameFile(known, stat)) return uri;
     let text: string;
     try {
       text = await readFile(file, 'utf8');
@@ -202,9 +293,12 @@ export class LanguageServer {
     const doc = this.docs.get(uri);
     if (!doc) {
       const languageId = documentLanguageId(file, fallbackLanguageId);
-      this.docs.set(uri, { path: file, languageId, version: 1, text });
+      this.docs.set(uri, { path: file, languageId, version: 1, text, stamp });
       await this.conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId, version: 1, text } });
-    } else if (doc.text !== text) {
+      return uri;
+    }
+    doc.stamp = stamp;
+    if (doc.text !== text) {
       doc.version += 1;
       doc.text = text;
       await this.conn.sendNotification('textDocument/didChange', {
@@ -261,7 +355,7 @@ export class LanguageServer {
   }
 
   private stoppedOrExited(): boolean {
-    return this.stopping || this.exitedFlag;
+    return this.stopping || this.exit !== undefined;
   }
 
   /** Whether the process is still running. */
