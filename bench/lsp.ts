@@ -2,7 +2,9 @@
  * LSP completions through the agent (POST /lsp/start, /lsp/did-open, /lsp/completions) beside the same requests sent
  * straight to the same language server over stdio from this process, in the same run: the time to the first
  * completion from a cold start, and the median warm completion (the two clients interleaved, so both see the same
- * machine load). TypeScript (typescript-language-server) and Python (pyright).
+ * machine load). TypeScript (typescript-language-server) and Python (pyright). The stdio client opens the text it
+ * wrote and never looks at the disk again; the agent, whose documents are read from disk, stats the file before each
+ * request (and reads it when it changed). Target for the warm p50: at most 1.2× stdio + 1 ms.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -142,9 +144,18 @@ try {
     await direct.close();
     await post('/lsp/stop', base);
 
+    const warm = { agent: stats(warmAgent).p50, stdio: stats(warmDirect).p50 };
     rows.push(
       { name: `${c.languageId}: start → first completion (cold, median of ${COLD_RUNS})`, value: stats(coldAgent).p50, unit: 'ms', baseline: stats(coldDirect).p50, baselineName: 'stdio' },
-      { name: `${c.languageId}: completion p50 (warm, n=${WARM_RUNS})`, value: stats(warmAgent).p50, unit: 'ms', baseline: stats(warmDirect).p50, baselineName: 'stdio' },
+      {
+        name: `${c.languageId}: completion p50 (warm, n=${WARM_RUNS})`,
+        value: warm.agent,
+        unit: 'ms',
+        baseline: warm.stdio,
+        baselineName: 'stdio',
+        target: '≤ 1.2× stdio + 1 ms',
+        ok: warm.agent <= 1.2 * warm.stdio + 1,
+      },
       { name: `${c.languageId}: completion p99 (warm)`, value: stats(warmAgent).p99, unit: 'ms', baseline: stats(warmDirect).p99, baselineName: 'stdio' },
     );
   }
