@@ -366,6 +366,16 @@ describe('remotes', () => {
     expect(noPath.status).toBe(400);
     expect(noPath.json.message).toMatch(/path/);
   });
+
+  it('a pull or push to a remote the repository does not have is a 404 naming it, not a network failure', async () => {
+    for (const route of ['/git/push', '/git/pull']) {
+      for (const remote of ['nosuch', 'x'.repeat(400)]) {
+        const res = await call('POST', route, { path: 'remotes', remote });
+        expect(res.status, `${route} ${remote.slice(0, 10)}`).toBe(404);
+        expect(res.json).toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining('no remote named') });
+      }
+    }
+  });
 });
 
 describe('config', () => {

@@ -832,6 +832,22 @@ function harmlessExecFrames(frames: Frame[]): Frame[] {
   });
 }
 
+/** Any frame that could start a run runs `pass`: no generated Python ever executes. */
+function harmlessInterpreterFrames(frames: Frame[]): Frame[] {
+  return frames.map((f) => {
+    const text = f.kind === 'text' ? f.data : f.kind === 'rawtext' ? Buffer.from(f.data).toString('utf8') : f.kind === 'fragments' ? f.parts.join('') : undefined;
+    if (text === undefined) return f;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return f;
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || typeof (parsed as { code?: unknown }).code !== 'string') return f;
+    return { kind: 'text', data: JSON.stringify({ ...parsed, code: 'pass' }) };
+  });
+}
+
 const started = (texts: string[]) => texts.map((t) => /"type":"started","pid":(\d+)/.exec(t)?.[1]).filter(Boolean).map(Number);
 
 let channelSeq = 0;
@@ -948,6 +964,12 @@ async function channelCase(c: ChannelCase): Promise<void> {
     case '/process/session/{sessionId}/command/{commandId}/logs': {
       const target = c.valid ? `/process/session/fz-log/command/${logCommand}/logs` : `/process/session/${encodeTarget(c.id, 'loose', false)}/command/${encodeTarget(c.id, 'loose', false)}/logs`;
       checkChannel('command logs', await runChannel(`${target}${queryString(c.query.filter(([k]) => k === 'follow'))}`, [], c.frames));
+      return;
+    }
+    case '/process/interpreter/execute': {
+      const frames = harmlessInterpreterFrames(c.frames);
+      const first = async (ws: WebSocket) => ws.send(JSON.stringify({ code: 'pass' }));
+      checkChannel('interpreter', await runChannel('/process/interpreter/execute', c.protocols, frames, c.valid ? first : undefined));
       return;
     }
     case '/process/session/entrypoint/logs':

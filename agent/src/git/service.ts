@@ -142,6 +142,18 @@ export function createGitService(ctx: SandboxContext) {
    * Credentials for a command that talks to a remote: the request's own, or else those kept by POST
    * /git/credentials, which serve only the hosts they name.
    */
+  /**
+   * A remote named in a pull or push must be one of the repository's: git would take any other word as a URL or a
+   * path and fail on the network (a 502) for what is the caller's mistake.
+   */
+  async function requireRemote(dir: string, name: string | null | undefined): Promise<void> {
+    if (!name) return;
+    const remotes = await withRepo(dir, 'list remotes', (git) => git.getRemotes());
+    if (!remotes.some((r) => r.name === name)) {
+      throw new CoveError('NOT_FOUND', `${dir} has no remote named ${JSON.stringify(name)}; add it first (POST /git/remotes)`);
+    }
+  }
+
   async function networkAccess(credentials: GitCredentials | undefined, insecureSkipTls?: boolean | null) {
     return { credentials, hosts: credentials ? [] : await store.list(), insecureSkipTls: insecureSkipTls ?? false };
   }
@@ -289,6 +301,7 @@ export function createGitService(ctx: SandboxContext) {
     async pull(req: GitPullRequest): Promise<void> {
       const dir = await repoDir(req.path);
       const credentials = requestCredentials(req.username, req.password);
+      await requireRemote(dir, req.remote);
       const args = ['pull', '--no-rebase', '--no-edit'];
       if (req.remote || req.branch) args.push(req.remote ?? 'origin');
       if (req.branch) args.push(req.branch);
@@ -302,6 +315,7 @@ export function createGitService(ctx: SandboxContext) {
     async push(req: GitPushRequest): Promise<void> {
       const dir = await repoDir(req.path);
       const credentials = requestCredentials(req.username, req.password);
+      await requireRemote(dir, req.remote);
       const args = ['push'];
       if (req.set_upstream) args.push('--set-upstream');
       if (req.remote || req.branch) args.push(req.remote ?? 'origin');
