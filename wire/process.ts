@@ -45,7 +45,7 @@ export const CodeRunRequest = z.object({
 });
 export type CodeRunRequest = z.infer<typeof CodeRunRequest>;
 
-/** A chart found in the program's output (matplotlib in Daytona); Cove does not produce charts yet. */
+/** A matplotlib figure the program drew (python): its type, title, PNG (base64) and, where known, its elements. */
 export const Chart = z.looseObject({ type: z.string().optional(), title: z.string().optional(), png: z.string().optional() });
 
 export const CodeRunResponse = z.object({

@@ -98,6 +98,31 @@ describe('SDK 0.218 in the default image', () => {
     expect((await py.process.codeRun('raise SystemExit(3)')).exitCode).toBe(3);
   });
 
+  it('code-run: matplotlib figures come back as artifacts.charts', async () => {
+    const res = await py.process.codeRun('import matplotlib.pyplot as plt\nplt.bar(["a", "b"], [3, 5])\nplt.title("Sales")\nplt.show()\nprint("ok")');
+    expect(res.result).toBe('ok\n');
+    const [chart] = res.artifacts!.charts!;
+    expect(chart).toMatchObject({ type: 'bar', title: 'Sales' });
+    expect(Buffer.from(chart.png!, 'base64').subarray(1, 4).toString()).toBe('PNG');
+  });
+
+  it('code interpreter: contexts keep state, stream output, report errors and time out without losing the context', async () => {
+    const ci = py.codeInterpreter;
+    const ctx = await ci.createContext('/tmp');
+    let streamed = '';
+    const first = await ci.runCode('import os\nx = 41\nprint(os.getcwd(), flush=True)', { context: ctx, onStdout: (m) => void (streamed += m.output) });
+    expect([first.stdout, streamed]).toEqual(['/tmp\n', '/tmp\n']);
+    expect((await ci.runCode('x += 1\nprint(x)', { context: ctx })).stdout).toBe('42\n');
+    const failed = await ci.runCode('1 / 0', { context: ctx });
+    expect(failed.error).toMatchObject({ name: 'ZeroDivisionError', value: 'division by zero' });
+    await expect(ci.runCode('import time\ntime.sleep(30)', { context: ctx, timeout: 1 })).rejects.toThrow(/timed out/i);
+    expect((await ci.runCode('print(x)', { context: ctx })).stdout).toBe('42\n');
+    expect((await ci.runCode('print(1 + 1)')).stdout).toBe('2\n');
+    expect((await ci.listContexts()).map((c) => c.id)).toContain(ctx.id);
+    await ci.deleteContext(ctx);
+    expect((await ci.listContexts()).map((c) => c.id)).not.toContain(ctx.id);
+  }, 60_000);
+
   it('sessions: state between commands, split output, logs without and with callbacks', async () => {
     await py.process.createSession('s');
     await py.process.executeSessionCommand('s', { command: 'cd /tmp && export K=v' });
