@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { CoveError } from './http/errors';
+import { CoveError } from './errors';
 
 /**
  * The one error boundary of every entry point (request and upgrade listeners, raw socket handlers, SSH callbacks,

@@ -4,7 +4,7 @@ import { AGENT_VERSION } from '../../wire/agent';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { createBearerCheck } from '../../lib/http/auth';
 import { unexpected } from '../../lib/guard';
-import { CoveError, fromOsError } from '../../lib/http/errors';
+import { CoveError, fromOsError } from '../../lib/errors';
 import { Router } from '../../lib/http/router';
 import { registerEnvRoutes } from './env/routes';
 import { createEnvService } from './env/service';

@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws';
 import { unexpected } from '../../lib/guard';
-import { CoveError, fromOsError } from '../../lib/http/errors';
+import { CoveError, fromOsError } from '../../lib/errors';
 
 /**
  * What a client is told about anything thrown at an entry point: expected failures (CoveErrors, OS errors) as they

@@ -8,7 +8,7 @@ import { ERROR_SOURCE } from '../../wire/errors';
 import { createAgentApp, type AgentApp } from './app';
 import { guard } from '../../lib/guard';
 import { boundaryError, closeWithError } from './boundary';
-import { CoveError } from '../../lib/http/errors';
+import { CoveError } from '../../lib/errors';
 import { answerClientErrors, listen, rejectSocket, sendError } from '../../lib/http/node';
 import { parseOrThrow, type WsRoute } from '../../lib/http/router';
 import type { SandboxContext } from './system/context';

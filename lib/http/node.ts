@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CoveError } from './errors';
+import { CoveError } from '../errors';
 
 /**
  * A complete HTTP/1.1 response carrying the error envelope, ending the connection: for raw sockets (before or instead

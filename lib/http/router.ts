@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { ErrorBody } from '../../wire/errors';
-import { CoveError } from './errors';
+import { CoveError } from '../errors';
 
 type Method = 'get' | 'post' | 'put' | 'delete' | 'patch';
 type Schema = z.ZodType | undefined;

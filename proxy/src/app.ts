@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { CoveError, toCoveError } from '../../lib/http/errors';
+import { CoveError, toCoveError } from '../../lib/errors';
 import { Router } from '../../lib/http/router';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { authenticate } from './http/principal';

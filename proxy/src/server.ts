@@ -4,7 +4,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { guard, settle, unexpected } from '../../lib/guard';
-import { CoveError } from '../../lib/http/errors';
+import { CoveError } from '../../lib/errors';
 import { answerClientErrors, closeUnreadBodies, listen, rejectSocket, sendError } from '../../lib/http/node';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { API_BASE, createApiApp, type ApiOptions } from './app';

@@ -1,4 +1,4 @@
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import type { UpdateEnvRequest } from '../../../wire/env';
 import type { SandboxContext } from '../system/context';
 

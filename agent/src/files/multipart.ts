@@ -2,7 +2,7 @@ import type busboy from 'busboy';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 
 /**
  * The parser, loaded with the first multipart request rather than at start (an idle agent does not need it).

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chown, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { CoveError, fromOsError } from '../../../lib/http/errors';
+import { CoveError, fromOsError } from '../../../lib/errors';
 
 const READ_CHUNK = 256 * 1024;
 

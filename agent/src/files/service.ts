@@ -13,7 +13,7 @@ import {
   type ReplaceResult,
   type UploadedFile,
 } from '../../../wire/files';
-import { CoveError, fromOsError } from '../../../lib/http/errors';
+import { CoveError, fromOsError } from '../../../lib/errors';
 import { boundaryError } from '../boundary';
 import type { SandboxContext } from '../system/context';
 import { resolvePath } from '../system/paths';

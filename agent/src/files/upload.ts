@@ -4,7 +4,7 @@ import { chown, chmod, mkdir, rename, rmdir, stat, unlink } from 'node:fs/promis
 import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CoveError, fromOsError } from '../../../lib/http/errors';
+import { CoveError, fromOsError } from '../../../lib/errors';
 
 /**
  * Bytes the file writer takes before it applies backpressure. While one write is in flight, everything that arrives

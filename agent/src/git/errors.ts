@@ -1,4 +1,4 @@
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import type { ErrorCode } from '../../../wire/errors';
 
 /** What the failed command was doing, for the sentence people read. */

@@ -1,4 +1,4 @@
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import type { SandboxContext } from '../system/context';
 import type { SimpleGit, SimpleGitOptions } from 'simple-git';
 import {

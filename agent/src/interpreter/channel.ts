@@ -7,7 +7,7 @@ import {
   type InterpreterServerFrame,
 } from '../../../wire/interpreter';
 import { guard } from '../../../lib/guard';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { describeIssues } from '../../../lib/http/router';
 import { boundaryError, closeReason, closeWithError } from '../boundary';
 import type { InterpreterService, RunHandle, RunOutcome, RunSink } from './service';

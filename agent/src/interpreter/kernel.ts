@@ -5,7 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { ChartShape, InterpreterErrorFrame } from '../../../wire/interpreter';
 import { guard } from '../../../lib/guard';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { childEnv, type SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
 import { KERNEL_BOOTSTRAP, KERNEL_PY } from './kernel-py';

@@ -11,7 +11,7 @@ import {
   type InterpreterExecuteRequest,
 } from '../../../wire/interpreter';
 import { guard } from '../../../lib/guard';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import type { SandboxContext } from '../system/context';
 import { describeExit, Kernel, type ErrorInfo, type KernelDone, type KernelExit, type StreamName } from './kernel';
 

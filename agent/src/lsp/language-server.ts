@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Message, MessageConnection, MessageWriter } from 'vscode-jsonrpc/node';
 import type { LspDiagnostic } from '../../../wire/lsp';
-import { CoveError, fromOsError } from '../../../lib/http/errors';
+import { CoveError, fromOsError } from '../../../lib/errors';
 import type { SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
 import { frame } from './channel';

@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LSP_LANGUAGE_IDS } from '../../../wire/lsp';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import type { SandboxContext } from '../system/context';
 import { resolvePath } from '../system/paths';
 

@@ -13,7 +13,7 @@ import type {
   LspSymbol,
   LspWorkspaceSymbolsQuery,
 } from '../../../wire/lsp';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { guard, settle } from '../../../lib/guard';
 import type { SandboxContext } from '../system/context';
 import { bridgeChannel, type LspChannel, type LspChannelSink } from './channel';

@@ -1,4 +1,4 @@
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { settle } from '../../../lib/guard';
 import { PortInUse, PortList } from '../../../wire/ports';
 import type { Router } from '../../../lib/http/router';

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 
 const TCP_LISTEN = '0A';
 const TABLES = ['/proc/net/tcp', '/proc/net/tcp6'];

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { rejectSocket } from '../../../lib/http/node';
 import { splice } from '../../../lib/net/splice';
 import { ERROR_SOURCE } from '../../../wire/errors';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type * as TS from 'typescript';
 import type { ChartShape } from '../../../wire/interpreter';
 import { CODE_LANGUAGES, type CodeLanguage } from '../../../wire/process';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { CHARTS_PY } from '../interpreter/charts-py';
 
 /**

@@ -8,7 +8,7 @@ import {
   type ExecStreamRequest,
 } from '../../../wire/exec-stream';
 import { guard, settle } from '../../../lib/guard';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { describeIssues } from '../../../lib/http/router';
 import { boundaryError, closeReason, closeWithError } from '../boundary';
 import type { ProcessService, StreamHandle, StreamSink } from './service';

@@ -12,7 +12,7 @@ import {
   type ExecuteResponse,
 } from '../../../wire/process';
 import { guard, settle } from '../../../lib/guard';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import type { SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
 import { prepareProgram, type ChartCapture } from './code-run';

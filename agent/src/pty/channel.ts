@@ -6,7 +6,7 @@ import {
   type PtyExit,
 } from '../../../wire/pty';
 import { guard } from '../../../lib/guard';
-import type { CoveError } from '../../../lib/http/errors';
+import type { CoveError } from '../../../lib/errors';
 import type { PtyAttachment, PtySink } from './service';
 
 /** WebSocket close reasons are limited to 123 bytes. */

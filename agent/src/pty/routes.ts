@@ -12,7 +12,7 @@ import {
   PtyResizeRequest,
   PtySessionInfo,
 } from '../../../wire/pty';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import type { Router } from '../../../lib/http/router';
 import { boundaryError } from '../boundary';
 import { rejectPtyChannel, servePtyChannel } from './channel';

@@ -8,7 +8,7 @@ import type {
   SessionExecuteResponse,
 } from '../../../wire/sessions';
 import { STDERR_PREFIX, STDOUT_PREFIX } from '../../../wire/sessions';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import type { SandboxContext } from '../system/context';
 import { DEFAULT_LOG_CAP, type LogListener } from './command-log';
 import { describeCommand, ShellSession, type CommandRecord } from './shell-session';

@@ -27,7 +27,7 @@ import { splice } from '../../../lib/net/splice';
 import { settle } from '../../../lib/guard';
 import { signalGroup } from '../system/process-group';
 import { SFTP_HELPER_ARGS, sftpHelperSource } from './sftp-server';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { rejectSocket } from '../../../lib/http/node';
 import { ERROR_SOURCE, type ErrorCode } from '../../../wire/errors';
 

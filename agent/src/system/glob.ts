@@ -1,4 +1,4 @@
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 
 /**
  * Glob matching in time linear in the text: a glob compiles to a small automaton that is run one state set per

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 
 /**
  * A client's path resolved against `base` (relative paths start there). No file name can hold a NUL character, and

@@ -3,7 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { WATCH_DEFAULT_IGNORES, type WatchEventName, type WatcherInfo, type WatchServerMessage } from '../../../wire/watch';
-import { fromOsError } from '../../../lib/http/errors';
+import { fromOsError } from '../../../lib/errors';
 import { guard } from '../../../lib/guard';
 import type { SandboxContext } from '../system/context';
 import { resolvePath } from '../system/paths';

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import type { IncomingHttpHeaders } from 'node:http';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import type { KeysService, Principal } from '../keys/service';
 
 /** The API key in `Authorization: Bearer <key>`, if any. */

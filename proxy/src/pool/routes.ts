@@ -1,4 +1,4 @@
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import type { Router } from '../../../lib/http/router';
 import { PoolStatus } from '../../../wire/sandbox';
 import { principalOf } from '../http/principal';

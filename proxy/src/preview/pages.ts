@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { sendError } from '../../../lib/http/node';
 import { ERROR_SOURCE } from '../../../wire/errors';
 

@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import { FramingError, Http1Framer, parseHead, requestFraming, requestLine, responseFraming, scanResponseHead, serializeHead, statusOf, type HeadLike, type MessageHead } from '../../../lib/net/http1';
 import { guard, unexpected } from '../../../lib/guard';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { endSoon, errorResponse } from '../../../lib/http/node';
 import { ERROR_SOURCE } from '../../../wire/errors';
 import { connectToPort } from './connect';

@@ -1,5 +1,5 @@
 import type { Router } from '../../../lib/http/router';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { PortPreviewUrl, SignedPortPreviewUrl, SignedPreviewQuery } from '../../../wire/preview';
 import { principalOf } from '../http/principal';
 import type { SandboxService } from '../sandboxes/service';

@@ -1,5 +1,5 @@
 import type { Router } from '../../../lib/http/router';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { SandboxDto } from '../../../wire/sandbox';
 import { CreateSshAccessQuery, RevokeSshAccessQuery, SshAccessDto, SshAccessValidationDto, ValidateSshAccessQuery } from '../../../wire/ssh';
 import { principalOf } from '../http/principal';

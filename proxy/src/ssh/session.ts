@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type * as Ssh2 from 'ssh2';
 import { guard, settle } from '../../../lib/guard';
-import type { CoveError } from '../../../lib/http/errors';
+import type { CoveError } from '../../../lib/errors';
 import { FRAME, FrameDecoder, frameHeader, SshExit, SshFailure, type FrameType, type SshSessionStart } from '../../../wire/ssh';
 import type { SshConnection } from './connection';
 import { createOutbound, watchChannel } from './flow';

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { CoveError } from '../../../lib/http/errors';
+import { CoveError } from '../../../lib/errors';
 import { SIGNED_URL_PARAMS } from '../../../wire/signing';
 import { authenticate } from '../http/principal';
 import type { KeysService } from '../keys/service';

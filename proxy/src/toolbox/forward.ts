@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { guard } from '../../../lib/guard';
-import { CoveError, toCoveError } from '../../../lib/http/errors';
+import { CoveError, toCoveError } from '../../../lib/errors';
 import { HOP_BY_HOP_HEADERS } from '../../../lib/http/headers';
 import { rejectSocket, sendError } from '../../../lib/http/node';
 import { requestHead, splice } from '../../../lib/net/splice';

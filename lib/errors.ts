@@ -1,4 +1,4 @@
-import type { ErrorBody, ErrorCode } from '../../wire/errors';
+import type { ErrorBody, ErrorCode } from '../wire/errors';
 
 /** HTTP status of every error code; a code without a status does not compile. */
 export const ERROR_STATUS: Record<ErrorCode, number> = {
