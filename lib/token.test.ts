@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LOWER_ALNUM, randomToken } from '../../lib/token';
+import { LOWER_ALNUM, randomToken } from './token';
 
 describe('randomToken', () => {
   it('draws the asked length from the alphabet only', () => {

@@ -1,23 +1,13 @@
 /**
  * The agent's environment (`POST /env`), resource metrics (`GET /system/metrics`) and the signed-upload route
- * (`POST /files/upload-v2`) against a real agent process; and the pure cgroup parsers behind the metrics.
+ * (`POST /files/upload-v2`) against a real agent process
+ * (the cgroup parsers behind the metrics are tested beside them, agent/src/metrics/cgroup.test.ts).
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cpuPercent,
-  interpretCgroup,
-  parseCfsQuota,
-  parseCpuList,
-  parseCpuMax,
-  parseKeyed,
-  parseMemoryLimit,
-  parseProcCgroup,
-} from '../../agent/src/metrics/cgroup';
-import { locateCgroup } from '../../agent/src/metrics/service';
 import { UploadedFile } from '../../wire/files';
 import { SystemMetrics } from '../../wire/metrics';
 import { startAgent, waitFor, type TestAgent } from '../helpers/agent';
@@ -173,87 +163,5 @@ describe('POST /files/upload-v2', () => {
     });
     await waitFor(() => readdirSync(dir()).every((n) => !n.includes('.cove-upload-')), 10_000, 'the temp file to be removed');
     expect(readFileSync(target, 'utf8')).toBe('previous content');
-  });
-});
-
-describe('cgroup parsing', () => {
-  it('reads /proc/self/cgroup for v1 and v2', () => {
-    const v1 = parseProcCgroup('12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/x\n0::/docker/abc\n');
-    expect(v1.v1.get('memory')).toBe('/docker/abc');
-    expect(v1.v1.get('cpuacct')).toBe('/docker/abc');
-    expect(v1.v2).toBe('/docker/abc');
-    expect(parseProcCgroup('0::/\n').v2).toBe('/');
-    expect(parseProcCgroup('garbage\n::\n').v1.size).toBe(0);
-  });
-
-  it('parses limits and counters, and says nothing about what it cannot read', () => {
-    expect(parseCpuMax('max 100000')).toBeUndefined();
-    expect(parseCpuMax('150000 100000\n')).toBe(1.5);
-    expect(parseCpuMax('50000')).toBe(0.5);
-    expect(parseCpuMax('x y')).toBeUndefined();
-    expect(parseCpuMax(undefined)).toBeUndefined();
-    expect(parseCfsQuota('-1', '100000')).toBeUndefined();
-    expect(parseCfsQuota('200000\n', '100000\n')).toBe(2);
-    expect(parseCfsQuota('', '100000')).toBeUndefined();
-    expect(parseMemoryLimit('max\n')).toBeUndefined();
-    expect(parseMemoryLimit('9223372036854771712')).toBeUndefined();
-    expect(parseMemoryLimit('1073741824\n')).toBe(1073741824);
-    expect(parseCpuList('0-3,6,8-9')).toBe(7);
-    expect(parseCpuList('0')).toBe(1);
-    expect(parseCpuList('3-1')).toBeUndefined();
-    expect(parseCpuList('')).toBeUndefined();
-    expect(parseKeyed('usage_usec 42\nbad line\nuser_usec 7\n')).toEqual(new Map([['usage_usec', 42], ['user_usec', 7]]));
-  });
-
-  it('interprets the files of either version', () => {
-    expect(
-      interpretCgroup({
-        version: 2,
-        files: { 'cpu.max': '100000 100000', 'cpu.stat': 'usage_usec 5000\nuser_usec 1\n', 'memory.max': 'max', 'memory.current': '1000', 'memory.stat': 'anon 500\nfile 300\ninactive_file 200\n' },
-      }),
-    ).toEqual({ version: 2, cpuLimit: 1, cpusetCount: undefined, cpuUsageNs: 5_000_000, memLimit: undefined, memCurrent: 1000, memCache: 300, memInactiveFile: 200 });
-    expect(
-      interpretCgroup({
-        version: 1,
-        files: {
-          'cpu/cpu.cfs_quota_us': '-1',
-          'cpu/cpu.cfs_period_us': '100000',
-          'cpuacct/cpuacct.usage': '123456',
-          'cpuset/cpuset.cpus': '0-1',
-          'memory/memory.limit_in_bytes': '9223372036854771712',
-          'memory/memory.usage_in_bytes': '5000',
-          'memory/memory.stat': 'cache 10\nhierarchical_memory_limit 2147483648\ntotal_cache 1000\ntotal_inactive_file 400\n',
-        },
-      }),
-    ).toEqual({ version: 1, cpuLimit: undefined, cpusetCount: 2, cpuUsageNs: 123456, memLimit: 2147483648, memCurrent: 5000, memCache: 1000, memInactiveFile: 400 });
-    expect(interpretCgroup({ version: 1, files: {} })).toMatchObject({ version: 1, memLimit: undefined, cpuUsageNs: undefined });
-  });
-
-  it('computes CPU percent of the allowed CPUs over the window', () => {
-    expect(cpuPercent({ usageNs: 0, atNs: 0 }, { usageNs: 5e8, atNs: 1e9 }, 1)).toBe(50);
-    expect(cpuPercent({ usageNs: 0, atNs: 0 }, { usageNs: 5e8, atNs: 1e9 }, 2)).toBe(25);
-    expect(cpuPercent({ usageNs: 0, atNs: 0 }, { usageNs: 3e9, atNs: 1e9 }, 2)).toBe(100);
-    expect(cpuPercent({ usageNs: 10, atNs: 0 }, { usageNs: 5, atNs: 1e9 }, 1)).toBeUndefined();
-    expect(cpuPercent({ usageNs: 0, atNs: 5 }, { usageNs: 5, atNs: 5 }, 1)).toBeUndefined();
-    expect(cpuPercent({ atNs: 0 }, { usageNs: 5, atNs: 1e9 }, 1)).toBeUndefined();
-  });
-
-  it("finds the cgroup's folder: the named one when it exists, the mount root inside a container", () => {
-    const root = mkdtempSync(path.join(os.tmpdir(), 'cove-cgroup-'));
-    try {
-      for (const c of ['cpu', 'cpuacct', 'cpuset', 'memory']) mkdirSync(path.join(root, c), { recursive: true });
-      mkdirSync(path.join(root, 'memory/host/path'), { recursive: true });
-      const v1 = locateCgroup(root, '4:memory:/host/path\n3:cpu:/docker/abc\n0::/docker/abc\n');
-      expect(v1).toEqual({
-        version: 1,
-        dirs: { cpu: path.join(root, 'cpu'), cpuacct: path.join(root, 'cpuacct'), cpuset: path.join(root, 'cpuset'), memory: path.join(root, 'memory/host/path') },
-      });
-      writeFileSync(path.join(root, 'cgroup.controllers'), 'cpu memory\n');
-      expect(locateCgroup(root, '0::/\n')).toEqual({ version: 2, dirs: { '': root } });
-      mkdirSync(path.join(root, 'user.slice'));
-      expect(locateCgroup(root, '0::/user.slice\n')).toEqual({ version: 2, dirs: { '': path.join(root, 'user.slice') } });
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
   });
 });

@@ -1,8 +1,8 @@
 /** Pure parts of preview forwarding: request targets, query parameters, cookies. */
 import { describe, expect, it } from 'vitest';
-import { cookiesWithout, cookieValue, setCookieAllowed } from '../../proxy/src/preview/cookies';
-import { isPreviewCookie, isTokenParam } from '../../proxy/src/preview/credentials';
-import { decodeLoose, parseQuery, splitTarget, targetWithout } from '../../proxy/src/preview/target';
+import { cookiesWithout, cookieValue, setCookieAllowed } from './cookies';
+import { isPreviewCookie, isTokenParam } from './credentials';
+import { decodeLoose, parseQuery, splitTarget, targetWithout } from './target';
 
 describe('request targets', () => {
   it('splits origin-form and absolute-form targets, and refuses anything else without throwing', () => {
