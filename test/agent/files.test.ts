@@ -442,6 +442,14 @@ describe('replace, find, search', () => {
     expect(await search('[ab].*')).toEqual(['a.ts', 'b.js']);
     expect(await search('src')).toEqual(['src']);
     expect(await search('src/**/*.md')).toEqual(['src/x/e.md']);
+    // The glob semantics of watch ignores: a leading `/` anchors at the searched folder, a trailing one is left out,
+    // `**/` may be no folder at all, classes take `!` and `^`.
+    expect(await search('/src')).toEqual(['src']);
+    expect(await search('src/')).toEqual(['src']);
+    expect(await search('/*.md')).toEqual([]);
+    expect(await search('**/*.md')).toEqual(['doc/f.md', 'src/x/e.md']);
+    expect(await search('[^a-f]*.ts')).toEqual([]);
+    expect(await search('[!a]*')).toEqual(['b.js', 'c.tsx', 'doc', 'g1.txt', 'g22.txt', 'src', 'src/d.ts', 'src/x', 'src/x/e.md', 'doc/f.md'].sort());
 
     expectError(await call('GET', `/files/search?${q({ path: path.join(dir, 'a.ts'), pattern: '*' })}`), 400, 'NOT_A_DIRECTORY');
     expectError(await call('GET', `/files/search?${q({ path: path.join(dir, 'zz'), pattern: '*' })}`), 404, 'FILE_NOT_FOUND');

@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
+import { compilePathGlob } from '../../agent/src/system/glob';
 import { createIgnoreMatcher } from '../../agent/src/watch/ignore';
 import { WatchOutbox } from '../../agent/src/watch/outbox';
 import { splitGlobList, type WatchersResponse, type WatchEventMessage, type WatchServerMessage } from '../../wire/watch';
@@ -402,6 +403,57 @@ describe('ignore globs', () => {
     for (const p of ['/r', '/r/log', '/r/a.log.txt', '/r/build', '/r/src/deep/a.bak', '/r/xa', '/r/gen/a.h', '/r/a/b.js', '/elsewhere/a.log']) {
       expect(ignored(p), p).toBe(false);
     }
+  });
+
+  it('leading and trailing slashes, dotfiles, and a path named like the parent folder', () => {
+    const ignored = createIgnoreMatcher('/r', ['/out', 'tmp/', '.cache']);
+    for (const p of ['/r/out', '/r/out/a', '/r/tmp', '/r/a/tmp/b', '/r/.cache', '/r/a/.cache/b']) expect(ignored(p), p).toBe(true);
+    for (const p of ['/r/a/out', '/r/..out', '/r/..', '/r/../x']) expect(ignored(p), p).toBe(false);
+  });
+});
+
+/** The one glob semantics that file search and watch ignores share (system/glob.ts). */
+describe('path globs', () => {
+  const cases: [glob: string, matches: string[], misses: string[]][] = [
+    ['*.ts', ['a.ts', 'src/a.ts', '.ts'], ['a.tsx', 'a.ts/b']],
+    ['*', ['a', '.hidden', 'x/.hidden'], []],
+    ['src/*.ts', ['src/a.ts'], ['src/x/a.ts', 'a/src/a.ts']],
+    ['/src', ['src'], ['a/src']],
+    ['src/', ['src', 'a/src'], []],
+    ['**/gen/*.c', ['gen/a.c', 'x/y/gen/a.c'], ['gen/a.h', 'gen/x/a.c']],
+    ['a/**/b', ['a/b', 'a/x/b', 'a/x/y/b'], ['ab', 'a/xb']],
+    ['a/**', ['a/b', 'a/b/c'], ['a']],
+    ['a**/b', ['ax/b', 'a/b', 'a/x/y/b'], ['ab']],
+    ['d/a**b', ['d/ab', 'd/a/x/b'], ['ab']],
+    ['{**/x,y}/z', ['x/z', 'q/x/z', 'y/z'], ['qy/z']],
+    ['q{**/x,y}', ['q/x', 'qy', 'q**/x'], ['qx']],
+    ['g?.txt', ['g1.txt', 'g..txt'], ['g22.txt', 'g/.txt']],
+    ['x[0-9]', ['x7'], ['xa', 'x77']],
+    ['x[!0-9]', ['xa', 'x.'], ['x7', 'x/']],
+    ['x[^0-9]', ['xa'], ['x7']],
+    ['x[]a]', ['x]', 'xa'], ['xb']],
+    ['x[!]]', ['xa'], ['x]']],
+    ['d/x[/]y', [], ['d/x/y']],
+    ['x[', ['x['], ['x']],
+    ['*.{js,ts}', ['a.js', 'a.ts'], ['a.md']],
+    ['a{,.bak}', ['a', 'a.bak'], ['a.b']],
+    ['{a,{b,c}d}', ['a', 'bd', 'cd'], ['d', 'ad']],
+    ['{1..3}', ['1..3'], ['2']],
+    ['a,b}', ['a,b}'], ['a']],
+    ['\\*', ['*'], ['a']],
+    ['é?', ['éa', 'éé'], ['e']],
+    ['/', [], ['', 'a']],
+  ];
+  for (const [glob, matches, misses] of cases) {
+    it(glob, () => {
+      const g = compilePathGlob(glob);
+      for (const m of matches) expect(g.test(m), m).toBe(true);
+      for (const m of misses) expect(g.test(m), m).toBe(false);
+    });
+  }
+
+  it('a class JavaScript refuses is an invalid request', () => {
+    expect(() => compilePathGlob('[z-a]')).toThrow(expect.objectContaining({ code: 'INVALID_REQUEST' }));
   });
 });
 

@@ -2,7 +2,7 @@ import type { Dirent } from 'node:fs';
 import { open, opendir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Match } from '../../../wire/files';
-import { compileGlob } from '../system/glob';
+import { compilePathGlob } from '../system/glob';
 
 /** Files searched at once: enough to hide disk latency, few enough not to starve other requests. */
 const CONCURRENCY = 8;
@@ -175,15 +175,16 @@ export async function findInTree(
   return { matches, truncated };
 }
 
-/** Paths under `root` whose name (or relative path, for patterns with `/`) matches the glob. */
+/**
+ * Paths under `root` that match the glob as a path glob (system/glob.ts): a pattern without `/` is matched against
+ * names, as Daytona's filepath.Match on the base name; one with `/` against the path relative to `root`.
+ */
 export async function searchTree(root: { abs: string; shown: string }, pattern: string): Promise<{ files: string[]; truncated: boolean }> {
-  // Patterns without `/` are matched against names, as Daytona's filepath.Match on the base name.
-  const re = compileGlob(pattern, { globstar: 'anywhere', caretNegates: true });
-  const byPath = pattern.includes('/');
+  const glob = compilePathGlob(pattern);
   const files: string[] = [];
   let truncated = false;
   await walk(root, (entry) => {
-    if (re.test(byPath ? entry.rel : entry.dirent.name)) files.push(entry.shown);
+    if (glob.test(entry.rel)) files.push(entry.shown);
     if (files.length >= MAX_RESULTS) {
       truncated = true;
       return false;
