@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+import { shellQuote } from '../lib/shell';
 import { STDERR, STDOUT, type ExecClientMessage, type ExecServerMessage } from '../wire/exec-stream';
 
 export const EXEC_USAGE = `Usage: cove exec SANDBOX [--api-url URL] [--cwd DIR] [-e NAME=VALUE]... [--timeout S] -- COMMAND [ARG...]
@@ -13,8 +14,6 @@ Runs a command in a sandbox with its stdout, stderr and stdin connected to this 
   --timeout S     kill the command after S seconds
 
 The API key comes from COVE_API_KEY.`;
-
-const quote = (word: string) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
 
 /** `cove exec`: Cove's streaming exec (WebSocket) through the server's toolbox forwarding. */
 export async function runExecCommand(argv: string[]): Promise<void> {
@@ -71,7 +70,7 @@ export async function runExecCommand(argv: string[]): Promise<void> {
     ws.once('open', () => {
       send({
         type: 'start',
-        command: command.length === 1 ? command[0] : command.map(quote).join(' '),
+        command: command.length === 1 ? command[0] : command.map(shellQuote).join(' '),
         ...(values.cwd ? { cwd: values.cwd } : {}),
         ...(Object.keys(envs).length ? { envs } : {}),
         ...(values.timeout ? { timeout: Number(values.timeout) } : {}),

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { AGENT_PORT } from '../../wire/agent';
+import { shellQuote } from '../../lib/shell';
 
 /** Environment variable that may carry the agent token; it is removed from the environment once read. */
 export const TOKEN_ENV = 'COVE_AGENT_TOKEN';
@@ -56,8 +57,4 @@ export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultW
     throw new Error(result.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; '));
   }
   return result.data;
-}
-
-function shellQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

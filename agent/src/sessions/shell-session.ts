@@ -5,6 +5,7 @@ import type { Writable } from 'node:stream';
 import type { Session, SessionCommand } from '../../../wire/sessions';
 import { CoveError } from '../../../lib/errors';
 import { guard } from '../../../lib/guard';
+import { shellQuote } from '../../../lib/shell';
 import { childEnv, type SandboxContext } from '../system/context';
 import { signalGroup } from '../system/process-group';
 import { CommandLog, type StreamName } from './command-log';
@@ -188,10 +189,9 @@ export class ShellSession {
     if (!next) return;
     this.current = next;
     next.state = 'running';
-    const quoted = `'${next.command.replace(/'/g, `'\\''`)}'`;
     const mark = `\\037cove:${this.nonce}:`;
     this.child.stdin!.write(
-      `{ command eval ${quoted}\n} <&7 >&8 2>&9 7<&- 8>&- 9>&-\n` +
+      `{ command eval ${shellQuote(next.command)}\n} <&7 >&8 2>&9 7<&- 8>&- 9>&-\n` +
         `command printf '${mark}%d\\037' "$?"\ncommand printf '${mark}\\037' >&2\n`,
     );
     for (const data of next.pendingInput.splice(0)) this.writeInput(next, data);
