@@ -56,3 +56,28 @@ describe('preview cookies', () => {
     }
   });
 });
+
+describe('request targets: more edges', () => {
+  it('keeps a target with none of the dropped parameters exactly as sent, and gives absolute-form as origin-form', () => {
+    const none = () => false;
+    expect(targetWithout('/a?%ZZ&&x', none)).toBe('/a?%ZZ&&x');
+    expect(targetWithout('http://h:8080/a?b', none)).toBe('/a?b');
+    expect(targetWithout('http://h?b', none)).toBe('/?b');
+    expect(targetWithout('/a?', none)).toBe('/a?');
+  });
+
+  it('refuses ports past five digits and schemes other than http(s)', () => {
+    expect(splitTarget('http://h:123456/')).toBeUndefined();
+    expect(splitTarget('ws://h/')).toBeUndefined();
+    expect(splitTarget('HTTP://h/')).toBeUndefined();
+  });
+
+  it('decodes names and values of parameters apart, = in values included', () => {
+    expect(parseQuery('a=b=c&%41=%42')).toEqual([
+      { raw: 'a=b=c', name: 'a', value: 'b=c' },
+      { raw: '%41=%42', name: 'A', value: 'B' },
+    ]);
+    expect(parseQuery(undefined)).toEqual([]);
+    expect(parseQuery('')).toEqual([]);
+  });
+});
