@@ -6,7 +6,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { CoveError } from '../../../lib/errors';
 import { childEnv, type SandboxContext } from '../system/context';
-import { signalGroup } from '../system/process-group';
+import { signalGroup, STOP_GRACE_MS } from '../system/process-group';
 
 /** How a command ended. */
 export interface ExitInfo {
@@ -21,9 +21,6 @@ export interface ExitInfo {
  * still holds the output pipe makes the wait this long; its later output is read and dropped.
  */
 const DRAIN_GRACE_MS = 200;
-
-/** How long close() lets process groups handle SIGTERM before SIGKILL. */
-const CLOSE_GRACE_MS = 3000;
 
 /** Whether any process of group `pgid` exists. The kernel does not reuse a pid while it names a live group. */
 export function groupAlive(pgid: number): boolean {
@@ -65,7 +62,7 @@ export function createGroupTracker() {
       return groups.size;
     },
     /** SIGTERM to every group, SIGKILL to those still there after the grace period. */
-    async closeAll(graceMs = CLOSE_GRACE_MS): Promise<void> {
+    async closeAll(graceMs = STOP_GRACE_MS): Promise<void> {
       sweep();
       for (const pgid of groups) signalGroup(pgid, 'SIGTERM');
       const deadline = Date.now() + graceMs;

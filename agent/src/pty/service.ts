@@ -10,6 +10,7 @@ import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
 import { loginShell } from '../system/shell';
 import { resolvePath } from '../system/paths';
+import { STOP_GRACE_MS } from '../system/process-group';
 import { signalSession } from './kill';
 import { createScreen, type Screen } from './screen';
 
@@ -21,8 +22,6 @@ const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
 /** A client that keeps the PTY paused this long is dropped, so one stalled client cannot freeze a terminal. */
 const STALL_MS = 20_000;
-/** How long close() waits after SIGTERM before SIGKILL. */
-const CLOSE_GRACE_MS = 3_000;
 
 /** node-pty, loaded with the first terminal: an idle agent does not pay for the native module. */
 let nodePtyModule: typeof NodePty | undefined;
@@ -346,7 +345,7 @@ export function createPtyService(ctx: SandboxContext) {
       }
       const allEnded = Promise.all(running.map((s) => s.ended));
       let timer: NodeJS.Timeout | undefined;
-      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)));
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_GRACE_MS)));
       await Promise.race([allEnded, grace]);
       clearTimeout(timer);
       for (const s of running) if (!s.exit) signalSession(s.pid!, 'SIGKILL');

@@ -10,11 +10,10 @@ import type {
 import { STDERR_PREFIX, STDOUT_PREFIX } from '../../../wire/sessions';
 import { CoveError } from '../../../lib/errors';
 import type { SandboxContext } from '../system/context';
+import { STOP_GRACE_MS } from '../system/process-group';
 import { DEFAULT_LOG_CAP, type LogListener } from './command-log';
 import { describeCommand, ShellSession, type CommandRecord } from './shell-session';
 
-/** How long close() and delete wait for shells to exit before they SIGKILL what is left. */
-const STOP_GRACE_MS = 3000;
 
 export interface SessionsOptions {
   /** Bytes of output kept per command (newest kept). Default 10 MiB. */
@@ -139,7 +138,7 @@ export function createSessionsService(ctx: SandboxContext, opts: SessionsOptions
       return session(sessionId).commands.at(-1)?.id;
     },
 
-    /** SIGTERM to every session's process group, up to 3 s to exit, then SIGKILL to whatever is left. */
+    /** SIGTERM to every session's process group, up to STOP_GRACE_MS to exit, then SIGKILL to whatever is left. */
     async close(): Promise<void> {
       const all = [...sessions.values()];
       sessions.clear();

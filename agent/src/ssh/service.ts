@@ -25,7 +25,7 @@ import { childEnv, type SandboxContext } from '../system/context';
 import { loginShell } from '../system/shell';
 import { splice } from '../../../lib/net/splice';
 import { settle } from '../../../lib/guard';
-import { signalGroup } from '../system/process-group';
+import { signalGroup, STOP_GRACE_MS } from '../system/process-group';
 import { SFTP_HELPER_ARGS, sftpHelperSource } from './sftp-server';
 import { CoveError } from '../../../lib/errors';
 import { rejectSocket } from '../../../lib/http/node';
@@ -38,8 +38,6 @@ const loadNodePty = () => (nodePtyModule ??= createRequire(import.meta.url)('nod
 /** How long an announced forwarded connection waits for the gateway to take it. */
 const ACCEPT_TIMEOUT_MS = 15_000;
 const CONNECT_TIMEOUT_MS = 10_000;
-/** How long close() waits after SIGTERM before SIGKILL. */
-const CLOSE_GRACE_MS = 3_000;
 
 const STDIN_TYPES: ReadonlySet<number> = new Set([FRAME.stdin]);
 
@@ -331,7 +329,7 @@ export function createSshService(ctx: SandboxContext) {
       for (const c of pending.values()) c.destroy();
       if (!running.size) return;
       for (const r of running) r.kill('SIGTERM');
-      await new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref());
+      await new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
       for (const r of running) r.kill('SIGKILL');
     },
   };
