@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import os from 'node:os';
-import { createRequire } from 'node:module';
 import type * as NodePty from 'node-pty';
 import type { PtyCreateRequest, PtyExit, PtySessionInfo } from '../../../wire/pty';
 import { CoveError } from '../../../lib/errors';
 import { guard } from '../../../lib/guard';
 import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
+import { loadNodePty } from '../system/node-pty';
 import { loginShell } from '../system/shell';
 import { resolvePath } from '../system/paths';
 import { STOP_GRACE_MS } from '../system/process-group';
@@ -22,10 +22,6 @@ const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
 /** A client that keeps the PTY paused this long is dropped, so one stalled client cannot freeze a terminal. */
 const STALL_MS = 20_000;
-
-/** node-pty, loaded with the first terminal: an idle agent does not pay for the native module. */
-let nodePtyModule: typeof NodePty | undefined;
-const loadNodePty = () => (nodePtyModule ??= createRequire(import.meta.url)('node-pty') as typeof NodePty);
 
 /**
  * Where one attached client receives a PTY's output. The channel (WebSocket) implements it; the service knows

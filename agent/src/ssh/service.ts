@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +21,7 @@ import {
 } from '../../../wire/ssh';
 import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
+import { loadNodePty } from '../system/node-pty';
 import { loginShell } from '../system/shell';
 import { splice } from '../../../lib/net/splice';
 import { settle } from '../../../lib/guard';
@@ -30,10 +30,6 @@ import { SFTP_HELPER_ARGS, sftpHelperSource } from './sftp-server';
 import { CoveError } from '../../../lib/errors';
 import { rejectSocket } from '../../../lib/http/node';
 import { ERROR_SOURCE, type ErrorCode } from '../../../wire/errors';
-
-/** node-pty, loaded with the first terminal (the same module instance the PTY service uses). */
-let nodePtyModule: typeof NodePty | undefined;
-const loadNodePty = () => (nodePtyModule ??= createRequire(import.meta.url)('node-pty') as typeof NodePty);
 
 /** How long an announced forwarded connection waits for the gateway to take it. */
 const ACCEPT_TIMEOUT_MS = 15_000;
