@@ -113,7 +113,7 @@ const OS_ERRORS: Record<string, { code: ErrorCode; say: (path: string) => string
  * The one place OS errors become agent errors. `path` names what the operation touched, for the message.
  * Anything that is not an OS error is returned unchanged.
  */
-export function fromOsError(err: unknown, path = ''): unknown {
+export function fromOsError<E>(err: E, path = ''): CoveError | E {
   if (err instanceof CoveError) return err;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const known = code ? OS_ERRORS[code] : undefined;

@@ -48,7 +48,7 @@ export async function runAgent(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     // Forward the signal to everything the agent runs, give it a moment to exit, then stop serving.
-    running.close().finally(() => process.exit(signal === 'SIGTERM' ? 0 : 130));
+    void running.close().finally(() => process.exit(signal === 'SIGTERM' ? 0 : 130));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -68,7 +68,7 @@ export async function startAgentServer(opts: {
       errorResponse(err instanceof RequestError ? new CoveError('INVALID_REQUEST', `Invalid request: ${err.message}`) : boundaryError(err, 'HTTP request')),
   });
   // Without a Host header Node would answer 400 itself, with an empty body: Hono refuses it instead, in the envelope.
-  const server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000, requireHostHeader: false }, requestListener);
+  const server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000, requireHostHeader: false }, (req, res) => void requestListener(req, res));
   const routeOf = new WeakMap<IncomingMessage, WsRoute>();
   // Made on the first upgrade: `ws` (and the https, tls and zlib modules it loads) is not needed by an idle agent.
   // esbuild turns this `require` of a bundled module into a lazily evaluated wrapper.

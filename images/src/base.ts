@@ -55,7 +55,7 @@ export async function buildBaseImage(opts: { force?: boolean; log?: BuildLog } =
     for (const f of listDir(archives)) if (f.endsWith('.deb')) rmSync(path.join(archives, f));
     log(`importing ${BASE_IMAGE}`);
     const tar = spawn('tar', ['-C', rootfs, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await run('docker', ['import', '--change', 'CMD ["/bin/bash"]', '-', BASE_IMAGE], { input: tar.stdout!, log });
+    await run('docker', ['import', '--change', 'CMD ["/bin/bash"]', '-', BASE_IMAGE], { input: tar.stdout, log });
     log(`${BASE_IMAGE} built in ${Math.round((Date.now() - started) / 1000)} s`);
     return true;
   } finally {

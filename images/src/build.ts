@@ -145,7 +145,7 @@ async function prepareRuntime(dir: string, opts: { force?: boolean; log: BuildLo
   const { log } = opts;
   const node = realpathSync(process.execPath);
   const hostNpm = path.join(path.dirname(node), '../lib/node_modules/npm');
-  const npmVersion = existsSync(hostNpm) ? JSON.parse(readFileSync(path.join(hostNpm, 'package.json'), 'utf8')).version : '10';
+  const npmVersion = existsSync(hostNpm) ? (JSON.parse(readFileSync(path.join(hostNpm, 'package.json'), 'utf8')) as { version: string }).version : '10';
   const stamp = `node ${process.version} ${statSync(node).size} npm ${npmVersion} ${GLOBAL_NPM_PACKAGES.join(' ')}`;
   const stampFile = path.join(dir, '.stamp');
   if (!opts.force && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return stamp;

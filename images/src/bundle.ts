@@ -40,7 +40,7 @@ function packageDir(name: string, from?: string): string {
   return dir;
 }
 
-const packageVersion = (dir: string): string => JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
+const packageVersion = (dir: string): string => (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** The packages the agent loads at run time from the bundle's node_modules (kept out of the esbuild bundle). */
 function runtimePackages(): { nodePty: string; koffi: string; koffiNative: string; typescript: string } {

@@ -44,7 +44,7 @@ export async function buildBusyboxImage(opts: { name?: string; log?: BuildLog } 
     chmodSync(path.join(rootfs, 'tmp'), 0o1777);
     log(`importing ${name}`);
     const tar = spawn('tar', ['-C', rootfs, '--owner=0', '--group=0', '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await run('docker', ['import', '--change', 'CMD ["/bin/sh"]', '-', name], { input: tar.stdout!, log });
+    await run('docker', ['import', '--change', 'CMD ["/bin/sh"]', '-', name], { input: tar.stdout, log });
     return name;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -118,7 +118,7 @@ export function sha256(...parts: (string | Buffer)[]): string {
 export function checkoutRoot(from: string = fileURLToPath(import.meta.url)): string {
   for (let dir = path.dirname(from); ; dir = path.dirname(dir)) {
     try {
-      if (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).name === 'cove') return dir;
+      if ((JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'cove') return dir;
     } catch {
       /* not here */
     }

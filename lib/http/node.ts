@@ -65,12 +65,12 @@ export function answerClientErrors(server: Server, source: string): void {
  */
 export function closeUnreadBodies(server: Server): void {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const writeHead = res.writeHead;
+    const writeHead = res.writeHead.bind(res) as (...args: Parameters<ServerResponse['writeHead']>) => ServerResponse;
     // Every head goes through writeHead (an implicit one too), so this decides before the head is written.
-    res.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
+    res.writeHead = ((...args: Parameters<ServerResponse['writeHead']>) => {
       if (!req.complete) res.shouldKeepAlive = false;
-      return writeHead.apply(this, args);
-    } as ServerResponse['writeHead'];
+      return writeHead(...args);
+    }) as ServerResponse['writeHead'];
     res.once('finish', () => {
       if (req.complete) return;
       // Not endSoon(): Node reads and dumps the body for as long as the socket is open, up to 2 MiB per connection

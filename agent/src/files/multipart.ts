@@ -72,10 +72,11 @@ export function readMultipart(
       req.off('close', onClose);
       // Destroying busboy fails the file part being read, so its consumer stops and cleans up; the error is
       // answered only once that cleanup is done, so the caller never sees a temp file the error left behind.
-      bb.destroy(err instanceof Error ? err : new Error(String(err)));
+      const error = err instanceof Error ? err : new Error(String(err));
+      bb.destroy(error);
       const cleanedUp = pending.catch(() => {});
       const patience = new Promise((r) => setTimeout(r, 5000).unref());
-      void Promise.race([cleanedUp, patience]).then(() => reject(err));
+      void Promise.race([cleanedUp, patience]).then(() => reject(error));
     };
     const onClose = () => {
       if (!req.complete) fail(new ClientAbortedError());
@@ -126,7 +127,6 @@ export function rfc5987(value: string): string {
 /** Quotes a header parameter value; non-ASCII names also get an RFC 5987 `filename*` that parsers prefer. */
 function dispositionParams(name: string, filename: string): string {
   const quoted = filename.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[\r\n]/g, ' ');
-  // eslint-disable-next-line no-control-regex
   if (/^[\x20-\x7e]*$/.test(filename)) return `name="${name}"; filename="${quoted}"`;
   const ascii = quoted.replace(/[^\x20-\x7e]/g, '_');
   return `name="${name}"; filename="${ascii}"; filename*=${rfc5987(filename)}`;

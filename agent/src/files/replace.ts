@@ -17,13 +17,17 @@ export async function replaceInFile(file: string, pattern: string, value: string
   } catch (err) {
     throw fromOsError(err, file);
   }
-  const st = await stat(target).catch((err) => Promise.reject(fromOsError(err, file)));
+  const st = await stat(target).catch((err: unknown) => {
+    throw fromOsError(err, file);
+  });
   if (st.isDirectory()) throw new CoveError('IS_A_DIRECTORY', `Is a directory: ${file}`);
 
   const needle = Buffer.from(pattern, 'utf8');
   const replacement = Buffer.from(value, 'utf8');
   const temp = path.join(path.dirname(target), `.${path.basename(target).slice(0, 200)}.cove-replace-${randomBytes(6).toString('hex')}`);
-  const input = await open(target, 'r').catch((err) => Promise.reject(fromOsError(err, file)));
+  const input = await open(target, 'r').catch((err: unknown) => {
+    throw fromOsError(err, file);
+  });
   let output;
   let count = 0;
   try {

@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import type { HttpBindings } from '@hono/node-server';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -135,7 +136,7 @@ export function registerFilesRoutes(router: Router, files: FilesService): void {
         rawBody: 'multipart/form-data',
         response: UploadedFile,
       },
-      ({ query, c }) => files.uploadFromRequest(c.env.incoming, query.path),
+      ({ query, c }) => files.uploadFromRequest((c.env as HttpBindings).incoming, query.path),
     );
   }
   router.route(
@@ -147,7 +148,7 @@ export function registerFilesRoutes(router: Router, files: FilesService): void {
       rawBody: 'multipart/form-data',
       response: BulkUploadResponse,
     },
-    ({ c }) => files.bulkUploadFromRequest(c.env.incoming),
+    ({ c }) => files.bulkUploadFromRequest((c.env as HttpBindings).incoming),
   );
 
   router.route(

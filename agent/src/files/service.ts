@@ -1,5 +1,5 @@
 import { closeSync, createReadStream, fstat, open as openFd, type Dirent } from 'node:fs';
-import { chmod, chown, cp, lstat, mkdir, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { chmod, chown, cp, lstat, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { PassThrough, Readable, type Writable } from 'node:stream';
@@ -43,7 +43,7 @@ export interface Download {
  * response must still reach the client (a 507, say), so the request is unpiped and left for the HTTP server to
  * drain instead of being torn down with the socket. A client that goes away fails the stream.
  */
-function requestBody(req: IncomingMessage): { body: PassThrough; detach(): void } {
+function requestBody(req: IncomingMessage): { body: PassThrough; detach: () => void } {
   const body = new PassThrough({ highWaterMark: READ_CHUNK });
   const onClose = () => {
     if (!req.complete) body.destroy(new ClientAbortedError());

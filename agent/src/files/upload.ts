@@ -73,7 +73,7 @@ class FileSink extends Writable {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // Close only after the last write settled, so the descriptor is never reused under a pending write.
-    this.inflight
+    void this.inflight
       .then(() => this.fd)
       .then((fd) => new Promise<void>((resolve) => close(fd, () => resolve())))
       .catch(() => {})

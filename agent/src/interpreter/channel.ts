@@ -21,7 +21,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
 function toText(data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString('utf8');
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data as ArrayBuffer).toString('utf8');
+  return Buffer.from(data).toString('utf8');
 }
 
 function parseJson(text: string): unknown {

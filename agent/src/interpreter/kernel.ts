@@ -308,7 +308,7 @@ export class Kernel {
   private onEvent(line: Buffer): void {
     let message: { type?: string; python?: string; error?: ErrorInfo | null; charts?: ChartShape[] };
     try {
-      message = JSON.parse(line.toString('utf8'));
+      message = JSON.parse(line.toString('utf8')) as typeof message;
     } catch {
       return;
     }

@@ -20,7 +20,7 @@ let rpcModule: Promise<Rpc> | undefined;
  * (CommonJS: Node's ESM loader puts it on `default`, bundlers on the namespace too.)
  */
 function loadRpc(): Promise<Rpc> {
-  return (rpcModule ??= import('vscode-jsonrpc/node').then((m) => ((m as { default?: Rpc }).default ?? m) as Rpc));
+  return (rpcModule ??= import('vscode-jsonrpc/node').then((m) => ((m as { default?: Rpc }).default ?? m)));
 }
 
 /**
@@ -31,8 +31,12 @@ function pipeWriter(rpc: Rpc, stdin: Writable): MessageWriter {
   const errors = new rpc.Emitter<[Error, Message | undefined, number | undefined]>();
   const closed = new rpc.Emitter<void>();
   let errorCount = 0;
-  stdin.on('error', (err) => errors.fire([err, undefined, undefined]));
-  stdin.on('close', () => closed.fire());
+  stdin.on('error', (err) => {
+    errors.fire([err, undefined, undefined]);
+  });
+  stdin.on('close', () => {
+    closed.fire();
+  });
   return {
     onError: errors.event,
     onClose: closed.event,
@@ -237,7 +241,7 @@ export class LanguageServer {
             ),
           this.opts.requestTimeoutMs,
         );
-        (this.conn.sendRequest(method, params) as Promise<T>).then(resolve, reject);
+        this.conn.sendRequest<T>(method, params).then(resolve, reject);
       });
     } catch (err) {
       if (err instanceof CoveError) throw err;

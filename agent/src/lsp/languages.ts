@@ -185,7 +185,7 @@ export function spawnLanguageServer(ctx: SandboxContext, kind: LanguageServerKin
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   // Writes racing the process's death must not become uncaught EPIPE errors; the exit is handled by the owner.
-  child.stdin!.on('error', () => {});
+  child.stdin.on('error', () => {});
   return child;
 }
 

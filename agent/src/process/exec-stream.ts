@@ -24,7 +24,7 @@ const OPEN = 1;
 function toBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data as ArrayBuffer);
+  return Buffer.from(data);
 }
 
 /** Parses one text message from the client; throws INVALID_JSON or INVALID_REQUEST with a message for people. */

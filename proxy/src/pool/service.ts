@@ -80,7 +80,7 @@ export function createWarmPool(opts: {
   function refill(): void {
     while (!closed && ready.length + inFlight < opts.size && inFlight < concurrency) {
       inFlight++;
-      addOne().finally(() => {
+      void addOne().finally(() => {
         inFlight--;
         refill();
         if (inFlight === 0) {

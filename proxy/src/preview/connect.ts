@@ -64,7 +64,7 @@ export class PreviewAgent extends http.Agent {
         socket.setNoDelay(true);
         callback?.(null, socket);
       },
-      (err) => callback?.(err, undefined as unknown as Duplex),
+      (err: Error) => callback?.(err, undefined as unknown as Duplex),
     );
     return undefined;
   }

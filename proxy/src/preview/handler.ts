@@ -65,7 +65,7 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
     if (!record) throw new CoveError('SANDBOX_NOT_FOUND', `Sandbox ${host.label} not found`);
     const grants = (token: string | undefined) => {
       const grant = token ? tokens.verify(token) : undefined;
-      return !!grant && grant.sandboxId === record!.id && grant.port === host.port;
+      return !!grant && grant.sandboxId === record.id && grant.port === host.port;
     };
     // CORS preflights carry no credentials by design: they go to the app, which answers them.
     const preflight = req.method === 'OPTIONS' && !!req.headers['access-control-request-method'];

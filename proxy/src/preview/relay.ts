@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import { FramingError, Http1Framer, parseHead, requestFraming, requestLine, responseFraming, scanResponseHead, serializeHead, statusOf, type HeadLike, type MessageHead } from '../../../lib/net/http1';
-import { guard, unexpected } from '../../../lib/guard';
+import { guard } from '../../../lib/guard';
 import { CoveError } from '../../../lib/errors';
 import { endSoon, errorResponse } from '../../../lib/http/node';
 import { ERROR_SOURCE } from '../../../wire/errors';
@@ -247,7 +247,7 @@ export function createRelay(opts: RelayOptions) {
             socket.destroy();
             return;
           }
-          this.attach(socket, host!, preview.port);
+          this.attach(socket, host, preview.port);
           send();
           this.resumeClient();
           this.pumpRequests();

@@ -63,7 +63,7 @@ export function openAgentUpgrade(
           const body = head.subarray(end + 4).toString();
           let message = statusLine;
           try {
-            message = JSON.parse(body).message ?? statusLine;
+            message = (JSON.parse(body) as { message?: string }).message ?? statusLine;
           } catch {
             /* keep the status line */
           }

@@ -124,7 +124,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
 
   async function logTail(containerId: string, lines = 30): Promise<string> {
     try {
-      const buf = (await docker.getContainer(containerId).logs({ stdout: true, stderr: true, tail: lines, follow: false })) as unknown as Buffer;
+      const buf = await docker.getContainer(containerId).logs({ stdout: true, stderr: true, tail: lines, follow: false });
       return demuxLogs(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf))).trim();
     } catch {
       return '';

@@ -68,7 +68,7 @@ export async function ensureBridgeNetwork(docker: Dockerode, name: string, bridg
 
 async function inspectNetwork(docker: Dockerode, name: string): Promise<Dockerode.NetworkInspectInfo | undefined> {
   try {
-    return (await docker.getNetwork(name).inspect()) as Dockerode.NetworkInspectInfo;
+    return await docker.getNetwork(name).inspect();
   } catch (err) {
     if (engineStatus(err) === 404) return undefined;
     throw toRuntimeError(err, `inspect the network ${name}`);

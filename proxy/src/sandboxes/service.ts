@@ -138,7 +138,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     return req.image ?? req.snapshot ?? opts.image;
   }
 
-  async function markError(id: string, reason: string): Promise<void> {
+  function markError(id: string, reason: string): void {
     repo.update(id, { state: 'error', errorReason: reason });
   }
 
@@ -218,7 +218,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           log.debug({ sandboxId: id, pool: false }, 'sandbox created (cold start)');
           return toDto(repo.update(id, { state: 'started' })!);
         } catch (err) {
-          await markError(id, (err as Error).message);
+          markError(id, (err as Error).message);
           const failed = repo.get(id);
           if (failed?.containerId) await runtime.remove(failed.containerId).catch(() => {});
           repo.update(id, { containerId: null, ip: null });
@@ -236,7 +236,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       let wanted: Record<string, string> = {};
       if (query.labels) {
         try {
-          wanted = JSON.parse(query.labels);
+          wanted = JSON.parse(query.labels) as Record<string, string>;
         } catch {
           throw new CoveError('INVALID_REQUEST', 'labels must be a JSON object of label names to values');
         }
@@ -283,7 +283,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           try {
             await coldStart(record);
           } catch (err) {
-            await markError(id, (err as Error).message);
+            markError(id, (err as Error).message);
             throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`);
           }
           return toDto(repo.update(id, { state: 'started' })!);
@@ -294,7 +294,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           repo.update(id, { ip });
           await runtime.waitForAgent(ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
         } catch (err) {
-          await markError(id, (err as Error).message);
+          markError(id, (err as Error).message);
           throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`);
         }
         repo.touch(id);
@@ -311,7 +311,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         try {
           if (record.containerId) await runtime.stop(record.containerId, force ? 0 : 10);
         } catch (err) {
-          await markError(id, (err as Error).message);
+          markError(id, (err as Error).message);
           throw new CoveError('SANDBOX_ERROR', `The sandbox could not be stopped: ${(err as Error).message}`);
         }
         return toDto(repo.update(id, { state: 'stopped', ip: null })!);
@@ -328,7 +328,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           try {
             await runtime.remove(record.containerId);
           } catch (err) {
-            await markError(id, (err as Error).message);
+            markError(id, (err as Error).message);
             throw new CoveError('SANDBOX_ERROR', `The sandbox could not be deleted: ${(err as Error).message}`);
           }
         }
@@ -369,13 +369,13 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       const owned = new Set<string>();
       for (const record of repo.all()) {
         if (!record.containerId) {
-          if (record.state === 'creating' || record.state === 'starting') await markError(record.id, 'Cove stopped while the sandbox was starting');
+          if (record.state === 'creating' || record.state === 'starting') markError(record.id, 'Cove stopped while the sandbox was starting');
           continue;
         }
         owned.add(record.containerId);
         const container = byId.get(record.containerId);
         if (!container) {
-          await markError(record.id, 'Its container no longer exists');
+          markError(record.id, 'Its container no longer exists');
           continue;
         }
         if (container.state === 'running') {
