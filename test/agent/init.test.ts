@@ -32,6 +32,16 @@ function zombieChildren(pid: number): number[] {
 const ORPHANS = 'for i in 1 2 3 4 5; do (sleep 0.1 >/dev/null 2>&1 &); done; sleep 0.6';
 
 describe('the agent as init', () => {
+  it('loads libc (koffi) only once it starts a child: an idle agent does not', async () => {
+    agent = await startAgent();
+    const pid = agent.process.pid!;
+    const koffiMapped = () => readFileSync(`/proc/${pid}/maps`, 'utf8').includes('koffi');
+    await agent.json('/version');
+    expect(koffiMapped()).toBe(false);
+    await agent.json('/process/execute', { method: 'POST', json: { command: 'true' } });
+    expect(koffiMapped()).toBe(true);
+  });
+
   it('reaps orphaned grandchildren when it is not PID 1 (child subreaper)', async () => {
     agent = await startAgent();
     const pid = agent.process.pid!;

@@ -1,7 +1,7 @@
 import { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { guard } from '../../../lib/guard';
+import { loadLibc } from '../system/libc';
 
 /**
  * Zombie reaping. Orphaned grandchildren are re-parented to the agent when it is PID 1 (or a child subreaper, which
@@ -25,28 +25,6 @@ export interface Reaper {
   /** Reaps what is reapable now; returns the pids reaped. */
   reapNow(): number[];
   stop(): void;
-}
-
-interface Libc {
-  waitpid: (pid: number, status: number[], options: number) => number;
-  prctl: (...a: number[]) => number;
-}
-/** libc through koffi, loaded on first need: an idle agent never needs it, and koffi costs megabytes of memory. */
-let libc: Libc | null | undefined;
-function loadLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  try {
-    const koffi = createRequire(import.meta.url)('koffi');
-    const lib = koffi.load('libc.so.6');
-    libc = {
-      waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
-      prctl: lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
-    };
-  } catch (err) {
-    process.stderr.write(`cove agent: zombie reaping disabled: ${(err as Error).message}\n`);
-    libc = null;
-  }
-  return libc;
 }
 
 let subreaper = false;

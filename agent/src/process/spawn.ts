@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { closeSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { CoveError } from '../../../lib/errors';
 import { childEnv, type SandboxContext } from '../system/context';
+import { loadLibc } from '../system/libc';
 import { signalGroup, STOP_GRACE_MS } from '../system/process-group';
 
 /** How a command ended. */
@@ -76,28 +76,19 @@ export function createGroupTracker() {
 }
 export type GroupTracker = ReturnType<typeof createGroupTracker>;
 
-type Pipe2 = (fds: number[], flags: number) => number;
-let pipe2: Pipe2 | null | undefined;
 const O_CLOEXEC = 0o2000000;
 
 /**
  * One pipe for both stdout and stderr, so that the combined output keeps the order in which the command wrote it
- * (two pipes read by one process can only approximate it). Node has no pipe(2), so libc's is called through koffi,
- * which the agent already loads for zombie reaping. Returns undefined where that is not possible.
+ * (two pipes read by one process can only approximate it). Node has no pipe(2), so libc's is called (system/libc.ts,
+ * which zombie reaping loads too). Returns undefined where that is not possible.
  */
 function openSharedPipe(): [read: number, write: number] | undefined {
-  if (pipe2 === undefined) {
-    try {
-      const koffi = createRequire(import.meta.url)('koffi');
-      pipe2 = koffi.load('libc.so.6').func('int pipe2(_Out_ int *fds, int flags)') as Pipe2;
-    } catch {
-      pipe2 = null;
-    }
-  }
-  if (!pipe2) return undefined;
+  const libc = loadLibc();
+  if (!libc) return undefined;
   const fds = [0, 0];
   // Close-on-exec so that children spawned meanwhile by other requests do not inherit (and hold open) either end.
-  return pipe2(fds, O_CLOEXEC) === 0 ? [fds[0], fds[1]] : undefined;
+  return libc.pipe2(fds, O_CLOEXEC) === 0 ? [fds[0], fds[1]] : undefined;
 }
 
 export function exitInfo(code: number | null, signal: NodeJS.Signals | null, timedOut: boolean): ExitInfo {

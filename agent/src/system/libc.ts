@@ -1,0 +1,35 @@
+import { createRequire } from 'node:module';
+
+/** The libc functions the agent calls that Node has no binding for. */
+export interface Libc {
+  /** waitpid(2): the zombie reaper collects orphans by pid. */
+  waitpid(pid: number, status: number[], options: number): number;
+  /** prctl(2): PR_SET_CHILD_SUBREAPER when the agent is not PID 1. */
+  prctl(option: number, a2: number, a3: number, a4: number, a5: number): number;
+  /** pipe2(2): one pipe for a command's stdout and stderr, so the combined output keeps its order. */
+  pipe2(fds: number[], flags: number): number;
+}
+
+let libc: Libc | null | undefined;
+
+/**
+ * libc through koffi, loaded on first use and kept: an idle agent never needs it, and koffi costs megabytes of
+ * memory. Returns null where it cannot be loaded (not glibc, koffi missing); that is said once on stderr, and callers
+ * do without (no zombie reaping, stdout and stderr on two pipes).
+ */
+export function loadLibc(): Libc | null {
+  if (libc !== undefined) return libc;
+  try {
+    const koffi = createRequire(import.meta.url)('koffi');
+    const lib = koffi.load('libc.so.6');
+    libc = {
+      waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
+      prctl: lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
+      pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)'),
+    };
+  } catch (err) {
+    process.stderr.write(`cove agent: libc unavailable (zombie reaping disabled, stdout and stderr on two pipes): ${(err as Error).message}\n`);
+    libc = null;
+  }
+  return libc;
+}
