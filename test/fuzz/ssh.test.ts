@@ -15,13 +15,13 @@ import net from 'node:net';
 import os from 'node:os';
 import type * as Ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendRawSshMessage } from '../../proxy/src/ssh/ssh2-private';
 import { checkCommand, checkConnect, checkEnv, checkHost, checkListen, checkPty, checkSignal, checkSubsystem, exitReply, MAX_TERMINAL_SIDE } from '../../proxy/src/ssh/requests';
 import { startCove, type TestCove } from '../helpers/cove';
 import { fc, fuzz, timeoutFor } from './lib';
 
 const require = createRequire(import.meta.url);
 const ssh2 = require('ssh2') as typeof Ssh2;
-const { sendPacket } = require('ssh2/lib/protocol/utils.js') as { sendPacket: (proto: unknown, packet: Buffer) => void };
 
 let cove: TestCove;
 let sshPort: number;
@@ -126,13 +126,7 @@ const sshString = (s: string | Uint8Array) => {
 const bool = (v: boolean) => Buffer.from([v ? 1 : 0]);
 
 /** Sends one SSH message as is (ssh2's own packet writer), whatever ssh2's client would allow. */
-function sendRaw(client: Ssh2.Client, payload: Buffer): void {
-  const proto = (client as unknown as { _protocol: any })._protocol;
-  const start = proto._packetRW.write.allocStart;
-  const packet = proto._packetRW.write.alloc(payload.length);
-  payload.copy(packet, start);
-  sendPacket(proto, proto._packetRW.write.finalize(packet));
-}
+const sendRaw = (client: Ssh2.Client, payload: Buffer): void => sendRawSshMessage(client, payload);
 
 const MSG = { DISCONNECT: 1, GLOBAL_REQUEST: 80, CHANNEL_OPEN: 90, WINDOW_ADJUST: 93, DATA: 94, EXTENDED_DATA: 95, EOF: 96, CLOSE: 97, REQUEST: 98 };
 

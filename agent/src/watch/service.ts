@@ -7,6 +7,7 @@ import { fromOsError } from '../../../lib/errors';
 import { guard } from '../../../lib/guard';
 import type { SandboxContext } from '../system/context';
 import { resolvePath } from '../system/paths';
+import { watchesFolder } from './chokidar-private';
 import { createIgnoreMatcher } from './ignore';
 
 /** What one watch reports to, and how it is told to end. */
@@ -46,7 +47,7 @@ const RECHECK_AFTER_MS = 60;
  * chokidar reads a new folder and only then starts watching it, so an entry created in between is never reported
  * (a folder made and filled at once, as `mkdir -p a/b && touch a/x` or an unpacked archive does, loses a file now and
  * then). Each folder reported as added is therefore read again once chokidar watches it, and what chokidar does not
- * know is handed back to it, which reports it. The check waits for chokidar's watch of the folder (its closer) for at
+ * know is handed back to it, which reports it. The check waits for chokidar's watch of the folder (`watchesFolder`) for at
  * most this many rounds of RECHECK_AFTER_MS.
  */
 const SWEEP_MAX_ROUNDS = 50;
@@ -137,8 +138,7 @@ export function createWatchService(ctx: SandboxContext) {
         );
       const sweepDir = (dir: string, rounds: number) => {
         if (!watcher) return;
-        const closers = (watcher as unknown as { _closers?: Map<string, unknown> })._closers;
-        if (closers instanceof Map && !closers.has(dir) && rounds < SWEEP_MAX_ROUNDS) {
+        if (watchesFolder(watcher, dir) === false && rounds < SWEEP_MAX_ROUNDS) {
           queueRecheck(dir, { dir: { rounds: rounds + 1 } });
           return;
         }

@@ -12,6 +12,7 @@ import { wireOf } from './flow';
 import { createForwards, openDirect } from './forward';
 import { loadOrCreateHostKey } from './host-key';
 import { bridgeSession } from './session';
+import { sendRawSshMessage } from './ssh2-private';
 
 /**
  * ssh2, loaded at run time from node_modules rather than bundled: its optional native crypto binding (the fast
@@ -300,23 +301,21 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
 
 /**
  * Sends an SSH_MSG_USERAUTH_BANNER with a per-connection message (ssh2 only sends the one banner fixed in the server
- * config, before the user name is known). Uses ssh2's internal packet writer; should that ever change, the message is
- * lost and the login is still refused.
+ * config, before the user name is known). Goes through ssh2's private packet writer (`sendRawSshMessage`); should an
+ * ssh2 update break it, the message is lost and the login is still refused.
  */
 function sendBanner(client: Ssh2.Connection, message: string): void {
   try {
-    const proto = (client as unknown as { _protocol: any })._protocol;
-    const { sendPacket } = createRequire(import.meta.url)('ssh2/lib/protocol/utils.js');
-    const text = `${message}\r\n`;
-    const len = Buffer.byteLength(text);
-    let p = proto._packetRW.write.allocStart;
-    const packet = proto._packetRW.write.alloc(1 + 4 + len + 4);
-    packet[p] = MSG_USERAUTH_BANNER;
-    packet.writeUInt32BE(len, ++p);
-    packet.write(text, (p += 4), len, 'utf8');
-    packet.writeUInt32BE(0, p + len);
-    sendPacket(proto, proto._packetRW.write.finalize(packet));
+    sendRawSshMessage(client, userauthBanner(message));
   } catch {
     /* no banner; the refusal itself still happens */
   }
+}
+
+/** The payload of a USERAUTH_BANNER: message number, the text (a line), an empty language tag. */
+function userauthBanner(message: string): Buffer {
+  const text = Buffer.from(`${message}\r\n`, 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(text.length);
+  return Buffer.concat([Buffer.from([MSG_USERAUTH_BANNER]), len, text, Buffer.alloc(4)]);
 }
