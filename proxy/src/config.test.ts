@@ -1,0 +1,48 @@
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readProxyConfig } from './config';
+
+describe('readProxyConfig', () => {
+  it('has defaults for everything but the key', () => {
+    expect(readProxyConfig([], {}, '/srv')).toEqual({
+      host: '0.0.0.0',
+      port: 3000,
+      dataDir: path.join(os.homedir(), '.cove'),
+      previewDomain: 'localhost',
+      sshPort: 2222,
+      pool: 2,
+      apiKey: undefined,
+      publicUrl: undefined,
+      image: 'cove-sandbox:latest',
+      network: 'cove',
+      logLevel: 'info',
+      corsOrigins: [],
+    });
+  });
+
+  it('takes flags over the environment, and data dirs relative to the working dir', () => {
+    const env = { COVE_PORT: '4000', COVE_POOL: '5', COVE_DATA_DIR: 'from-env', COVE_API_KEY: 'k'.repeat(16), COVE_LOG_LEVEL: 'warn' };
+    const config = readProxyConfig(['--port', '0', '--data-dir', 'data', '--pool', '0'], env, '/srv');
+    expect(config).toMatchObject({ port: 0, pool: 0, dataDir: '/srv/data', apiKey: 'k'.repeat(16), logLevel: 'warn' });
+    expect(readProxyConfig([], env, '/srv')).toMatchObject({ port: 4000, pool: 5, dataDir: '/srv/from-env' });
+  });
+
+  it('normalizes CORS origins and drops duplicates', () => {
+    expect(readProxyConfig(['--cors-origins', 'https://A.example, https://a.example:443,,http://localhost:5173/'], {}, '/').corsOrigins).toEqual([
+      'https://a.example',
+      'http://localhost:5173',
+    ]);
+    expect(readProxyConfig([], { COVE_CORS_ORIGINS: '*' }, '/').corsOrigins).toEqual(['*']);
+  });
+
+  it('refuses invalid values with a sentence naming the field', () => {
+    expect(() => readProxyConfig(['--port', '70000'], {}, '/')).toThrow(/^port: /);
+    expect(() => readProxyConfig(['--pool', 'many'], {}, '/')).toThrow(/^pool: /);
+    expect(() => readProxyConfig([], { COVE_API_KEY: 'short' }, '/')).toThrow(/COVE_API_KEY must be at least 16 characters/);
+    expect(() => readProxyConfig(['--log-level', 'loud'], {}, '/')).toThrow(/^logLevel: /);
+    expect(() => readProxyConfig(['--public-url', 'not a url'], {}, '/')).toThrow(/^publicUrl: /);
+    expect(() => readProxyConfig(['--cors-origins', 'https://a.example/path'], {}, '/')).toThrow(/cors-origins: https:\/\/a.example\/path is not an origin/);
+    expect(() => readProxyConfig(['--unknown'], {}, '/')).toThrow();
+  });
+});
