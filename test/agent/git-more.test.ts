@@ -127,6 +127,23 @@ describe('init', () => {
   });
 });
 
+describe('add and checkout read names as files and branches only', () => {
+  it('stages a file named like an option alone, and checks out a branch named like a file', async () => {
+    await twoCommitRepo('dashes');
+    writeFileSync(inWork('dashes', '-A'), 'x\n');
+    writeFileSync(inWork('dashes', 'other.txt'), 'y\n');
+    expect((await call('POST', '/git/add', { path: 'dashes', files: ['-A'] })).status).toBe(204);
+    expect(await fileState('dashes', '-A')).toMatchObject({ staging: 'Added' });
+    expect(await fileState('dashes', 'other.txt')).toMatchObject({ staging: 'Untracked' });
+    // A branch and a file with the same name: the branch is checked out, the file left as it is.
+    git('dashes', ['branch', 'a.txt']);
+    writeFileSync(inWork('dashes', 'a.txt'), 'changed\n');
+    expect((await call('POST', '/git/checkout', { path: 'dashes', branch: 'a.txt' })).status).toBe(204);
+    expect(git('dashes', ['rev-parse', '--abbrev-ref', 'HEAD']).trim()).toBe('a.txt');
+    expect(readFileSync(inWork('dashes', 'a.txt'), 'utf8')).toBe('changed\n');
+  });
+});
+
 describe('reset', () => {
   let commits: { first: string; second: string };
   beforeAll(async () => {

@@ -91,7 +91,21 @@ export function createGitService(ctx: SandboxContext) {
     return dir;
   }
 
-  /** Runs git in a repository, with the parent directory as ceiling so that git looks for `.git` here only. */
+  /**
+   * Runs git given as its arguments in a repository, with the parent directory as ceiling so that git looks for
+   * `.git` here only. Used where simple-git's typed method would change what Cove answers:
+   * - status, branch list, history and diff: Cove parses git's machine formats itself (`status --porcelain=v2`, which
+   *   has ahead/behind and a gone upstream; `for-each-ref` and `log` with its own format; `diff --numstat -z`), into
+   *   the Daytona shapes (parse.ts); simple-git's parsers read other formats into other shapes.
+   * - branch create and delete: simple-git adds `-v` and parses a branch list, and its deleteLocalBranch turns a
+   *   failure into an error of its own, not git's words, which errors.ts classifies.
+   * - commit: author and committer are both set through the environment (simple-git's `--author` sets the author
+   *   only), and the hash is read with rev-parse (simple-git parses the summary that `--quiet` leaves out).
+   * - pull and push: simple-git's pull turns conflicts into an error of its own, and its push adds `--porcelain`,
+   *   which moves git's refusals to stdout in another form; errors.ts classifies git's own words.
+   * - rev-parse, for-each-ref and fetch of one commit: plumbing with no typed method, or one that parses output Cove
+   *   does not use.
+   */
   function inRepo(
     dir: string,
     args: string[],
@@ -197,18 +211,18 @@ export function createGitService(ctx: SandboxContext) {
       const { url, credentials } = remoteAccess(req.url, req.username, req.password);
       const network = await networkAccess(credentials, req.insecure_skip_tls);
       const context = { what: 'clone', repo: target, url, ref: req.branch ?? undefined };
-      const args = ['clone'];
-      if (req.branch) args.push('--branch', req.branch);
-      if (req.depth) args.push('--depth', String(req.depth));
-      if (req.commit_id) args.push('--no-checkout');
-      args.push('--', url, target);
+      const options: string[] = [];
+      if (req.branch) options.push('--branch', req.branch);
+      if (req.depth) options.push('--depth', String(req.depth));
+      if (req.commit_id) options.push('--no-checkout');
+      options.push('--');
       const existed = await exists(target);
-      // Git creates the missing directories (as the sandbox user, which mkdir here would not be).
-      await runner.raw({ args, cwd: ctx.workdir, context, network });
+      // Git creates the missing directories (as the sandbox user, which mkdir here would not be). The `--` ends the
+      // options: a URL or path beginning with `-` is never read as one.
+      await runner.run({ cwd: ctx.workdir, context, network }, (git) => git.clone(url, target, options));
       if (!req.commit_id) return;
       const commit = req.commit_id;
-      const checkout = () =>
-        inRepo(target, ['checkout', '--detach', commit, '--'], `check out commit ${commit}`, { ref: commit, url });
+      const checkout = () => withRepo(target, `check out commit ${commit}`, (git) => git.checkout(['--detach', commit, '--']), { ref: commit, url });
       try {
         try {
           await checkout();
@@ -255,13 +269,14 @@ export function createGitService(ctx: SandboxContext) {
     async checkout(req: GitCheckoutRequest): Promise<void> {
       const dir = await repoDir(req.path);
       // The trailing `--` makes git read the name as a branch or commit only, never as a file to restore.
-      await inRepo(dir, ['checkout', req.branch, '--'], `check out ${req.branch}`, { ref: req.branch });
+      await withRepo(dir, `check out ${req.branch}`, (git) => git.checkout([req.branch, '--']), { ref: req.branch });
     },
 
     async add(req: GitAddRequest): Promise<void> {
       const dir = await repoDir(req.path);
       try {
-        await inRepo(dir, ['add', '--', ...req.files], 'stage files');
+        // `--`: a file named like an option (`-A`, `--force`) is staged as a file.
+        await withRepo(dir, 'stage files', (git) => git.add(['--', ...req.files]));
       } catch (err) {
         throw missingPathspec(err, dir);
       }
