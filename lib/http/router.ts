@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { ErrorBody } from '../../wire/errors';
 import { CoveError } from '../errors';
+import { unexpected } from '../guard';
 
 type Method = 'get' | 'post' | 'put' | 'delete' | 'patch';
 type Schema = z.ZodType | undefined;
@@ -82,6 +83,68 @@ export function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, whe
   return result.data;
 }
 
+/**
+ * `COVE_CHECK_RESPONSES=1` makes every router parse each JSON answer of a route with its `response` schema before
+ * sending it, so the published OpenAPI documents cannot drift from what handlers answer. The test helpers set it for
+ * every agent and server they start; production leaves it unset, and then no route does any extra work. Read once,
+ * when this module loads: a switch of the test suite, not configuration, so it is not among the options main.ts reads.
+ */
+export const CHECK_RESPONSES = process.env.COVE_CHECK_RESPONSES === '1';
+
+/**
+ * A short description of a value's types for logs (`{name: string, files: [{…} ×120]}`), never the value itself:
+ * a mismatched answer may be large or hold file contents.
+ */
+export function shapeOf(value: unknown, depth = 3): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    return depth <= 0 ? `[… ×${value.length}]` : `[${shapeOf(value[0], depth - 1)}${value.length > 1 ? ` ×${value.length}` : ''}]`;
+  }
+  if (typeof value !== 'object') return typeof value;
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (depth <= 0) return entries.length ? '{…}' : '{}';
+  const shown = entries.slice(0, 20).map(([k, v]) => `${k.length > 40 ? `${k.slice(0, 40)}…` : k}: ${shapeOf(v, depth - 1)}`);
+  if (entries.length > 20) shown.push(`… ${entries.length - 20} more`);
+  return `{${shown.join(', ')}}`;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Fields of `sent` that parsing dropped (zod objects strip keys they do not declare): what a handler answers but the
+ * schema, and so the OpenAPI document, does not say. Records and loose objects keep their keys, so they report none.
+ */
+export function undocumentedFields(sent: unknown, parsed: unknown, where = 'response', found: string[] = []): string[] {
+  if (found.length >= 10) return found;
+  if (Array.isArray(sent) && Array.isArray(parsed) && sent.length === parsed.length) {
+    sent.forEach((item, i) => undocumentedFields(item, parsed[i], `${where}.${i}`, found));
+  } else if (isPlainObject(sent) && isPlainObject(parsed)) {
+    for (const key of Object.keys(sent)) {
+      if (found.length >= 10) break;
+      if (!(key in parsed)) found.push(`${where}.${key}`);
+      else undocumentedFields(sent[key], parsed[key], `${where}.${key}`, found);
+    }
+  }
+  return found;
+}
+
+/**
+ * Parses what a route is about to send (as a client will receive it: through JSON) with its response schema; a value
+ * that does not parse, or has fields the schema does not declare, does not match. A mismatch is an unexpected error:
+ * reported once (the route, what differs and the shape of the value, never the value) and thrown as the 500 that
+ * names the same error id.
+ */
+export function checkResponse(spec: Pick<RouteSpec<Schema, Schema>, 'method' | 'path'>, schema: z.ZodType, value: unknown): void {
+  const sent: unknown = value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+  const result = schema.safeParse(sent);
+  const extra = result.success ? undocumentedFields(sent, result.data) : [];
+  if (result.success && extra.length === 0) return;
+  const differences = result.success ? `fields the schema does not declare: ${extra.join(', ')}` : describeIssues('response', result.error);
+  const where = `${spec.method.toUpperCase()} ${spec.path}`;
+  throw unexpected(new Error(`Response of ${where} does not match its schema: ${differences}; shape ${shapeOf(sent)}`), where);
+}
+
 const toHonoPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
 
 function compilePath(path: string): (pathname: string) => Record<string, string> | undefined {
@@ -151,7 +214,11 @@ export class Router {
 
   constructor(
     private readonly app: Hono,
-    private readonly opts: { maxJsonBody?: number } = {},
+    private readonly opts: {
+      maxJsonBody?: number;
+      /** Parse every JSON answer with its route's `response` schema (see CHECK_RESPONSES, the default). */
+      checkResponses?: boolean;
+    } = {},
   ) {}
 
   route<Q extends Schema = undefined, B extends Schema = undefined>(
@@ -159,12 +226,21 @@ export class Router {
     handler: (input: RouteInput<Q, B>) => unknown,
   ): void {
     this.routes.push(spec as RouteSpec<Schema, Schema>);
+    // Decided once per route: without the check the handler path is the same as it always was.
+    const checked = (this.opts.checkResponses ?? CHECK_RESPONSES) ? spec.response : undefined;
     this.app.on(spec.method.toUpperCase(), toHonoPath(spec.path), async (c) => {
       const query = spec.query ? parseOrThrow(spec.query, c.req.query(), 'query') : undefined;
       const body = spec.body ? parseOrThrow(spec.body, await readJson(c, this.opts.maxJsonBody ?? MAX_JSON_BODY), 'body') : undefined;
       const result = await handler({ query, body, params: c.req.param() as Record<string, string>, c } as RouteInput<Q, B>);
-      if (result instanceof Response) return result;
+      if (result instanceof Response) {
+        // A handler that sets its own status (a 202) answers with a Response; its JSON is checked the same way.
+        if (checked && result.ok && result.status !== 204 && result.headers.get('content-type')?.startsWith('application/json')) {
+          checkResponse(spec, checked, await result.clone().json());
+        }
+        return result;
+      }
       if (result === undefined) return c.body(null, 204);
+      if (checked) checkResponse(spec, checked, result);
       return c.json(result as object, (spec.status ?? 200) as 200);
     });
   }

@@ -28,7 +28,7 @@ export interface TestAgent {
 
 /**
  * Starts a real agent process (`node bin/cove.mjs agent`) on port 0 with a fresh work dir, and waits until it
- * prints its ready line.
+ * prints its ready line. COVE_CHECK_RESPONSES=1: every JSON answer is parsed with its route's schema (a mismatch is a 500).
  */
 export async function startAgent(
   opts: { args?: string[]; env?: Record<string, string>; workdir?: string; /** command the agent runs under, e.g. unshare */ prefix?: string[] } = {},
@@ -41,7 +41,7 @@ export async function startAgent(
   const child = spawn(
     command,
     [...prefixArgs, COVE_BIN, 'agent', '--port', '0', '--host', '127.0.0.1', '--workdir', workdir, ...(opts.args ?? [])],
-    { env: { ...process.env, HOME: home, ...opts.env, COVE_AGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, HOME: home, COVE_CHECK_RESPONSES: '1', ...opts.env, COVE_AGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
