@@ -59,7 +59,7 @@ describe('CommandLog', () => {
     const log = new CommandLog();
     log.append('stdout', b('old'));
     const seen: string[] = [];
-    const stop = log.follow({ chunk: (c) => seen.push(`${c.stream}:${c.data}`), end: () => seen.push('end') });
+    const stop = log.follow({ chunk: (c) => seen.push(`${c.stream}:${c.data.toString()}`), end: () => seen.push('end') });
     log.append('stderr', b('new'));
     log.end();
     log.end();

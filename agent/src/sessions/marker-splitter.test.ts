@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MARKER_END, MarkerSplitter, type SplitEvent } from './marker-splitter';
 
-const MARKER = Buffer.from('@@COVE-END-1234@@');
+const M = '@@COVE-END-1234@@';
+const MARKER = Buffer.from(M);
 const END = String.fromCharCode(MARKER_END);
 
 /** Feeds the pieces one by one and joins adjacent data events, so the result does not depend on how data was cut. */
@@ -11,8 +12,9 @@ function split(pieces: Array<string | Buffer>, splitter = new MarkerSplitter(MAR
   if (rest.length) events.push({ type: 'data', data: rest });
   const out: Array<string | { marker: string }> = [];
   for (const e of events) {
+    const last = out[out.length - 1];
     if (e.type === 'marker') out.push({ marker: e.trailer });
-    else if (typeof out[out.length - 1] === 'string') out[out.length - 1] += e.data.toString('latin1');
+    else if (typeof last === 'string') out[out.length - 1] = last + e.data.toString('latin1');
     else out.push(e.data.toString('latin1'));
   }
   return out;
@@ -21,12 +23,12 @@ function split(pieces: Array<string | Buffer>, splitter = new MarkerSplitter(MAR
 describe('MarkerSplitter', () => {
   it('passes output through and cuts out a whole marker with its trailer', () => {
     expect(split(['hello\n'])).toEqual(['hello\n']);
-    expect(split([`out\n${MARKER}0${END}more`])).toEqual(['out\n', { marker: '0' }, 'more']);
-    expect(split([`${MARKER}127${END}${MARKER}${END}`])).toEqual([{ marker: '127' }, { marker: '' }]);
+    expect(split([`out\n${M}0${END}more`])).toEqual(['out\n', { marker: '0' }, 'more']);
+    expect(split([`${M}127${END}${M}${END}`])).toEqual([{ marker: '127' }, { marker: '' }]);
   });
 
   it('finds markers cut across chunks at every position', () => {
-    const text = `before${MARKER}42${END}after`;
+    const text = `before${M}42${END}after`;
     for (let i = 1; i < text.length; i++) {
       expect(split([text.slice(0, i), text.slice(i)]), `cut at ${i}`).toEqual(['before', { marker: '42' }, 'after']);
     }
@@ -45,17 +47,17 @@ describe('MarkerSplitter', () => {
 
   it('gives back a held tail as output when the stream ends', () => {
     expect(split(['data@@COVE-E'])).toEqual(['data@@COVE-E']);
-    expect(split([`data${MARKER}12`])).toEqual([`data${MARKER}12`]);
+    expect(split([`data${M}12`])).toEqual([`data${M}12`]);
   });
 
   it('stops waiting for the end of a trailer after 32 bytes: the bytes are output, and scanning goes on after them', () => {
     const long = 'x'.repeat(40);
-    expect(split([`${MARKER}${long}`, `${MARKER}7${END}`])).toEqual([`${MARKER}${long}`, { marker: '7' }]);
+    expect(split([`${M}${long}`, `${M}7${END}`])).toEqual([`${M}${long}`, { marker: '7' }]);
     const s = new MarkerSplitter(MARKER);
-    expect(s.push(Buffer.from(`${MARKER}${'y'.repeat(32)}`))).toEqual([]);
+    expect(s.push(Buffer.from(`${M}${'y'.repeat(32)}`))).toEqual([]);
     const after = s.push(Buffer.from('y'));
     expect(after.every((e) => e.type === 'data')).toBe(true);
-    expect(Buffer.concat(after.map((e) => (e.type === 'data' ? e.data : Buffer.alloc(0)))).toString()).toBe(`${MARKER}${'y'.repeat(33)}`);
+    expect(Buffer.concat(after.map((e) => (e.type === 'data' ? e.data : Buffer.alloc(0)))).toString()).toBe(`${M}${'y'.repeat(33)}`);
   });
 
   it('keeps bytes that are not UTF-8 as they are', () => {

@@ -4,6 +4,8 @@ import { checkSignedFileUrl, fileUrlSignature, type SignedParams } from './signa
 const KEY = 'key-123';
 const NOW = 1_699_999_000;
 
+/** The reason of a refusal, or 'ok'. */
+const reason = (r: ReturnType<typeof checkSignedFileUrl>): string => (r.ok ? 'ok' : r.reason);
 /** The query of a signed URL, each name with its values. */
 const params = (entries: Record<string, string | string[]>): SignedParams => new Map(Object.entries(entries).map(([k, v]) => [k, Array.isArray(v) ? v : [v]]));
 const check = (p: SignedParams, over: Partial<Parameters<typeof checkSignedFileUrl>[0]> = {}) =>
@@ -27,8 +29,8 @@ describe('checkSignedFileUrl', () => {
   });
 
   it('refuses other operations and the wrong method for an operation', () => {
-    expect(check(params(good), { operation: '/files/info' })).toMatchObject({ ok: false, reason: expect.stringMatching(/only/) });
-    expect(check(params(good), { method: 'PUT' })).toMatchObject({ ok: false, reason: expect.stringMatching(/with GET, not PUT/) });
+    expect(reason(check(params(good), { operation: '/files/info' }))).toMatch(/only/);
+    expect(reason(check(params(good), { method: 'PUT' }))).toMatch(/with GET, not PUT/);
     // A download signature does not open an upload.
     expect(check(params(good), { method: 'POST', operation: '/files/upload-v2' }).ok).toBe(false);
   });
@@ -36,7 +38,7 @@ describe('checkSignedFileUrl', () => {
   it('needs path, expires and signature once each', () => {
     for (const missing of ['path', 'expires', 'signature'] as const) {
       const { [missing]: _, ...rest } = good;
-      expect(check(params(rest)), missing).toMatchObject({ ok: false, reason: expect.stringMatching(/once each/) });
+      expect(reason(check(params(rest))), missing).toMatch(/once each/);
     }
     expect(check(params({ ...good, path: [path, '/etc/passwd'] })).ok).toBe(false);
     expect(check(params({ ...good, path: '' })).ok).toBe(false);
@@ -46,7 +48,7 @@ describe('checkSignedFileUrl', () => {
     for (const expires of ['-1', '1e9', '0x10', '99999999999999', '10000000000001', ' 1700000000']) {
       expect(check(params({ ...good, expires })), expires).toMatchObject({ ok: false });
     }
-    expect(check(params(good), { nowSeconds: 1_700_000_000 })).toMatchObject({ ok: false, reason: expect.stringMatching(/expired at 2023-11-14T22:13:20.000Z/) });
+    expect(reason(check(params(good), { nowSeconds: 1_700_000_000 }))).toMatch(/expired at 2023-11-14T22:13:20.000Z/);
     const forever = { path, expires: '0', signature: fileUrlSignature(KEY, 'GET', path, '0') };
     expect(check(params(forever), { nowSeconds: 4e9 }).ok).toBe(true);
   });
