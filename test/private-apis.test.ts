@@ -61,7 +61,7 @@ describe('ssh2: _protocol._packetRW.write and sendPacket (sendRawSshMessage)', (
         reject?.();
       });
     });
-    const port = await listen(server as unknown as net.Server);
+    const port = await listen(server);
     cleanups.push(() => new Promise((resolve) => server.close(() => resolve(undefined))));
 
     // Server to client: the banner arrives.
@@ -117,7 +117,7 @@ describe("Node http.Server: connection tracking started by 'listening' (trackCon
     const slow = net.connect(port, '127.0.0.1');
     slow.write('GET / HTTP/1.1\r\nHost: x\r\n');
     let answer = '';
-    slow.on('data', (d) => (answer += d));
+    slow.on('data', (d: Buffer) => (answer += d.toString('latin1')));
     await new Promise<void>((resolve) => slow.once('close', () => resolve()));
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
   });

@@ -20,12 +20,13 @@ let libc: Libc | null | undefined;
 export function loadLibc(): Libc | null {
   if (libc !== undefined) return libc;
   try {
-    const koffi = createRequire(import.meta.url)('koffi');
+    // Only what is used of koffi's API: a library's functions from their C prototypes.
+    const koffi = createRequire(import.meta.url)('koffi') as { load(path: string): { func(prototype: string): unknown } };
     const lib = koffi.load('libc.so.6');
     libc = {
-      waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
-      prctl: lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
-      pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)'),
+      waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)') as Libc['waitpid'],
+      prctl: lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)') as Libc['prctl'],
+      pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as Libc['pipe2'],
     };
   } catch (err) {
     process.stderr.write(`cove agent: libc unavailable (zombie reaping disabled, stdout and stderr on two pipes): ${(err as Error).message}\n`);
