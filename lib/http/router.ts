@@ -89,7 +89,7 @@ export function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, whe
  * every agent and server they start; production leaves it unset, and then no route does any extra work. Read once,
  * when this module loads: a switch of the test suite, not configuration, so it is not among the options main.ts reads.
  */
-export const CHECK_RESPONSES = process.env.COVE_CHECK_RESPONSES === '1';
+const CHECK_RESPONSES = process.env.COVE_CHECK_RESPONSES === '1';
 
 /**
  * A short description of a value's types for logs (`{name: string, files: [{…} ×120]}`), never the value itself:
