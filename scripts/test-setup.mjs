@@ -25,6 +25,8 @@ const needed = {
   top: 'procps', vi: 'vim-tiny', python3: 'python3', git: 'git', curl: 'curl', chromium: 'chromium',
   // The SSH gateway tests drive the real OpenSSH client and a terminal multiplexer.
   ssh: 'openssh-client', scp: 'openssh-client', sftp: 'openssh-client', 'ssh-keyscan': 'openssh-client', tmux: 'tmux',
+  // OpenSSH's SFTP server, which the agent runs for SFTP (and the agent bundle carries).
+  '/usr/lib/openssh/sftp-server': 'openssh-sftp-server',
 };
 const missing = [...new Set(Object.entries(needed).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];
 if (missing.length) {

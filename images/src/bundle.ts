@@ -17,7 +17,13 @@ const HASH_FILE = '.bundle-hash';
  * Bumped whenever the bundle's layout or recipe changes, so that bundles built by an older recipe are rebuilt even
  * though the agent and Node they hold are the same.
  */
-const BUNDLE_RECIPE = 2;
+const BUNDLE_RECIPE = 3;
+
+/**
+ * OpenSSH's SFTP server (Debian's openssh-sftp-server), carried in the bundle as `bin/sftp-server` beside Node, with
+ * the same loader and libraries: SFTP works in images that have none of their own. The agent prefers the image's.
+ */
+const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 
 const require = createRequire(import.meta.url);
 
@@ -57,9 +63,11 @@ export function agentBundleHash(cli: string): string {
   const node = realpathSync(process.execPath);
   const nodeStat = statSync(node);
   const pkgs = runtimePackages();
+  const sftp = existsSync(SFTP_SERVER) ? statSync(SFTP_SERVER) : undefined;
   return sha256(
     `recipe ${BUNDLE_RECIPE}`,
     `node ${process.version} ${node} ${nodeStat.size} ${nodeStat.mtimeMs}`,
+    `sftp-server ${sftp ? `${sftp.size} ${sftp.mtimeMs}` : 'missing'}`,
     readFileSync(cli),
     ...Object.values(pkgs).map((dir) => `${path.basename(dir)}@${packageVersion(dir)}`),
   );
@@ -91,7 +99,7 @@ export function buildAgentBundle(opts: { root: string; out: string; force?: bool
   const hash = agentBundleHash(cli);
   if (!opts.force && readBundleHash(opts.out) === hash) return { dir: opts.out, hash, built: false };
 
-  ensureCommands({ patchelf: 'patchelf', ldd: 'libc-bin', strip: 'binutils' }, log);
+  ensureCommands({ patchelf: 'patchelf', ldd: 'libc-bin', strip: 'binutils', [SFTP_SERVER]: 'openssh-sftp-server' }, log);
   log(`building the agent bundle in ${opts.out}`);
   const tmp = `${opts.out}.new-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
@@ -102,7 +110,7 @@ export function buildAgentBundle(opts: { root: string; out: string; force?: bool
   const pkgs = runtimePackages();
   const natives = [path.join(pkgs.nodePty, 'build/Release/pty.node'), path.join(pkgs.koffiNative, 'linux_x64/koffi.node')];
   const libs = new Map<string, string>();
-  for (const file of [node, ...natives]) for (const [name, file2] of sharedLibraries(file)) libs.set(name, file2);
+  for (const file of [node, SFTP_SERVER, ...natives]) for (const [name, file2] of sharedLibraries(file)) libs.set(name, file2);
   for (const [name, file] of libs) cpSync(realpathSync(file), path.join(tmp, 'lib', name));
   const loader = [...libs.keys()].find((n) => n.startsWith('ld-linux'));
   if (!loader) throw new Error('could not find the dynamic loader of this Node binary');
@@ -113,6 +121,10 @@ export function buildAgentBundle(opts: { root: string; out: string; force?: bool
   stripSymbols(bundledNode, log);
   // DT_RPATH (not RUNPATH) so that it also applies to the libraries' own dependencies (libstdc++ → libm, libc).
   execFileSync('patchelf', ['--set-interpreter', `${BUNDLE_MOUNT}/lib/${loader}`, '--force-rpath', '--set-rpath', `${BUNDLE_MOUNT}/lib`, bundledNode]);
+  const bundledSftp = path.join(tmp, 'bin/sftp-server');
+  cpSync(realpathSync(SFTP_SERVER), bundledSftp);
+  chmodSync(bundledSftp, 0o755);
+  execFileSync('patchelf', ['--set-interpreter', `${BUNDLE_MOUNT}/lib/${loader}`, '--force-rpath', '--set-rpath', `${BUNDLE_MOUNT}/lib`, bundledSftp]);
 
   // The agent and the modules it loads at run time (native ones, and the TypeScript compiler for code-run).
   cpSync(cli, path.join(tmp, 'agent/cli.mjs'));

@@ -228,6 +228,10 @@ describe('the agent bundle, mounted read-only at /opt/cove', () => {
     const agent = await startAgentContainer(BUSYBOX_IMAGE, { mountBundle: true, command: agentCommand });
     await expectWorkingAgent(agent);
     expect(await agent.json('/process/execute', { command: 'id -u' })).toEqual({ exitCode: 0, result: '0\n' });
+    // OpenSSH's SFTP server from the bundle loads there too (no libc in the image). Like OpenSSH anywhere, it then
+    // wants a passwd entry for its user, which this image lacks.
+    const sftp = await agent.json('/process/execute', { command: `${BUNDLE_MOUNT}/bin/sftp-server 2>&1 </dev/null; echo "exit $?"` });
+    expect(sftp.result).toBe('No user found for uid 0\nexit 1\n');
   });
 
   it(`runs the agent in ${BASE_IMAGE}`, async () => {

@@ -263,7 +263,7 @@ describe('files and forwarding over ssh', () => {
     const batch = path.join(work, 'batch');
     writeFileSync(batch, [`mkdir sub`, `put ${local} sub/note.txt`, `ls -l sub`, `rm sub/note.txt`, `rmdir sub`, `ls /root`].join('\n'));
     const r = await run('sftp', ['-P', String(sshPort), ...OPTS, '-o', 'LogLevel=ERROR', '-b', batch, `${token}@127.0.0.1`]);
-    expect(r.stdout).toMatch(/-rw-r--r--\s+1 cove\s+cove\s+11 .* note\.txt/);
+    expect(r.stdout).toMatch(/-rw-r--r--\s+\S+ cove\s+cove\s+11 .*note\.txt/);
     // The last command fails: /root is not readable by the sandbox user, so the batch stops there.
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/ermission denied/);

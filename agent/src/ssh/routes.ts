@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { Router } from '../../../lib/http/router';
 import { SshConnectQuery, SshListenQuery } from '../../../wire/ssh';
 import type { SshService } from './service';
@@ -13,11 +14,17 @@ export function registerSshRoutes(router: Router, ssh: SshService): void {
   );
   router.tunnel(
     { path: '/ssh/connect', tag, summary: 'SSH direct-tcpip: raw connection to host:port from inside the sandbox (Upgrade: cove-ssh)', query: SshConnectQuery },
-    ({ socket, head, query }) => ssh.connect(socket, head, query.host, query.port),
+    ({ socket, head, query }) => {
+      const { host, port } = query as z.infer<typeof SshConnectQuery>;
+      ssh.connect(socket, head, host, port);
+    },
   );
   router.tunnel(
     { path: '/ssh/listen', tag, summary: 'SSH tcpip-forward: listen inside the sandbox, announce connections as JSON lines (Upgrade: cove-ssh)', query: SshListenQuery },
-    ({ socket, query }) => ssh.listen(socket, query.address, query.port),
+    ({ socket, query }) => {
+      const { address, port } = query as z.infer<typeof SshListenQuery>;
+      ssh.listen(socket, address, port);
+    },
   );
   router.tunnel({ path: '/ssh/accept/{id}', tag, summary: 'SSH tcpip-forward: take one announced connection (Upgrade: cove-ssh)' }, ({ socket, head, params }) =>
     ssh.accept(socket, head, params.id),

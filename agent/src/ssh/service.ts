@@ -26,7 +26,7 @@ import { loginShell } from '../system/shell';
 import { splice } from '../../../lib/net/splice';
 import { settle } from '../../../lib/guard';
 import { signalGroup, STOP_GRACE_MS } from '../system/process-group';
-import { SFTP_HELPER_ARGS, sftpHelperSource } from './sftp-server';
+import { sftpServer } from './sftp';
 import { CoveError } from '../../../lib/errors';
 import { rejectSocket } from '../../../lib/http/node';
 import { ERROR_SOURCE, type ErrorCode } from '../../../wire/errors';
@@ -122,7 +122,7 @@ export function createSshService(ctx: SandboxContext) {
       },
       (type, payload) => {
         try {
-          const json = payload.length ? JSON.parse(payload.toString()) : undefined;
+          const json: unknown = payload.length ? JSON.parse(payload.toString()) : undefined;
           if (type === FRAME.start) {
             if (proc) throw new Error('the session has started already');
             start(SshSessionStart.parse(json));
@@ -169,7 +169,7 @@ export function createSshService(ctx: SandboxContext) {
         const entry: Running = { pid: p.pid, kill: (signal) => signalGroup(p.pid, signal) };
         running.add(entry);
         paused = [p];
-        proc = { pid: p.pid, write: (d) => p.write(d as unknown as string), resize: (r) => p.resize(r.cols, r.rows) };
+        proc = { pid: p.pid, write: (d) => p.write(d), resize: (r) => p.resize(r.cols, r.rows) };
         p.onData(output(FRAME.stdout) as unknown as (d: string) => void);
         p.onExit(({ exitCode, signal }) => {
           releaseChild(p.pid);
@@ -182,8 +182,13 @@ export function createSshService(ctx: SandboxContext) {
 
       let child: ChildProcess;
       if (req.kind === 'sftp') {
-        child = spawn(process.execPath, SFTP_HELPER_ARGS, { cwd, env: { ...env, HOME: ctx.identity.home }, stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true, ...ctx.spawnAs });
-        (child.stdio[3] as Writable | null)?.end(sftpHelperSource());
+        // OpenSSH's own SFTP server, as sshd runs it for the subsystem: as the user, in their home.
+        const server = sftpServer();
+        if (!server) {
+          failure("SFTP needs OpenSSH's sftp-server, which neither the image nor the agent bundle has (install openssh-sftp-server)");
+          return;
+        }
+        child = spawn(server, [], { cwd, env: { ...env, HOME: ctx.identity.home }, stdio: 'pipe', detached: true, ...ctx.spawnAs });
       } else {
         // Like sshd: `shell -c command`, or a login shell reading commands from stdin.
         const args = req.kind === 'exec' ? ['-c', req.command ?? ''] : [];
