@@ -3,7 +3,7 @@ import WebSocket from 'ws';
 import { shellQuote } from '../lib/shell';
 import { STDERR, STDOUT, type ExecClientMessage, type ExecServerMessage } from '../wire/exec-stream';
 
-export const EXEC_USAGE = `Usage: cove exec SANDBOX [--api-url URL] [--cwd DIR] [-e NAME=VALUE]... [--timeout S] -- COMMAND [ARG...]
+const EXEC_USAGE = `Usage: cove exec SANDBOX [--api-url URL] [--cwd DIR] [-e NAME=VALUE]... [--timeout S] -- COMMAND [ARG...]
 
 Runs a command in a sandbox with its stdout, stderr and stdin connected to this terminal's, forwards Ctrl-C
 (SIGINT) and SIGTERM to it, and exits with its exit code.
@@ -60,7 +60,7 @@ export async function runExecCommand(argv: string[]): Promise<void> {
       res.on('data', (d) => (text += d));
       res.on('end', () => {
         try {
-          reject(new Error(JSON.parse(text).message));
+          reject(new Error((JSON.parse(text) as { message?: string }).message));
         } catch {
           reject(new Error(`the server answered ${res.statusCode}`));
         }

@@ -8,7 +8,7 @@ import { CoveError } from './errors';
  */
 
 /** Where unexpected errors are written; each program sets its own logger once at start (stderr until then). */
-export type ErrorReporter = (entry: { id: string; where: string; err: unknown }) => void;
+type ErrorReporter = (entry: { id: string; where: string; err: unknown }) => void;
 
 let reporter: ErrorReporter = ({ id, where, err }) => {
   process.stderr.write(`cove: unexpected error ${id} in ${where}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

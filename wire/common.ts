@@ -10,7 +10,7 @@ export const queryBool = z
 export const StringMap = z.record(z.string(), z.string());
 
 /** Environment variables added to a command's, shell's or sandbox's environment. */
-export const Envs = StringMap;
+export const Envs = z.record(z.string(), z.string()).describe('Environment variables: names to values');
 export type Envs = z.infer<typeof Envs>;
 
 /** Answer of the info routes. */

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 
 /** A POSIX environment variable name: a letter or underscore, then letters, digits and underscores. */
-export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const NAME_RULE = 'not a valid environment variable name (letters, digits and _, not starting with a digit)';
 /** Variables per request, in `set` and in `unset`. */
-export const MAX_ENV_CHANGES = 4096;
+const MAX_ENV_CHANGES = 4096;
 
 const EnvName = z.string().regex(ENV_NAME, NAME_RULE);
 const EnvValue = z.string().refine((v) => !v.includes('\0'), 'a value cannot contain a NUL byte');

@@ -33,20 +33,20 @@ export const ExecStreamRequest = z.object({
 export type ExecStreamRequest = z.infer<typeof ExecStreamRequest>;
 
 /** Signal names a client may send. */
-export const STREAM_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT'] as const;
+const STREAM_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT'] as const;
 
-export const ExecStartMessage = ExecStreamRequest.extend({ type: z.literal('start') });
-export type ExecStartMessage = z.infer<typeof ExecStartMessage>;
+const ExecStartMessage = ExecStreamRequest.extend({ type: z.literal('start') });
+type ExecStartMessage = z.infer<typeof ExecStartMessage>;
 
-export const ExecCloseStdinMessage = z.object({ type: z.literal('close-stdin') });
-export const ExecSignalMessage = z.object({ type: z.literal('signal'), signal: z.enum(STREAM_SIGNALS) });
+const ExecCloseStdinMessage = z.object({ type: z.literal('close-stdin') });
+const ExecSignalMessage = z.object({ type: z.literal('signal'), signal: z.enum(STREAM_SIGNALS) });
 
 /** Text messages a client sends. */
 export const ExecClientMessage = z.discriminatedUnion('type', [ExecStartMessage, ExecCloseStdinMessage, ExecSignalMessage]);
 export type ExecClientMessage = z.infer<typeof ExecClientMessage>;
 
-export const ExecStartedMessage = z.object({ type: z.literal('started'), pid: z.number().int() });
-export type ExecStartedMessage = z.infer<typeof ExecStartedMessage>;
+const ExecStartedMessage = z.object({ type: z.literal('started'), pid: z.number().int() });
+type ExecStartedMessage = z.infer<typeof ExecStartedMessage>;
 
 export const ExecExitMessage = z.object({
   type: z.literal('exit'),
@@ -56,16 +56,10 @@ export const ExecExitMessage = z.object({
 });
 export type ExecExitMessage = z.infer<typeof ExecExitMessage>;
 
-export const ExecErrorMessage = z.object({ type: z.literal('error'), code: z.string(), message: z.string() });
-export type ExecErrorMessage = z.infer<typeof ExecErrorMessage>;
+const ExecErrorMessage = z.object({ type: z.literal('error'), code: z.string(), message: z.string() });
+type ExecErrorMessage = z.infer<typeof ExecErrorMessage>;
 
 /** Text messages the agent sends. */
 export const ExecServerMessage = z.discriminatedUnion('type', [ExecStartedMessage, ExecExitMessage, ExecErrorMessage]);
 export type ExecServerMessage = z.infer<typeof ExecServerMessage>;
 
-/** Data of the SSE `stdout` and `stderr` events. */
-export const ExecOutputEvent = z.object({ data: z.string() });
-export type ExecOutputEvent = z.infer<typeof ExecOutputEvent>;
-
-/** SSE event names. */
-export const EXEC_SSE_EVENTS = ['started', 'stdout', 'stderr', 'exit', 'error'] as const;

@@ -9,7 +9,7 @@ import { queryBool } from './common';
 const path = z.string().min(1, 'must not be empty');
 
 /** An octal permission string such as `755` or `0644`. */
-export const OctalMode = z.string().regex(/^0?[0-7]{3,4}$/, 'expected an octal mode such as 755 or 0644');
+const OctalMode = z.string().regex(/^0?[0-7]{3,4}$/, 'expected an octal mode such as 755 or 0644');
 
 /** One file or directory, as `GET /files` and `GET /files/info` return it. */
 export const FileInfo = z.object({

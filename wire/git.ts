@@ -48,7 +48,7 @@ export const GitHistoryQuery = z.object({
 export type GitHistoryQuery = z.infer<typeof GitHistoryQuery>;
 
 /** File states as the Daytona SDK names them (`Status` of the toolbox client). */
-export const GIT_FILE_STATES = [
+const GIT_FILE_STATES = [
   'Unmodified',
   'Untracked',
   'Modified',
@@ -208,9 +208,9 @@ export const GitInitRequest = z.object({
 });
 export type GitInitRequest = z.infer<typeof GitInitRequest>;
 
-export const GIT_RESET_MODES = ['soft', 'mixed', 'hard', 'merge', 'keep'] as const;
-export const GitResetMode = z.enum(GIT_RESET_MODES);
-export type GitResetMode = z.infer<typeof GitResetMode>;
+const GIT_RESET_MODES = ['soft', 'mixed', 'hard', 'merge', 'keep'] as const;
+const GitResetMode = z.enum(GIT_RESET_MODES);
+type GitResetMode = z.infer<typeof GitResetMode>;
 
 /** `POST /git/reset`: `git reset --<mode> [target] [-- files]`. */
 export const GitResetRequest = z
@@ -285,17 +285,17 @@ export const GitAddRemoteRequest = z.object({
 });
 export type GitAddRemoteRequest = z.infer<typeof GitAddRemoteRequest>;
 
-export const GitRemote = z.object({
+const GitRemote = z.object({
   name: z.string(),
   url: z.string().describe('Fetch URL, with any password in it replaced by `***`'),
 });
-export type GitRemote = z.infer<typeof GitRemote>;
+type GitRemote = z.infer<typeof GitRemote>;
 
 /** `GET /git/remotes?path=`. */
 export const ListRemotesResponse = z.object({ remotes: z.array(GitRemote).describe('Remotes by name') });
 export type ListRemotesResponse = z.infer<typeof ListRemotesResponse>;
 
-export const GIT_CONFIG_SCOPES = ['global', 'local', 'system'] as const;
+const GIT_CONFIG_SCOPES = ['global', 'local', 'system'] as const;
 
 /** `global` (the sandbox user's ~/.gitconfig) when absent; an empty value counts as absent, as in Daytona. */
 const configScope = z.preprocess(
@@ -353,7 +353,7 @@ export const GitConfigureUserRequest = z
   .superRefine(requirePathForLocal);
 export type GitConfigureUserRequest = z.infer<typeof GitConfigureUserRequest>;
 
-export const GIT_CREDENTIAL_PROTOCOLS = ['https', 'http'] as const;
+const GIT_CREDENTIAL_PROTOCOLS = ['https', 'http'] as const;
 
 /**
  * `POST /git/credentials` (the SDK's `dangerouslyAuthenticate`): credentials kept for later clones, pulls, pushes and

@@ -93,10 +93,10 @@ export const ChartShape = z.looseObject({
 });
 export type ChartShape = z.infer<typeof ChartShape>;
 
-export const OutputFrame = z.object({ type: z.enum(['stdout', 'stderr']), text: z.string() });
+const OutputFrame = z.object({ type: z.enum(['stdout', 'stderr']), text: z.string() });
 export const ErrorFrame = z.object({ type: z.literal('error'), name: z.string(), value: z.string(), traceback: z.string() });
-export const ControlFrame = z.object({ type: z.literal('control'), text: z.enum(['completed', 'interrupted']) });
-export const ChartFrame = z.object({ type: z.literal('chart'), chart: ChartShape });
+const ControlFrame = z.object({ type: z.literal('control'), text: z.enum(['completed', 'interrupted']) });
+const ChartFrame = z.object({ type: z.literal('chart'), chart: ChartShape });
 
 /** Text frames the agent sends. */
 export const InterpreterServerFrame = z.union([OutputFrame, ErrorFrame, ControlFrame, ChartFrame]);

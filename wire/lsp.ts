@@ -23,7 +23,7 @@ export const LSP_LANGUAGE_IDS = ['typescript', 'javascript', 'python'] as const;
 const required = (name: string) => z.string({ error: `${name} is required` }).min(1, `${name} must not be empty`);
 
 /** Any language id: unknown ones are refused by the service with UNSUPPORTED_LANGUAGE (400) and the supported list. */
-export const LspLanguageId = required('languageId').describe(`One of ${LSP_LANGUAGE_IDS.join(', ')}`);
+const LspLanguageId = required('languageId').describe(`One of ${LSP_LANGUAGE_IDS.join(', ')}`);
 
 /** `POST /lsp/start`, `POST /lsp/stop` (the SDK's LspServerRequest). */
 export const LspServerRequest = z.object({
@@ -38,11 +38,11 @@ export const LspDocumentRequest = LspServerRequest.extend({
 });
 export type LspDocumentRequest = z.infer<typeof LspDocumentRequest>;
 
-export const LspPosition = z.object({
+const LspPosition = z.object({
   line: z.number({ error: 'line must be a number' }).int().min(0).describe('Zero-based line'),
   character: z.number({ error: 'character must be a number' }).int().min(0).describe('Zero-based UTF-16 offset'),
 });
-export type LspPosition = z.infer<typeof LspPosition>;
+type LspPosition = z.infer<typeof LspPosition>;
 
 export const LspRange = z.object({ start: LspPosition, end: LspPosition });
 export type LspRange = z.infer<typeof LspRange>;
@@ -123,7 +123,7 @@ export const LspDiagnostics = z.object({ uri: z.string(), fresh: z.boolean(), di
 export type LspDiagnostics = z.infer<typeof LspDiagnostics>;
 
 /** States of a server the agent keeps for the HTTP routes. */
-export const LSP_SERVER_STATES = ['starting', 'running', 'idle', 'crashed'] as const;
+const LSP_SERVER_STATES = ['starting', 'running', 'idle', 'crashed'] as const;
 
 /** `GET /lsp/servers`: the servers started through `POST /lsp/start`, and WebSocket channels' servers. */
 export const LspServerInfo = z.object({
@@ -138,10 +138,6 @@ export const LspServerInfo = z.object({
 export type LspServerInfo = z.infer<typeof LspServerInfo>;
 export const LspServerList = z.object({ servers: z.array(LspServerInfo) });
 export type LspServerList = z.infer<typeof LspServerList>;
-
-/** Query of the raw channel `GET /lsp/ws`. */
-export const LspChannelQuery = LspServerRequest;
-export type LspChannelQuery = LspServerRequest;
 
 /** Close code of the raw channel when the language server exits: 1000 for exit code 0, 1011 otherwise. */
 export const lspChannelCloseCode = (exitCode: number | null): 1000 | 1011 => (exitCode === 0 ? 1000 : 1011);

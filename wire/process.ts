@@ -46,7 +46,7 @@ export const CodeRunRequest = z.object({
 export type CodeRunRequest = z.infer<typeof CodeRunRequest>;
 
 /** A matplotlib figure the program drew (python): its type, title, PNG (base64) and, where known, its elements. */
-export const Chart = z.looseObject({ type: z.string().optional(), title: z.string().optional(), png: z.string().optional() });
+const Chart = z.looseObject({ type: z.string().optional(), title: z.string().optional(), png: z.string().optional() });
 
 export const CodeRunResponse = z.object({
   exitCode: z.number().int(),

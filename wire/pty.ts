@@ -19,10 +19,10 @@ export const PTY_EXIT_CONTROL_PROTOCOL = 'X-Daytona-Pty-Exit-Control';
 export const PTY_ENVS_PROTOCOL_PREFIX = 'X-Daytona-Pty-Envs~';
 
 /** Largest accepted terminal side, in cells. */
-export const PTY_MAX_SIZE = 1000;
+const PTY_MAX_SIZE = 1000;
 
 /** A PTY session id: it is used in URL paths unescaped by the SDK, so no slashes, spaces, `?`, `#` or `%`. */
-export const PtyId = z
+const PtyId = z
   .string()
   .min(1, 'must not be empty')
   .max(256, 'must be at most 256 characters')

@@ -87,7 +87,7 @@ export const LOGS_END_CLOSE_CODE = 1000;
  * text) carry every chunk prefixed like the follow frames above, and they split stdout from stderr themselves.
  * They name their version in `X-Daytona-SDK-Version`; clients that send none get today's shape.
  */
-export const MARKED_OUTPUT_BEFORE = [0, 167, 0] as const;
+const MARKED_OUTPUT_BEFORE = [0, 167, 0] as const;
 
 /** Whether a client that sent this `X-Daytona-SDK-Version` reads session output in the marked form. */
 export function wantsMarkedOutput(sdkVersion: string | undefined): boolean {

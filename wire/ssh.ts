@@ -68,7 +68,7 @@ export type FrameType = (typeof FRAME)[keyof typeof FRAME];
 /** Largest control frame either side accepts (byte-stream frames are passed through in pieces, whatever their size). */
 export const MAX_CONTROL_FRAME = 256 * 1024;
 
-export const SshPty = z.object({
+const SshPty = z.object({
   term: z.string().max(256),
   cols: z.number().int().min(1).max(10_000),
   rows: z.number().int().min(1).max(10_000),

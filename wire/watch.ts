@@ -83,16 +83,16 @@ export const WatchEventMessage = z.object({
 export type WatchEventMessage = z.infer<typeof WatchEventMessage>;
 
 /** The initial scan is done: from now on every change is reported. `path` is the resolved path being watched. */
-export const WatchReadyMessage = z.object({ type: z.literal('ready'), path: z.string(), recursive: z.boolean() });
-export type WatchReadyMessage = z.infer<typeof WatchReadyMessage>;
+const WatchReadyMessage = z.object({ type: z.literal('ready'), path: z.string(), recursive: z.boolean() });
+type WatchReadyMessage = z.infer<typeof WatchReadyMessage>;
 
 /** Events (and errors) were dropped because the client read too slowly: what it knows may be stale, rescan. */
-export const WatchOverflowMessage = z.object({ type: z.literal('overflow'), dropped: z.number().int().min(1) });
-export type WatchOverflowMessage = z.infer<typeof WatchOverflowMessage>;
+const WatchOverflowMessage = z.object({ type: z.literal('overflow'), dropped: z.number().int().min(1) });
+type WatchOverflowMessage = z.infer<typeof WatchOverflowMessage>;
 
 /** A watch error that did not end the watch; `code` is the OS error code when there is one (ENOSPC: inotify limit). */
-export const WatchErrorMessage = z.object({ type: z.literal('error'), message: z.string(), code: z.string().optional() });
-export type WatchErrorMessage = z.infer<typeof WatchErrorMessage>;
+const WatchErrorMessage = z.object({ type: z.literal('error'), message: z.string(), code: z.string().optional() });
+type WatchErrorMessage = z.infer<typeof WatchErrorMessage>;
 
 /** Text messages the agent sends on the watch channel. */
 export const WatchServerMessage = z.discriminatedUnion('type', [

@@ -6,7 +6,7 @@ import { shellQuote } from '../../lib/shell';
 /** Environment variable that may carry the agent token; it is removed from the environment once read. */
 export const TOKEN_ENV = 'COVE_AGENT_TOKEN';
 
-export const AgentConfig = z.object({
+const AgentConfig = z.object({
   host: z.string().min(1),
   port: z.number().int().min(0).max(65535),
   token: z.string().min(16, 'the agent token must be at least 16 characters'),
@@ -15,7 +15,7 @@ export const AgentConfig = z.object({
   /** Command run as the `entrypoint` session (the image's ENTRYPOINT/CMD), already shell-quoted. */
   entrypoint: z.string().min(1).optional(),
 });
-export type AgentConfig = z.infer<typeof AgentConfig>;
+type AgentConfig = z.infer<typeof AgentConfig>;
 
 export const AGENT_USAGE = `Usage: cove agent --token TOKEN [--port 2280] [--host 0.0.0.0] [--workdir DIR] [--user NAME] [-- ENTRYPOINT...]
 

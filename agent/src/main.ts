@@ -8,7 +8,7 @@ import { createSandboxContext } from './system/context';
 import { resolveIdentity } from './system/identity';
 
 /** Printed on stdout once the agent accepts requests; supervisors and tests wait for it. */
-export const READY_PREFIX = 'cove agent listening on ';
+const READY_PREFIX = 'cove agent listening on ';
 
 /** `cove agent …`: reads config once, drops the token from the environment, serves until SIGTERM/SIGINT. */
 export async function runAgent(argv: string[]): Promise<void> {

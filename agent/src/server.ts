@@ -46,7 +46,7 @@ function matchRoute(route: WsRoute, pathname: string): Record<string, string> | 
   }
 }
 
-export interface RunningAgent {
+interface RunningAgent {
   url: string;
   port: number;
   agent: AgentApp;

@@ -8,7 +8,7 @@ import { ensureCommands, imageExists, run, type BuildLog } from './host';
 export const BASE_IMAGE = 'cove-base:bookworm';
 
 /** The Debian mirror this host's apt uses (so the image is built from the same source), or Debian's default. */
-export function debianMirror(): string {
+function debianMirror(): string {
   const files = ['/etc/apt/sources.list', ...listDir('/etc/apt/sources.list.d').map((f) => `/etc/apt/sources.list.d/${f}`)];
   for (const file of files) {
     let text = '';

@@ -18,7 +18,7 @@ export const CONTENT_HASH_LABEL = 'dev.cove.content-hash';
  * npm packages the default image carries globally, pinned so that the image is the same on every build
  * (sandboxes cannot reach the npm registry themselves). typescript-language-server 6 needs Node 22; the image has 20.
  */
-export const GLOBAL_NPM_PACKAGES = ['typescript@5.9.3', 'typescript-language-server@5.3.0', 'pyright@1.1.414', 'ts-node@10.9.2'];
+const GLOBAL_NPM_PACKAGES = ['typescript@5.9.3', 'typescript-language-server@5.3.0', 'pyright@1.1.414', 'ts-node@10.9.2'];
 
 /** The cache folder of a checkout (`.cove/`): the agent bundle, the image's Node runtime and the build lock. */
 export function defaultCacheDir(root: string = checkoutRoot()): string {
@@ -29,11 +29,11 @@ export function defaultCacheDir(root: string = checkoutRoot()): string {
  * Where buildImages() keeps the agent bundle in `cacheDir`: the folder the runtime bind-mounts read-only at
  * /opt/cove. Stable across rebuilds.
  */
-export function agentBundleDir(cacheDir: string = defaultCacheDir()): string {
+function agentBundleDir(cacheDir: string = defaultCacheDir()): string {
   return path.join(cacheDir, 'bundle');
 }
 
-export interface BuildOptions {
+interface BuildOptions {
   /** The checkout (holds dist/agent.mjs and images/); by default the one this module belongs to. */
   root?: string;
   /** Where the bundle and the image's runtime are kept between builds; defaultCacheDir(root) by default. */

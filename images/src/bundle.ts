@@ -59,7 +59,7 @@ function runtimePackages(): { nodePty: string; koffi: string; koffiNative: strin
  * versions of its run-time packages. Cheap (no hashing of the 100 MB Node binary: its path, size and mtime stand for
  * it), so it can be checked at every start.
  */
-export function agentBundleHash(cli: string): string {
+function agentBundleHash(cli: string): string {
   const node = realpathSync(process.execPath);
   const nodeStat = statSync(node);
   const pkgs = runtimePackages();
@@ -74,7 +74,7 @@ export function agentBundleHash(cli: string): string {
 }
 
 /** The content hash of a built bundle, or undefined when `dir` holds no complete bundle. */
-export function readBundleHash(dir: string): string | undefined {
+function readBundleHash(dir: string): string | undefined {
   try {
     return readFileSync(path.join(dir, HASH_FILE), 'utf8').trim() || undefined;
   } catch {

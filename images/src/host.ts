@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 export type BuildLog = (line: string) => void;
 
 /** Whether a command is on PATH. */
-export function hasCommand(cmd: string): boolean {
+function hasCommand(cmd: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
     return true;

@@ -12,7 +12,7 @@ type Schema = z.ZodType | undefined;
 type Infer<T> = T extends z.ZodType ? z.output<T> : undefined;
 
 /** One HTTP route: its documentation and validation in one place. Paths use OpenAPI's `{param}` syntax. */
-export interface RouteSpec<Q extends Schema, B extends Schema> {
+interface RouteSpec<Q extends Schema, B extends Schema> {
   method: Method;
   path: string;
   summary: string;
@@ -30,7 +30,7 @@ export interface RouteSpec<Q extends Schema, B extends Schema> {
   status?: 200 | 201 | 202 | 204;
 }
 
-export interface RouteInput<Q extends Schema, B extends Schema> {
+interface RouteInput<Q extends Schema, B extends Schema> {
   query: Infer<Q>;
   body: Infer<B>;
   params: Record<string, string>;
@@ -49,6 +49,8 @@ export interface WsSpec {
 export interface WsInput {
   socket: WebSocket;
   params: Record<string, string>;
+  // Parsed with the route's own `query` schema; each handler reads it as that wire shape.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   query: any;
   req: IncomingMessage;
 }
@@ -58,6 +60,8 @@ export interface RawUpgradeInput {
   socket: Duplex;
   head: Buffer;
   params: Record<string, string>;
+  // As in WsInput.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   query: any;
   req: IncomingMessage;
 }
@@ -149,7 +153,7 @@ const toHonoPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
 
 function compilePath(path: string): (pathname: string) => Record<string, string> | undefined {
   const names: string[] = [];
-  const source = path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{(\w+)\\?\}/g, (_m, name) => {
+  const source = path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{(\w+)\\?\}/g, (_m, name: string) => {
     names.push(name);
     return '([^/]+)';
   });
@@ -173,7 +177,7 @@ function compilePath(path: string): (pathname: string) => Record<string, string>
  * Largest JSON body a route accepts by default: JSON bodies are read whole, so an endless one must not fill memory.
  * (The agent takes whole files in some JSON bodies, such as LSP didOpen; the control API sets a smaller limit.)
  */
-export const MAX_JSON_BODY = 16 * 1024 * 1024;
+const MAX_JSON_BODY = 16 * 1024 * 1024;
 
 async function readText(c: Context, limit: number): Promise<string> {
   const shown = limit >= 1024 * 1024 ? `${limit / 1024 / 1024} MiB` : `${limit / 1024} KiB`;
@@ -225,13 +229,13 @@ export class Router {
     spec: RouteSpec<Q, B>,
     handler: (input: RouteInput<Q, B>) => unknown,
   ): void {
-    this.routes.push(spec as RouteSpec<Schema, Schema>);
+    this.routes.push(spec);
     // Decided once per route: without the check the handler path is the same as it always was.
     const checked = (this.opts.checkResponses ?? CHECK_RESPONSES) ? spec.response : undefined;
     this.app.on(spec.method.toUpperCase(), toHonoPath(spec.path), async (c) => {
       const query = spec.query ? parseOrThrow(spec.query, c.req.query(), 'query') : undefined;
       const body = spec.body ? parseOrThrow(spec.body, await readJson(c, this.opts.maxJsonBody ?? MAX_JSON_BODY), 'body') : undefined;
-      const result = await handler({ query, body, params: c.req.param() as Record<string, string>, c } as RouteInput<Q, B>);
+      const result = await handler({ query, body, params: c.req.param(), c } as RouteInput<Q, B>);
       if (result instanceof Response) {
         // A handler that sets its own status (a 202) answers with a Response; its JSON is checked the same way.
         if (checked && result.ok && result.status !== 204 && result.headers.get('content-type')?.startsWith('application/json')) {

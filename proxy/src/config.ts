@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { normalizeOrigin } from './http/cors';
 
-export const ProxyConfig = z.object({
+const ProxyConfig = z.object({
   host: z.string().min(1),
   port: z.number().int().min(0).max(65535),
   dataDir: z.string().min(1),
@@ -25,7 +25,7 @@ export const ProxyConfig = z.object({
   /** Browser origins allowed to call the API and toolbox (CORS), normalized; `*` allows any; none by default. */
   corsOrigins: z.array(z.string()),
 });
-export type ProxyConfig = z.infer<typeof ProxyConfig>;
+type ProxyConfig = z.infer<typeof ProxyConfig>;
 
 export const SERVE_USAGE = `Usage: cove serve [options]
 

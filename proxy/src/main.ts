@@ -22,7 +22,7 @@ import { createSshAccess } from './ssh/access';
 import { startSshGateway, type SshGateway } from './ssh/gateway';
 
 /** Printed on stdout once the proxy serves; supervisors and tests wait for it. */
-export const SERVE_READY_PREFIX = 'cove listening on ';
+const SERVE_READY_PREFIX = 'cove listening on ';
 
 /**
  * `cove serve`: reads config once, builds missing images, reconciles state with the containers that exist, fills

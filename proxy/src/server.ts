@@ -21,7 +21,7 @@ export const TOOLBOX_BASE = '/toolbox';
  * `/toolbox/{id}/rest…` → id and the agent path with its query; undefined for other paths. A sandbox id whose
  * percent-encoding does not decode is a 400, never an exception.
  */
-export function toolboxPath(url: string): { sandboxId: string; path: string } | undefined {
+function toolboxPath(url: string): { sandboxId: string; path: string } | undefined {
   if (!url.startsWith(`${TOOLBOX_BASE}/`)) return undefined;
   const rest = url.slice(TOOLBOX_BASE.length + 1);
   const cut = rest.search(/[/?]/);

@@ -10,12 +10,12 @@ import fc from 'fast-check';
 export { fc };
 
 /** The seed every run starts with: the same inputs in every CI run. */
-export const FIXED_SEED = 20261130;
+const FIXED_SEED = 20261130;
 const seconds = Number(process.env.FUZZ_SECONDS) || 0;
 const replay = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
 
 /** The time a property may run for, given its budget under `npm test`. */
-export function budgetMs(ciMs: number): number {
+function budgetMs(ciMs: number): number {
   return seconds ? seconds * 1000 : ciMs;
 }
 

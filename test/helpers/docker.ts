@@ -12,10 +12,10 @@ import { COVE_BIN, ROOT } from './agent';
 const run = promisify(execFile);
 
 /** The folder the agent bundle is built into (git-ignored; shared with `cove images build` and other tests). */
-export const TEST_BUNDLE_DIR = path.join(ROOT, '.cove/bundle');
+const TEST_BUNDLE_DIR = path.join(ROOT, '.cove/bundle');
 /** Immutable copies of the bundle, one per content hash, that test containers mount (see snapshotBundle). */
 const SNAPSHOT_DIR = path.join(ROOT, '.cove/test-bundles');
-export { BASE_IMAGE };
+;
 
 /**
  * A Docker client for tests, once the engine answers. Fails (never skips: tests that need Docker must not pass

@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** Git's smart-HTTP CGI program, from the git package. */
-export const HTTP_BACKEND = '/usr/lib/git-core/git-http-backend';
+const HTTP_BACKEND = '/usr/lib/git-core/git-http-backend';
 
 /** Identity of the commits the helper makes itself, so that no global git config is needed. */
-export const SEED_IDENTITY = {
+const SEED_IDENTITY = {
   GIT_AUTHOR_NAME: 'Seed',
   GIT_AUTHOR_EMAIL: 'seed@example.test',
   GIT_COMMITTER_NAME: 'Seed',

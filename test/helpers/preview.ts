@@ -13,7 +13,7 @@ import type { TestCove } from './cove';
 export const PREVIEW_FIXTURES = path.join(import.meta.dirname, '../fixtures/preview');
 
 /** Every `*.localhost` name is this machine's loopback (as browsers and curl treat it); Node's resolver does not know that. */
-export const loopbackLookup: LookupFunction = (hostname, options, callback) => {
+const loopbackLookup: LookupFunction = (hostname, options, callback) => {
   const all = typeof options === 'object' && options?.all;
   if (all) (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: '127.0.0.1', family: 4 }]);
   else callback(null, '127.0.0.1', 4);
@@ -82,7 +82,7 @@ export function toolbox(cove: TestCove, sandboxId: string, key = cove.apiKey) {
   return box;
 }
 
-export interface PreviewResponse {
+interface PreviewResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: Buffer;
@@ -92,7 +92,7 @@ export interface PreviewResponse {
   reusedSocket: boolean;
 }
 
-export interface PreviewRequestOptions {
+interface PreviewRequestOptions {
   method?: string;
   headers?: Record<string, string>;
   body?: Buffer | string;

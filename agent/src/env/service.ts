@@ -7,7 +7,7 @@ const IDENTITY_NAMES = new Set(['HOME', 'USER', 'LOGNAME', 'SHELL']);
 /** Largest `NAME=value` string: Linux refuses to exec with a longer one (MAX_ARG_STRLEN, E2BIG). */
 export const MAX_ENV_ENTRY = 128 * 1024 - 1;
 /** Largest environment in all: arguments and environment share the exec limit (ARG_MAX, 2 MiB on most systems). */
-export const MAX_ENV_TOTAL = 1024 * 1024;
+const MAX_ENV_TOTAL = 1024 * 1024;
 
 /**
  * Why a name may not be set or removed through `POST /env`, or undefined when it may. Cove's own variables, the

@@ -70,7 +70,7 @@ const TYPE_LETTER: Record<number, string> = {
 };
 
 /** Go's `os.FileMode.String()`, which Daytona clients see: type letters, then `rwxrwxrwx`. */
-export function goModeString(mode: number): string {
+function goModeString(mode: number): string {
   let prefix = TYPE_LETTER[mode & S_IFMT] ?? '';
   if (mode & 0o4000) prefix += 'u';
   if (mode & 0o2000) prefix += 'g';
@@ -84,7 +84,7 @@ export function goModeString(mode: number): string {
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 
 /** Go's `time.Time.String()` layout in UTC: `2024-05-01 12:34:56.789 +0000 UTC`. */
-export function goTimeString(ms: number): string {
+function goTimeString(ms: number): string {
   const d = new Date(ms);
   const frac = d.getUTCMilliseconds() ? `.${pad(d.getUTCMilliseconds(), 3).replace(/0+$/, '')}` : '';
   return (

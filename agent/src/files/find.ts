@@ -15,7 +15,7 @@ const MAX_LINE = 64 * 1024;
 export const MAX_RESULTS = 100_000;
 
 /** One entry met by a walk: `abs` to open, `shown` as the client should see it (relative if they asked so). */
-export interface WalkEntry {
+interface WalkEntry {
   abs: string;
   shown: string;
   /** Path relative to the walk's root, with `/`. */
@@ -27,7 +27,7 @@ export interface WalkEntry {
  * Walks a tree depth-first in name order without following symbolic links (as Go's filepath.Walk, which Daytona
  * uses). Unreadable folders are skipped rather than failing the whole walk. `visit` may return false to stop.
  */
-export async function walk(
+async function walk(
   root: { abs: string; shown: string },
   visit: (entry: WalkEntry) => boolean | void | Promise<boolean | void>,
 ): Promise<void> {
@@ -60,7 +60,7 @@ export async function walk(
  * Lines of one file that contain `needle` (a literal), streamed in chunks so memory stays flat whatever the file
  * size. Returns [] for binary files and files that cannot be read.
  */
-export async function grepFile(abs: string, shown: string, needle: Buffer, limit: number): Promise<Match[]> {
+async function grepFile(abs: string, shown: string, needle: Buffer, limit: number): Promise<Match[]> {
   const matches: Match[] = [];
   let fh;
   try {

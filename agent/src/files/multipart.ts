@@ -15,7 +15,7 @@ const loadBusboy = () => (parser ??= require('busboy') as typeof busboy);
 const PART_HWM = 1024 * 1024;
 
 /** One file part of a multipart request. */
-export interface FilePart {
+interface FilePart {
   /** Form field name (`file`, `files[0].file`). */
   field: string;
   /** The part's filename parameter, path included (the SDK puts the destination there). */

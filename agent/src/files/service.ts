@@ -28,7 +28,7 @@ import { makeDirs as makeParentDirs, removeCreated, stageUpload, type StagedFile
 const READ_CHUNK = 1024 * 1024;
 
 /** A file opened for download: its size (sent as Content-Length) and its bytes. */
-export interface Download {
+interface Download {
   name: string;
   size: number;
   /**

@@ -82,7 +82,7 @@ class FileSink extends Writable {
 }
 
 /** Who owns what the agent creates, when user code runs as another account. */
-export interface Owner {
+interface Owner {
   uid?: number;
   gid?: number;
 }

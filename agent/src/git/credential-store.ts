@@ -6,10 +6,10 @@ import type { SandboxContext } from '../system/context';
 import type { HostCredentials } from './credentials';
 
 /** Where the kept credentials live, under the sandbox user's home. */
-export const CREDENTIAL_FILE = '.config/cove/git-credentials.json';
+const CREDENTIAL_FILE = '.config/cove/git-credentials.json';
 
 /** Most hosts one sandbox keeps credentials for: each is two `-c` settings on every network command. */
-export const MAX_HOSTS = 64;
+const MAX_HOSTS = 64;
 
 /** Largest file read back; a real one is a few hundred bytes per host. */
 const MAX_FILE_BYTES = 256 * 1024;
@@ -111,7 +111,6 @@ export function createCredentialStore(ctx: SandboxContext) {
     },
   };
 }
-export type CredentialStore = ReturnType<typeof createCredentialStore>;
 
 /** The entries of a store file; anything else reads as none. */
 function parse(text: string): HostCredentials[] {

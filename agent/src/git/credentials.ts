@@ -11,7 +11,7 @@ export interface GitCredentials {
 }
 
 /** What a request gave: explicit fields win over credentials embedded in the URL. */
-export interface RemoteAccess {
+interface RemoteAccess {
   /** The URL without any `user:password@`, safe to store and to log. */
   url: string;
   credentials?: GitCredentials;

@@ -17,7 +17,7 @@ const STATE: Record<string, GitFileState> = {
 const state = (letter: string): GitFileState => STATE[letter] ?? 'Modified';
 
 /** Status without the published check, which may need another command. */
-export type ParsedStatus = Omit<GitStatus, 'branchPublished'> & { upstreamGone: boolean };
+type ParsedStatus = Omit<GitStatus, 'branchPublished'> & { upstreamGone: boolean };
 
 /**
  * `git status --porcelain=v2 --branch -z`: header lines `# branch.*`, then `1` (changed), `2` (renamed or copied,

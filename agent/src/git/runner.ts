@@ -140,4 +140,3 @@ export function createGitRunner(ctx: SandboxContext) {
     },
   };
 }
-export type GitRunner = ReturnType<typeof createGitRunner>;

@@ -479,8 +479,9 @@ export function createGitService(ctx: SandboxContext) {
       });
     },
 
-    async close(): Promise<void> {
+    close(): Promise<void> {
       runner.close();
+      return Promise.resolve();
     },
   };
 }

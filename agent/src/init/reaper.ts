@@ -21,7 +21,7 @@ export function releaseChild(pid: number): void {
 
 let started = false;
 
-export interface Reaper {
+interface Reaper {
   /** Reaps what is reapable now; returns the pids reaped. */
   reapNow(): number[];
   stop(): void;

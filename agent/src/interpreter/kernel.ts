@@ -39,7 +39,7 @@ export interface KernelExit {
   signal: NodeJS.Signals | null;
 }
 
-export interface KernelRunCallbacks {
+interface KernelRunCallbacks {
   output(stream: StreamName, text: string): void;
   /** Exactly once: the kernel finished the run (`done`), or exited during it (`exit`). */
   end(result: { done: KernelDone } | { exit: KernelExit }): void;

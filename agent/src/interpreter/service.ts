@@ -16,9 +16,9 @@ import type { SandboxContext } from '../system/context';
 import { describeExit, Kernel, type ErrorInfo, type KernelDone, type KernelExit, type StreamName } from './kernel';
 
 /** Contexts that may exist at once besides the default one: each is a Python process of 10 MB or more. */
-export const MAX_CONTEXTS = 20;
+const MAX_CONTEXTS = 20;
 /** Runs that may wait in one context's queue. */
-export const MAX_QUEUED_RUNS = 32;
+const MAX_QUEUED_RUNS = 32;
 /** After SIGINT for a timeout, how long the code has to stop before the kernel is killed. */
 const INTERRUPT_GRACE_MS = 2000;
 /** How long delete and close() let kernels exit on SIGTERM before SIGKILL. */

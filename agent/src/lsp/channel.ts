@@ -28,7 +28,7 @@ const HEADER_END = Buffer.from('\r\n\r\n');
  * Splits the LSP base protocol (`Content-Length: N\r\n…\r\n\r\n` + N bytes) into message bodies. Bytes are kept
  * as bytes until a whole body is in, so multi-byte characters split across reads stay intact.
  */
-export function createFrameParser(onMessage: (body: string) => void): (chunk: Buffer) => void {
+function createFrameParser(onMessage: (body: string) => void): (chunk: Buffer) => void {
   let buffer: Buffer = Buffer.alloc(0);
   return (chunk) => {
     buffer = buffer.length ? Buffer.concat([buffer, chunk]) : chunk;

@@ -123,7 +123,7 @@ const CLIENT_CAPABILITIES = {
   },
 };
 
-export interface LanguageServerOptions {
+interface LanguageServerOptions {
   requestTimeoutMs: number;
   agentVersion?: string;
 }

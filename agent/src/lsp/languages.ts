@@ -72,7 +72,7 @@ export function documentLanguageId(file: string, fallback: string): string {
 }
 
 /** The executable named `command` on the sandbox's PATH (not the agent's: the bundle's node is not the user's). */
-export function findExecutable(ctx: SandboxContext, command: string): string | undefined {
+function findExecutable(ctx: SandboxContext, command: string): string | undefined {
   for (const dir of (ctx.env.PATH ?? '').split(':')) {
     if (!dir) continue;
     const candidate = path.join(dir, command);

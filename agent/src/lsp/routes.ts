@@ -1,7 +1,6 @@
 import type { RawData, WebSocket } from 'ws';
 import {
   CompletionList,
-  LspChannelQuery,
   LspCompletionParams,
   LspDiagnostics,
   LspDocumentRequest,
@@ -21,7 +20,7 @@ import { boundaryError, closeReason, closeWithError } from '../boundary';
 import type { LspChannel } from './channel';
 import type { LspService } from './service';
 
-function serveChannel(socket: WebSocket, lsp: LspService, query: LspChannelQuery): void {
+function serveChannel(socket: WebSocket, lsp: LspService, query: LspServerRequest): void {
   let channel: LspChannel;
   try {
     channel = lsp.openChannel(query, {
@@ -97,7 +96,7 @@ export function registerLspRoutes(router: Router, lsp: LspService): void {
     servers: lsp.servers(),
   }));
   router.ws(
-    { path: '/lsp/ws', tag, summary: 'Raw LSP: one JSON-RPC message per text frame, to a server process of its own', query: LspChannelQuery },
-    ({ socket, query }) => serveChannel(socket, lsp, query as LspChannelQuery),
+    { path: '/lsp/ws', tag, summary: 'Raw LSP: one JSON-RPC message per text frame, to a server process of its own', query: LspServerRequest },
+    ({ socket, query }) => serveChannel(socket, lsp, query as LspServerRequest),
   );
 }

@@ -1,6 +1,5 @@
 import type {
   CompletionList,
-  LspChannelQuery,
   LspCompletionParams,
   LspDiagnostics,
   LspDocumentRequest,
@@ -21,7 +20,7 @@ import { crashedError, LanguageServer, type ServerExit } from './language-server
 import { documentPath, findSourceFile, kindOf, resolveProject, spawnLanguageServer, type LanguageServerKind } from './languages';
 import { toCompletionList, toHover, toLocations, toSymbols } from './normalize';
 
-export interface LspServiceOptions {
+interface LspServiceOptions {
   /** A server with no request for this long is shut down; the next request starts it again. 10 minutes by default. */
   idleMs?: number;
   /** How long one LSP request may take. 60 s by default (a cold project's first answer can take a while). */
@@ -316,7 +315,7 @@ export function createLspService(ctx: SandboxContext, options: LspServiceOptions
      * Starts a server process of the channel's own and bridges it to `sink`. Throws (before anything starts) on an
      * unknown language, a missing project or a missing server.
      */
-    openChannel(query: LspChannelQuery, sink: LspChannelSink): LspChannel {
+    openChannel(query: LspServerRequest, sink: LspChannelSink): LspChannel {
       if (closed) throw new CoveError('CONFLICT', 'The agent is shutting down');
       const kind = kindOf(query.languageId);
       const root = resolveProject(ctx, query.pathToProject);

@@ -9,7 +9,7 @@
 const V1_UNLIMITED = 2 ** 60;
 
 /** Where this process sits: the v2 path (`0::/…`) and the v1 path of each controller. */
-export interface CgroupMembership {
+interface CgroupMembership {
   v2?: string;
   v1: Map<string, string>;
 }

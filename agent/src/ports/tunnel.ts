@@ -6,13 +6,13 @@ import { splice } from '../../../lib/net/splice';
 import { ERROR_SOURCE } from '../../../wire/errors';
 
 /** The Upgrade token of Cove's raw TCP tunnel. */
-export const TUNNEL_PROTOCOL = 'cove-tcp';
+const TUNNEL_PROTOCOL = 'cove-tcp';
 
 /**
  * Connects to a port of this sandbox from inside it: 127.0.0.1 first, then ::1, so servers bound only to loopback
  * (IPv4 or IPv6, as `localhost` may resolve either way) are reachable too. Resolves with the connected socket.
  */
-export function connectLocal(port: number): Promise<net.Socket> {
+function connectLocal(port: number): Promise<net.Socket> {
   const attempt = (host: string) =>
     new Promise<net.Socket>((resolve, reject) => {
       const socket = net.connect({ port, host });

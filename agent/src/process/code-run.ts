@@ -10,7 +10,7 @@ import { CHARTS_PY } from '../interpreter/charts-py';
  * from the command line, no temporary file, and the program resolves imports from the working directory as
  * `python -c`/`node -e` would. Its arguments follow, so `sys.argv[1:]` and `process.argv.slice(2)` are `argv`.
  */
-export interface Program {
+interface Program {
   file: string;
   args: string[];
   /** The program text, written to the interpreter's stdin. */
@@ -22,12 +22,12 @@ export interface Program {
 }
 
 /** A program that could not be prepared, answered like a failed run (the compiler's messages, exit code 1). */
-export interface CompileFailure {
+interface CompileFailure {
   exitCode: number;
   result: string;
 }
 
-export function isCodeLanguage(language: string): language is CodeLanguage {
+function isCodeLanguage(language: string): language is CodeLanguage {
   return (CODE_LANGUAGES as readonly string[]).includes(language);
 }
 

@@ -74,7 +74,7 @@ export function createGroupTracker() {
     },
   };
 }
-export type GroupTracker = ReturnType<typeof createGroupTracker>;
+type GroupTracker = ReturnType<typeof createGroupTracker>;
 
 const O_CLOEXEC = 0o2000000;
 
@@ -91,7 +91,7 @@ function openSharedPipe(): [read: number, write: number] | undefined {
   return libc.pipe2(fds, O_CLOEXEC) === 0 ? [fds[0], fds[1]] : undefined;
 }
 
-export function exitInfo(code: number | null, signal: NodeJS.Signals | null, timedOut: boolean): ExitInfo {
+function exitInfo(code: number | null, signal: NodeJS.Signals | null, timedOut: boolean): ExitInfo {
   const exitCode = code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : -1);
   return { exitCode, signal: code === null ? signal : null, timedOut };
 }
@@ -105,7 +105,7 @@ export interface SpawnRequest {
   timeoutMs: number;
 }
 
-export interface Supervised {
+interface Supervised {
   child: ChildProcess;
   /** Settles once the command exited and its output was read (or the drain grace ran out). */
   done: Promise<ExitInfo>;

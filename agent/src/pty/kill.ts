@@ -19,7 +19,7 @@ export function signalSession(sid: number, signal: NodeJS.Signals): void {
 }
 
 /** Pids whose session id is `sid`, read from /proc (empty where there is no /proc). */
-export function sessionMembers(sid: number): number[] {
+function sessionMembers(sid: number): number[] {
   let entries: string[];
   try {
     entries = readdirSync('/proc');

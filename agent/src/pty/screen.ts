@@ -16,7 +16,7 @@ function loadXterm() {
 }
 
 /** Lines kept above the visible screen; bounds the memory of every PTY's replay. */
-export const SCREEN_SCROLLBACK = 1000;
+const SCREEN_SCROLLBACK = 1000;
 
 /** Full reset, sent before a replay so that a re-attaching client's old display does not mix with the new one. */
 const RESET = '\x1bc';

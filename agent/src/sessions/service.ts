@@ -15,7 +15,7 @@ import { DEFAULT_LOG_CAP, type LogListener } from './command-log';
 import { describeCommand, ShellSession, type CommandRecord } from './shell-session';
 
 
-export interface SessionsOptions {
+interface SessionsOptions {
   /** Bytes of output kept per command (newest kept). Default 10 MiB. */
   logCap?: number;
   /** Bytes of output kept per session, over all its commands. Default 64 MiB. */

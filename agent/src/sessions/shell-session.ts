@@ -16,7 +16,7 @@ const DRAIN_AFTER_EXIT_MS = 200;
 /** Input a command has not read yet that the agent holds for it; past this, more input is refused. */
 const MAX_UNREAD_INPUT = 8 * 1024 * 1024;
 
-export interface ShellSessionOptions {
+interface ShellSessionOptions {
   /** Path of the shell: bash, or a POSIX sh. */
   shell: string;
   /** Bytes of output kept per command. */

@@ -30,7 +30,7 @@ import { CoveError } from '../../../lib/errors';
  * one included: `/build` is `build` at the root only) matches the whole relative path.
  */
 
-export interface Glob {
+interface Glob {
   test(text: string): boolean;
 }
 

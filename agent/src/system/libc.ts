@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 
 /** The libc functions the agent calls that Node has no binding for. */
-export interface Libc {
+interface Libc {
   /** waitpid(2): the zombie reaper collects orphans by pid. */
   waitpid(pid: number, status: number[], options: number): number;
   /** prctl(2): PR_SET_CHILD_SUBREAPER when the agent is not PID 1. */

@@ -1,7 +1,7 @@
 import type { WatchServerMessage } from '../../../wire/watch';
 
 /** Where an outbox writes: a WebSocket, in the agent. */
-export interface OutboxTransport {
+interface OutboxTransport {
   isOpen(): boolean;
   /** Bytes handed to the transport and not yet sent to the peer (ws's `bufferedAmount`). */
   buffered(): number;
@@ -10,7 +10,7 @@ export interface OutboxTransport {
 }
 
 /** Bounds of one client's outbox. */
-export interface OutboxLimits {
+interface OutboxLimits {
   /** Messages waiting in the outbox before it overflows. */
   maxMessages: number;
   /** Their estimated size, likewise. */
@@ -19,10 +19,10 @@ export interface OutboxLimits {
   highWater: number;
 }
 
-export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = { maxMessages: 4096, maxBytes: 1024 * 1024, highWater: 256 * 1024 };
+const DEFAULT_OUTBOX_LIMITS: OutboxLimits = { maxMessages: 4096, maxBytes: 1024 * 1024, highWater: 256 * 1024 };
 
 /** What an outbox holds now, for `GET /files/watchers`. */
-export interface OutboxStatus {
+interface OutboxStatus {
   queued: number;
   queuedBytes: number;
   bufferedBytes: number;

@@ -11,7 +11,7 @@ import { watchesFolder } from './chokidar-private';
 import { createIgnoreMatcher } from './ignore';
 
 /** What one watch reports to, and how it is told to end. */
-export interface WatchSink {
+interface WatchSink {
   message(message: WatchServerMessage): void;
   /** The watch cannot go on (it failed to start, or the agent is stopping); `code` is a WebSocket close code. */
   end(code: 1001 | 1011, reason: string): void;
@@ -20,7 +20,7 @@ export interface WatchSink {
 }
 
 /** What to watch; `path` is absolute and existed when the request was checked (see `resolveExisting`). */
-export interface WatchOptions {
+interface WatchOptions {
   path: string;
   recursive: boolean;
   ignore: string[];
@@ -28,7 +28,7 @@ export interface WatchOptions {
   initial: boolean;
 }
 
-export interface WatchHandle {
+interface WatchHandle {
   /** Stops watching and releases the file-system watches. Idempotent. */
   close(): Promise<void>;
 }

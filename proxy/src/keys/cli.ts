@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { openDatabase } from '../store/db';
 import { createKeysService } from './service';
 
-export const KEYS_USAGE = `Usage: cove keys <create|list|revoke> [options]
+const KEYS_USAGE = `Usage: cove keys <create|list|revoke> [options]
 
   cove keys create [--name NAME] [--admin]   create a key and print it (shown once)
   cove keys list                             list keys (never the keys themselves)

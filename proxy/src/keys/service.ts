@@ -3,7 +3,7 @@ import type { Db } from '../store/db';
 import { now } from '../store/db';
 
 /** What Cove tells about an API key: never the key itself, which is shown once, at creation. */
-export interface ApiKeyInfo {
+interface ApiKeyInfo {
   id: string;
   name: string;
   /** The first characters of the key, to recognise it. */

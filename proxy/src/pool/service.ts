@@ -5,7 +5,7 @@ import type { Db } from '../store/db';
 import { now } from '../store/db';
 
 /** A started container whose agent answers, waiting to become a sandbox. */
-export interface PoolMember {
+interface PoolMember {
   containerId: string;
   ip: string;
   agentToken: string;
@@ -20,7 +20,7 @@ export interface PoolClass {
 
 const AGENT_READY_TIMEOUT_MS = 60_000;
 
-export const poolKey = (c: PoolClass): string =>
+const poolKey = (c: PoolClass): string =>
   createHash('sha256').update(`${c.image}|${c.cpu}|${c.memoryGiB}`).digest('hex').slice(0, 16);
 
 /**

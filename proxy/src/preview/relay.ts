@@ -40,7 +40,7 @@ function writeAll(socket: net.Socket, pieces: Buffer[]): boolean {
   return ok;
 }
 
-export interface RelayOptions {
+interface RelayOptions {
   preview: PreviewHandler;
   previewDomain: string;
   /** Gives a connection to the full HTTP server; its unread bytes have been put back on the socket. */
@@ -537,4 +537,3 @@ export function createRelay(opts: RelayOptions) {
     },
   };
 }
-export type Relay = ReturnType<typeof createRelay>;

@@ -4,7 +4,7 @@ import type { Db } from '../store/db';
 import { now } from '../store/db';
 
 /** What a valid preview token opens: one port of one sandbox. */
-export interface PreviewGrant {
+interface PreviewGrant {
   sandboxId: string;
   port: number;
   signed: boolean;

@@ -9,7 +9,7 @@ const POLL_INTERVAL_MS = 10;
 const PROBE_TIMEOUT_MS = 1000;
 
 /** One `GET /version` with the bearer token, on a fresh connection (a pooled one could belong to a dead container). */
-export function probeAgent(ip: string, port: number, token: string): Promise<Probe> {
+function probeAgent(ip: string, port: number, token: string): Promise<Probe> {
   return new Promise((resolve) => {
     const req = http.request(
       { host: ip, port, path: '/version', method: 'GET', agent: false, timeout: PROBE_TIMEOUT_MS, headers: { Authorization: `Bearer ${token}` } },

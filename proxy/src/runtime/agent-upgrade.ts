@@ -9,7 +9,7 @@ export interface AgentEndpoint {
 }
 
 /** Why an upgrade did not give a socket. */
-export type AgentUpgradeFailure = 'refused' | 'unreachable' | 'closed' | 'timeout' | 'bad-answer';
+type AgentUpgradeFailure = 'refused' | 'unreachable' | 'closed' | 'timeout' | 'bad-answer';
 
 /** The agent did not switch protocols; `message` is the agent's own (`{message}` of its refusal) when it gave one. */
 export class AgentUpgradeError extends Error {

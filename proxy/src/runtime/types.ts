@@ -108,7 +108,7 @@ export interface DockerRuntime {
 }
 
 /** Why a runtime operation failed; the HTTP layer maps these to statuses. */
-export type RuntimeErrorCode =
+type RuntimeErrorCode =
   | 'DOCKER_UNAVAILABLE'
   | 'DOCKER_ERROR'
   | 'IMAGE_NOT_FOUND'

@@ -18,7 +18,7 @@ export const LABEL_INSTANCE = 'dev.cove.instance';
 const AGENT_READY_TIMEOUT_MS = 60_000;
 const DEFAULTS = { cpu: 1, memory: 1, disk: 10 };
 
-export interface SandboxServiceOptions {
+interface SandboxServiceOptions {
   repo: SandboxRepo;
   runtime: DockerRuntime;
   pool?: WarmPool;

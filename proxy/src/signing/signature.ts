@@ -26,7 +26,7 @@ function sameText(a: string, b: string): boolean {
 /** The decoded query of a signed request, by name; several values of one name are kept (and refused). */
 export type SignedParams = Map<string, string[]>;
 
-export type SignedCheck = { ok: true; path: string } | { ok: false; reason: string };
+type SignedCheck = { ok: true; path: string } | { ok: false; reason: string };
 
 /**
  * Checks a signed file URL: the operation takes signatures, the method is the one it is signed for, `path`,

@@ -4,7 +4,7 @@ import type { Db } from '../store/db';
 import { now } from '../store/db';
 
 /** One SSH access token as stored (the token itself is only known at creation). */
-export interface SshAccessRecord {
+interface SshAccessRecord {
   id: string;
   sandboxId: string;
   createdAt: string;

@@ -41,4 +41,3 @@ export function createLoginBackoff(clock: () => number = Date.now) {
     },
   };
 }
-export type LoginBackoff = ReturnType<typeof createLoginBackoff>;

@@ -13,7 +13,7 @@ import type * as Ssh2 from 'ssh2';
  */
 
 /** Bytes the connection's socket to the client may hold before the tunnels feeding it stop being read. */
-export const WIRE_HIGH = 1024 * 1024;
+const WIRE_HIGH = 1024 * 1024;
 
 /** The client's side of one connection: whether its socket is full, and a call back once it drains. */
 export interface Wire {
@@ -85,6 +85,8 @@ interface RawChannel {
 export function watchChannel(channel: Ssh2.ServerChannel | Ssh2.Channel, on: { onOverrun(): void; onClosed(): void }): void {
   const raw = channel as unknown as RawChannel;
   if (typeof raw.push !== 'function' || typeof raw.incoming !== 'object') return;
+  // Called below with the channel as its `this`.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const push = raw.push;
   raw.push = function (this: unknown, chunk: unknown, encoding?: BufferEncoding): boolean {
     if (chunk === null) {

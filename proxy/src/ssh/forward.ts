@@ -214,7 +214,7 @@ export function createForwards(c: SshConnection) {
  * in the channel (and its window) while the tunnel is full; the sandbox's bytes wait in the tunnel while the channel
  * or the client's socket is. `done` runs once, when either side has closed.
  */
-export function pipeChannel(c: SshConnection, channel: Ssh2.ServerChannel | Ssh2.Channel, socket: net.Socket, done: () => void = () => {}): void {
+function pipeChannel(c: SshConnection, channel: Ssh2.ServerChannel | Ssh2.Channel, socket: net.Socket, done: () => void = () => {}): void {
   let finished = false;
   const close = () => {
     if (finished) return;

@@ -26,7 +26,7 @@ const KEEPALIVE_MS = 30_000;
 /** USERAUTH_BANNER (RFC 4252 §5.4). */
 const MSG_USERAUTH_BANNER = 53;
 
-export interface SshGatewayOptions {
+interface SshGatewayOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type * as Ssh2 from 'ssh2';
 
 /** File name of the gateway's host key in the data dir (OpenSSH's name for it). */
-export const HOST_KEY_FILE = 'ssh_host_ed25519_key';
+const HOST_KEY_FILE = 'ssh_host_ed25519_key';
 
 /**
  * The gateway's ed25519 host key: generated at the first start and kept in the data dir (mode 0600), so clients'

@@ -15,10 +15,10 @@ const no = (why: string): Checked<never> => ({ ok: false, why });
 /** Largest terminal the agent accepts (wire/ssh.ts SshPty); larger requests are clamped to it. */
 export const MAX_TERMINAL_SIDE = 10_000;
 /** OpenSSH's sshd keeps at most this many env requests per session. */
-export const MAX_ENV_VARS = 128;
-export const MAX_ENV_NAME = 256;
+const MAX_ENV_VARS = 128;
+const MAX_ENV_NAME = 256;
 /** Names and values of one session together. */
-export const MAX_ENV_BYTES = 64 * 1024;
+const MAX_ENV_BYTES = 64 * 1024;
 
 /**
  * Variables a client may not set with `env` requests (`ssh -o SendEnv/SetEnv`). Like sshd, which sets these itself
@@ -113,7 +113,7 @@ export function checkConnect(host: unknown, port: unknown): Checked<{ host: stri
 }
 
 /** First port a non-root user may listen on; sshd refuses lower remote forwards to anyone but root. */
-export const FIRST_UNPRIVILEGED_PORT = 1024;
+const FIRST_UNPRIVILEGED_PORT = 1024;
 
 /**
  * A `tcpip-forward` (`ssh -R`) address and port: '' or '*' (every address), a host or an IP, and port 0 (pick one)

@@ -12,12 +12,12 @@ import type { SigningKeys } from '../signing/keys';
 import { checkSignedFileUrl, SIGNED_OPERATIONS, type SignedParams } from '../signing/signature';
 
 /** The preview port whose tokens open toolbox WebSockets: the SDK asks for `getPreviewLink(1)` (no app listens on 1). */
-export const TOOLBOX_TOKEN_PORT = 1;
+const TOOLBOX_TOKEN_PORT = 1;
 
 type Request = Pick<IncomingMessage, 'method' | 'headers'>;
 
 /** Where a toolbox call goes, and the agent path it is forwarded with (no credential of the caller's in it). */
-export interface ToolboxCall {
+interface ToolboxCall {
   target: AgentTarget;
   path: string;
 }
