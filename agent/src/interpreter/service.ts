@@ -13,6 +13,7 @@ import {
 import { guard } from '../../../lib/guard';
 import { CoveError } from '../../../lib/errors';
 import type { SandboxContext } from '../system/context';
+import { STOP_GRACE_MS } from '../system/process-group';
 import { describeExit, Kernel, type ErrorInfo, type KernelDone, type KernelExit, type StreamName } from './kernel';
 
 /** Contexts that may exist at once besides the default one: each is a Python process of 10 MB or more. */
@@ -21,9 +22,6 @@ const MAX_CONTEXTS = 20;
 const MAX_QUEUED_RUNS = 32;
 /** After SIGINT for a timeout, how long the code has to stop before the kernel is killed. */
 const INTERRUPT_GRACE_MS = 2000;
-/** How long delete and close() let kernels exit on SIGTERM before SIGKILL. */
-const STOP_GRACE_MS = 3000;
-
 /** How a run ended, for the channel to turn into frames and a close. */
 export type RunOutcome =
   /** The code ran to its end; `error` when it raised. */

@@ -60,6 +60,12 @@ describe('MarkerSplitter', () => {
     expect(Buffer.concat(after.map((e) => (e.type === 'data' ? e.data : Buffer.alloc(0)))).toString()).toBe(`${M}${'y'.repeat(33)}`);
   });
 
+  it('takes no marker whose trailer is over 32 bytes, even when its end byte came with it', () => {
+    const long = 'z'.repeat(33);
+    expect(split([`a${M}${long}${END}b`])).toEqual([`a${M}${long}${END}b`]);
+    expect(split([`a${M}${'z'.repeat(32)}${END}b`])).toEqual(['a', { marker: 'z'.repeat(32) }, 'b']);
+  });
+
   it('keeps bytes that are not UTF-8 as they are', () => {
     const bytes = Buffer.from([0xff, 0xfe, 0x00, 0x1f, 0x80]);
     const s = new MarkerSplitter(MARKER);

@@ -30,13 +30,14 @@ export class MarkerSplitter {
       if (at > 0) events.push({ type: 'data', data: buf.subarray(0, at) });
       const trailerStart = at + this.marker.length;
       const end = buf.indexOf(MARKER_END, trailerStart);
+      if ((end === -1 ? buf.length : end) - trailerStart > MAX_TRAILER) {
+        // Not a marker we wrote (its trailer would be too long, ended or not): hand the bytes on as output and keep
+        // scanning after them.
+        events.push({ type: 'data', data: buf.subarray(at, trailerStart) });
+        buf = buf.subarray(trailerStart);
+        continue;
+      }
       if (end === -1) {
-        if (buf.length - trailerStart > MAX_TRAILER) {
-          // Not a marker we wrote: hand the bytes on as output and keep scanning after them.
-          events.push({ type: 'data', data: buf.subarray(at, trailerStart) });
-          buf = buf.subarray(trailerStart);
-          continue;
-        }
         this.pending = Buffer.from(buf.subarray(at));
         return events;
       }
