@@ -1,6 +1,5 @@
 import type busboy from 'busboy';
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { CoveError } from '../../../lib/errors';
 
@@ -24,35 +23,52 @@ interface FilePart {
   stream: Readable;
 }
 
-/** Thrown when the client goes away before the whole body arrived (no one is left to read the answer). */
-export class ClientAbortedError extends CoveError {
-  constructor() {
-    super('INVALID_REQUEST', 'The client closed the connection before the upload finished');
-  }
+/** A multipart/form-data body: its bytes and the boundary that separates its parts. */
+export interface MultipartForm {
+  body: Readable;
+  boundary: string;
 }
 
-/** Whether a request carries multipart/form-data. */
-export function isMultipart(req: IncomingMessage): boolean {
-  return /^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '');
+/** busboy's own media-type parser, so a boundary is read exactly as busboy would read it from the header. */
+type ParseContentType = (value: string) => { type: string; subtype: string; params: Record<string, string | undefined> } | undefined;
+let contentTypeParser: ParseContentType | undefined;
+const loadContentTypeParser = () =>
+  (contentTypeParser ??= (require('busboy/lib/utils.js') as { parseContentType: ParseContentType }).parseContentType);
+
+/** Whether a media type (a Content-Type value) is multipart/form-data. */
+export function isMultipart(mediaType: string): boolean {
+  return /^multipart\/form-data\b/i.test(mediaType);
+}
+
+/** The boundary a multipart/form-data media type names; INVALID_REQUEST when it is malformed or names none. */
+export function multipartBoundary(mediaType: string): string {
+  const invalid = (detail: string) => new CoveError('INVALID_REQUEST', 'The request is not a valid multipart/form-data body', detail);
+  const parsed = loadContentTypeParser()(mediaType);
+  if (!parsed) throw invalid('Malformed content type');
+  if (parsed.type !== 'multipart' || parsed.subtype !== 'form-data') throw invalid(`Unsupported content type: ${mediaType}`);
+  const boundary = parsed.params.boundary;
+  if (typeof boundary !== 'string') throw invalid('Multipart: Boundary not found');
+  return boundary;
 }
 
 /**
- * Reads a multipart/form-data request from the raw Node request with backpressure: busboy only asks for more of
- * the socket when the current file part's consumer has taken what it had. Fields are reported as they arrive;
- * file parts are handed to `onFile` one at a time, in order, and the next part is not read before the promise
- * `onFile` returned has settled. Resolves once the whole form was read and every `onFile` settled; rejects on the
- * first failure (a bad form, `onFile` throwing, or the client going away) and then stops reading: the HTTP server
- * drains what is left of the body after the error response.
+ * Reads a multipart/form-data body with backpressure: busboy only asks for more of the body when the current file
+ * part's consumer has taken what it had. Fields are reported as they arrive; file parts are handed to `onFile` one
+ * at a time, in order, and the next part is not read before the promise `onFile` returned has settled. Resolves once
+ * the whole form was read and every `onFile` settled; rejects on the first failure (a bad form, `onFile` throwing,
+ * or the body failing, its error passed on when it is a CoveError) and then stops reading and destroys the body.
  */
 export function readMultipart(
-  req: IncomingMessage,
+  form: MultipartForm,
   handlers: { onField?: (name: string, value: string) => void; onFile: (part: FilePart) => Promise<void> },
 ): Promise<void> {
+  const { body } = form;
   return new Promise<void>((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
       bb = loadBusboy()({
-        headers: req.headers,
+        // Quoted, so any boundary the media-type parser returned reads back the same.
+        headers: { 'content-type': `multipart/form-data; boundary="${form.boundary.replace(/[\\"]/g, (c) => `\\${c}`)}"` },
         preservePath: true,
         defParamCharset: 'utf8',
         highWaterMark: PART_HWM,
@@ -60,6 +76,7 @@ export function readMultipart(
         limits: { fieldSize: 1024 * 1024, fields: 100_000, files: 10_000, parts: 200_000 },
       });
     } catch (err) {
+      body.destroy();
       reject(new CoveError('INVALID_REQUEST', 'The request is not a valid multipart/form-data body', (err as Error).message));
       return;
     }
@@ -68,8 +85,10 @@ export function readMultipart(
     const fail = (err: unknown) => {
       if (settled) return;
       settled = true;
-      req.unpipe(bb);
-      req.off('close', onClose);
+      body.unpipe(bb);
+      body.off('error', onError);
+      body.off('close', onClose);
+      body.destroy();
       // Destroying busboy fails the file part being read, so its consumer stops and cleans up; the error is
       // answered only once that cleanup is done, so the caller never sees a temp file the error left behind.
       const error = err instanceof Error ? err : new Error(String(err));
@@ -78,8 +97,11 @@ export function readMultipart(
       const patience = new Promise((r) => setTimeout(r, 5000).unref());
       void Promise.race([cleanedUp, patience]).then(() => reject(error));
     };
+    const onError = (err: Error) =>
+      fail(err instanceof CoveError ? err : new CoveError('INVALID_REQUEST', 'The upload body could not be read', err.message));
+    // A body closed before its end without an error was abandoned by whoever was writing it.
     const onClose = () => {
-      if (!req.complete) fail(new ClientAbortedError());
+      if (!body.readableEnded) fail(new CoveError('INVALID_REQUEST', 'The upload body ended before the form did'));
     };
 
     bb.on('field', (name, value) => {
@@ -105,13 +127,14 @@ export function readMultipart(
       pending.then(() => {
         if (settled) return;
         settled = true;
-        req.off('close', onClose);
+        body.off('error', onError);
+        body.off('close', onClose);
         resolve();
       }, fail);
     });
-    req.on('close', onClose);
-    req.on('error', () => fail(new ClientAbortedError()));
-    req.pipe(bb);
+    body.on('error', onError);
+    body.on('close', onClose);
+    body.pipe(bb);
   });
 }
 

@@ -1,8 +1,4 @@
-import type { Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
-import type { ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
   BulkDownloadRequest,
   BulkUploadResponse,
@@ -21,43 +17,13 @@ import {
   SearchFilesResponse,
   UploadedFile,
 } from '../../../wire/files';
-import { alreadySent } from '../../../lib/http/node';
 import type { Router } from '../../../lib/http/router';
+import { multipartForm, sendBulkDownload, sendWith, uploadSource } from './http';
 import { rfc5987 } from './multipart';
 import type { FilesService } from './service';
 
 /** Header set when a find or search answer was cut at the result limit. */
 const TRUNCATED_HEADER = 'X-Cove-Truncated';
-
-/**
- * Streams a body straight to the Node response with backpressure (pipeline), bypassing web streams: about twice
- * the throughput for GiB files. If the client leaves or the read fails midway, the connection is closed, so the
- * client sees a short body rather than a corrupt one.
- */
-async function sendStream(c: Context, headers: Record<string, string>, body: Readable | AsyncIterable<Buffer>): Promise<Response> {
-  const out = (c.env as { outgoing: ServerResponse }).outgoing;
-  out.writeHead(200, headers);
-  try {
-    await pipeline(body, out);
-  } catch {
-    // Headers are gone already; pipeline destroyed the socket, which is the only signal left to give.
-  }
-  return alreadySent();
-}
-
-/** Like sendStream, for a body that writes itself (a download through reused buffers). */
-async function sendWith(c: Context, headers: Record<string, string>, writeTo: (out: ServerResponse) => Promise<void>): Promise<Response> {
-  const out = (c.env as { outgoing: ServerResponse }).outgoing;
-  out.writeHead(200, headers);
-  try {
-    await writeTo(out);
-    out.end();
-  } catch {
-    // Headers are gone already: cutting the connection is the only way left to tell the client the body is short.
-    out.destroy();
-  }
-  return alreadySent();
-}
 
 export function registerFilesRoutes(router: Router, files: FilesService): void {
   const tag = 'files';
@@ -119,10 +85,7 @@ export function registerFilesRoutes(router: Router, files: FilesService): void {
       body: BulkDownloadRequest,
       rawResponse: 'multipart/form-data',
     },
-    ({ body, c }) => {
-      const out = files.bulkDownload(body.paths);
-      return sendStream(c, { 'Content-Type': out.contentType }, out.body);
-    },
+    ({ body, c }) => sendBulkDownload(c, files.bulkDownload(body.paths)),
   );
 
   for (const p of ['/files/upload', '/files/upload-v2']) {
@@ -136,7 +99,7 @@ export function registerFilesRoutes(router: Router, files: FilesService): void {
         rawBody: 'multipart/form-data',
         response: UploadedFile,
       },
-      ({ query, c }) => files.uploadFromRequest((c.env as HttpBindings).incoming, query.path),
+      ({ query, c }) => files.upload(query.path, uploadSource((c.env as HttpBindings).incoming)),
     );
   }
   router.route(
@@ -148,7 +111,7 @@ export function registerFilesRoutes(router: Router, files: FilesService): void {
       rawBody: 'multipart/form-data',
       response: BulkUploadResponse,
     },
-    ({ c }) => files.bulkUploadFromRequest((c.env as HttpBindings).incoming),
+    ({ c }) => files.bulkUpload(multipartForm((c.env as HttpBindings).incoming)),
   );
 
   router.route(

@@ -1,12 +1,9 @@
 import { closeSync, createReadStream, fstat, open as openFd, type Dirent } from 'node:fs';
 import { chmod, chown, cp, lstat, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
-import { PassThrough, Readable, type Writable } from 'node:stream';
-import { ERROR_SOURCE } from '../../../wire/errors';
+import type { Readable, Writable } from 'node:stream';
 import {
   BULK_UPLOAD_FIELD,
-  type BulkDownloadError,
   type FileInfo,
   type Match,
   type ReplaceRequest,
@@ -19,7 +16,7 @@ import type { SandboxContext } from '../system/context';
 import { resolvePath } from '../system/paths';
 import { groups, toFileInfo, users } from './file-info';
 import { findInTree, MAX_RESULTS, searchTree } from './find';
-import { ClientAbortedError, isMultipart, multipartBody, readMultipart, type OutPart } from './multipart';
+import { readMultipart, type MultipartForm } from './multipart';
 import { replaceInFile } from './replace';
 import { sendFile } from './send-file';
 import { makeDirs as makeParentDirs, removeCreated, stageUpload, type StagedFile } from './upload';
@@ -36,30 +33,6 @@ interface Download {
    * closes first or the file shrank: the length is then wrong and the caller must cut the connection.
    */
   writeTo(out: Writable): Promise<void>;
-}
-
-/**
- * The request body as a stream that the caller may abandon without destroying the request: on failure the
- * response must still reach the client (a 507, say), so the request is unpiped and left for the HTTP server to
- * drain instead of being torn down with the socket. A client that goes away fails the stream.
- */
-function requestBody(req: IncomingMessage): { body: PassThrough; detach: () => void } {
-  const body = new PassThrough({ highWaterMark: READ_CHUNK });
-  const onClose = () => {
-    if (!req.complete) body.destroy(new ClientAbortedError());
-  };
-  const onError = () => body.destroy(new ClientAbortedError());
-  req.on('close', onClose);
-  req.on('error', onError);
-  req.pipe(body);
-  return {
-    body,
-    detach() {
-      req.unpipe(body);
-      req.off('close', onClose);
-      req.off('error', onError);
-    },
-  };
 }
 
 /**
@@ -81,6 +54,18 @@ function openForRead(abs: string, shownPath: string): Promise<{ fd: number; size
     });
   });
 }
+
+/** One part of a bulk download: a readable file's bytes, or why a path could not be read. */
+export type BulkDownloadPart =
+  | { kind: 'file'; filename: string; size: number; body: AsyncIterable<Buffer> }
+  | { kind: 'error'; filename: string; error: CoveError };
+
+/**
+ * Where the bytes of an upload come from: the raw bytes of the file (`type` is the media type the sender declared),
+ * or a multipart/form-data form whose part named `file` holds them. The body is the service's to consume: it is
+ * read to its end or destroyed, and an error it fails with (a sender that went away) fails the upload.
+ */
+export type UploadSource = { kind: 'raw'; body: Readable; type: string } | ({ kind: 'multipart' } & MultipartForm);
 
 function parseMode(mode: string): number {
   return parseInt(mode, 8);
@@ -107,8 +92,37 @@ export function createFilesService(ctx: SandboxContext) {
 
   const makeDirs = (dir: string) => makeParentDirs(dir, owner);
 
-  async function upload(target: string, source: Readable): Promise<StagedFile> {
+  async function stage(target: string, source: Readable): Promise<StagedFile> {
     return stageUpload(resolve(target), source, owner);
+  }
+
+  async function receive(target: string, source: UploadSource): Promise<UploadedFile> {
+    const abs = resolve(target);
+    if (source.kind === 'raw') {
+      const staged = await stage(target, source.body);
+      await staged.commit();
+      return { name: path.basename(abs), path: abs, type: source.type };
+    }
+    let staged: StagedFile | undefined;
+    let type = 'application/octet-stream';
+    try {
+      await readMultipart(source, {
+        onFile: async (part) => {
+          if (part.field !== 'file' || staged) {
+            part.stream.resume(); // not ours: skip its bytes
+            return;
+          }
+          type = part.mimeType;
+          staged = await stage(target, part.stream);
+        },
+      });
+    } catch (err) {
+      await staged?.discard();
+      throw err;
+    }
+    if (!staged) throw new CoveError('INVALID_REQUEST', 'The multipart body has no part named "file"');
+    await staged.commit();
+    return { name: path.basename(abs), path: abs, type };
   }
 
   return {
@@ -239,82 +253,49 @@ export function createFilesService(ctx: SandboxContext) {
     },
 
     /**
-     * Several files as one multipart/form-data body: a part named `file` per readable file (filename = the path as
-     * requested), or a part named `error` with a JSON body for a path that failed. Files are read one after the
-     * other as the client consumes the body.
+     * Several files, one part per path in order (filename = the path as requested): the bytes of a readable file,
+     * or the error of a path that failed. Each file is opened only when the consumer asks for its part, and closed
+     * when its bytes were read or the consumer stops.
      */
-    bulkDownload(paths: string[]): { contentType: string; body: AsyncGenerator<Buffer> } {
-      async function* parts(): AsyncGenerator<OutPart> {
-        for (const p of paths) {
-          let fd: number;
-          let size = 0;
-          try {
-            const st = await statOrThrow(p);
-            if (st.isDirectory()) throw new CoveError('IS_A_DIRECTORY', `Is a directory: ${p}`);
-            if (!st.isFile()) throw new CoveError('INVALID_REQUEST', `Not a regular file: ${p}`);
-            ({ fd, size } = await openForRead(resolve(p), p));
-          } catch (err) {
-            const e = boundaryError(err, `bulk download of ${p.slice(0, 200)}`);
-            const json: BulkDownloadError = { message: e.message, statusCode: e.status, code: e.code, source: ERROR_SOURCE.agent };
-            yield { kind: 'error', filename: p, json };
-            continue;
-          }
-          if (size === 0) {
-            closeSync(fd);
-            yield { kind: 'file', filename: p, size, body: (async function* () {})() };
-            continue;
-          }
-          // The stream owns the descriptor: destroying it closes the file once no read is in flight.
-          const body = createReadStream('', { fd, highWaterMark: READ_CHUNK, start: 0, end: size - 1 });
-          try {
-            yield { kind: 'file', filename: p, size, body };
-          } finally {
-            body.destroy();
-          }
+    async *bulkDownload(paths: string[]): AsyncGenerator<BulkDownloadPart> {
+      for (const p of paths) {
+        let fd: number;
+        let size = 0;
+        try {
+          const st = await statOrThrow(p);
+          if (st.isDirectory()) throw new CoveError('IS_A_DIRECTORY', `Is a directory: ${p}`);
+          if (!st.isFile()) throw new CoveError('INVALID_REQUEST', `Not a regular file: ${p}`);
+          ({ fd, size } = await openForRead(resolve(p), p));
+        } catch (err) {
+          yield { kind: 'error', filename: p, error: boundaryError(err, `bulk download of ${p.slice(0, 200)}`) };
+          continue;
+        }
+        if (size === 0) {
+          closeSync(fd);
+          yield { kind: 'file', filename: p, size, body: (async function* () {})() };
+          continue;
+        }
+        // The stream owns the descriptor: destroying it closes the file once no read is in flight.
+        const body = createReadStream('', { fd, highWaterMark: READ_CHUNK, start: 0, end: size - 1 });
+        try {
+          yield { kind: 'file', filename: p, size, body };
+        } finally {
+          body.destroy();
         }
       }
-      return multipartBody(parts());
     },
 
     /**
-     * Receives one file from a request: multipart/form-data with the bytes in field `file`, or any other body taken
-     * as the raw bytes. Written under a temp name and renamed into place only once complete.
+     * Receives one file, from its raw bytes or from the `file` part of a form. Written under a temp name and renamed
+     * into place only once complete; on failure nothing is left and the body is destroyed.
      */
-    async uploadFromRequest(req: IncomingMessage, target: string): Promise<UploadedFile> {
-      const abs = resolve(target);
-      if (!isMultipart(req)) {
-        const { body, detach } = requestBody(req);
-        let staged: StagedFile;
-        try {
-          staged = await upload(target, body);
-        } catch (err) {
-          detach();
-          body.destroy();
-          throw err;
-        }
-        await staged.commit();
-        return { name: path.basename(abs), path: abs, type: req.headers['content-type']?.split(';')[0] || 'application/octet-stream' };
-      }
-      let staged: StagedFile | undefined;
-      let type = 'application/octet-stream';
+    async upload(target: string, source: UploadSource): Promise<UploadedFile> {
       try {
-        await readMultipart(req, {
-          onFile: async (part) => {
-            if (part.field !== 'file' || staged) {
-              part.stream.resume(); // not ours: skip its bytes
-              return;
-            }
-            type = part.mimeType;
-            staged = await upload(target, part.stream);
-          },
-        });
+        return await receive(target, source);
       } catch (err) {
-        await staged?.discard();
+        source.body.destroy();
         throw err;
       }
-      if (!staged) throw new CoveError('INVALID_REQUEST', 'The multipart body has no part named "file"');
-      await staged.commit();
-      return { name: path.basename(abs), path: abs, type };
     },
 
     /**
@@ -322,12 +303,11 @@ export function createFilesService(ctx: SandboxContext) {
      * the SDK sets to the destination). All files are staged first and renamed into place only when the whole body
      * arrived, so a failed request writes none of them.
      */
-    async bulkUploadFromRequest(req: IncomingMessage): Promise<UploadedFile[]> {
-      if (!isMultipart(req)) throw new CoveError('INVALID_REQUEST', 'Expected a multipart/form-data body');
+    async bulkUpload(form: MultipartForm): Promise<UploadedFile[]> {
       const destinations = new Map<number, string>();
       const staged: { file: StagedFile; type: string }[] = [];
       try {
-        await readMultipart(req, {
+        await readMultipart(form, {
           onField: (name, value) => {
             const m = BULK_UPLOAD_FIELD.exec(name);
             if (m && m[2] === 'path') destinations.set(Number(m[1]), value);
@@ -340,7 +320,7 @@ export function createFilesService(ctx: SandboxContext) {
             }
             const dest = destinations.get(Number(m[1])) || part.filename;
             if (!dest) throw new CoveError('INVALID_REQUEST', `No destination for ${part.field}: send files[${m[1]}].path first`);
-            staged.push({ file: await upload(dest, part.stream), type: part.mimeType });
+            staged.push({ file: await stage(dest, part.stream), type: part.mimeType });
           },
         });
       } catch (err) {
