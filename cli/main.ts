@@ -20,7 +20,7 @@ async function main(argv: string[]): Promise<void> {
     case 'exec':
       return (await import('./exec')).runExecCommand(rest);
     case 'keys':
-      return (await import('../proxy/src/keys/cli')).runKeysCommand(rest);
+      return (await import('../proxy/src/auth/keys-cli')).runKeysCommand(rest);
     case 'images':
       return (await import('../images/src/cli')).runImagesCommand(rest);
     case undefined:

@@ -2,17 +2,17 @@ import { Hono } from 'hono';
 import { CoveError, toCoveError } from '../../lib/errors';
 import { Router } from '../../lib/http/router';
 import { ERROR_SOURCE } from '../../wire/errors';
-import { authenticate } from './http/principal';
-import type { KeysService } from './keys/service';
+import { authenticate } from './auth/principal';
+import type { KeysService } from './auth/api-keys';
 import type { WarmPool } from './pool/service';
 import { registerPoolRoutes } from './pool/routes';
 import { registerPreviewRoutes } from './preview/routes';
-import type { PreviewTokens } from './preview/tokens';
+import type { PreviewTokens } from './auth/preview-tokens';
 import { registerSandboxRoutes } from './sandboxes/routes';
 import type { SandboxService } from './sandboxes/service';
-import type { SigningKeys } from './signing/keys';
-import { registerSigningRoutes } from './signing/routes';
-import type { SshAccess } from './ssh/access';
+import type { SigningKeys } from './auth/signing';
+import { registerSigningRoutes } from './auth/routes';
+import type { SshAccess } from './auth/ssh-tokens';
 import { registerSshRoutes, type SshEndpoint } from './ssh/routes';
 
 /** Base path of the control API: the SDK's `apiUrl` is `http(s)://HOST[:PORT]/api`. */

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { buildImages, SANDBOX_IMAGE } from '../../images/src/build';
 import { AGENT_VERSION } from '../../wire/agent';
 import { readProxyConfig, SERVE_USAGE } from './config';
-import { createKeysService } from './keys/service';
+import { createKeysService } from './auth/api-keys';
 import { createWarmPool } from './pool/service';
 import { createDockerRuntime } from './runtime/docker-runtime';
 import { createSandboxRepo } from './sandboxes/repo';
@@ -13,12 +13,12 @@ import { openDatabase } from './store/db';
 import { createToolboxAccess } from './toolbox/access';
 import { createToolboxForwarder } from './toolbox/forward';
 import { createCors } from './http/cors';
-import { createSigningKeys } from './signing/keys';
+import { createSigningKeys } from './auth/signing';
 import { installLastResort, setErrorReporter } from '../../lib/guard';
 import { createCredentialCheck } from './preview/credentials';
 import { createPreviewHandler } from './preview/handler';
-import { createPreviewTokens } from './preview/tokens';
-import { createSshAccess } from './ssh/access';
+import { createPreviewTokens } from './auth/preview-tokens';
+import { createSshAccess } from './auth/ssh-tokens';
 import { startSshGateway, type SshGateway } from './ssh/gateway';
 
 /** Printed on stdout once the proxy serves; supervisors and tests wait for it. */

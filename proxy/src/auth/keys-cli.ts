@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDatabase } from '../store/db';
-import { createKeysService } from './service';
+import { createKeysService } from './api-keys';
 
 const KEYS_USAGE = `Usage: cove keys <create|list|revoke> [options]
 

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { IncomingHttpHeaders } from 'node:http';
 import { CoveError } from '../../../lib/errors';
-import type { KeysService, Principal } from '../keys/service';
+import type { KeysService, Principal } from './api-keys';
 
 /** The API key in `Authorization: Bearer <key>`, if any. */
 export function bearerOf(headers: IncomingHttpHeaders | Headers): string | undefined {

@@ -1,8 +1,8 @@
 import type { Router } from '../../../lib/http/router';
 import { SigningKey } from '../../../wire/signing';
-import { principalOf } from '../http/principal';
+import { principalOf } from './principal';
 import type { SandboxService } from '../sandboxes/service';
-import type { SigningKeys } from './keys';
+import type { SigningKeys } from './signing';
 
 /** Daytona's signing-key routes (under the API base path): the key the SDK signs file URLs with, and its rotation. */
 export function registerSigningRoutes(router: Router, deps: { sandboxes: SandboxService; keys: SigningKeys }): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkSignedFileUrl, fileUrlSignature, type SignedParams } from './signature';
+import { checkSignedFileUrl, fileUrlSignature, type SignedParams } from './signing';
 
 const KEY = 'key-123';
 const NOW = 1_699_999_000;

@@ -1,4 +1,43 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import type { Db } from '../store/db';
+import { now } from '../store/db';
+import { sameSecret } from './credentials';
+
+const newKey = () => randomBytes(32).toString('base64url');
+
+/**
+ * Per-sandbox signing keys of signed file URLs. A sandbox gets its key the first time one is asked for; rotating
+ * replaces it, which invalidates every URL signed with the old one at once (URLs are checked against the current key
+ * on every request). Keys are kept as they are, not hashed: signing and checking need the key itself.
+ */
+export function createSigningKeys(db: Db) {
+  const select = db.prepare<[string], { key: string }>('SELECT key FROM signing_keys WHERE sandbox_id = ?');
+  const insert = db.prepare('INSERT OR IGNORE INTO signing_keys (sandbox_id, key, created_at) VALUES (?, ?, ?)');
+  const replace = db.prepare('INSERT OR REPLACE INTO signing_keys (sandbox_id, key, created_at) VALUES (?, ?, ?)');
+  const remove = db.prepare('DELETE FROM signing_keys WHERE sandbox_id = ?');
+  return {
+    /** The sandbox's key, created on first use. */
+    keyOf(sandboxId: string): string {
+      insert.run(sandboxId, newKey(), now());
+      return select.get(sandboxId)!.key;
+    },
+    /** The current key, or undefined when none was ever asked for (no URL can have been signed then). */
+    current(sandboxId: string): string | undefined {
+      return select.get(sandboxId)?.key;
+    },
+    /** A new key; URLs signed with the old one stop working now. */
+    rotate(sandboxId: string): string {
+      const key = newKey();
+      replace.run(sandboxId, key, now());
+      return key;
+    },
+    /** Forgets the key of a deleted sandbox. */
+    removeForSandbox(sandboxId: string): void {
+      remove.run(sandboxId);
+    },
+  };
+}
+export type SigningKeys = ReturnType<typeof createSigningKeys>;
 
 /** The toolbox operations a signed URL can open, and the one method each is signed for. */
 export const SIGNED_OPERATIONS: Readonly<Record<string, 'GET' | 'POST'>> = {
@@ -16,11 +55,6 @@ const MAX_EXPIRES = 10 ** 12;
  */
 export function fileUrlSignature(key: string, method: string, filePath: string, expires: string): string {
   return PREFIX + createHmac('sha256', key).update(`v1:files:${method}:${filePath}:${expires}`).digest('base64url');
-}
-
-/** Constant-time equality of two strings of any length (both are hashed first). */
-function sameText(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }
 
 /** The decoded query of a signed request, by name; several values of one name are kept (and refused). */
@@ -55,5 +89,5 @@ export function checkSignedFileUrl(opts: { key: string | undefined; method: stri
   // The same answer for a missing key, a rotated one and a wrong signature: none tells which.
   const invalid = { ok: false as const, reason: 'The signature of this URL is not valid for this sandbox (wrong, altered, or signed with a key since rotated)' };
   if (!opts.key || !signature.startsWith(PREFIX)) return invalid;
-  return sameText(signature, fileUrlSignature(opts.key, opts.method, filePath, expires)) ? { ok: true, path: filePath } : invalid;
+  return sameSecret(signature, fileUrlSignature(opts.key, opts.method, filePath, expires)) ? { ok: true, path: filePath } : invalid;
 }

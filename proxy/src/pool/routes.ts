@@ -1,7 +1,7 @@
 import { CoveError } from '../../../lib/errors';
 import type { Router } from '../../../lib/http/router';
 import { PoolStatus } from '../../../wire/sandbox';
-import { principalOf } from '../http/principal';
+import { principalOf } from '../auth/principal';
 import type { WarmPool } from './service';
 
 /** Operators' view of the warm pool (admin keys only). */

@@ -1,6 +1,6 @@
-import type { KeysService } from '../keys/service';
-import type { SshAccess } from '../ssh/access';
-import type { PreviewTokens } from './tokens';
+import type { KeysService } from '../auth/api-keys';
+import type { SshAccess } from '../auth/ssh-tokens';
+import type { PreviewTokens } from '../auth/preview-tokens';
 
 /** Header names that carry a preview token: Daytona's, and Cove's own. Never forwarded. */
 export const TOKEN_HEADERS = ['x-daytona-preview-token', 'x-cove-preview-token'];

@@ -6,8 +6,8 @@ import { HOP_BY_HOP_HEADERS } from '../../../lib/http/headers';
 import { rejectSocket } from '../../../lib/http/node';
 import { requestHead, splice } from '../../../lib/net/splice';
 import { ERROR_SOURCE } from '../../../wire/errors';
-import { bearerOf } from '../http/principal';
-import type { KeysService } from '../keys/service';
+import { bearerOf } from '../auth/principal';
+import type { KeysService } from '../auth/api-keys';
 import type { SandboxRecord } from '../sandboxes/repo';
 import type { SandboxService } from '../sandboxes/service';
 import { guard, settle, unexpected } from '../../../lib/guard';
@@ -17,7 +17,7 @@ import { isPreviewCookie, isTokenParam, PREVIEW_COOKIE, PREVIEW_COOKIE_SECURE, T
 import { parseQuery, splitTarget, targetWithout, type QueryParam } from './target';
 import type { PreviewHost } from './host';
 import { sendPreviewError, wantsHtml } from './pages';
-import type { PreviewTokens } from './tokens';
+import type { PreviewTokens } from '../auth/preview-tokens';
 
 const HOP_BY_HOP = new Set(HOP_BY_HOP_HEADERS);
 /** What a relay passes on of those: it forwards bodies and connection state as they are on the wire. */

@@ -1,10 +1,10 @@
 import type { Router } from '../../../lib/http/router';
 import { CoveError } from '../../../lib/errors';
 import { PortPreviewUrl, SignedPortPreviewUrl, SignedPreviewQuery } from '../../../wire/preview';
-import { principalOf } from '../http/principal';
+import { principalOf } from '../auth/principal';
 import type { SandboxService } from '../sandboxes/service';
 import { previewUrl } from './host';
-import type { PreviewTokens } from './tokens';
+import type { PreviewTokens } from '../auth/preview-tokens';
 
 function portOf(value: string): number {
   const port = Number(value);

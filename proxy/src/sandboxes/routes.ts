@@ -10,7 +10,7 @@ import {
   SandboxDto,
   ToolboxProxyUrl,
 } from '../../../wire/sandbox';
-import { principalOf } from '../http/principal';
+import { principalOf } from '../auth/principal';
 import type { SandboxService } from './service';
 
 /** The Daytona-compatible sandbox routes (mounted under the API base path). */

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CoveError } from '../../../lib/errors';
 import { IMAGE_REF, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
-import type { Principal } from '../keys/service';
+import type { Principal } from '../auth/api-keys';
 import type { PoolClass, WarmPool } from '../pool/service';
 import type { DockerRuntime } from '../runtime/types';
 import { now } from '../store/db';

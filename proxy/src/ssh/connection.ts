@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type * as Ssh2 from 'ssh2';
-import type { SshGrant } from './access';
+import type { SshGrant } from '../auth/ssh-tokens';
 import type { AgentEndpoint } from './agent-link';
 import type { Wire } from './flow';
 

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type * as Ssh2 from 'ssh2';
 import { guard, unexpected } from '../../../lib/guard';
 import type { SandboxService } from '../sandboxes/service';
-import type { SshAccess, SshGrant } from './access';
+import type { SshAccess, SshGrant } from '../auth/ssh-tokens';
 import { openAgentTunnel, type AgentEndpoint } from './agent-link';
 import { createLoginBackoff } from './backoff';
 import { MAX_SESSIONS, type SshConnection } from './connection';

@@ -2,9 +2,9 @@ import type { Router } from '../../../lib/http/router';
 import { CoveError } from '../../../lib/errors';
 import { SandboxDto } from '../../../wire/sandbox';
 import { CreateSshAccessQuery, RevokeSshAccessQuery, SshAccessDto, SshAccessValidationDto, ValidateSshAccessQuery } from '../../../wire/ssh';
-import { principalOf } from '../http/principal';
+import { principalOf } from '../auth/principal';
 import type { SandboxService } from '../sandboxes/service';
-import type { SshAccess } from './access';
+import type { SshAccess } from '../auth/ssh-tokens';
 
 /** Where clients reach the gateway, for `sshCommand`. */
 export interface SshEndpoint {

@@ -1,15 +1,15 @@
 import type { IncomingMessage } from 'node:http';
 import { CoveError } from '../../../lib/errors';
 import { SIGNED_URL_PARAMS } from '../../../wire/signing';
-import { authenticate } from '../http/principal';
-import type { KeysService } from '../keys/service';
+import { authenticate } from '../auth/principal';
+import type { KeysService } from '../auth/api-keys';
 import { isTokenParam } from '../preview/credentials';
 import { parseQuery, splitTarget, targetWithout, type QueryParam } from '../preview/target';
-import type { PreviewTokens } from '../preview/tokens';
+import type { PreviewTokens } from '../auth/preview-tokens';
 import type { SandboxRecord } from '../sandboxes/repo';
 import type { AgentTarget, SandboxService } from '../sandboxes/service';
-import type { SigningKeys } from '../signing/keys';
-import { checkSignedFileUrl, SIGNED_OPERATIONS, type SignedParams } from '../signing/signature';
+import type { SigningKeys } from '../auth/signing';
+import { checkSignedFileUrl, SIGNED_OPERATIONS, type SignedParams } from '../auth/signing';
 
 /** The preview port whose tokens open toolbox WebSockets: the SDK asks for `getPreviewLink(1)` (no app listens on 1). */
 const TOOLBOX_TOKEN_PORT = 1;
@@ -89,7 +89,7 @@ export function createToolboxAccess(deps: { keys: KeysService; sandboxes: Sandbo
       if (req.headers.authorization !== undefined) return { target: deps.sandboxes.agentFor(authenticate(deps.keys, req.headers), sandboxId), path: forwarded };
       const tokens = params.filter((p) => isTokenParam(p.name));
       if (!tokens.length) authenticate(deps.keys, req.headers); // throws the usual 401
-      // Tokens are looked up by their SHA-256 (preview/tokens.ts): no secret is compared byte by byte.
+      // Tokens are looked up by their SHA-256 (auth/credentials.ts): no secret is compared byte by byte.
       const grant = tokens.length === 1 ? deps.previewTokens.verify(tokens[0].value) : undefined;
       const record = deps.sandboxes.find(sandboxId);
       if (!grant || !record || grant.sandboxId !== record.id || grant.port !== TOOLBOX_TOKEN_PORT || grant.signed) {
