@@ -11,7 +11,6 @@ import {
   FrameDecoder,
   frameHeader,
   jsonFrame,
-  SSH_TUNNEL_PROTOCOL,
   SshResize,
   SshSessionStart,
   SshSignal,
@@ -24,12 +23,9 @@ import { childEnv, type SandboxContext } from '../system/context';
 import { loadNodePty } from '../system/node-pty';
 import { loginShell } from '../system/shell';
 import { splice } from '../../../lib/net/splice';
-import { settle } from '../../../lib/guard';
 import { signalGroup, STOP_GRACE_MS } from '../system/process-group';
 import { sftpServer } from './sftp';
 import { CoveError } from '../../../lib/errors';
-import { rejectSocket } from '../../../lib/http/node';
-import { ERROR_SOURCE, type ErrorCode } from '../../../wire/errors';
 
 /** How long an announced forwarded connection waits for the gateway to take it. */
 const ACCEPT_TIMEOUT_MS = 15_000;
@@ -37,12 +33,14 @@ const CONNECT_TIMEOUT_MS = 10_000;
 
 const STDIN_TYPES: ReadonlySet<number> = new Set([FRAME.stdin]);
 
-/** The 101 that turns an agent request into a tunnel. */
-const switching = () => `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SSH_TUNNEL_PROTOCOL}\r\n\r\n`;
-
-/** A JSON error answer on a raw socket, before the 101 (the gateway turns it into the SSH-level failure). */
-function refuse(socket: Duplex, status: number, code: ErrorCode, message: string): void {
-  rejectSocket(socket, new CoveError(code, message), ERROR_SOURCE.agent, status);
+/**
+ * A tunnel the service agreed to open, not yet joined to its socket: `attach` joins it to the socket once that is
+ * switched to the tunnel protocol (`head`: bytes that arrived with the request), `abandon` lets it go when the socket
+ * is gone first.
+ */
+export interface SshTunnel {
+  attach(socket: Duplex, head: Buffer): void;
+  abandon(): void;
 }
 
 interface Running {
@@ -54,7 +52,8 @@ interface Running {
  * The sandbox side of SSH. The proxy's gateway terminates the client's SSH and opens one tunnel per channel: sessions
  * (login shell, command, SFTP server; with or without a terminal) run here as the sandbox user; direct-tcpip
  * connects from inside the sandbox; tcpip-forward listens inside it and hands each connection back to the gateway.
- * Knows nothing of HTTP beyond answering the upgrade with 101.
+ * Knows nothing of HTTP: it works on sockets already switched to the tunnel protocol, and what it must refuse
+ * (an unknown connection, a port it cannot reach or bind) it refuses with a CoveError before any socket is handed to it.
  */
 export function createSshService(ctx: SandboxContext) {
   const running = new Set<Running>();
@@ -71,11 +70,10 @@ export function createSshService(ctx: SandboxContext) {
     return ctx.workdir;
   }
 
-  /** Runs one session on an upgraded socket, speaking the frames of wire/ssh.ts. */
+  /** Runs one session on a switched socket, speaking the frames of wire/ssh.ts (`head`: bytes already read). */
   function session(socket: Duplex, head: Buffer): void {
     const sock = socket as net.Socket;
     sock.setNoDelay?.(true);
-    socket.write(switching());
     let proc: { stdin?: Writable; write?: (d: Buffer) => void; resize?: (r: SshResize) => void; pid?: number; onEof?: () => void } | undefined;
     let paused: Array<{ pause(): void; resume(): void }> = [];
     let outputPaused = false;
@@ -233,8 +231,11 @@ export function createSshService(ctx: SandboxContext) {
     });
   }
 
-  /** direct-tcpip: a connection to host:port as seen from inside the sandbox (loopback-bound servers included). */
-  function connect(socket: Duplex, head: Buffer, host: string, port: number): void {
+  /**
+   * direct-tcpip: a connection to host:port as seen from inside the sandbox (loopback-bound servers included).
+   * Rejects with PORT_NOT_LISTENING when it cannot be made.
+   */
+  async function connect(host: string, port: number): Promise<SshTunnel> {
     const attempt = (h: string) =>
       new Promise<net.Socket>((resolve, reject) => {
         const s = net.connect({ host: h, port });
@@ -246,77 +247,95 @@ export function createSshService(ctx: SandboxContext) {
         });
         s.once('error', reject);
       });
-    // `localhost` may mean 127.0.0.1 or ::1 depending on how the server bound; try both like a browser would.
-    const connected = host === 'localhost' ? attempt('127.0.0.1').catch(() => attempt('::1')) : attempt(host);
-    const joined = connected.then(
-      (upstream) => {
+    let upstream: net.Socket;
+    try {
+      // `localhost` may mean 127.0.0.1 or ::1 depending on how the server bound; try both like a browser would.
+      upstream = await (host === 'localhost' ? attempt('127.0.0.1').catch(() => attempt('::1')) : attempt(host));
+    } catch (err) {
+      throw new CoveError('PORT_NOT_LISTENING', `Could not connect to ${host}:${port} in the sandbox: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    return {
+      attach(socket, head) {
         upstream.setNoDelay(true);
         (socket as net.Socket).setNoDelay?.(true);
-        socket.write(switching());
         if (head.length) upstream.write(head);
         splice(socket, upstream);
       },
-      (err: NodeJS.ErrnoException) =>
-        refuse(socket, 502, 'PORT_NOT_LISTENING', `Could not connect to ${host}:${port} in the sandbox: ${err.code ?? err.message}`),
-    );
-    settle('SSH direct-tcpip', joined, () => socket.destroy());
+      abandon: () => upstream.destroy(),
+    };
   }
 
-  /** tcpip-forward: listens inside the sandbox until the tunnel closes, announcing each connection as a JSON line. */
-  function listen(socket: Duplex, address: string, port: number): void {
+  /**
+   * tcpip-forward: listens inside the sandbox; once attached, announces the port and then each connection as a JSON
+   * line, until the tunnel closes. Rejects when it cannot bind: CONFLICT for a port in use, FORBIDDEN for one the
+   * sandbox user may not bind, INVALID_REQUEST otherwise.
+   */
+  async function listen(address: string, port: number): Promise<SshTunnel> {
     const server = net.createServer({ pauseOnConnect: true });
     // As OpenSSH: empty or `*` is every address, `localhost` is loopback.
     const host = address === '' || address === '*' || address === '0.0.0.0' ? undefined : address === 'localhost' ? '127.0.0.1' : address;
-    const mine = new Set<string>();
-    const line = (event: SshListenEvent) => socket.writable && socket.write(`${JSON.stringify(event)}\n`);
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      const status = err.code === 'EADDRINUSE' ? 409 : err.code === 'EACCES' ? 403 : 400;
-      refuse(socket, status, err.code === 'EADDRINUSE' ? 'CONFLICT' : 'INVALID_REQUEST', `Cannot listen on ${address || '*'}:${port} in the sandbox: ${err.code ?? err.message}`);
-    });
-    server.listen({ host, port }, () => {
-      listeners.add(server);
-      server.on('error', () => {});
-      socket.write(switching());
-      line({ type: 'listening', port: (server.address() as net.AddressInfo).port });
-    });
-    server.on('connection', (conn) => {
-      const id = randomUUID();
-      pending.set(id, conn);
-      mine.add(id);
-      conn.on('error', () => {});
-      const timer = setTimeout(() => {
-        if (pending.get(id) === conn) pending.delete(id);
-        conn.destroy();
-      }, ACCEPT_TIMEOUT_MS);
-      timer.unref();
-      conn.once('close', () => {
-        clearTimeout(timer);
-        mine.delete(id);
-        if (pending.get(id) === conn) pending.delete(id);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        const code = err.code === 'EADDRINUSE' ? 'CONFLICT' : err.code === 'EACCES' ? 'FORBIDDEN' : 'INVALID_REQUEST';
+        reject(new CoveError(code, `Cannot listen on ${address || '*'}:${port} in the sandbox: ${err.code ?? err.message}`));
       });
-      line({ type: 'connection', id, remoteAddress: conn.remoteAddress ?? '', remotePort: conn.remotePort ?? 0 });
+      server.listen({ host, port }, () => resolve());
     });
-    // The gateway closes the tunnel on cancel-tcpip-forward or when the client disconnects.
-    socket.on('error', () => {});
-    socket.once('close', () => {
+    listeners.add(server);
+    server.on('error', () => {});
+    const stop = () => {
       server.close();
       listeners.delete(server);
-      for (const id of mine) pending.get(id)?.destroy();
-    });
-    socket.resume();
+    };
+    return {
+      attach(socket) {
+        const mine = new Set<string>();
+        const line = (event: SshListenEvent) => socket.writable && socket.write(`${JSON.stringify(event)}\n`);
+        line({ type: 'listening', port: (server.address() as net.AddressInfo).port });
+        server.on('connection', (conn) => {
+          const id = randomUUID();
+          pending.set(id, conn);
+          mine.add(id);
+          conn.on('error', () => {});
+          const timer = setTimeout(() => {
+            if (pending.get(id) === conn) pending.delete(id);
+            conn.destroy();
+          }, ACCEPT_TIMEOUT_MS);
+          timer.unref();
+          conn.once('close', () => {
+            clearTimeout(timer);
+            mine.delete(id);
+            if (pending.get(id) === conn) pending.delete(id);
+          });
+          line({ type: 'connection', id, remoteAddress: conn.remoteAddress ?? '', remotePort: conn.remotePort ?? 0 });
+        });
+        // The gateway closes the tunnel on cancel-tcpip-forward or when the client disconnects.
+        socket.on('error', () => {});
+        socket.once('close', () => {
+          stop();
+          for (const id of mine) pending.get(id)?.destroy();
+        });
+        socket.resume();
+      },
+      abandon: stop,
+    };
   }
 
-  /** Hands an announced connection to the gateway. */
-  function accept(socket: Duplex, head: Buffer, id: string): void {
+  /** Takes an announced connection, to hand it to the gateway; NOT_FOUND when it closed or timed out. */
+  function accept(id: string): SshTunnel {
     const conn = pending.get(id);
-    if (!conn) return refuse(socket, 404, 'NOT_FOUND', 'No such pending connection (it closed or timed out)');
+    if (!conn) throw new CoveError('NOT_FOUND', 'No such pending connection (it closed or timed out)');
     pending.delete(id);
-    conn.setNoDelay(true);
-    (socket as net.Socket).setNoDelay?.(true);
-    socket.write(switching());
-    if (head.length) conn.write(head);
-    splice(socket, conn);
-    conn.resume();
+    return {
+      attach(socket, head) {
+        conn.setNoDelay(true);
+        (socket as net.Socket).setNoDelay?.(true);
+        if (head.length) conn.write(head);
+        splice(socket, conn);
+        conn.resume();
+      },
+      abandon: () => conn.destroy(),
+    };
   }
 
   return {
