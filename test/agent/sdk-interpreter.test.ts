@@ -38,13 +38,22 @@ afterAll(async () => {
 
 describe('Daytona SDK CodeInterpreter against the agent', () => {
   it('runs code in the default context, streaming stdout and stderr to the callbacks', async () => {
-    const seen: string[] = [];
+    // Runs of one stream, in the order they came: output may arrive in any number of chunks.
+    const seen: [string, string][] = [];
+    const add = (stream: string, text: string) => {
+      const last = seen[seen.length - 1];
+      if (last?.[0] === stream) last[1] += text;
+      else seen.push([stream, text]);
+    };
     const result = await interpreter.runCode('import sys\nprint("hello")\nprint("warn", file=sys.stderr)\nanswer = 42', {
-      onStdout: (m) => void seen.push(`out:${m.output}`),
-      onStderr: (m) => void seen.push(`err:${m.output}`),
+      onStdout: (m) => add('out', m.output),
+      onStderr: (m) => add('err', m.output),
     });
     expect(result).toEqual({ stdout: 'hello\n', stderr: 'warn\n' });
-    expect(seen.join('')).toBe('out:hello\nerr:warn\n');
+    expect(seen).toEqual([
+      ['out', 'hello\n'],
+      ['err', 'warn\n'],
+    ]);
     expect((await interpreter.runCode('answer')).stdout).toBe('42\n');
   });
 
