@@ -49,7 +49,7 @@ export async function startAgent(
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`agent did not start in 20 s:\n${out}`)), 20_000);
     const onData = () => {
-      const m = /cove agent listening on (\S+)/.exec(out);
+      const m = /cove agent listening on (\S+)\n/.exec(out);
       if (m) {
         clearTimeout(timer);
         child.stdout!.off('data', onData);

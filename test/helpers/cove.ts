@@ -51,7 +51,8 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`cove serve did not start in 15 min:\n${out.slice(-4000)}`)), 15 * 60_000);
     const onData = () => {
-      const m = /cove listening on (\S+)/.exec(out);
+      // The whole line: a chunk may end inside it (the URL cut short, the SSH port not there yet).
+      const m = /cove listening on (\S+)[^\n]*\n/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);
