@@ -76,7 +76,9 @@ export function closeUnreadBodies(server: Server): void {
       // Not endSoon(): Node reads and dumps the body for as long as the socket is open, up to 2 MiB per connection
       // in each turn of the event loop. The answer has reached the kernel when the socket holds nothing more to
       // write, and then it closes at once (the unread body is reset, never read); otherwise once it has.
-      const { socket } = req;
+      // Gone already when the request was destroyed (the client left): nothing is left to close.
+      const socket = req.socket as Duplex | null;
+      if (!socket) return;
       if (!socket.writableLength) return void socket.destroy();
       socket.pause();
       socket.end();

@@ -132,6 +132,18 @@ describe('limits', () => {
     }
   });
 
+  it('answers a chunked body over the JSON limit with 413 (not a reset), closes, and logs nothing unexpected', async () => {
+    const head = request(`127.0.0.1:${proxyPort}`, '/api/sandbox', { Authorization: `Bearer ${cove.apiKey}`, 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }, 'POST');
+    const chunk = `10000\r\n${'{'.repeat(0x10000)}\r\n`;
+    for (let i = 0; i < 5; i++) {
+      const { text, closed } = await rawExchange(head + chunk.repeat(6));
+      expect(text).toMatch(/^HTTP\/1\.1 413 /);
+      expect(text).toContain('PAYLOAD_TOO_LARGE');
+      expect(closed).toBe(true);
+    }
+    await expectServing();
+  });
+
   it('answers heads over 16 KiB with 431 and closes, on the API and on previews', async () => {
     for (const host of [`127.0.0.1:${proxyPort}`, hostFor(pub, 8080)]) {
       const { text, closed } = await rawExchange(request(host, '/echo', { 'X-Big': 'a'.repeat(20 * 1024) }));
