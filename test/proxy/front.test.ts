@@ -144,6 +144,14 @@ describe('limits', () => {
     await expectServing();
   });
 
+  it('answers a request with Connection: close once, even when junk follows it on the connection', async () => {
+    const { text, closed } = await rawExchange(request(`127.0.0.1:${proxyPort}`, '/', { Connection: 'close' }) + 'zz\r\n');
+    expect(text).toMatch(/^HTTP\/1\.1 404 /);
+    expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(closed).toBe(true);
+    await expectServing();
+  });
+
   it('answers heads over 16 KiB with 431 and closes, on the API and on previews', async () => {
     for (const host of [`127.0.0.1:${proxyPort}`, hostFor(pub, 8080)]) {
       const { text, closed } = await rawExchange(request(host, '/echo', { 'X-Big': 'a'.repeat(20 * 1024) }));
