@@ -52,16 +52,15 @@ export function rejectSocket(socket: Duplex, error: CoveError, source: string, s
 /** Malformed requests and oversized headers get a JSON status instead of a silent close. */
 export function answerClientErrors(server: Server, source: string): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    // Bytes after a request that is still being answered (a pipelined request, or junk after `Connection: close`):
-    // that answer is finished first and ends the connection; a second answer after it would be data after a
-    // message that closes the connection.
+    // Bytes that do not parse after a request whose answer will close the connection (junk after
+    // `Connection: close`): that answer finishes and ends it; a second answer would be data after a message that
+    // closes the connection.
     const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (inFlight && !inFlight.writableFinished) {
-      inFlight.shouldKeepAlive = false;
+    const closing = inFlight && (!inFlight.shouldKeepAlive || /\bclose\b/i.test(String(inFlight.req?.headers.connection ?? '')));
+    if (err.code?.startsWith('HPE_') && inFlight && closing) {
       inFlight.once('close', () => socket.destroy());
       return;
     }
-    if ((socket as Duplex & { bytesWritten?: number }).bytesWritten) return void socket.destroy();
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
     const error = new CoveError('INVALID_REQUEST', tooLarge ? 'Request headers too large' : 'Malformed HTTP request', err.code);
     rejectSocket(socket, error, source, tooLarge ? 431 : 400);
