@@ -8,23 +8,14 @@
  *   (a fresh process that imports matplotlib), vs the same program rendering its PNG itself through execute.
  *   npx tsx bench/interpreter.ts
  */
-import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import { Configuration, InterpreterApi } from '@daytona/toolbox-api-client';
 import { CodeInterpreter } from '../node_modules/@daytonaio/sdk/esm/CodeInterpreter.js';
 import { printTable, stats, type Row } from './lib';
-import { startAgent } from '../test/helpers/agent';
+import { pathWithMatplotlib, startAgent } from '../test/helpers/agent';
 
 const RUNS = { tiny: 200, pass: 60, chart: 12 };
 const WARMUP = { tiny: 20, pass: 5, chart: 2 };
-
-/** matplotlib must be importable: Debian's python3 first when the python3 on PATH lacks it. */
-function pathWithMatplotlib(): string {
-  const base = process.env.PATH ?? '';
-  if (spawnSync('python3', ['-c', 'import matplotlib']).status === 0) return base;
-  if (spawnSync('/usr/bin/python3', ['-c', 'import matplotlib']).status === 0) return `/usr/bin:${base}`;
-  throw new Error('No python3 here imports matplotlib: run `node scripts/test-setup.mjs`');
-}
 
 const CHART = 'import matplotlib.pyplot as plt\nplt.plot([1, 2, 3, 4], [1, 4, 9, 16], label="squares")\nplt.title("bench")';
 /** The baseline renders the same PNG itself, as the capture does. */

@@ -1,5 +1,9 @@
 /** Helpers shared by the benchmarks: timing, medians, and the table every benchmark prints. */
 
+// Benchmarks measure what users run: the agents and servers they start do not check each JSON answer against its
+// schema, as the test helpers otherwise make them do (COVE_CHECK_RESPONSES=1 costs microseconds per request).
+process.env.COVE_CHECK_RESPONSES ??= '0';
+
 export interface Stats {
   n: number;
   p50: number;

@@ -3,28 +3,16 @@
  * streaming, errors, timeouts, interrupts, a kernel that dies, bad input, and matplotlib charts from the
  * interpreter and from python code-run.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InterpreterContext, InterpreterServerFrame } from '../../wire/interpreter';
 import type { CodeRunResponse } from '../../wire/process';
-import { startAgent, waitFor, type TestAgent } from '../helpers/agent';
+import { pathWithMatplotlib, startAgent, waitFor, type TestAgent } from '../helpers/agent';
 import { fc, fuzz, timeoutFor } from '../fuzz/lib';
 import { SyncSplitter } from '../../agent/src/interpreter/kernel';
 import { ChartCapture } from '../../agent/src/process/code-run';
-
-/**
- * PATH for the agent: the first python3 that imports matplotlib must come first (on this machine the python3 on
- * PATH may be another build than Debian's, where `scripts/test-setup.mjs` installs python3-matplotlib).
- */
-function pathWithMatplotlib(): string {
-  const base = process.env.PATH ?? '';
-  if (spawnSync('python3', ['-c', 'import matplotlib']).status === 0) return base;
-  if (spawnSync('/usr/bin/python3', ['-c', 'import matplotlib']).status === 0) return `/usr/bin:${base}`;
-  throw new Error('No python3 here imports matplotlib: run `node scripts/test-setup.mjs` (it installs python3-matplotlib)');
-}
 
 let agent: TestAgent;
 

@@ -4,19 +4,10 @@
  */
 import { DaytonaTimeoutError, Process, type Chart } from '@daytonaio/sdk';
 import { Configuration, InterpreterApi, ProcessApi } from '@daytona/toolbox-api-client';
-import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The SDK does not export the class from its entry point; the Sandbox makes it from this module.
 import { CodeInterpreter } from '../../node_modules/@daytonaio/sdk/esm/CodeInterpreter.js';
-import { startAgent, type TestAgent } from '../helpers/agent';
-
-/** PATH with a python3 that imports matplotlib first (see interpreter.test.ts). */
-function pathWithMatplotlib(): string {
-  const base = process.env.PATH ?? '';
-  if (spawnSync('python3', ['-c', 'import matplotlib']).status === 0) return base;
-  if (spawnSync('/usr/bin/python3', ['-c', 'import matplotlib']).status === 0) return `/usr/bin:${base}`;
-  throw new Error('No python3 here imports matplotlib: run `node scripts/test-setup.mjs` (it installs python3-matplotlib)');
-}
+import { pathWithMatplotlib, startAgent, type TestAgent } from '../helpers/agent';
 
 let agent: TestAgent;
 let interpreter: CodeInterpreter;

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -41,7 +41,7 @@ export async function startAgent(
   const child = spawn(
     command,
     [...prefixArgs, COVE_BIN, 'agent', '--port', '0', '--host', '127.0.0.1', '--workdir', workdir, ...(opts.args ?? [])],
-    { env: { ...process.env, HOME: home, COVE_CHECK_RESPONSES: '1', ...opts.env, COVE_AGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, HOME: home, COVE_CHECK_RESPONSES: process.env.COVE_CHECK_RESPONSES ?? '1', ...opts.env, COVE_AGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -105,4 +105,16 @@ export async function waitFor<T>(predicate: () => T | Promise<T>, timeoutMs = 10
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * PATH for an agent whose python must import matplotlib (charts): the first python3 that does comes first. On this
+ * machine the python3 on PATH may be another build than Debian's, where `scripts/test-setup.mjs` installs
+ * python3-matplotlib.
+ */
+export function pathWithMatplotlib(): string {
+  const base = process.env.PATH ?? '';
+  if (spawnSync('python3', ['-c', 'import matplotlib']).status === 0) return base;
+  if (spawnSync('/usr/bin/python3', ['-c', 'import matplotlib']).status === 0) return `/usr/bin:${base}`;
+  throw new Error('No python3 here imports matplotlib: run `node scripts/test-setup.mjs` (it installs python3-matplotlib)');
 }

@@ -42,7 +42,7 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
   // COVE_NODE_FLAGS passes Node flags to the server (for instance --cpu-prof when profiling a benchmark).
   const nodeFlags = (process.env.COVE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...BIN_FLAGS, ...nodeFlags, COVE_BIN, 'serve', '--port', '0', '--ssh-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn', ...(opts.args ?? [])], {
-    env: { ...process.env, COVE_CHECK_RESPONSES: '1', COVE_API_KEY: apiKey },
+    env: { ...process.env, COVE_CHECK_RESPONSES: process.env.COVE_CHECK_RESPONSES ?? '1', COVE_API_KEY: apiKey },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
