@@ -46,8 +46,13 @@ export const CreateSandboxRequest = z.object({
   autoStopInterval: interval,
   autoArchiveInterval: interval,
   autoDeleteInterval: interval,
+  /** Every outbound connection refused (DNS names still resolve). */
   networkBlockAll: z.boolean().optional(),
-  networkAllowList: z.string().optional(),
+  /** Comma-separated IPv4 networks, at most 5: the only destinations allowed. */
+  networkAllowList: z.string().max(1000).optional(),
+  /** Refused by name while Cove has no egress proxy: hostnames cannot be enforced at the IP layer. */
+  domainAllowList: z.string().optional(),
+  outboundProxyUrl: z.string().optional(),
   volumes: z.array(z.unknown()).optional(),
   target: z.string().optional(),
 });
@@ -83,6 +88,14 @@ export const SandboxDto = z.object({
   daemonVersion: z.string().optional(),
 });
 export type SandboxDto = z.infer<typeof SandboxDto>;
+
+/** `POST /sandbox/{id}/network-settings` (SDK 0.218 `updateNetworkSettings`): changes egress on a running sandbox. */
+export const UpdateNetworkSettingsRequest = z.object({
+  networkBlockAll: z.boolean().optional(),
+  networkAllowList: z.string().max(1000).optional(),
+  domainAllowList: z.string().optional(),
+});
+export type UpdateNetworkSettingsRequest = z.infer<typeof UpdateNetworkSettingsRequest>;
 
 export const ListSandboxesQuery = z.object({
   cursor: z.string().optional(),

@@ -42,9 +42,19 @@ function clientLeft(err: unknown, c: Context): boolean {
 }
 
 /** Wires services to routes. Knows nothing of sockets or ports: see server.ts. */
-export function createAgentApp(opts: { token: string; ctx: SandboxContext }) {
+export function createAgentApp(opts: { token: string; ctx: SandboxContext; /** called once, at the first authorized request */ onFirstAuthorized?: () => void }) {
   const app = new Hono();
-  const isAuthorized = createBearerCheck(opts.token);
+  const check = createBearerCheck(opts.token);
+  let first = opts.onFirstAuthorized;
+  const isAuthorized = (header: string | undefined): boolean => {
+    const ok = check(header);
+    if (ok && first) {
+      const call = first;
+      first = undefined;
+      call();
+    }
+    return ok;
+  };
 
   app.use('*', async (c, next) => {
     if (!isAuthorized(c.req.header('authorization'))) {

@@ -14,16 +14,19 @@ const AgentConfig = z.object({
   user: z.string().min(1).optional(),
   /** Command run as the `entrypoint` session (the image's ENTRYPOINT/CMD), already shell-quoted. */
   entrypoint: z.string().min(1).optional(),
+  /** Start the entrypoint only at the first request that carries the token. */
+  holdEntrypoint: z.boolean(),
 });
 type AgentConfig = z.infer<typeof AgentConfig>;
 
-export const AGENT_USAGE = `Usage: cove agent --token TOKEN [--port 2280] [--host 0.0.0.0] [--workdir DIR] [--user NAME] [-- ENTRYPOINT...]
+export const AGENT_USAGE = `Usage: cove agent --token TOKEN [--port 2280] [--host 0.0.0.0] [--workdir DIR] [--user NAME] [--hold-entrypoint] [-- ENTRYPOINT...]
 
   --token T     bearer token every request must carry (or ${TOKEN_ENV} in the environment)
   --port P      port to listen on; 0 picks a free one (default 2280)
   --host H      address to bind (default 0.0.0.0)
   --workdir D   working directory of commands (default: the user's home)
   --user NAME   run user code as this account (the agent must be root)
+  --hold-entrypoint  start the entrypoint only once the first request with the token arrives
   -- CMD...     run CMD as the "entrypoint" session`;
 
 /**
@@ -40,6 +43,7 @@ export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultW
       host: { type: 'string' },
       workdir: { type: 'string' },
       user: { type: 'string' },
+      'hold-entrypoint': { type: 'boolean' },
     },
   });
   const token = values.token ?? env[TOKEN_ENV];
@@ -52,6 +56,7 @@ export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultW
     workdir: values.workdir ?? defaultWorkdir,
     user: values.user,
     entrypoint: positionals.length ? positionals.map(shellQuote).join(' ') : undefined,
+    holdEntrypoint: values['hold-entrypoint'] ?? false,
   });
   if (!result.success) {
     throw new Error(result.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; '));

@@ -34,10 +34,15 @@ export async function runAgent(argv: string[]): Promise<void> {
 
   startReaper();
   const ctx = createSandboxContext({ workdir: config.workdir, identity, env: process.env });
-  const running = await startAgentServer({ host: config.host, port: config.port, token: config.token, ctx });
+  let authorized!: () => void;
+  const firstRequest = new Promise<void>((resolve) => (authorized = resolve));
+  const running = await startAgentServer({ host: config.host, port: config.port, token: config.token, ctx, onFirstAuthorized: () => authorized() });
   process.stdout.write(`${READY_PREFIX}${running.url}\n`);
 
   if (config.entrypoint) {
+    // Held until whoever started the agent has made the sandbox ready for user code (Cove's proxy arms the sandbox's
+    // egress firewall, then asks the agent for its version).
+    if (config.holdEntrypoint) await firstRequest;
     const sessions = running.agent.services.sessions;
     sessions.create('entrypoint');
     await sessions.execute('entrypoint', { command: config.entrypoint, runAsync: true });

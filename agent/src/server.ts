@@ -60,8 +60,10 @@ export async function startAgentServer(opts: {
   port: number;
   token: string;
   ctx: SandboxContext;
+  /** Called once, when the first request with the token arrives. */
+  onFirstAuthorized?: () => void;
 }): Promise<RunningAgent> {
-  const agent = createAgentApp({ token: opts.token, ctx: opts.ctx });
+  const agent = createAgentApp({ token: opts.token, ctx: opts.ctx, onFirstAuthorized: opts.onFirstAuthorized });
   // Requests Hono cannot even turn into a Request (a bad Host or target) get the envelope too, as a 400.
   const requestListener = getRequestListener(agent.app.fetch, {
     errorHandler: (err) =>

@@ -18,7 +18,15 @@ describe('readProxyConfig', () => {
       network: 'cove',
       logLevel: 'info',
       corsOrigins: [],
+      allowPrivateEgress: false,
     });
+  });
+
+  it('lets sandboxes reach private ranges only when asked, by flag or environment', () => {
+    expect(readProxyConfig(['--allow-private-egress'], {}, '/').allowPrivateEgress).toBe(true);
+    expect(readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: 'yes' }, '/').allowPrivateEgress).toBe(true);
+    expect(readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: '0' }, '/').allowPrivateEgress).toBe(false);
+    expect(() => readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: 'maybe' }, '/')).toThrow(/COVE_ALLOW_PRIVATE_EGRESS: maybe is not/);
   });
 
   it('takes flags over the environment, and data dirs relative to the working dir', () => {

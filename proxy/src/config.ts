@@ -24,6 +24,8 @@ const ProxyConfig = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
   /** Browser origins allowed to call the API and toolbox (CORS), normalized; `*` allows any; none by default. */
   corsOrigins: z.array(z.string()),
+  /** Sandboxes may reach private ranges (RFC 1918, CGNAT); never link-local (cloud metadata) or the host. */
+  allowPrivateEgress: z.boolean(),
 });
 type ProxyConfig = z.infer<typeof ProxyConfig>;
 
@@ -41,8 +43,20 @@ export const SERVE_USAGE = `Usage: cove serve [options]
   --log-level L        fatal|error|warn|info|debug|silent (COVE_LOG_LEVEL, default info)
   --cors-origins LIST  browser origins allowed to call the API and toolbox, comma-separated, e.g.
                        https://app.example.com; * allows any (COVE_CORS_ORIGINS, default none)
+  --allow-private-egress
+                       let sandboxes reach private networks (10/8, 172.16/12, 192.168/16, 100.64/10);
+                       link-local addresses (cloud metadata), the host and other sandboxes stay out of
+                       reach (COVE_ALLOW_PRIVATE_EGRESS=1, default off)
 
 The admin API key comes from COVE_API_KEY, or is generated and printed at first start.`;
+
+/** A boolean environment variable: 1/true/yes or 0/false/no (or unset: false). */
+function envFlag(value: string | undefined, name: string): boolean {
+  if (value === undefined || value === '') return false;
+  if (/^(1|true|yes)$/i.test(value)) return true;
+  if (/^(0|false|no)$/i.test(value)) return false;
+  throw new Error(`${name}: ${value.slice(0, 50)} is not 1/true/yes or 0/false/no`);
+}
 
 /** Reads flags over environment over defaults, once. Throws with a message for people when something is invalid. */
 export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string): ProxyConfig {
@@ -60,6 +74,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       network: { type: 'string' },
       'log-level': { type: 'string' },
       'cors-origins': { type: 'string' },
+      'allow-private-egress': { type: 'boolean' },
     },
   });
   const num = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number(v));
@@ -84,6 +99,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     network: values.network ?? env.COVE_NETWORK ?? 'cove',
     logLevel: values['log-level'] ?? env.COVE_LOG_LEVEL ?? 'info',
     corsOrigins,
+    allowPrivateEgress: values['allow-private-egress'] ?? envFlag(env.COVE_ALLOW_PRIVATE_EGRESS, 'COVE_ALLOW_PRIVATE_EGRESS'),
   });
   if (!result.success) {
     throw new Error(result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));

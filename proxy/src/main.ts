@@ -57,7 +57,7 @@ export async function runServe(argv: string[]): Promise<void> {
   }
 
   const instance = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 12);
-  const runtime = createDockerRuntime({ bundleDir: images.bundleDir, network: config.network });
+  const runtime = createDockerRuntime({ bundleDir: images.bundleDir, network: config.network, allowPrivateEgress: config.allowPrivateEgress });
   await runtime.ensureNetwork();
   // Known for sure only once the server listens (port 0 picks one).
   let publicUrl = (config.publicUrl ?? `http://localhost:${config.port}`).replace(/\/$/, '');
@@ -78,6 +78,7 @@ export async function runServe(argv: string[]): Promise<void> {
     toolboxUrl,
     agentVersion: AGENT_VERSION,
     instance,
+    allowPrivateEgress: config.allowPrivateEgress,
     onDeleted: (id) => {
       previewTokens.removeForSandbox(id);
       sshAccess.removeForSandbox(id);

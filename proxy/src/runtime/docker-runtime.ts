@@ -4,6 +4,8 @@ import Dockerode from 'dockerode';
 import { BUNDLE_MOUNT } from '../../../images/src/bundle';
 import { AGENT_PORT } from '../../../wire/agent';
 import { demuxLogs, pollAgent } from './agent-ready';
+import { createEgressFirewall, hostResolvers } from './egress';
+import { OPEN, type EgressPolicy } from './egress-policy';
 import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
 import { chooseUser, containerCreateOptions, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
@@ -33,6 +35,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   const agentPort = opts.agentPort ?? AGENT_PORT;
   const bundleDir = path.resolve(opts.bundleDir);
 
+  const egress = createEgressFirewall({ bridge, allowPrivate: opts.allowPrivateEgress ?? false, resolvers: hostResolvers() });
+
   let networkReady: Promise<NetworkInfo> | undefined;
   /** Last known container of each address, so waitForAgent can show the right logs. */
   const containerOfIp = new Map<string, string>();
@@ -44,6 +48,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
     networkReady ??= (async () => {
       const info = await ensureBridgeNetwork(docker, network, bridge);
       await ensureHostIsolation(info.bridge);
+      await egress.ensure();
       return info;
     })().catch((err) => {
       networkReady = undefined;
@@ -131,7 +136,21 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
     }
   }
 
-  async function start(containerId: string): Promise<{ ip: string }> {
+  /** Where a container is: the address the runtime last saw it at. */
+  const ipOfContainer = (containerId: string): string | undefined => {
+    for (const [ip, id] of containerOfIp) if (id === containerId || id.startsWith(containerId)) return ip;
+    return undefined;
+  };
+
+  /** Empties the egress chain of the address a container had (stopped or removed: it is no sandbox's any more). */
+  async function forgetAddress(containerId: string): Promise<void> {
+    const ip = ipOfContainer(containerId);
+    if (!ip) return;
+    containerOfIp.delete(ip);
+    await egress.apply(ip, undefined);
+  }
+
+  async function start(containerId: string, policy: EgressPolicy = OPEN): Promise<{ ip: string }> {
     const container = docker.getContainer(containerId);
     try {
       await container.start();
@@ -147,7 +166,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       // The agent is PID 1: the container stopping at once means the agent refused to start (e.g. unknown user).
       throw agentExited(`The sandbox container ${info.name} exited with code ${info.exitCode} right after it started`, await logTail(containerId));
     }
-    if (info.ip) containerOfIp.set(info.ip, info.id);
+    if (info.ip) {
+      containerOfIp.set(info.ip, info.id);
+      // In force before anything of the user's runs: the agent holds the image's entrypoint until the proxy's first
+      // request (waitForAgent), which comes after this.
+      await egress.apply(info.ip, policy);
+    }
     return { ip: info.ip };
   }
 
@@ -161,7 +185,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         throw toRuntimeError(err, `remove the container ${containerId}`);
       }
     }
-    for (const [ip, id] of containerOfIp) if (id === containerId || id.startsWith(containerId)) containerOfIp.delete(ip);
+    await forgetAddress(containerId);
   }
 
   return {
@@ -188,7 +212,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         throw toRuntimeError(err, `create the container ${spec.name}`);
       }
       try {
-        const { ip } = await start(container.id);
+        const { ip } = await start(container.id, spec.egress);
         return { containerId: container.id, ip };
       } catch (err) {
         // A container that never ran is no use to anyone: do not leave it for the reconciler.
@@ -235,6 +259,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         if (status === 404) throw new ContainerNotFoundError(containerId);
         if (status !== 304) throw toRuntimeError(err, `stop the container ${containerId}`);
       }
+      await forgetAddress(containerId);
+    },
+
+    async setEgress(containerId, ip, policy) {
+      containerOfIp.set(ip, containerId);
+      await egress.apply(ip, policy);
     },
 
     remove,

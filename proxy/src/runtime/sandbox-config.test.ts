@@ -50,6 +50,7 @@ describe('entrypoint, command and work dir', () => {
       'root',
       '--workdir',
       '/app',
+      '--hold-entrypoint',
       '--',
       'npm',
       'start',
@@ -105,7 +106,7 @@ describe('containerCreateOptions', () => {
   it('runs the mounted agent as root PID 1 with the image entrypoint after it, read-only bundle, no CMD', () => {
     const o = create();
     expect(o.User).toBe('0:0');
-    expect(o.Entrypoint).toEqual([...AGENT_COMMAND, '--port', '2280', '--user', 'dev', '--', 'sleep', 'infinity']);
+    expect(o.Entrypoint).toEqual([...AGENT_COMMAND, '--port', '2280', '--user', 'dev', '--hold-entrypoint', '--', 'sleep', 'infinity']);
     expect(o.Cmd).toEqual([]);
     expect(o.StopSignal).toBe('SIGTERM');
     expect(o.HostConfig?.Binds).toEqual([`/var/lib/cove/bundle:${BUNDLE_MOUNT}:ro`]);

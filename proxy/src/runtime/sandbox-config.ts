@@ -68,7 +68,8 @@ export function agentCommand(opts: { user: string; workdir?: string; port: numbe
     '--user',
     opts.user,
     ...(opts.workdir ? ['--workdir', opts.workdir] : []),
-    ...(opts.entrypoint.length ? ['--', ...opts.entrypoint] : []),
+    // The image's entrypoint waits for the proxy's first request, which comes once the egress policy is in force.
+    ...(opts.entrypoint.length ? ['--hold-entrypoint', '--', ...opts.entrypoint] : []),
   ];
 }
 

@@ -1,4 +1,5 @@
 import type Dockerode from 'dockerode';
+import type { EgressPolicy } from './egress-policy';
 
 /** Label every container Cove creates carries (`=1`); the reconciler and `listManaged()` find them by it. */
 export const LABEL_MANAGED = 'dev.cove.managed';
@@ -36,6 +37,8 @@ export interface SandboxSpec {
   memoryGiB?: number;
   /** Maximum number of processes and threads (default 1024). */
   pids?: number;
+  /** What the sandbox may reach (default: open, within the host's guard). In force before user code runs. */
+  egress?: EgressPolicy;
 }
 
 /** A container as the runtime sees it. */
@@ -73,6 +76,8 @@ export interface DockerRuntimeOptions {
   agentPort?: number;
   /** Engine client (default: the local socket). */
   docker?: Dockerode;
+  /** Let sandboxes reach private ranges (RFC 1918, CGNAT); link-local and the host stay out of reach. */
+  allowPrivateEgress?: boolean;
 }
 
 /**
@@ -91,8 +96,10 @@ export interface DockerRuntime {
    * container is seen exited, with the container's last log lines.
    */
   waitForAgent(ip: string, token: string, timeoutMs: number, containerId?: string): Promise<void>;
-  /** Starts a stopped container; its address may have changed. */
-  start(containerId: string): Promise<{ ip: string }>;
+  /** Starts a stopped container with its egress policy in force; its address may have changed. */
+  start(containerId: string, egress?: EgressPolicy): Promise<{ ip: string }>;
+  /** Changes the egress policy of a running container at `ip`; resolves once the kernel enforces it. */
+  setEgress(containerId: string, ip: string, egress: EgressPolicy): Promise<void>;
   /** SIGTERM (the agent forwards it to user processes), SIGKILL after `timeoutS` (default 10). */
   stop(containerId: string, timeoutS?: number): Promise<void>;
   /** Force-removes a container and its anonymous volumes; no error when it is already gone. */

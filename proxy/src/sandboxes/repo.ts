@@ -13,6 +13,10 @@ export interface SandboxRecord {
   env: Record<string, string>;
   labels: Record<string, string>;
   public: boolean;
+  /** Egress: every outbound connection refused. */
+  networkBlockAll: boolean;
+  /** Egress: only these IPv4 networks (normalised, comma-separated); null for none. Ignored under networkBlockAll. */
+  networkAllowList: string | null;
   cpu: number;
   memory: number;
   disk: number;
@@ -38,6 +42,8 @@ interface Row {
   env: string;
   labels: string;
   public: number;
+  network_block_all: number;
+  network_allow_list: string | null;
   cpu: number;
   memory: number;
   disk: number;
@@ -63,6 +69,8 @@ const fromRow = (r: Row): SandboxRecord => ({
   env: JSON.parse(r.env) as Record<string, string>,
   labels: JSON.parse(r.labels) as Record<string, string>,
   public: r.public === 1,
+  networkBlockAll: r.network_block_all === 1,
+  networkAllowList: r.network_allow_list,
   cpu: r.cpu,
   memory: r.memory,
   disk: r.disk,
@@ -88,6 +96,8 @@ const COLUMNS: Record<keyof SandboxRecord, string> = {
   env: 'env',
   labels: 'labels',
   public: 'public',
+  networkBlockAll: 'network_block_all',
+  networkAllowList: 'network_allow_list',
   cpu: 'cpu',
   memory: 'memory',
   disk: 'disk',
@@ -104,7 +114,7 @@ const COLUMNS: Record<keyof SandboxRecord, string> = {
 };
 
 const toColumn = (key: keyof SandboxRecord, value: unknown): unknown =>
-  key === 'env' || key === 'labels' ? JSON.stringify(value) : key === 'public' ? (value ? 1 : 0) : value;
+  key === 'env' || key === 'labels' ? JSON.stringify(value) : key === 'public' || key === 'networkBlockAll' ? (value ? 1 : 0) : value;
 
 /**
  * Sandboxes in SQLite. Every write is one statement, so each is atomic. Records read by id are kept in memory:

@@ -9,6 +9,7 @@ import {
   ListSandboxesResponse,
   SandboxDto,
   ToolboxProxyUrl,
+  UpdateNetworkSettingsRequest,
 } from '../../../wire/sandbox';
 import { principalOf } from '../auth/principal';
 import type { SandboxService } from './service';
@@ -50,6 +51,17 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
   router.route(
     { method: 'delete', path: '/sandbox/{sandboxIdOrName}', tag, summary: 'Delete a sandbox and its container', response: SandboxDto },
     ({ c, params }) => sandboxes.delete(principalOf(c), params.sandboxIdOrName),
+  );
+  router.route(
+    {
+      method: 'post',
+      path: '/sandbox/{sandboxIdOrName}/network-settings',
+      tag,
+      summary: 'Change what a sandbox may reach (block all, or an IPv4 allow-list), in force when this returns',
+      body: UpdateNetworkSettingsRequest,
+      response: SandboxDto,
+    },
+    ({ c, params, body }) => sandboxes.updateNetworkSettings(principalOf(c), params.sandboxIdOrName, body),
   );
   router.route(
     { method: 'get', path: '/sandbox/{sandboxIdOrName}/toolbox-proxy-url', tag, summary: 'Base URL of toolbox calls', response: ToolboxProxyUrl },

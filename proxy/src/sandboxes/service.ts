@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CoveError } from '../../../lib/errors';
-import { IMAGE_REF, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
+import { IMAGE_REF, type UpdateNetworkSettingsRequest, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
 import type { Principal } from '../auth/api-keys';
 import type { PoolClass, WarmPool } from '../pool/service';
+import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
 import type { DockerRuntime } from '../runtime/types';
 import { now } from '../store/db';
 import type { SandboxRecord, SandboxRepo } from './repo';
@@ -30,6 +31,8 @@ interface SandboxServiceOptions {
   agentVersion: string;
   /** This server's instance id (see LABEL_INSTANCE). */
   instance: string;
+  /** Whether the operator lets sandboxes reach private ranges (allow-lists may then name them). */
+  allowPrivateEgress?: boolean;
   /** Called once a sandbox is deleted (its preview tokens go with it). */
   onDeleted?: (id: string) => void;
   log: Logger;
@@ -81,7 +84,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       env: r.env,
       labels: r.labels,
       public: r.public,
-      networkBlockAll: false,
+      networkBlockAll: r.networkBlockAll,
+      ...(r.networkAllowList ? { networkAllowList: r.networkAllowList } : {}),
       target: 'local',
       cpu: r.cpu,
       gpu: 0,
@@ -100,6 +104,37 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     };
     if (r.errorReason) dto.errorReason = r.errorReason;
     return dto;
+  }
+
+  /** The egress policy a record asks for. */
+  const egressOf = (r: Pick<SandboxRecord, 'networkBlockAll' | 'networkAllowList'>): EgressPolicy =>
+    policyOf(r.networkBlockAll, r.networkAllowList ? r.networkAllowList.split(',') : []);
+
+  /**
+   * The record fields for `networkBlockAll`/`networkAllowList` as given (undefined: not given). Refuses what cannot be
+   * enforced: a domain allow-list, both at once, a malformed or forbidden network.
+   */
+  function networkFields(req: { networkBlockAll?: boolean; networkAllowList?: string; domainAllowList?: string }): Pick<SandboxRecord, 'networkBlockAll' | 'networkAllowList'> | undefined {
+    if (req.domainAllowList?.trim()) {
+      throw new CoveError('INVALID_REQUEST', 'domainAllowList is not supported by this Cove server: allow IPv4 networks with networkAllowList instead');
+    }
+    const list = req.networkAllowList?.trim();
+    if (req.networkBlockAll && list) {
+      throw new CoveError('INVALID_REQUEST', 'Give networkBlockAll or networkAllowList, not both: networkBlockAll refuses every destination');
+    }
+    if (req.networkBlockAll) return { networkBlockAll: true, networkAllowList: null };
+    if (list !== undefined) {
+      let cidrs: string[];
+      try {
+        cidrs = parseAllowList(list, { allowPrivate: opts.allowPrivateEgress ?? false });
+      } catch (err) {
+        if (err instanceof EgressPolicyError) throw new CoveError('INVALID_REQUEST', err.message);
+        throw err;
+      }
+      return { networkBlockAll: false, networkAllowList: cidrs.length ? cidrs.join(',') : null };
+    }
+    if (req.networkBlockAll === false) return { networkBlockAll: false, networkAllowList: null };
+    return undefined;
   }
 
   const mayUse = (principal: Principal, record: SandboxRecord): boolean => principal.admin || record.ownerKeyId === principal.keyId;
@@ -152,6 +187,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       user: record.user === opts.defaultUser && record.image === opts.image ? undefined : record.user,
       cpu: record.cpu,
       memoryGiB: record.memory,
+      egress: egressOf(record),
     });
     repo.update(record.id, { containerId: created.containerId, ip: created.ip });
     await runtime.waitForAgent(created.ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
@@ -164,6 +200,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     async create(principal: Principal, req: CreateSandboxRequest): Promise<SandboxDto> {
       if (req.gpu) throw new CoveError('INVALID_REQUEST', 'GPUs are not available on this Cove server');
       if (req.volumes?.length) throw new CoveError('INVALID_REQUEST', 'Volumes are not supported yet');
+      if (req.outboundProxyUrl?.trim()) throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl is not supported by this Cove server');
+      const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
       const image = imageOf(req);
       if (image !== opts.image && !(await runtime.imageExists(image))) {
         throw new CoveError('IMAGE_NOT_FOUND', `Image ${image} does not exist on this host; build it (docker build) or run "cove images build" for the default`);
@@ -183,6 +221,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         env: req.env ?? {},
         labels: req.labels ?? {},
         public: req.public ?? false,
+        ...network,
         cpu: req.cpu ?? DEFAULTS.cpu,
         memory: req.memory ?? DEFAULTS.memory,
         disk: req.disk ?? DEFAULTS.disk,
@@ -208,6 +247,17 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       const poolClass: PoolClass = { image, cpu: record.cpu, memoryGiB: record.memory };
       const member = Object.keys(record.env).length === 0 && record.user === opts.defaultUser ? opts.pool?.claim(poolClass) : undefined;
       if (member) {
+        const policy = egressOf(record);
+        if (policy !== OPEN) {
+          // Members run open; nothing of the user's has run in this one yet.
+          try {
+            await runtime.setEgress(member.containerId, member.ip, policy);
+          } catch (err) {
+            await runtime.remove(member.containerId).catch(() => {});
+            markError(id, (err as Error).message);
+            throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`, (err as Error).stack);
+          }
+        }
         const started = repo.update(id, { state: 'started', containerId: member.containerId, ip: member.ip, agentToken: member.agentToken })!;
         log.debug({ sandboxId: id, pool: true }, 'sandbox created from the warm pool');
         return toDto(started);
@@ -290,7 +340,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         }
         repo.update(id, { state: 'starting', errorReason: null });
         try {
-          const { ip } = await runtime.start(record.containerId);
+          const { ip } = await runtime.start(record.containerId, egressOf(record));
           repo.update(id, { ip });
           await runtime.waitForAgent(ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
         } catch (err) {
@@ -339,6 +389,27 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       });
     },
 
+    /**
+     * Changes what a sandbox may reach. A started sandbox gets the new rules before this returns (connections the
+     * new policy refuses stop passing at once); a stopped one gets them at its next start.
+     */
+    updateNetworkSettings(principal: Principal, idOrName: string, req: UpdateNetworkSettingsRequest): Promise<SandboxDto> {
+      const { id } = visible(principal, idOrName);
+      const fields = networkFields(req);
+      if (!fields) throw new CoveError('INVALID_REQUEST', 'Give networkBlockAll or networkAllowList');
+      return serialized(id, async () => {
+        const record = repo.get(id)!;
+        if (record.state === 'started' && record.ip && record.containerId) {
+          try {
+            await runtime.setEgress(record.containerId, record.ip, egressOf(fields));
+          } catch (err) {
+            throw new CoveError('SANDBOX_ERROR', `The network settings could not be applied: ${(err as Error).message}`);
+          }
+        }
+        return toDto(repo.update(id, fields)!);
+      });
+    },
+
     /** A sandbox by id, without an ownership check: the preview layer decides who may open it. */
     find: (id: string): SandboxRecord | undefined => repo.get(id),
 
@@ -380,6 +451,10 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         }
         if (container.state === 'running') {
           repo.update(record.id, { state: 'started', ip: container.ip });
+          // The kernel kept the rules while the server was down; say them again, in case the host lost them.
+          await runtime.setEgress(container.id, container.ip, egressOf(record)).catch((err: Error) =>
+            log.error({ sandboxId: record.id, err: err.message }, 'could not apply the egress policy of a running sandbox'),
+          );
         } else if (record.state !== 'error') {
           repo.update(record.id, { state: 'stopped', ip: null });
         }

@@ -115,6 +115,9 @@ const MIGRATIONS: string[] = [
      key TEXT NOT NULL,
      created_at TEXT NOT NULL
    );`,
+  // Each sandbox's egress policy (networkBlockAll, networkAllowList), enforced by the host firewall.
+  `ALTER TABLE sandboxes ADD COLUMN network_block_all INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE sandboxes ADD COLUMN network_allow_list TEXT;`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */
