@@ -4,6 +4,7 @@ import { CoveError } from '../../../lib/errors';
 import { IMAGE_REF, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
 import type { Principal } from '../auth/api-keys';
 import type { PoolClass, WarmPool } from '../pool/service';
+import type { QuotaService } from '../quotas/service';
 import type { DockerRuntime } from '../runtime/types';
 import { now } from '../store/db';
 import type { SandboxRecord, SandboxRepo } from './repo';
@@ -22,6 +23,8 @@ interface SandboxServiceOptions {
   repo: SandboxRepo;
   runtime: DockerRuntime;
   pool?: WarmPool;
+  /** Each API key's limits, checked and reserved atomically with the write that makes a sandbox hold resources. */
+  quotas: QuotaService;
   /** Default image, and the user that image runs code as (for the DTO). */
   image: string;
   defaultUser: string;
@@ -198,7 +201,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         lastActivityAt: time,
       };
       try {
-        repo.insert(record);
+        opts.quotas.admit(principal.keyId, record, () => repo.insert(record));
       } catch (err) {
         if (/UNIQUE/.test((err as Error).message)) throw new CoveError('SANDBOX_EXISTS', `A sandbox named ${name} already exists`);
         throw err;
@@ -278,8 +281,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       return serialized(id, async () => {
         const record = repo.get(id)!;
         if (record.state === 'started') return toDto(record);
+        opts.quotas.admit(record.ownerKeyId, record, () => repo.update(id, { state: 'starting', errorReason: null }));
         if (!record.containerId) {
-          repo.update(id, { state: 'starting', errorReason: null });
           try {
             await coldStart(record);
           } catch (err) {
@@ -288,7 +291,6 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           }
           return toDto(repo.update(id, { state: 'started' })!);
         }
-        repo.update(id, { state: 'starting', errorReason: null });
         try {
           const { ip } = await runtime.start(record.containerId);
           repo.update(id, { ip });
