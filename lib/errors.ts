@@ -36,6 +36,9 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   SANDBOX_NOT_STARTED: 409,
   SANDBOX_ERROR: 500,
   IMAGE_NOT_FOUND: 400,
+  // 400 as Daytona answers a total CPU, memory or disk limit of an organization (its BadRequestError): SDK users get
+  // the DaytonaBadRequestError (DaytonaValidationError) they get from Daytona.
+  QUOTA_EXCEEDED: 400,
   AGENT_UNREACHABLE: 502,
   RUNTIME_UNAVAILABLE: 503,
   PORT_NOT_LISTENING: 502,

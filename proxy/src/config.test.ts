@@ -19,6 +19,20 @@ describe('readProxyConfig', () => {
       logLevel: 'info',
       corsOrigins: [],
       allowPrivateEgress: false,
+      limits: { maxSandboxes: 10, maxCpu: 10, maxMemory: 10, maxDisk: 100, maxSandboxCpu: 4, maxSandboxMemory: 8, maxSandboxDisk: 10 },
+    });
+  });
+
+  it('reads the default limits of API keys from flags over the environment; "unlimited" turns one off', () => {
+    const env = { COVE_MAX_SANDBOXES: '20', COVE_MAX_CPU: 'unlimited', COVE_MAX_SANDBOX_DISK: '50' };
+    expect(readProxyConfig(['--max-sandboxes', '3', '--max-memory', '0'], env, '/').limits).toEqual({
+      maxSandboxes: 3,
+      maxCpu: null,
+      maxMemory: 0,
+      maxDisk: 100,
+      maxSandboxCpu: 4,
+      maxSandboxMemory: 8,
+      maxSandboxDisk: 50,
     });
   });
 
@@ -52,5 +66,7 @@ describe('readProxyConfig', () => {
     expect(() => readProxyConfig(['--public-url', 'not a url'], {}, '/')).toThrow(/^publicUrl: /);
     expect(() => readProxyConfig(['--cors-origins', 'https://a.example/path'], {}, '/')).toThrow(/cors-origins: https:\/\/a.example\/path is not an origin/);
     expect(() => readProxyConfig(['--unknown'], {}, '/')).toThrow();
+    expect(() => readProxyConfig(['--max-cpu', 'lots'], {}, '/')).toThrow(/^max-cpu: lots is not a whole number/);
+    expect(() => readProxyConfig([], { COVE_MAX_DISK: '-5' }, '/')).toThrow(/^max-disk: /);
   });
 });

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { normalizeOrigin } from './http/cors';
+import { LIMIT_NAMES, LIMITS, parseLimit, showLimit, type Limits } from './quotas/limits';
 
 const ProxyConfig = z.object({
   host: z.string().min(1),
@@ -26,6 +27,8 @@ const ProxyConfig = z.object({
   corsOrigins: z.array(z.string()),
   /** Sandboxes may reach private ranges (RFC 1918, CGNAT); never link-local (cloud metadata) or the host. */
   allowPrivateEgress: z.boolean(),
+  /** The limits of every API key that sets none of its own (admin keys excepted: see quotas/limits.ts). */
+  limits: z.object(Object.fromEntries(LIMIT_NAMES.map((n) => [n, z.number().int().min(0).nullable()])) as Record<keyof Limits, z.ZodNullable<z.ZodNumber>>),
 });
 type ProxyConfig = z.infer<typeof ProxyConfig>;
 
@@ -47,6 +50,11 @@ export const SERVE_USAGE = `Usage: cove serve [options]
                        let sandboxes reach private networks (10/8, 172.16/12, 192.168/16, 100.64/10);
                        link-local addresses (cloud metadata), the host and other sandboxes stay out of
                        reach (COVE_ALLOW_PRIVATE_EGRESS=1, default off)
+
+Limits of each API key (Daytona's organization limits), a whole number or "unlimited". These are the defaults;
+"cove keys create|set KEY --max-… N" sets a key's own. Admin keys are not bound by these defaults: only limits set
+on the admin key itself apply to it. Going over answers 400 naming the limit.
+${LIMIT_NAMES.map((n) => `  --${`${LIMITS[n].flag} N`.padEnd(22)}${LIMITS[n].says} (${LIMITS[n].env}, default ${showLimit(LIMITS[n].fallback)})`).join('\n')}
 
 The admin API key comes from COVE_API_KEY, or is generated and printed at first start.`;
 
@@ -75,6 +83,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       'log-level': { type: 'string' },
       'cors-origins': { type: 'string' },
       'allow-private-egress': { type: 'boolean' },
+      ...Object.fromEntries(LIMIT_NAMES.map((n) => [LIMITS[n].flag, { type: 'string' as const }])),
     },
   });
   const num = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number(v));
@@ -84,6 +93,11 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     const origin = normalizeOrigin(entry);
     if (!origin) throw new Error(`cors-origins: ${entry.trim().slice(0, 200)} is not an origin (scheme://host[:port], or *)`);
     if (!corsOrigins.includes(origin)) corsOrigins.push(origin);
+  }
+  const limits = {} as Limits;
+  for (const n of LIMIT_NAMES) {
+    const given = (values as Record<string, string | undefined>)[LIMITS[n].flag] ?? env[LIMITS[n].env];
+    limits[n] = given === undefined || given === '' ? LIMITS[n].fallback : parseLimit(given, LIMITS[n].flag);
   }
   const dataDir = path.resolve(cwd, values['data-dir'] ?? env.COVE_DATA_DIR ?? path.join(os.homedir(), '.cove'));
   const result = ProxyConfig.safeParse({
@@ -100,6 +114,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     logLevel: values['log-level'] ?? env.COVE_LOG_LEVEL ?? 'info',
     corsOrigins,
     allowPrivateEgress: values['allow-private-egress'] ?? envFlag(env.COVE_ALLOW_PRIVATE_EGRESS, 'COVE_ALLOW_PRIVATE_EGRESS'),
+    limits,
   });
   if (!result.success) {
     throw new Error(result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));

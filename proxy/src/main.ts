@@ -5,6 +5,7 @@ import { AGENT_VERSION } from '../../wire/agent';
 import { readProxyConfig, SERVE_USAGE } from './config';
 import { createKeysService } from './auth/api-keys';
 import { createWarmPool } from './pool/service';
+import { createQuotaService } from './quotas/service';
 import { createDockerRuntime } from './runtime/docker-runtime';
 import { createSandboxRepo } from './sandboxes/repo';
 import { createSandboxService, LABEL_INSTANCE } from './sandboxes/service';
@@ -73,6 +74,7 @@ export async function runServe(argv: string[]): Promise<void> {
     repo: createSandboxRepo(db),
     runtime,
     pool,
+    quotas: createQuotaService({ db, defaults: config.limits }),
     image: config.image,
     defaultUser: 'cove',
     toolboxUrl,

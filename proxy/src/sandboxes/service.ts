@@ -5,6 +5,7 @@ import { IMAGE_REF, type UpdateNetworkSettingsRequest, type CreateSandboxRequest
 import type { Principal } from '../auth/api-keys';
 import type { PoolClass, WarmPool } from '../pool/service';
 import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
+import type { QuotaService } from '../quotas/service';
 import type { DockerRuntime } from '../runtime/types';
 import { now } from '../store/db';
 import type { SandboxRecord, SandboxRepo } from './repo';
@@ -23,6 +24,8 @@ interface SandboxServiceOptions {
   repo: SandboxRepo;
   runtime: DockerRuntime;
   pool?: WarmPool;
+  /** Each API key's limits, checked and reserved atomically with the write that makes a sandbox hold resources. */
+  quotas: QuotaService;
   /** Default image, and the user that image runs code as (for the DTO). */
   image: string;
   defaultUser: string;
@@ -237,7 +240,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         lastActivityAt: time,
       };
       try {
-        repo.insert(record);
+        opts.quotas.admit(principal.keyId, record, () => repo.insert(record));
       } catch (err) {
         if (/UNIQUE/.test((err as Error).message)) throw new CoveError('SANDBOX_EXISTS', `A sandbox named ${name} already exists`);
         throw err;
@@ -328,8 +331,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       return serialized(id, async () => {
         const record = repo.get(id)!;
         if (record.state === 'started') return toDto(record);
+        opts.quotas.admit(record.ownerKeyId, record, () => repo.update(id, { state: 'starting', errorReason: null }));
         if (!record.containerId) {
-          repo.update(id, { state: 'starting', errorReason: null });
           try {
             await coldStart(record);
           } catch (err) {
@@ -338,7 +341,6 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           }
           return toDto(repo.update(id, { state: 'started' })!);
         }
-        repo.update(id, { state: 'starting', errorReason: null });
         try {
           const { ip } = await runtime.start(record.containerId, egressOf(record));
           repo.update(id, { ip });

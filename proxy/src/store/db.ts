@@ -118,6 +118,12 @@ const MIGRATIONS: string[] = [
   // Each sandbox's egress policy (networkBlockAll, networkAllowList), enforced by the host firewall.
   `ALTER TABLE sandboxes ADD COLUMN network_block_all INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE sandboxes ADD COLUMN network_allow_list TEXT;`,
+  // Each API key's own limits (quotas/): a JSON object of limit name to a number, or null for no limit; a limit not
+  // named (or a key without a row) takes the server's default.
+  `CREATE TABLE IF NOT EXISTS api_key_quotas (
+     key_id TEXT PRIMARY KEY,
+     limits TEXT NOT NULL
+   );`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */
