@@ -16,16 +16,19 @@ const AgentConfig = z.object({
   entrypoint: z.string().min(1).optional(),
   /** Start the entrypoint only at the first request that carries the token. */
   holdEntrypoint: z.boolean(),
+  /** Create `user`'s account when the system lacks it. */
+  createUser: z.boolean(),
 });
 type AgentConfig = z.infer<typeof AgentConfig>;
 
-export const AGENT_USAGE = `Usage: cove agent --token TOKEN [--port 2280] [--host 0.0.0.0] [--workdir DIR] [--user NAME] [--hold-entrypoint] [-- ENTRYPOINT...]
+export const AGENT_USAGE = `Usage: cove agent --token TOKEN [--port 2280] [--host 0.0.0.0] [--workdir DIR] [--user NAME [--create-user]] [--hold-entrypoint] [-- ENTRYPOINT...]
 
   --token T     bearer token every request must carry (or ${TOKEN_ENV} in the environment)
   --port P      port to listen on; 0 picks a free one (default 2280)
   --host H      address to bind (default 0.0.0.0)
   --workdir D   working directory of commands (default: the user's home)
   --user NAME   run user code as this account (the agent must be root)
+  --create-user add --user's account (home /home/NAME) when the system has none of that name
   --hold-entrypoint  start the entrypoint only once the first request with the token arrives
   -- CMD...     run CMD as the "entrypoint" session`;
 
@@ -44,6 +47,7 @@ export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultW
       workdir: { type: 'string' },
       user: { type: 'string' },
       'hold-entrypoint': { type: 'boolean' },
+      'create-user': { type: 'boolean' },
     },
   });
   const token = values.token ?? env[TOKEN_ENV];
@@ -57,6 +61,7 @@ export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultW
     user: values.user,
     entrypoint: positionals.length ? positionals.map(shellQuote).join(' ') : undefined,
     holdEntrypoint: values['hold-entrypoint'] ?? false,
+    createUser: values['create-user'] ?? false,
   });
   if (!result.success) {
     throw new Error(result.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; '));

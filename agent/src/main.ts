@@ -5,7 +5,8 @@ import { AGENT_USAGE, readAgentConfig, TOKEN_ENV } from './config';
 import { startReaper } from './init/reaper';
 import { startAgentServer } from './server';
 import { createSandboxContext } from './system/context';
-import { resolveIdentity } from './system/identity';
+import { ensureAccount } from './system/accounts';
+import { confineAgent, resolveIdentity } from './system/identity';
 
 /** Printed on stdout once the agent accepts requests; supervisors and tests wait for it. */
 const READY_PREFIX = 'cove agent listening on ';
@@ -19,7 +20,9 @@ export async function runAgent(argv: string[]): Promise<void> {
   let config;
   let identity;
   try {
-    identity = resolveIdentity(argv.includes('--user') ? argv[argv.indexOf('--user') + 1] : undefined, process.env.HOME);
+    const user = argv.includes('--user') ? argv[argv.indexOf('--user') + 1] : undefined;
+    if (user && argv.includes('--create-user')) ensureAccount(user);
+    identity = resolveIdentity(user, process.env.HOME);
     config = readAgentConfig(argv, process.env, identity.home || os.homedir());
   } catch (err) {
     process.stderr.write(`cove agent: ${(err as Error).message}\n\n${AGENT_USAGE}\n`);
@@ -29,6 +32,13 @@ export async function runAgent(argv: string[]): Promise<void> {
   // One bad request or child must not take every sandbox process down with the agent; reaching this is a bug.
   installLastResort('cove agent');
   delete process.env[TOKEN_ENV];
+  try {
+    confineAgent(identity);
+  } catch (err) {
+    process.stderr.write(`cove agent: ${(err as Error).message}\n`);
+    process.exitCode = 2;
+    return;
+  }
   mkdirSync(config.workdir, { recursive: true });
   process.chdir(config.workdir);
 

@@ -58,7 +58,7 @@ describe('docker runtime', () => {
   it('creates a sandbox whose agent runs commands, labelled and listed as Cove’s', async () => {
     const s = await sandbox({ labels: { 'dev.cove.sandbox': 'sbx-1' }, env: { GREETING: 'hello there' } });
     const out = await s.agent.exec('echo "$GREETING"; id -un; pwd; echo "token:${COVE_AGENT_TOKEN:-none}"');
-    expect(out).toEqual({ exitCode: 0, result: 'hello there\nroot\n/root\ntoken:none\n' });
+    expect(out).toEqual({ exitCode: 0, result: 'hello there\ncove\n/home/cove\ntoken:none\n' });
 
     const info = await runtime.inspect(s.containerId);
     expect(info).toMatchObject({ state: 'running', ip: s.ip, labels: { 'dev.cove.managed': '1', 'dev.cove.sandbox': 'sbx-1' } });
@@ -121,7 +121,7 @@ describe('docker runtime', () => {
     expect((await runtime.inspect(b.containerId))?.labels['dev.cove.agent']).toBeUndefined();
   });
 
-  it('runs user code as the spec user, else the image label dev.cove.user, else the image USER, else root', async () => {
+  it('runs user code as the spec user, else the image label dev.cove.user, else the image USER, else a non-root account cove', async () => {
     const labelled = await testImage(
       `FROM ${baseImage}\nRUN useradd -m -s /bin/bash alice && useradd -m -s /bin/bash bob\nLABEL dev.cove.user=alice\n`,
     );
@@ -153,7 +153,7 @@ describe('docker runtime', () => {
 
   it('keeps files across stop and start', async () => {
     const s = await sandbox();
-    expect((await s.agent.exec('echo kept > /root/note.txt')).exitCode).toBe(0);
+    expect((await s.agent.exec('echo kept > /home/cove/note.txt')).exitCode).toBe(0);
     await runtime.stop(s.containerId, 5);
     expect((await runtime.inspect(s.containerId))?.state).toBe('exited');
     await runtime.stop(s.containerId, 5); // stopping a stopped sandbox is not an error
@@ -161,7 +161,7 @@ describe('docker runtime', () => {
     const { ip } = await runtime.start(s.containerId);
     expect((await runtime.inspect(s.containerId))?.state).toBe('running');
     await runtime.waitForAgent(ip, s.token, 20_000);
-    expect(await agentClient(ip, s.token).exec('cat /root/note.txt')).toEqual({ exitCode: 0, result: 'kept\n' });
+    expect(await agentClient(ip, s.token).exec('cat /home/cove/note.txt')).toEqual({ exitCode: 0, result: 'kept\n' });
   });
 
   it('removes a sandbox completely, and removing it again is not an error', async () => {

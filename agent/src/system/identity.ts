@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { loadLibc } from './libc';
 import os from 'node:os';
 
 /** The account that user code runs as. */
@@ -62,4 +63,47 @@ function ownAccount(): { username: string; uid: number; gid: number; homedir: st
 export function spawnIdentity(identity: Identity): { uid?: number; gid?: number } {
   const selfUid = process.getuid?.() ?? identity.uid;
   return selfUid === identity.uid ? {} : { uid: identity.uid, gid: identity.gid };
+}
+
+/**
+ * Confines the agent process before anything of the user's runs (a root agent only):
+ * - **Not dumpable.** User code running as root in the sandbox must not read the agent's memory or environment
+ *   (`/proc/<agent>/environ` still holds the token the agent was started with, and its heap holds it too): the kernel
+ *   lets another process of the same user read them only while the target is dumpable. Changing the effective gid
+ *   clears that flag (to `fs.suid_dumpable`, 0 by default), and it stays cleared when the gid is changed back; where
+ *   an operator set `fs.suid_dumpable=1`, prctl(PR_SET_DUMPABLE, 0) does it instead.
+ * - **The user's groups.** node-pty switches uid and gid but not the supplementary groups, so PTY and SSH shells
+ *   would keep the agent's (root's) groups; the agent takes the user's own groups instead (as root they give it
+ *   nothing it did not have). Commands started through child_process get none at all (libuv drops them).
+ */
+export function confineAgent(identity: Identity): void {
+  if (process.getuid?.() !== 0) return;
+  const egid = process.getegid!();
+  process.setegid!(egid === 0 ? 65534 : 0);
+  process.setegid!(egid);
+  if (readFileSync('/proc/sys/fs/suid_dumpable', 'utf8').trim() === '1') {
+    const PR_SET_DUMPABLE = 4;
+    if (loadLibc()?.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) !== 0) throw new Error('could not make the agent non-dumpable (prctl failed)');
+  }
+  if (identity.uid !== 0) {
+    let groups = '';
+    try {
+      groups = readFileSync('/etc/group', 'utf8');
+    } catch {
+      /* no /etc/group: the primary group alone */
+    }
+    process.setgroups!(userGroups(groups, identity.username, identity.gid));
+  }
+}
+
+/** The groups an account belongs to, as initgroups(3) finds them: its primary group, then every group listing it. */
+export function userGroups(groupFile: string, username: string, gid: number): number[] {
+  const groups = [gid];
+  for (const line of groupFile.split('\n')) {
+    const [, , id, members] = line.split(':');
+    const n = Number(id);
+    if (id === undefined || id === '' || !Number.isInteger(n) || groups.includes(n)) continue;
+    if ((members ?? '').split(',').map((m) => m.trim()).includes(username)) groups.push(n);
+  }
+  return groups;
 }

@@ -200,8 +200,10 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         throw new RuntimeError('INVALID_SPEC', `The agent bundle is missing at ${bundleDir} (to mount at ${BUNDLE_MOUNT}): run \`cove images build\``);
       }
       const [, image] = await Promise.all([ensureNetwork(), inspectImage(spec.image)]);
-      const user = await userName(chooseUser(spec, image), image, spec);
-      const options = containerCreateOptions({ spec, image, user, bundleDir, network, agentPort });
+      const chosen = chooseUser(spec, image);
+      const user = await userName(chosen, image, spec);
+      const createUser = 'create' in chosen && chosen.create === true;
+      const options = containerCreateOptions({ spec, image, user, createUser, bundleDir, network, agentPort });
       let container: Dockerode.Container;
       try {
         container = await docker.createContainer(options);
@@ -213,7 +215,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       }
       try {
         const { ip } = await start(container.id, spec.egress);
-        return { containerId: container.id, ip };
+        return { containerId: container.id, ip, user };
       } catch (err) {
         // A container that never ran is no use to anyone: do not leave it for the reconciler.
         await remove(container.id).catch(() => {});

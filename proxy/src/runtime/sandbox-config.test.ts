@@ -10,12 +10,13 @@ const image = (config: { User?: string; Labels?: Record<string, string>; Entrypo
 const SPEC: SandboxSpec = { name: 'cove-abc', image: 'cove-sandbox:latest', agentToken: 't'.repeat(32) };
 
 describe('chooseUser', () => {
-  it('prefers the spec, then the image label, then the image USER, then root', () => {
+  it("prefers the spec, then the image label, then the image USER, then Cove's non-root account, created when missing", () => {
     expect(chooseUser({ user: 'alice' }, image({ User: 'bob', Labels: { 'dev.cove.user': 'carol' } }))).toEqual({ name: 'alice' });
     expect(chooseUser({ user: '  ' }, image({ User: 'bob', Labels: { 'dev.cove.user': 'carol' } }))).toEqual({ name: 'carol' });
     expect(chooseUser({}, image({ User: 'bob:staff' }))).toEqual({ name: 'bob' });
-    expect(chooseUser({}, image())).toEqual({ name: 'root' });
-    expect(chooseUser({}, { Config: undefined } as unknown as Dockerode.ImageInspectInfo)).toEqual({ name: 'root' });
+    expect(chooseUser({}, image())).toEqual({ name: 'cove', create: true });
+    expect(chooseUser({}, { Config: undefined } as unknown as Dockerode.ImageInspectInfo)).toEqual({ name: 'cove', create: true });
+    expect(chooseUser({}, image({ User: 'root' }))).toEqual({ name: 'root' });
   });
 
   it('leaves a numeric USER as a uid to resolve, except 0 which is root', () => {
@@ -42,6 +43,7 @@ describe('entrypoint, command and work dir', () => {
     expect(imageEntrypoint(image({ Cmd: ['bash'] }))).toEqual(['bash']);
     expect(imageEntrypoint(image({ Cmd: ['bash'], Labels: { 'dev.cove.agent': 'baked' } }))).toEqual([]);
     expect(agentCommand({ user: 'dev', port: 2280, entrypoint: [] })).toEqual([...AGENT_COMMAND, '--port', '2280', '--user', 'dev']);
+    expect(agentCommand({ user: 'cove', createUser: true, port: 2280, entrypoint: [] })).toEqual([...AGENT_COMMAND, '--port', '2280', '--user', 'cove', '--create-user']);
     expect(agentCommand({ user: 'root', workdir: '/app', port: 1, entrypoint: ['npm', 'start'] })).toEqual([
       ...AGENT_COMMAND,
       '--port',

@@ -25,18 +25,25 @@ export const SANDBOX_CAPABILITIES = [
 /** Environment variable that carries the agent token (the agent removes it from its environment once read). */
 const TOKEN_ENV = 'COVE_AGENT_TOKEN';
 
-/** Who runs user code, as decided from the spec and the image. `uid` is set when only a number is known. */
-export type SandboxUser = { name: string } | { uid: number };
+/**
+ * Who runs user code, as decided from the spec and the image. `uid` is set when only a number is known; `create`
+ * when the account is Cove's default one, which the agent adds to images that lack it.
+ */
+export type SandboxUser = { name: string; create?: boolean } | { uid: number };
+
+/** The account user code runs as in an image that names none: never root unless asked. */
+const DEFAULT_SANDBOX_USER = 'cove';
 
 /**
  * The account user code runs as: the spec's `user`; else the image label `dev.cove.user`; else the image's USER
- * (its name part; a number is resolved later against the image's /etc/passwd); else root.
+ * (its name part; a number is resolved later against the image's /etc/passwd; 0 or root means root); else Cove's
+ * non-root default account, created in the container when the image lacks it.
  */
 export function chooseUser(spec: Pick<SandboxSpec, 'user'>, image: Dockerode.ImageInspectInfo): SandboxUser {
   const explicit = spec.user?.trim() || image.Config?.Labels?.[LABEL_USER]?.trim();
   if (explicit) return { name: explicit };
   const configured = (image.Config?.User ?? '').split(':')[0].trim();
-  if (!configured) return { name: 'root' };
+  if (!configured) return { name: DEFAULT_SANDBOX_USER, create: true };
   if (/^\d+$/.test(configured)) return Number(configured) === 0 ? { name: 'root' } : { uid: Number(configured) };
   return { name: configured };
 }
@@ -60,13 +67,14 @@ export function imageEntrypoint(image: Dockerode.ImageInspectInfo): string[] {
 }
 
 /** The container's command: the mounted agent as PID 1, then the image's entrypoint after `--`. */
-export function agentCommand(opts: { user: string; workdir?: string; port: number; entrypoint: string[] }): string[] {
+export function agentCommand(opts: { user: string; createUser?: boolean; workdir?: string; port: number; entrypoint: string[] }): string[] {
   return [
     ...AGENT_COMMAND,
     '--port',
     String(opts.port),
     '--user',
     opts.user,
+    ...(opts.createUser ? ['--create-user'] : []),
     ...(opts.workdir ? ['--workdir', opts.workdir] : []),
     // The image's entrypoint waits for the proxy's first request, which comes once the egress policy is in force.
     ...(opts.entrypoint.length ? ['--hold-entrypoint', '--', ...opts.entrypoint] : []),
@@ -102,6 +110,8 @@ export function containerCreateOptions(opts: {
   spec: SandboxSpec;
   image: Dockerode.ImageInspectInfo;
   user: string;
+  /** The agent adds `user`'s account when the image lacks it. */
+  createUser?: boolean;
   bundleDir: string;
   network: string;
   agentPort: number;
@@ -127,6 +137,7 @@ export function containerCreateOptions(opts: {
     User: '0:0',
     Entrypoint: agentCommand({
       user: opts.user,
+      createUser: opts.createUser,
       workdir: chooseWorkdir(image),
       port: opts.agentPort,
       entrypoint: imageEntrypoint(image),

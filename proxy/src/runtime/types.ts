@@ -29,7 +29,7 @@ export interface SandboxSpec {
   env?: Record<string, string>;
   /** The agent's bearer token (at least 16 characters). */
   agentToken: string;
-  /** Account user code runs as; default: image label dev.cove.user, else the image's USER, else root. */
+  /** Account user code runs as; default: image label dev.cove.user, else the image's USER, else a created `cove`. */
   user?: string;
   /** vCPUs (default 1). */
   cpu?: number;
@@ -90,7 +90,7 @@ export interface DockerRuntime {
   /** Creates the Cove network (once) and installs the host-isolation firewall rules (idempotent). */
   ensureNetwork(): Promise<NetworkInfo>;
   /** Creates and starts a sandbox container; resolves once it runs (not once its agent answers: see waitForAgent). */
-  createSandbox(spec: SandboxSpec): Promise<{ containerId: string; ip: string }>;
+  createSandbox(spec: SandboxSpec): Promise<{ containerId: string; ip: string; /** the account user code runs as */ user: string }>;
   /**
    * Polls the agent's `GET /version` until it answers 200. Throws AgentNotReadyError on timeout, or as soon as the
    * container is seen exited, with the container's last log lines.

@@ -187,12 +187,13 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       labels: { [LABEL_SANDBOX]: record.id, [LABEL_INSTANCE]: opts.instance },
       env: record.env,
       agentToken: record.agentToken,
-      user: record.user === opts.defaultUser && record.image === opts.image ? undefined : record.user,
+      // Empty: the image decides (its USER, else Cove's non-root account); the runtime says whom it chose.
+      user: (record.user === opts.defaultUser && record.image === opts.image) || !record.user ? undefined : record.user,
       cpu: record.cpu,
       memoryGiB: record.memory,
       egress: egressOf(record),
     });
-    repo.update(record.id, { containerId: created.containerId, ip: created.ip });
+    repo.update(record.id, { containerId: created.containerId, ip: created.ip, user: created.user });
     await runtime.waitForAgent(created.ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
     return created;
   }
@@ -220,7 +221,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         ownerKeyId: principal.keyId,
         state: 'creating',
         image,
-        user: req.user ?? (image === opts.image ? opts.defaultUser : 'root'),
+        user: req.user ?? (image === opts.image ? opts.defaultUser : ''),
         env: req.env ?? {},
         labels: req.labels ?? {},
         public: req.public ?? false,
