@@ -2,7 +2,6 @@ import os from 'node:os';
 import { mkdirSync } from 'node:fs';
 import { installLastResort } from '../../lib/guard';
 import { AGENT_USAGE, readAgentConfig, TOKEN_ENV } from './config';
-import { startReaper } from './init/reaper';
 import { startAgentServer } from './server';
 import { createSandboxContext } from './system/context';
 import { ensureAccount } from './system/accounts';
@@ -39,10 +38,12 @@ export async function runAgent(argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  if (process.pid === 1) {
+    process.stderr.write('cove agent: running as PID 1 without an init: orphaned processes will not be reaped; run the container with --init (Cove does)\n');
+  }
   mkdirSync(config.workdir, { recursive: true });
   process.chdir(config.workdir);
 
-  startReaper();
   const ctx = createSandboxContext({ workdir: config.workdir, identity, env: process.env });
   let authorized!: () => void;
   const firstRequest = new Promise<void>((resolve) => (authorized = resolve));

@@ -151,6 +151,17 @@ describe('docker runtime', () => {
     expect((err as Error).message).toContain('nobody-here');
   });
 
+  it("reaps the orphans user code leaves behind (Docker's init is PID 1; the agent runs under it)", async () => {
+    const s = await sandbox();
+    const pid1 = await s.agent.exec('tr "\\0" " " < /proc/1/cmdline');
+    expect(pid1.result).toMatch(/^\/sbin\/docker-init -- \/opt\/cove\/bin\/node /);
+    // Five background jobs whose parent exits at once: they are re-parented to PID 1 and must not stay zombies.
+    await s.agent.exec('for i in 1 2 3 4 5; do (sleep 0.2 >/dev/null 2>&1 &); done');
+    const zombies = async () => (await s.agent.exec("cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == \"Z\"' | wc -l")).result.trim();
+    await waitFor(async () => (await zombies()) === '0' && (await s.agent.exec("grep -lx sleep /proc/[0-9]*/comm 2>/dev/null | wc -l")).result.trim() === '0', 5000, 'orphans to exit and be reaped');
+    expect(await zombies()).toBe('0');
+  });
+
   it('keeps files across stop and start', async () => {
     const s = await sandbox();
     expect((await s.agent.exec('echo kept > /home/cove/note.txt')).exitCode).toBe(0);

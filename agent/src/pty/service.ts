@@ -5,7 +5,6 @@ import type * as NodePty from 'node-pty';
 import type { PtyCreateRequest, PtyExit, PtySessionInfo } from '../../../wire/pty';
 import { CoveError } from '../../../lib/errors';
 import { guard } from '../../../lib/guard';
-import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
 import { loadNodePty } from '../system/node-pty';
 import { loginShell } from '../system/shell';
@@ -130,8 +129,6 @@ export function createPtyService(ctx: SandboxContext) {
     let p: NodePty.IPty;
     try {
       const nodePty = loadNodePty();
-      // Orphans of the shell's jobs must come back to the agent to be reaped.
-      becomeSubreaper();
       p = nodePty.spawn(pickShell(), ['-l'], {
         // Clients are xterm-compatible terminals whatever TERM the agent itself inherited; a request may override.
         name: s.envs.TERM ?? 'xterm-256color',
@@ -147,8 +144,6 @@ export function createPtyService(ctx: SandboxContext) {
     } catch (err) {
       throw err instanceof CoveError ? err : new CoveError('INTERNAL_ERROR', 'Could not start the terminal', (err as Error).message);
     }
-    // node-pty waits for its child itself; the zombie reaper must not take that exit status away from it.
-    claimChild(p.pid);
     s.pty = p;
     s.pid = p.pid;
     p.onData(guard('terminal output', (chunk: string) => output(s, chunk as unknown as Buffer), () => {}));
@@ -156,7 +151,6 @@ export function createPtyService(ctx: SandboxContext) {
       guard(
         'terminal exit',
         ({ exitCode, signal }: { exitCode: number; signal?: number }) => {
-          releaseChild(p.pid);
           finish(s, describeExit(exitCode, signal));
         },
         () => {},

@@ -18,7 +18,6 @@ import {
   type SshExit,
   type SshListenEvent,
 } from '../../../wire/ssh';
-import { becomeSubreaper, claimChild, releaseChild } from '../init/reaper';
 import { childEnv, type SandboxContext } from '../system/context';
 import { loadNodePty } from '../system/node-pty';
 import { loginShell } from '../system/shell';
@@ -149,7 +148,6 @@ export function createSshService(ctx: SandboxContext) {
       if (req.pty && req.kind !== 'sftp') {
         let p: NodePty.IPty;
         try {
-          becomeSubreaper();
           p = loadNodePty().spawn(shell, req.kind === 'exec' ? ['-c', req.command ?? ''] : ['-l'], {
             name: req.pty.term || 'xterm-256color',
             cols: req.pty.cols,
@@ -162,15 +160,12 @@ export function createSshService(ctx: SandboxContext) {
         } catch (err) {
           return failure(`Could not start the terminal: ${(err as Error).message}`);
         }
-        // node-pty waits for its child itself; the zombie reaper must not take that exit status away from it.
-        claimChild(p.pid);
         const entry: Running = { pid: p.pid, kill: (signal) => signalGroup(p.pid, signal) };
         running.add(entry);
         paused = [p];
         proc = { pid: p.pid, write: (d) => p.write(d), resize: (r) => p.resize(r.cols, r.rows) };
         p.onData(output(FRAME.stdout) as unknown as (d: string) => void);
         p.onExit(({ exitCode, signal }) => {
-          releaseChild(p.pid);
           running.delete(entry);
           // Output the kernel still holds comes before the exit.
           setImmediate(() => finish(signal ? { signal: signalName(signal), coreDumped: false } : { code: exitCode }));

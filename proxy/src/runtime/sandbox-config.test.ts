@@ -105,14 +105,14 @@ describe('containerCreateOptions', () => {
   const create = (spec: Partial<SandboxSpec> = {}, img = image({ Cmd: ['sleep', 'infinity'] })) =>
     containerCreateOptions({ spec: { ...SPEC, ...spec }, image: img, user: 'dev', bundleDir: '/var/lib/cove/bundle/../bundle', network: 'cove-net', agentPort: 2280 });
 
-  it('runs the mounted agent as root PID 1 with the image entrypoint after it, read-only bundle, no CMD', () => {
+  it("runs the mounted agent as root under Docker's init, with the image entrypoint after it, read-only bundle, no CMD", () => {
     const o = create();
     expect(o.User).toBe('0:0');
     expect(o.Entrypoint).toEqual([...AGENT_COMMAND, '--port', '2280', '--user', 'dev', '--hold-entrypoint', '--', 'sleep', 'infinity']);
     expect(o.Cmd).toEqual([]);
     expect(o.StopSignal).toBe('SIGTERM');
     expect(o.HostConfig?.Binds).toEqual([`/var/lib/cove/bundle:${BUNDLE_MOUNT}:ro`]);
-    expect(o.HostConfig?.Init).toBe(false);
+    expect(o.HostConfig?.Init).toBe(true);
     expect(o.HostConfig?.NetworkMode).toBe('cove-net');
   });
 

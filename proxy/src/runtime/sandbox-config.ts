@@ -66,7 +66,7 @@ export function imageEntrypoint(image: Dockerode.ImageInspectInfo): string[] {
   return [...(image.Config?.Entrypoint ?? []), ...(image.Config?.Cmd ?? [])];
 }
 
-/** The container's command: the mounted agent as PID 1, then the image's entrypoint after `--`. */
+/** The container's command (under Docker's init): the mounted agent, then the image's entrypoint after `--`. */
 export function agentCommand(opts: { user: string; createUser?: boolean; workdir?: string; port: number; entrypoint: string[] }): string[] {
   return [
     ...AGENT_COMMAND,
@@ -144,7 +144,8 @@ export function containerCreateOptions(opts: {
     }),
     // Setting Entrypoint already stops Docker from appending the image's CMD; say so explicitly anyway.
     Cmd: [],
-    // The agent (PID 1) stops on SIGTERM; an image's STOPSIGNAL (e.g. SIGQUIT for nginx) is meant for its own process.
+    // The agent stops on SIGTERM (the init passes it on); an image's STOPSIGNAL (e.g. SIGQUIT for nginx) is meant for
+    // its own process.
     StopSignal: 'SIGTERM',
     HostConfig: {
       Binds: [`${path.resolve(opts.bundleDir)}:${BUNDLE_MOUNT}:ro`],
@@ -158,7 +159,8 @@ export function containerCreateOptions(opts: {
       MemorySwap: memory, // equal to Memory: no swap, so the limit is the limit
       PidsLimit: spec.pids ?? 1024,
       RestartPolicy: { Name: 'no' }, // the proxy decides what runs; a crashed sandbox is reported, not restarted
-      Init: false, // the agent is PID 1 and reaps orphans itself
+      // Docker's init (tini) is PID 1: it reaps every orphan user code leaves behind and passes signals to the agent.
+      Init: true,
       // Sandboxes are long-lived and chatty; keep their engine logs bounded.
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
     },
