@@ -97,14 +97,54 @@ export const UpdateNetworkSettingsRequest = z.object({
 });
 export type UpdateNetworkSettingsRequest = z.infer<typeof UpdateNetworkSettingsRequest>;
 
-export const ListSandboxesQuery = z.object({
-  cursor: z.string().optional(),
+/** A query-string boolean that may be absent (a filter not asked for). */
+const queryFlag = z
+  .enum(['true', 'false', '1', '0'])
+  .optional()
+  .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1'));
+/** A list given as a repeated name or comma-separated. */
+const queryList = z.union([z.string(), z.array(z.string())]).optional();
+const queryNumber = z.coerce.number().min(0).optional();
+
+/**
+ * `GET /sandbox` (SDK 0.2: `daytona.list(query)`): Daytona's search. Names it takes but Cove cannot honour are
+ * refused by name (`sandboxClasses`, and `autoDestroyAt*` until sandboxes have a ttl).
+ */
+export const ListSandboxesQuery = z.strictObject({
+  cursor: z.string().max(1000).optional(),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
+  /** Id prefix, case-insensitive. */
   id: z.string().optional(),
+  /** Name prefix, case-insensitive. */
   name: z.string().optional(),
   /** JSON object of labels every listed sandbox must carry. */
   labels: z.string().optional(),
-  states: z.union([z.string(), z.array(z.string())]).optional(),
+  /** Cove keeps no record of deleted sandboxes, so there are none to include. */
+  includeErroredDeleted: queryFlag,
+  /** Warm-pool containers are not sandboxes until claimed, so there are none to include. */
+  includeWarm: queryFlag,
+  states: queryList,
+  /** Image names. */
+  snapshots: queryList,
+  /** Targets (Cove has one, `local`). */
+  regionIds: queryList,
+  minCpu: queryNumber,
+  maxCpu: queryNumber,
+  minMemoryGiB: queryNumber,
+  maxMemoryGiB: queryNumber,
+  minDiskGiB: queryNumber,
+  maxDiskGiB: queryNumber,
+  minGpu: queryNumber,
+  maxGpu: queryNumber,
+  isPublic: queryFlag,
+  isRecoverable: queryFlag,
+  createdAtAfter: z.string().optional(),
+  createdAtBefore: z.string().optional(),
+  /** Last activity. */
+  lastEventAfter: z.string().optional(),
+  lastEventBefore: z.string().optional(),
+  sort: z.enum(['name', 'cpu', 'memoryGib', 'diskGib', 'lastActivityAt', 'createdAt']).optional(),
+  order: z.enum(['asc', 'desc']).optional(),
 });
 export type ListSandboxesQuery = z.infer<typeof ListSandboxesQuery>;
 

@@ -235,7 +235,7 @@ export class Router {
     // Decided once per route: without the check the handler path is the same as it always was.
     const checked = (this.opts.checkResponses ?? CHECK_RESPONSES) ? spec.response : undefined;
     this.app.on(spec.method.toUpperCase(), toHonoPath(spec.path), async (c) => {
-      const query = spec.query ? parseOrThrow(spec.query, c.req.query(), 'query') : undefined;
+      const query = spec.query ? parseOrThrow(spec.query, queryOf(c), 'query') : undefined;
       const body = spec.body ? parseOrThrow(spec.body, await readJson(c, this.opts.maxJsonBody ?? MAX_JSON_BODY), 'body') : undefined;
       const result = await handler({ query, body, params: c.req.param(), c } as RouteInput<Q, B>);
       if (result instanceof Response) {
@@ -331,4 +331,11 @@ export class Router {
       paths,
     };
   }
+}
+
+/** The query string as one value per name, or a list where a name is repeated (`states=a&states=b`). */
+function queryOf(c: Context): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, values] of Object.entries(c.req.queries())) out[name] = values.length === 1 ? values[0] : values;
+  return out;
 }

@@ -27,6 +27,31 @@ describe('the Daytona SDK against Cove', () => {
     expect((await daytona.get(ts.id)).id).toBe(ts.id);
   });
 
+  it("lists with Daytona's filters, sort and cursor pages, as the SDK iterates them", async () => {
+    const daytona = cove.daytona();
+    const all = async (query: Parameters<typeof daytona.list>[0]) => {
+      const out: Sandbox[] = [];
+      for await (const s of daytona.list(query)) out.push(s);
+      return out;
+    };
+    const python = (await all({ labels: { 'code-toolbox-language': 'python' } })).map((s) => s.id);
+    expect(python).toContain(py.id);
+    expect(python).not.toContain(ts.id);
+    // One sandbox per page: the SDK follows the cursors through every page, in name order.
+    const byName = await all({ sort: 'name', order: 'asc', limit: 1 });
+    const names = byName.map((s) => s.name.toLowerCase());
+    expect(names).toEqual([...names].sort());
+    expect(byName.map((s) => s.id)).toEqual(expect.arrayContaining([ts.id, py.id]));
+    expect((await all({ states: ['stopped'], id: ts.id })).length).toBe(0);
+    expect((await all({ states: ['started'], id: ts.id.slice(0, 8) })).map((s) => s.id)).toEqual([ts.id]);
+    // What Cove cannot filter by is refused by name, not ignored.
+    for (const refused of ['sandboxClasses=small', 'autoDestroyAtAfter=2026-01-01T00:00:00Z', 'sort=gpu']) {
+      const res = await cove.api(`/sandbox?${refused}`);
+      expect(res.status, refused).toBe(400);
+      expect((await res.json()).message).toContain(refused.split('=')[0]);
+    }
+  });
+
   it('executes commands with cwd and env, as a non-root user', async () => {
     await ts.fs.createFolder('/home/cove/work', '755');
     const res = await ts.process.executeCommand('pwd; echo "$GREETING"; id -un; exit 3', '/home/cove/work', { GREETING: 'hello' });

@@ -8,6 +8,7 @@ import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } 
 import type { QuotaService } from '../quotas/service';
 import type { DockerRuntime } from '../runtime/types';
 import { now } from '../store/db';
+import { searchSandboxes } from './list-query';
 import type { SandboxRecord, SandboxRepo } from './repo';
 
 import { LABEL_POOL, LABEL_SANDBOX } from '../runtime/types';
@@ -19,6 +20,8 @@ import { LABEL_POOL, LABEL_SANDBOX } from '../runtime/types';
 export const LABEL_INSTANCE = 'dev.cove.instance';
 const AGENT_READY_TIMEOUT_MS = 60_000;
 const DEFAULTS = { cpu: 1, memory: 1, disk: 10 };
+/** The one target (Daytona's region) a Cove server has. */
+const TARGET = 'local';
 
 interface SandboxServiceOptions {
   repo: SandboxRepo;
@@ -89,7 +92,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       public: r.public,
       networkBlockAll: r.networkBlockAll,
       ...(r.networkAllowList ? { networkAllowList: r.networkAllowList } : {}),
-      target: 'local',
+      target: TARGET,
       cpu: r.cpu,
       gpu: 0,
       memory: r.memory,
@@ -139,6 +142,9 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     if (req.networkBlockAll === false) return { networkBlockAll: false, networkAllowList: null };
     return undefined;
   }
+
+  /** Every sandbox a principal may list: its own, or all for an admin key. */
+  const owned = (principal: Principal): SandboxRecord[] => (principal.admin ? repo.all() : repo.list({ ownerKeyId: principal.keyId, limit: -1 }));
 
   const mayUse = (principal: Principal, record: SandboxRecord): boolean => principal.admin || record.ownerKeyId === principal.keyId;
 
@@ -286,45 +292,20 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     },
 
     list(principal: Principal, query: ListSandboxesQuery): ListSandboxesResponse {
-      const limit = query.limit ?? 100;
-      let wanted: Record<string, string> = {};
-      if (query.labels) {
-        try {
-          wanted = JSON.parse(query.labels) as Record<string, string>;
-        } catch {
-          throw new CoveError('INVALID_REQUEST', 'labels must be a JSON object of label names to values');
-        }
-      }
-      const states = query.states === undefined ? undefined : ([] as string[]).concat(query.states).flatMap((s) => s.split(','));
-      const items: SandboxDto[] = [];
-      let after = query.cursor;
-      // Filter in pages until the page is full or the table is exhausted.
-      for (;;) {
-        const batch = repo.list({ ownerKeyId: principal.admin ? undefined : principal.keyId, after, limit });
-        for (const r of batch) {
-          after = r.id;
-          if (query.id && r.id !== query.id) continue;
-          if (query.name && r.name !== query.name) continue;
-          if (states && !states.includes(r.state)) continue;
-          if (!Object.entries(wanted).every(([k, v]) => r.labels[k] === v)) continue;
-          items.push(toDto(r));
-          if (items.length === limit) return { items, nextCursor: r.id };
-        }
-        if (batch.length < limit) return { items, nextCursor: null };
-      }
+      const { items, nextCursor } = searchSandboxes(owned(principal), { ...query, target: TARGET });
+      return { items: items.map(toDto), nextCursor };
     },
 
-    /** The same filters as list(), by numbered pages with a total (older SDKs). */
+    /** The same filters by numbered pages with a total, newest first (SDKs before 0.2). */
     listPage(principal: Principal, query: ListSandboxesPageQuery): ListSandboxesPageResponse {
       const { page = 1, limit = 100, ...filters } = query;
-      const matching: SandboxDto[] = [];
-      let cursor: string | undefined;
-      do {
-        const batch = this.list(principal, { ...filters, cursor, limit: 1000 });
-        matching.push(...batch.items);
-        cursor = batch.nextCursor ?? undefined;
-      } while (cursor);
-      return { items: matching.slice((page - 1) * limit, page * limit), total: matching.length, page, totalPages: Math.ceil(matching.length / limit) };
+      const { items: matching } = searchSandboxes(owned(principal), { ...filters, sort: 'createdAt', order: 'desc', limit: Number.MAX_SAFE_INTEGER, target: TARGET });
+      return {
+        items: matching.slice((page - 1) * limit, page * limit).map(toDto),
+        total: matching.length,
+        page,
+        totalPages: Math.ceil(matching.length / limit),
+      };
     },
 
     start(principal: Principal, idOrName: string): Promise<SandboxDto> {
