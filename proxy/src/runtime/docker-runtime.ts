@@ -4,6 +4,7 @@ import Dockerode from 'dockerode';
 import { BUNDLE_MOUNT } from '../../../images/src/bundle';
 import { AGENT_PORT } from '../../../wire/agent';
 import { demuxLogs, pollAgent } from './agent-ready';
+import { CONTAINER_EVENTS } from './events';
 import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
 import { chooseUser, containerCreateOptions, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
@@ -110,6 +111,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       ip: c.State.Running ? ipOf(c.NetworkSettings) : '',
       labels: ownLabels(c.Config.Labels),
       exitCode: c.State.ExitCode,
+      oomKilled: c.State.OOMKilled,
     };
   }
 
@@ -271,6 +273,16 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       // Like `docker stats`: page cache the kernel can drop at once is not the sandbox's memory.
       const inactive = mem.stats?.total_inactive_file ?? mem.stats?.inactive_file ?? 0;
       return Math.max(0, mem.usage - inactive);
+    },
+
+    async containerEvents(labels) {
+      try {
+        return await docker.getEvents({
+          filters: { type: ['container'], event: [...CONTAINER_EVENTS], label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+        });
+      } catch (err) {
+        throw toRuntimeError(err, 'follow the engine\'s events');
+      }
     },
 
     async imageExists(name) {

@@ -48,6 +48,11 @@ export interface ContainerInfo {
   labels: Record<string, string>;
   /** Exit code of the last run (meaningful when `state` is `exited` or `dead`). */
   exitCode: number;
+  /**
+   * The kernel's OOM killer acted in the container during its last run (`inspect` only). The engine sets it for any
+   * process it killed, not only for PID 1, so read it with the exit code.
+   */
+  oomKilled?: boolean;
 }
 
 /** The Cove bridge network, as created or found by `ensureNetwork()`. */
@@ -105,6 +110,11 @@ export interface DockerRuntime {
   memoryUsage(containerId: string): Promise<number>;
   /** Whether the image is present locally. */
   imageExists(name: string): Promise<boolean>;
+  /**
+   * The engine's stream of container events (newline-delimited JSON: start, die, oom, kill, destroy) for containers
+   * carrying every given label. It ends when the engine goes away; see events.ts for following it.
+   */
+  containerEvents(labels: Record<string, string>): Promise<NodeJS.ReadableStream>;
 }
 
 /** Why a runtime operation failed; the HTTP layer maps these to statuses. */
