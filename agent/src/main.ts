@@ -6,6 +6,7 @@ import { startReaper } from './init/reaper';
 import { startAgentServer } from './server';
 import { createSandboxContext } from './system/context';
 import { resolveIdentity } from './system/identity';
+import { preferUserCodeForOom } from './system/oom';
 
 /** Printed on stdout once the agent accepts requests; supervisors and tests wait for it. */
 const READY_PREFIX = 'cove agent listening on ';
@@ -33,6 +34,8 @@ export async function runAgent(argv: string[]): Promise<void> {
   process.chdir(config.workdir);
 
   startReaper();
+  // User code, not the agent, is what the kernel's OOM killer takes first (system/oom.ts).
+  preferUserCodeForOom();
   const ctx = createSandboxContext({ workdir: config.workdir, identity, env: process.env });
   const running = await startAgentServer({ host: config.host, port: config.port, token: config.token, ctx });
   process.stdout.write(`${READY_PREFIX}${running.url}\n`);
