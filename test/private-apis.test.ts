@@ -3,7 +3,8 @@
  * function. These tests run those functions on real instances, so a library update that changes what they rely on
  * fails here rather than in production.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request } from 'node:http';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -14,6 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { watchesFolder } from '../agent/src/watch/chokidar-private';
 import { sendRawSshMessage } from '../proxy/src/ssh/ssh2-private';
 import { trackConnectionsWithoutListening } from '../proxy/src/server';
+import { wrapChildProcessSpawn } from '../agent/src/system/child-process-private';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -120,5 +122,37 @@ describe("Node http.Server: connection tracking started by 'listening' (trackCon
     slow.on('data', (d: Buffer) => (answer += d.toString('latin1')));
     await new Promise<void>((resolve) => slow.once('close', () => resolve()));
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+});
+
+describe('Node child_process: ChildProcess.prototype.spawn (wrapChildProcessSpawn)', () => {
+  it('runs spawn() and execFile() through the wrapper, which sees the fork happen inside it', async () => {
+    const own = readFileSync('/proc/self/oom_score_adj', 'utf8').trim();
+    const raised = String(Math.min(1000, Number(own) + 300));
+    let calls = 0;
+    // What the agent does with it (system/oom.ts): a value set around the call is the one the child starts with.
+    const unwrap = wrapChildProcessSpawn((fork) => {
+      calls++;
+      writeFileSync('/proc/self/oom_score_adj', raised);
+      try {
+        return fork();
+      } finally {
+        writeFileSync('/proc/self/oom_score_adj', own);
+      }
+    });
+    cleanups.push(unwrap);
+    const viaSpawn = await new Promise<string>((resolve, reject) => {
+      const child = spawn('cat', ['/proc/self/oom_score_adj']);
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('error', reject);
+      child.on('close', () => resolve(out.trim()));
+    });
+    const viaExecFile = await new Promise<string>((resolve, reject) =>
+      execFile('sh', ['-c', 'cat /proc/self/oom_score_adj'], (err, stdout) => (err ? reject(err) : resolve(stdout.trim()))),
+    );
+    expect([viaSpawn, viaExecFile]).toEqual([raised, raised]);
+    expect(calls).toBe(2);
+    expect(readFileSync('/proc/self/oom_score_adj', 'utf8').trim()).toBe(own);
   });
 });

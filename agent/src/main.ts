@@ -6,6 +6,7 @@ import { startAgentServer } from './server';
 import { createSandboxContext } from './system/context';
 import { ensureAccount } from './system/accounts';
 import { confineAgent, resolveIdentity } from './system/identity';
+import { preferUserCodeForOom } from './system/oom';
 
 /** Printed on stdout once the agent accepts requests; supervisors and tests wait for it. */
 const READY_PREFIX = 'cove agent listening on ';
@@ -44,6 +45,8 @@ export async function runAgent(argv: string[]): Promise<void> {
   mkdirSync(config.workdir, { recursive: true });
   process.chdir(config.workdir);
 
+  // User code, not the agent, is what the kernel's OOM killer takes first (system/oom.ts).
+  preferUserCodeForOom();
   const ctx = createSandboxContext({ workdir: config.workdir, identity, env: process.env });
   let authorized!: () => void;
   const firstRequest = new Promise<void>((resolve) => (authorized = resolve));

@@ -7,6 +7,8 @@ import { createKeysService } from './auth/api-keys';
 import { createWarmPool } from './pool/service';
 import { createQuotaService } from './quotas/service';
 import { createDockerRuntime } from './runtime/docker-runtime';
+import { createExitTracker, followContainerEvents } from './runtime/events';
+import { LABEL_MANAGED } from './runtime/types';
 import { createSandboxRepo } from './sandboxes/repo';
 import { createSandboxService, LABEL_INSTANCE } from './sandboxes/service';
 import { startProxyServer, TOOLBOX_BASE } from './server';
@@ -15,7 +17,7 @@ import { createToolboxAccess } from './toolbox/access';
 import { createToolboxForwarder } from './toolbox/forward';
 import { createCors } from './http/cors';
 import { createSigningKeys } from './auth/signing';
-import { installLastResort, setErrorReporter } from '../../lib/guard';
+import { installLastResort, setErrorReporter, settle } from '../../lib/guard';
 import { createCredentialCheck } from './preview/credentials';
 import { createPreviewHandler } from './preview/handler';
 import { createPreviewTokens } from './auth/preview-tokens';
@@ -93,6 +95,29 @@ export async function runServe(argv: string[]): Promise<void> {
   if (pool) await pool.start(poolContainers);
   else for (const c of poolContainers) await runtime.remove(c.id).catch(() => {});
 
+  // From here on a container that ends without Cove asking is noticed as it happens (runtime/events.ts); each
+  // (re)connection to the engine's events reconciles again, for what happened while nobody listened.
+  const exits = createExitTracker({
+    onEnd: (end) => {
+      if (pool?.forget(end.containerId)) return;
+      settle('sandbox container ended', sandboxes.containerEnded(end));
+    },
+    onOomKills: (containerId, _labels, oomEvents) =>
+      log.warn(
+        { sandboxId: sandboxes.ofContainer(containerId)?.id, container: containerId.slice(0, 12), oomEvents },
+        "out of memory in a sandbox: the kernel's OOM killer ended processes of its user code; the sandbox lives on",
+      ),
+  });
+  const events = followContainerEvents({
+    open: () => runtime.containerEvents({ [LABEL_MANAGED]: '1', [LABEL_INSTANCE]: instance }),
+    onEvent: (event) => exits.feed(event),
+    onConnected: async () => {
+      await sandboxes.reconcile({ live: true });
+      await pool?.verify();
+    },
+    log,
+  });
+
   // The API keeps serving when the SSH port is taken (another Cove on this host): SSH is then off, and says so.
   let ssh: SshGateway | undefined;
   let sshNote: string;
@@ -137,6 +162,7 @@ export async function runServe(argv: string[]): Promise<void> {
   const stop = () => {
     if (stopping) return;
     stopping = true;
+    events.close();
     pool?.close();
     void ssh?.close();
     server

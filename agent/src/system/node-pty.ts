@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type * as NodePty from 'node-pty';
+import { forkingUserCode } from './oom';
 
 let nodePty: typeof NodePty | undefined;
 
@@ -9,5 +10,10 @@ let nodePty: typeof NodePty | undefined;
  * because the bundle leaves native modules outside (scripts/build.mjs `external`).
  */
 export function loadNodePty(): typeof NodePty {
-  return (nodePty ??= createRequire(import.meta.url)('node-pty') as typeof NodePty);
+  if (!nodePty) {
+    const loaded = createRequire(import.meta.url)('node-pty') as typeof NodePty;
+    // node-pty forks in spawn() itself, outside Node's child_process: its terminals start as user code too (oom.ts).
+    nodePty = { ...loaded, spawn: (...args: Parameters<typeof loaded.spawn>) => forkingUserCode(() => loaded.spawn(...args)) };
+  }
+  return nodePty;
 }

@@ -92,6 +92,21 @@ export function createWarmPool(opts: {
     }
   }
 
+  /**
+   * Drops a ready member whose container ended (an engine event) and removes what is left of it; the refill
+   * replaces it. False when the container is not a ready member (claimed ones belong to their sandboxes).
+   */
+  function forget(containerId: string): boolean {
+    const i = ready.findIndex((m) => m.containerId === containerId);
+    if (i < 0) return false;
+    ready.splice(i, 1);
+    remove.run(containerId);
+    opts.log.warn({ container: containerId.slice(0, 12) }, 'warm pool: a ready container ended; replacing it');
+    void opts.runtime.remove(containerId).catch(() => {});
+    refill();
+    return true;
+  }
+
   return {
     poolClass: opts.poolClass,
     status: () => ({ target: opts.size, ready: ready.length, image: opts.poolClass.image, cpu: opts.poolClass.cpu, memory: opts.poolClass.memoryGiB }),
@@ -130,6 +145,19 @@ export function createWarmPool(opts: {
       if (member) remove.run(member.containerId);
       refill();
       return member;
+    },
+
+    forget,
+
+    /** Drops the ready members whose containers no longer run (after the engine's events were missed). */
+    async verify(): Promise<string[]> {
+      const dropped: string[] = [];
+      for (const { containerId } of [...ready]) {
+        const info = await opts.runtime.inspect(containerId).catch(() => null);
+        if (info === null || info?.state === 'running') continue;
+        if (forget(containerId)) dropped.push(containerId);
+      }
+      return dropped;
     },
 
     /** Resolves when no container is being started (tests and benchmarks wait for a full pool with this). */

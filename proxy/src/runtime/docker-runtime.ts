@@ -6,6 +6,7 @@ import { AGENT_PORT } from '../../../wire/agent';
 import { demuxLogs, pollAgent } from './agent-ready';
 import { createEgressFirewall, hostResolvers } from './egress';
 import { OPEN, type EgressPolicy } from './egress-policy';
+import { CONTAINER_EVENTS } from './events';
 import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
 import { chooseUser, containerCreateOptions, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
@@ -115,6 +116,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       ip: c.State.Running ? ipOf(c.NetworkSettings) : '',
       labels: ownLabels(c.Config.Labels),
       exitCode: c.State.ExitCode,
+      oomKilled: c.State.OOMKilled,
     };
   }
 
@@ -264,6 +266,14 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       await forgetAddress(containerId);
     },
 
+    async releaseAddress(containerId, ip) {
+      const holder = containerOfIp.get(ip);
+      // Another container started at that address since: its rules are its own.
+      if (holder && holder !== containerId && !holder.startsWith(containerId)) return;
+      containerOfIp.delete(ip);
+      await egress.apply(ip, undefined);
+    },
+
     async setEgress(containerId, ip, policy) {
       containerOfIp.set(ip, containerId);
       await egress.apply(ip, policy);
@@ -303,6 +313,16 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       // Like `docker stats`: page cache the kernel can drop at once is not the sandbox's memory.
       const inactive = mem.stats?.total_inactive_file ?? mem.stats?.inactive_file ?? 0;
       return Math.max(0, mem.usage - inactive);
+    },
+
+    async containerEvents(labels) {
+      try {
+        return await docker.getEvents({
+          filters: { type: ['container'], event: [...CONTAINER_EVENTS], label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+        });
+      } catch (err) {
+        throw toRuntimeError(err, 'follow the engine\'s events');
+      }
     },
 
     async imageExists(name) {

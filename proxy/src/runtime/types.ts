@@ -51,6 +51,11 @@ export interface ContainerInfo {
   labels: Record<string, string>;
   /** Exit code of the last run (meaningful when `state` is `exited` or `dead`). */
   exitCode: number;
+  /**
+   * The kernel's OOM killer acted in the container during its last run (`inspect` only). The engine sets it for any
+   * process it killed, not only for PID 1, so read it with the exit code.
+   */
+  oomKilled?: boolean;
 }
 
 /** The Cove bridge network, as created or found by `ensureNetwork()`. */
@@ -98,6 +103,11 @@ export interface DockerRuntime {
   waitForAgent(ip: string, token: string, timeoutMs: number, containerId?: string): Promise<void>;
   /** Starts a stopped container with its egress policy in force; its address may have changed. */
   start(containerId: string, egress?: EgressPolicy): Promise<{ ip: string }>;
+  /**
+   * Forgets that a container (which ended without the runtime stopping it) had `ip`: the address's egress rules are
+   * emptied, unless another container holds the address by now.
+   */
+  releaseAddress(containerId: string, ip: string): Promise<void>;
   /** Changes the egress policy of a running container at `ip`; resolves once the kernel enforces it. */
   setEgress(containerId: string, ip: string, egress: EgressPolicy): Promise<void>;
   /** SIGTERM (the agent forwards it to user processes), SIGKILL after `timeoutS` (default 10). */
@@ -112,6 +122,11 @@ export interface DockerRuntime {
   memoryUsage(containerId: string): Promise<number>;
   /** Whether the image is present locally. */
   imageExists(name: string): Promise<boolean>;
+  /**
+   * The engine's stream of container events (newline-delimited JSON: start, die, oom, kill, destroy) for containers
+   * carrying every given label. It ends when the engine goes away; see events.ts for following it.
+   */
+  containerEvents(labels: Record<string, string>): Promise<NodeJS.ReadableStream>;
 }
 
 /** Why a runtime operation failed; the HTTP layer maps these to statuses. */

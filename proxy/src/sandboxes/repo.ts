@@ -133,6 +133,7 @@ export function createSandboxRepo(db: Db) {
   };
   const byOwnerAndName = db.prepare<[string, string], Row>('SELECT * FROM sandboxes WHERE owner_key_id = ? AND name = ?');
   const byName = db.prepare<[string, number], Row>('SELECT * FROM sandboxes WHERE name = ? ORDER BY created_at, id LIMIT ?');
+  const byContainer = db.prepare<[string], { id: string }>('SELECT id FROM sandboxes WHERE container_id = ?');
   return {
     insert(record: SandboxRecord): void {
       const keys = Object.keys(COLUMNS) as (keyof SandboxRecord)[];
@@ -149,6 +150,11 @@ export function createSandboxRepo(db: Db) {
     /** Sandboxes of any owner with this name, oldest first, at most `limit`. */
     withName: (name: string, limit: number): SandboxRecord[] => byName.all(name, limit).map((row) => cache.get(row.id) ?? load(row.id)!),
     nameTaken: (ownerKeyId: string, name: string): boolean => !!byOwnerAndName.get(ownerKeyId, name),
+    /** The sandbox whose container this is (a container belongs to one sandbox at most). */
+    findByContainer(containerId: string): SandboxRecord | undefined {
+      const row = byContainer.get(containerId);
+      return row && (cache.get(row.id) ?? load(row.id));
+    },
     /** Updates the given fields (and updatedAt); returns the new record. */
     update(id: string, fields: Partial<SandboxRecord>): SandboxRecord | undefined {
       const entries = Object.entries({ ...fields, updatedAt: now() }) as [keyof SandboxRecord, unknown][];

@@ -5,9 +5,11 @@ import { IMAGE_REF, type UpdateNetworkSettingsRequest, type CreateSandboxRequest
 import type { Principal } from '../auth/api-keys';
 import type { PoolClass, WarmPool } from '../pool/service';
 import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
+import type { ContainerEnd } from '../runtime/events';
 import type { QuotaService } from '../quotas/service';
 import type { DockerRuntime } from '../runtime/types';
 import { now } from '../store/db';
+import { exitOutcome } from './exit-reason';
 import { searchSandboxes } from './list-query';
 import type { SandboxRecord, SandboxRepo } from './repo';
 
@@ -184,6 +186,41 @@ export function createSandboxService(opts: SandboxServiceOptions) {
 
   function markError(id: string, reason: string): void {
     repo.update(id, { state: 'error', errorReason: reason });
+  }
+
+  /**
+   * A container that ended without Cove asking (an engine event, or reconcile() finding it so): its sandbox becomes
+   * `stopped` or `error` with the reason (exit-reason.ts) and its address is forgotten. Runs after any operation under
+   * way on the sandbox, and only while the sandbox is `started` on that container (or `stopped`/`error` and the container
+   * is gone) and the container does not run again: Cove's own stop, delete and start hold the sandbox in `stopping`,
+   * `destroying` or `starting` and settle their containers' events themselves; a late event of an earlier run finds
+   * the container running.
+   */
+  function containerGone(id: string, containerId: string, end?: ContainerEnd): Promise<void> {
+    const settled = (r: SandboxRecord | undefined): r is SandboxRecord =>
+      r?.containerId === containerId && (r.state === 'started' || r.state === 'stopped' || r.state === 'error');
+    return serialized(id, async () => {
+      if (!settled(repo.get(id))) return;
+      // undefined: the container is gone; null: the engine could not say (the event's evidence stands alone).
+      const info = await runtime.inspect(containerId).catch(() => null);
+      if (info && (info.state === 'running' || info.state === 'paused' || info.state === 'restarting')) return;
+      // Found by reconcile() with an engine that then could not say more: the next reconciliation will know.
+      if (!end && info === null) return;
+      const record = repo.get(id);
+      const removed = end?.kind === 'removed' || info === undefined;
+      // A stopped sandbox stays stopped when its container merely exited; it becomes an error once the container is gone.
+      if (!settled(record) || (record.state !== 'started' && !removed)) return;
+      const exitCode = end?.exitCode ?? info?.exitCode;
+      const { state, reason } = exitOutcome(
+        { removed, exitCode, oom: !!end?.oom || (!!info?.oomKilled && exitCode === 137), signals: end?.signals ?? [] },
+        record.memory,
+      );
+      repo.update(id, { state, errorReason: reason, ip: null });
+      if (record.ip) {
+        await runtime.releaseAddress(containerId, record.ip).catch((err: Error) => log.error({ sandboxId: id, err: err.message }, 'could not empty the egress rules of a dead sandbox'));
+      }
+      log.warn({ sandboxId: id, state, reason, exitCode }, 'the sandbox\'s container ended without Cove stopping it');
+    });
   }
 
   async function coldStart(record: SandboxRecord): Promise<{ containerId: string; ip: string }> {
@@ -397,6 +434,15 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     /** A sandbox by id, without an ownership check: the preview layer decides who may open it. */
     find: (id: string): SandboxRecord | undefined => repo.get(id),
 
+    /** The sandbox a container belongs to, if any. */
+    ofContainer: (containerId: string): SandboxRecord | undefined => repo.findByContainer(containerId),
+
+    /** A container ended (an engine event): see containerGone. Containers of no sandbox are ignored. */
+    async containerEnded(end: ContainerEnd): Promise<void> {
+      const record = repo.findByContainer(end.containerId);
+      if (record) await containerGone(record.id, end.containerId, end);
+    },
+
     /** Whether a principal may use a sandbox. */
     mayUse,
 
@@ -415,36 +461,43 @@ export function createSandboxService(opts: SandboxServiceOptions) {
 
     /**
      * Brings state and containers back in line after a restart: a container no sandbox or pool owns is removed,
-     * a sandbox whose container vanished becomes an error, and states follow what the containers really do.
-     * Returns the containers that belong to the pool, for it to adopt.
+     * a sandbox whose container vanished becomes an error, and states follow what the containers really do; no
+     * sandbox whose container is not running keeps an address. Returns the containers that belong to the pool, for
+     * it to adopt. `live`: while the server runs (after the engine's events were missed), only sandboxes found dead
+     * change; operations under way and containers being started for them or the pool are left alone.
      */
-    async reconcile(): Promise<{ poolContainers: Awaited<ReturnType<DockerRuntime['listManaged']>>; removed: string[] }> {
+    async reconcile(mode: { live?: boolean } = {}): Promise<{ poolContainers: Awaited<ReturnType<DockerRuntime['listManaged']>>; removed: string[] }> {
       const containers = (await runtime.listManaged()).filter((c) => c.labels[LABEL_INSTANCE] === opts.instance);
       const byId = new Map(containers.map((c) => [c.id, c]));
       const owned = new Set<string>();
+      const gone: Promise<void>[] = [];
       for (const record of repo.all()) {
         if (!record.containerId) {
-          if (record.state === 'creating' || record.state === 'starting') markError(record.id, 'Cove stopped while the sandbox was starting');
+          if (!mode.live && (record.state === 'creating' || record.state === 'starting')) markError(record.id, 'Cove stopped while the sandbox was starting');
           continue;
         }
         owned.add(record.containerId);
         const container = byId.get(record.containerId);
-        if (!container) {
-          markError(record.id, 'Its container no longer exists');
-          continue;
-        }
-        if (container.state === 'running') {
-          repo.update(record.id, { state: 'started', ip: container.ip });
-          // The kernel kept the rules while the server was down; say them again, in case the host lost them.
-          await runtime.setEgress(container.id, container.ip, egressOf(record)).catch((err: Error) =>
-            log.error({ sandboxId: record.id, err: err.message }, 'could not apply the egress policy of a running sandbox'),
-          );
-        } else if (record.state !== 'error') {
-          repo.update(record.id, { state: 'stopped', ip: null });
+        if (container?.state === 'running') {
+          if (!mode.live) {
+            repo.update(record.id, { state: 'started', ip: container.ip });
+            // The kernel kept the rules while the server was down; say them again, in case the host lost them.
+            await runtime.setEgress(container.id, container.ip, egressOf(record)).catch((err: Error) =>
+              log.error({ sandboxId: record.id, err: err.message }, 'could not apply the egress policy of a running sandbox'),
+            );
+          }
+        } else if (record.state === 'started' || ((record.state === 'stopped' || record.state === 'error') && !container)) {
+          gone.push(containerGone(record.id, record.containerId));
+        } else if (!mode.live) {
+          // The server stopped in the middle of an operation: the container says how far it got.
+          if (!container) markError(record.id, 'Its container was removed outside Cove');
+          repo.update(record.id, { ...(container && record.state !== 'error' ? { state: 'stopped' as const } : {}), ip: null });
         }
       }
+      await Promise.all(gone);
       const poolContainers = containers.filter((c) => !owned.has(c.id) && c.labels[LABEL_POOL]);
       const removed: string[] = [];
+      if (mode.live) return { poolContainers, removed };
       for (const c of containers) {
         if (owned.has(c.id) || c.labels[LABEL_POOL]) continue;
         await runtime.remove(c.id).catch(() => {});
