@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { AGENT_PORT } from '../../wire/agent';
@@ -21,9 +22,10 @@ const AgentConfig = z.object({
 });
 type AgentConfig = z.infer<typeof AgentConfig>;
 
-export const AGENT_USAGE = `Usage: cove agent --token TOKEN [--port 2280] [--host 0.0.0.0] [--workdir DIR] [--user NAME [--create-user]] [--hold-entrypoint] [-- ENTRYPOINT...]
+export const AGENT_USAGE = `Usage: cove agent --token TOKEN|--token-file FILE [--port 2280] [--host 0.0.0.0] [--workdir DIR] [--user NAME [--create-user]] [--hold-entrypoint] [-- ENTRYPOINT...]
 
   --token T     bearer token every request must carry (or ${TOKEN_ENV} in the environment)
+  --token-file F  read the token from F at start (Cove's sandboxes: the file is gone once the agent listens)
   --port P      port to listen on; 0 picks a free one (default 2280)
   --host H      address to bind (default 0.0.0.0)
   --workdir D   working directory of commands (default: the user's home)
@@ -42,6 +44,7 @@ export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultW
     allowPositionals: true,
     options: {
       token: { type: 'string' },
+      'token-file': { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string' },
       workdir: { type: 'string' },
@@ -50,8 +53,16 @@ export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultW
       'create-user': { type: 'boolean' },
     },
   });
-  const token = values.token ?? env[TOKEN_ENV];
-  if (!token) throw new Error(`the agent refuses to start without a token: pass --token or set ${TOKEN_ENV}`);
+  let token = values.token;
+  if (token === undefined && values['token-file'] !== undefined) {
+    try {
+      token = readFileSync(values['token-file'], 'utf8').trim();
+    } catch (err) {
+      throw new Error(`cannot read the token file ${values['token-file']}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  token ??= env[TOKEN_ENV];
+  if (!token) throw new Error(`the agent refuses to start without a token: pass --token or --token-file, or set ${TOKEN_ENV}`);
   const port = values.port === undefined ? AGENT_PORT : Number(values.port);
   const result = AgentConfig.safeParse({
     host: values.host ?? '0.0.0.0',

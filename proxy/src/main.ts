@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { createHash } from 'node:crypto';
 import pino from 'pino';
 import { buildImages, SANDBOX_IMAGE } from '../../images/src/build';
@@ -60,7 +61,12 @@ export async function runServe(argv: string[]): Promise<void> {
   }
 
   const instance = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 12);
-  const runtime = createDockerRuntime({ bundleDir: images.bundleDir, network: config.network, allowPrivateEgress: config.allowPrivateEgress });
+  const runtime = createDockerRuntime({
+    bundleDir: images.bundleDir,
+    secretsDir: path.join(config.dataDir, 'agent-secrets'),
+    network: config.network,
+    allowPrivateEgress: config.allowPrivateEgress,
+  });
   await runtime.ensureNetwork();
   // Known for sure only once the server listens (port 0 picks one).
   let publicUrl = (config.publicUrl ?? `http://localhost:${config.port}`).replace(/\/$/, '');

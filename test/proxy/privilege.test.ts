@@ -92,7 +92,7 @@ describe('least privilege', () => {
     try {
       const token = agentTokenOf(sandbox.id);
       expect(token.length).toBeGreaterThanOrEqual(32);
-      const agentPid = (await sandbox.process.executeCommand("pgrep -f 'cove/agent/cli.mjs agent' | head -1")).result.trim();
+      const agentPid = (await sandbox.process.executeCommand("pgrep -f '^/opt/cove/bin/node /opt/cove/agent/cli.mjs agent' | head -1")).result.trim();
       expect(agentPid).toMatch(/^\d+$/);
       const probe = await sandbox.process.executeCommand(
         `id -u; cat /proc/${agentPid}/environ >/dev/null 2>&1 && echo environ-read || echo environ-denied; ` +

@@ -169,7 +169,7 @@ describe('docker runtime', () => {
     expect((await runtime.inspect(s.containerId))?.state).toBe('exited');
     await runtime.stop(s.containerId, 5); // stopping a stopped sandbox is not an error
 
-    const { ip } = await runtime.start(s.containerId);
+    const { ip } = await runtime.start(s.containerId, s.token);
     expect((await runtime.inspect(s.containerId))?.state).toBe('running');
     await runtime.waitForAgent(ip, s.token, 20_000);
     expect(await agentClient(ip, s.token).exec('cat /home/cove/note.txt')).toEqual({ exitCode: 0, result: 'kept\n' });

@@ -8,11 +8,14 @@ const POLL_INTERVAL_MS = 10;
 /** One probe may not hang the loop (a SYN to an address that went away is never answered). */
 const PROBE_TIMEOUT_MS = 1000;
 
-/** One `GET /version` with the bearer token, on a fresh connection (a pooled one could belong to a dead container). */
-function probeAgent(ip: string, port: number, token: string): Promise<Probe> {
+/**
+ * One `GET /version`, with the bearer token or without (then a 401 only says the agent listens), on a fresh connection
+ * (a pooled one could belong to a dead container).
+ */
+function probeAgent(ip: string, port: number, token: string | undefined): Promise<Probe> {
   return new Promise((resolve) => {
     const req = http.request(
-      { host: ip, port, path: '/version', method: 'GET', agent: false, timeout: PROBE_TIMEOUT_MS, headers: { Authorization: `Bearer ${token}` } },
+      { host: ip, port, path: '/version', method: 'GET', agent: false, timeout: PROBE_TIMEOUT_MS, headers: token ? { Authorization: `Bearer ${token}` } : {} },
       (res) => {
         res.resume();
         resolve(res.statusCode === 200 ? 'ready' : res.statusCode === 401 ? 'unauthorized' : 'not-ready');
@@ -26,7 +29,9 @@ function probeAgent(ip: string, port: number, token: string): Promise<Probe> {
 
 /**
  * Polls until the agent answers 200. `checkAlive` runs now and then (it may throw to abort, e.g. when the container
- * exited); returns the reason it gave up, or undefined once ready.
+ * exited); returns the reason it gave up, or undefined once ready. With `whenListening`, the agent is first asked
+ * without the token until it answers at all (it has read its token by then), `whenListening` runs, and only then
+ * comes the first request with the token (which releases a held entrypoint).
  */
 export async function pollAgent(opts: {
   ip: string;
@@ -35,11 +40,18 @@ export async function pollAgent(opts: {
   timeoutMs: number;
   checkAlive?: () => Promise<void>;
   checkEveryMs?: number;
+  whenListening?: () => Promise<void>;
 }): Promise<'timeout' | 'unauthorized' | undefined> {
   const deadline = Date.now() + opts.timeoutMs;
   let nextCheck = Date.now() + (opts.checkEveryMs ?? 250);
+  let listening = !opts.whenListening;
   for (;;) {
-    const probe = await probeAgent(opts.ip, opts.port, opts.token);
+    const probe = await probeAgent(opts.ip, opts.port, listening ? opts.token : undefined);
+    if (!listening && probe !== 'not-ready') {
+      listening = true;
+      await opts.whenListening!();
+      continue;
+    }
     if (probe === 'ready') return undefined;
     if (probe === 'unauthorized') return 'unauthorized';
     if (Date.now() >= deadline) return 'timeout';

@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Dockerode from 'dockerode';
 import { BUNDLE_MOUNT } from '../../../images/src/bundle';
@@ -9,7 +11,7 @@ import { OPEN, type EgressPolicy } from './egress-policy';
 import { CONTAINER_EVENTS } from './events';
 import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
-import { chooseUser, containerCreateOptions, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
+import { AGENT_SECRETS_MOUNT, AGENT_TOKEN_FILE, chooseUser, containerCreateOptions, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
 import {
   AgentNotReadyError,
   COVE_LABEL_PREFIX,
@@ -35,6 +37,18 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   const bridge = opts.bridgeName ?? defaultBridgeName(network);
   const agentPort = opts.agentPort ?? AGENT_PORT;
   const bundleDir = path.resolve(opts.bundleDir);
+  const secretsRoot = path.resolve(opts.secretsDir ?? path.join(os.tmpdir(), 'cove-agent-secrets'));
+
+  /** The host folder of one agent's token, named by a hash of the token (so start() needs no lookup). */
+  const secretsDirOf = (token: string): string => path.join(secretsRoot, createHash('sha256').update(token).digest('hex').slice(0, 24));
+  /** Puts the token where the agent reads it at start; only root on the host can read it. */
+  function writeToken(token: string): void {
+    const dir = secretsDirOf(token);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(path.join(dir, AGENT_TOKEN_FILE), token, { mode: 0o600 });
+  }
+  /** Deletes the token file once the agent has read it: from then on nothing in the container can. */
+  const eraseToken = (token: string): void => rmSync(path.join(secretsDirOf(token), AGENT_TOKEN_FILE), { force: true });
 
   const egress = createEgressFirewall({ bridge, allowPrivate: opts.allowPrivateEgress ?? false, resolvers: hostResolvers() });
 
@@ -152,7 +166,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
     await egress.apply(ip, undefined);
   }
 
-  async function start(containerId: string, policy: EgressPolicy = OPEN): Promise<{ ip: string }> {
+  async function start(containerId: string, agentToken: string, policy: EgressPolicy = OPEN): Promise<{ ip: string }> {
+    writeToken(agentToken);
     const container = docker.getContainer(containerId);
     try {
       await container.start();
@@ -178,6 +193,14 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   }
 
   async function remove(containerId: string): Promise<void> {
+    // Its token folder goes with it (found from the mount, so that removing needs nothing else).
+    const mounts = await docker
+      .getContainer(containerId)
+      .inspect()
+      .then((c) => c.Mounts ?? [])
+      .catch(() => [] as Dockerode.ContainerInspectInfo['Mounts']);
+    const secrets = mounts.find((m) => m.Destination === AGENT_SECRETS_MOUNT)?.Source;
+    if (secrets && path.dirname(path.resolve(secrets)) === secretsRoot) rmSync(secrets, { recursive: true, force: true });
     try {
       await docker.getContainer(containerId).remove({ force: true, v: true });
     } catch (err) {
@@ -205,18 +228,20 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       const chosen = chooseUser(spec, image);
       const user = await userName(chosen, image, spec);
       const createUser = 'create' in chosen && chosen.create === true;
-      const options = containerCreateOptions({ spec, image, user, createUser, bundleDir, network, agentPort });
+      writeToken(spec.agentToken);
+      const options = containerCreateOptions({ spec, image, user, createUser, bundleDir, secretsDir: secretsDirOf(spec.agentToken), network, agentPort });
       let container: Dockerode.Container;
       try {
         container = await docker.createContainer(options);
       } catch (err) {
+        rmSync(secretsDirOf(spec.agentToken), { recursive: true, force: true });
         const status = engineStatus(err);
         if (status === 404 && /image/i.test(engineMessage(err))) throw new ImageNotFoundError(spec.image);
         if (status === 409) throw new RuntimeError('CONFLICT', `A container named ${spec.name} already exists`, engineMessage(err), { cause: err });
         throw toRuntimeError(err, `create the container ${spec.name}`);
       }
       try {
-        const { ip } = await start(container.id, spec.egress);
+        const { ip } = await start(container.id, spec.agentToken, spec.egress);
         return { containerId: container.id, ip, user };
       } catch (err) {
         // A container that never ran is no use to anyone: do not leave it for the reconciler.
@@ -233,6 +258,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         port: agentPort,
         token,
         timeoutMs,
+        whenListening: () => Promise.resolve(eraseToken(token)),
         checkAlive: id
           ? async () => {
               const info = await inspect(id);

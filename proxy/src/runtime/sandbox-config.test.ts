@@ -9,6 +9,8 @@ const image = (config: { User?: string; Labels?: Record<string, string>; Entrypo
   ({ Config: config }) as unknown as Dockerode.ImageInspectInfo;
 const SPEC: SandboxSpec = { name: 'cove-abc', image: 'cove-sandbox:latest', agentToken: 't'.repeat(32) };
 
+const TOKEN_FILE = ['--token-file', '/run/cove/agent-token'];
+
 describe('chooseUser', () => {
   it("prefers the spec, then the image label, then the image USER, then Cove's non-root account, created when missing", () => {
     expect(chooseUser({ user: 'alice' }, image({ User: 'bob', Labels: { 'dev.cove.user': 'carol' } }))).toEqual({ name: 'alice' });
@@ -42,10 +44,11 @@ describe('entrypoint, command and work dir', () => {
     expect(imageEntrypoint(image({ Entrypoint: ['/docker-entrypoint.sh'], Cmd: ['nginx', '-g', 'daemon off;'] }))).toEqual(['/docker-entrypoint.sh', 'nginx', '-g', 'daemon off;']);
     expect(imageEntrypoint(image({ Cmd: ['bash'] }))).toEqual(['bash']);
     expect(imageEntrypoint(image({ Cmd: ['bash'], Labels: { 'dev.cove.agent': 'baked' } }))).toEqual([]);
-    expect(agentCommand({ user: 'dev', port: 2280, entrypoint: [] })).toEqual([...AGENT_COMMAND, '--port', '2280', '--user', 'dev']);
-    expect(agentCommand({ user: 'cove', createUser: true, port: 2280, entrypoint: [] })).toEqual([...AGENT_COMMAND, '--port', '2280', '--user', 'cove', '--create-user']);
+    expect(agentCommand({ user: 'dev', port: 2280, entrypoint: [] })).toEqual([...AGENT_COMMAND, ...TOKEN_FILE, '--port', '2280', '--user', 'dev']);
+    expect(agentCommand({ user: 'cove', createUser: true, port: 2280, entrypoint: [] })).toEqual([...AGENT_COMMAND, ...TOKEN_FILE, '--port', '2280', '--user', 'cove', '--create-user']);
     expect(agentCommand({ user: 'root', workdir: '/app', port: 1, entrypoint: ['npm', 'start'] })).toEqual([
       ...AGENT_COMMAND,
+      ...TOKEN_FILE,
       '--port',
       '1',
       '--user',
@@ -103,15 +106,15 @@ describe('validateSpec', () => {
 
 describe('containerCreateOptions', () => {
   const create = (spec: Partial<SandboxSpec> = {}, img = image({ Cmd: ['sleep', 'infinity'] })) =>
-    containerCreateOptions({ spec: { ...SPEC, ...spec }, image: img, user: 'dev', bundleDir: '/var/lib/cove/bundle/../bundle', network: 'cove-net', agentPort: 2280 });
+    containerCreateOptions({ spec: { ...SPEC, ...spec }, image: img, user: 'dev', bundleDir: '/var/lib/cove/bundle/../bundle', secretsDir: '/var/lib/cove/agent-secrets/abc', network: 'cove-net', agentPort: 2280 });
 
   it("runs the mounted agent as root under Docker's init, with the image entrypoint after it, read-only bundle, no CMD", () => {
     const o = create();
     expect(o.User).toBe('0:0');
-    expect(o.Entrypoint).toEqual([...AGENT_COMMAND, '--port', '2280', '--user', 'dev', '--hold-entrypoint', '--', 'sleep', 'infinity']);
+    expect(o.Entrypoint).toEqual([...AGENT_COMMAND, '--token-file', '/run/cove/agent-token', '--port', '2280', '--user', 'dev', '--hold-entrypoint', '--', 'sleep', 'infinity']);
     expect(o.Cmd).toEqual([]);
     expect(o.StopSignal).toBe('SIGTERM');
-    expect(o.HostConfig?.Binds).toEqual([`/var/lib/cove/bundle:${BUNDLE_MOUNT}:ro`]);
+    expect(o.HostConfig?.Binds).toEqual([`/var/lib/cove/bundle:${BUNDLE_MOUNT}:ro`, '/var/lib/cove/agent-secrets/abc:/run/cove:ro']);
     expect(o.HostConfig?.Init).toBe(true);
     expect(o.HostConfig?.NetworkMode).toBe('cove-net');
   });
@@ -132,9 +135,9 @@ describe('containerCreateOptions', () => {
     expect(create({ cpu: 2.5, memoryGiB: 0.5, pids: 64 }).HostConfig).toMatchObject({ NanoCpus: 2.5e9, Memory: 512 * 1024 ** 2, MemorySwap: 512 * 1024 ** 2, PidsLimit: 64 });
   });
 
-  it('passes the environment with the agent token last, never one of the user', () => {
+  it("passes the user's environment, never the agent's token nor a variable of its name", () => {
     const env = create({ env: { A: '1', COVE_AGENT_TOKEN: 'forged-token-forged', B: 'x=y' } }).Env!;
-    expect(env).toEqual(['A=1', 'B=x=y', `COVE_AGENT_TOKEN=${SPEC.agentToken}`]);
+    expect(env).toEqual(['A=1', 'B=x=y']);
   });
 
   it("blanks the image's own Cove labels and marks the container managed", () => {
@@ -150,6 +153,6 @@ describe('containerCreateOptions', () => {
   });
 
   it('uses the WORKDIR of the image for the agent', () => {
-    expect(create({}, image({ WorkingDir: '/srv' })).Entrypoint).toEqual([...AGENT_COMMAND, '--port', '2280', '--user', 'dev', '--workdir', '/srv']);
+    expect(create({}, image({ WorkingDir: '/srv' })).Entrypoint).toEqual([...AGENT_COMMAND, ...TOKEN_FILE, '--port', '2280', '--user', 'dev', '--workdir', '/srv']);
   });
 });

@@ -22,7 +22,15 @@ export const SANDBOX_CAPABILITIES = [
   'NET_BIND_SERVICE', // user dev servers on ports below 1024 (preview URLs of :80 servers)
 ] as const;
 
-/** Environment variable that carries the agent token (the agent removes it from its environment once read). */
+/**
+ * Where the agent finds its token: a file in a per-container host folder mounted read-only. The runtime writes it
+ * before each start and deletes it as soon as the agent listens (it has read it by then), before the first request
+ * that lets anything of the user's run. Never in the environment: PID 1 (Docker's init) would keep it in its own,
+ * which root user code can read.
+ */
+export const AGENT_SECRETS_MOUNT = '/run/cove';
+export const AGENT_TOKEN_FILE = 'agent-token';
+/** The variable a user might pass that would name the agent's token; never set on a container. */
 const TOKEN_ENV = 'COVE_AGENT_TOKEN';
 
 /**
@@ -70,6 +78,8 @@ export function imageEntrypoint(image: Dockerode.ImageInspectInfo): string[] {
 export function agentCommand(opts: { user: string; createUser?: boolean; workdir?: string; port: number; entrypoint: string[] }): string[] {
   return [
     ...AGENT_COMMAND,
+    '--token-file',
+    `${AGENT_SECRETS_MOUNT}/${AGENT_TOKEN_FILE}`,
     '--port',
     String(opts.port),
     '--user',
@@ -113,6 +123,8 @@ export function containerCreateOptions(opts: {
   /** The agent adds `user`'s account when the image lacks it. */
   createUser?: boolean;
   bundleDir: string;
+  /** The host folder that holds this container's agent token while it starts (mounted read-only). */
+  secretsDir: string;
   network: string;
   agentPort: number;
 }): Dockerode.ContainerCreateOptions {
@@ -126,7 +138,6 @@ export function containerCreateOptions(opts: {
   const env = Object.entries(spec.env ?? {})
     .filter(([key]) => key !== TOKEN_ENV)
     .map(([key, value]) => `${key}=${value}`);
-  env.push(`${TOKEN_ENV}=${spec.agentToken}`);
 
   return {
     name: spec.name,
@@ -148,7 +159,7 @@ export function containerCreateOptions(opts: {
     // its own process.
     StopSignal: 'SIGTERM',
     HostConfig: {
-      Binds: [`${path.resolve(opts.bundleDir)}:${BUNDLE_MOUNT}:ro`],
+      Binds: [`${path.resolve(opts.bundleDir)}:${BUNDLE_MOUNT}:ro`, `${path.resolve(opts.secretsDir)}:${AGENT_SECRETS_MOUNT}:ro`],
       NetworkMode: opts.network,
       Privileged: false,
       CapDrop: ['ALL'],

@@ -25,7 +25,7 @@ export interface SandboxSpec {
   image: string;
   /** Added to `dev.cove.managed=1`, e.g. `dev.cove.sandbox=<id>` or `dev.cove.pool=<class>`. */
   labels?: Record<string, string>;
-  /** The user's environment; the runtime adds COVE_AGENT_TOKEN. */
+  /** The user's environment (the agent's token never goes there). */
   env?: Record<string, string>;
   /** The agent's bearer token (at least 16 characters). */
   agentToken: string;
@@ -81,6 +81,8 @@ export interface DockerRuntimeOptions {
   agentPort?: number;
   /** Engine client (default: the local socket). */
   docker?: Dockerode;
+  /** Host folder for agent tokens while their containers start (default: a folder in the OS temp dir). */
+  secretsDir?: string;
   /** Let sandboxes reach private ranges (RFC 1918, CGNAT); link-local and the host stay out of reach. */
   allowPrivateEgress?: boolean;
 }
@@ -101,8 +103,8 @@ export interface DockerRuntime {
    * container is seen exited, with the container's last log lines.
    */
   waitForAgent(ip: string, token: string, timeoutMs: number, containerId?: string): Promise<void>;
-  /** Starts a stopped container with its egress policy in force; its address may have changed. */
-  start(containerId: string, egress?: EgressPolicy): Promise<{ ip: string }>;
+  /** Starts a stopped container (its agent gets `agentToken`) with its egress policy in force; its address may change. */
+  start(containerId: string, agentToken: string, egress?: EgressPolicy): Promise<{ ip: string }>;
   /**
    * Forgets that a container (which ended without the runtime stopping it) had `ip`: the address's egress rules are
    * emptied, unless another container holds the address by now.

@@ -361,7 +361,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           return toDto(repo.update(id, { state: 'started' })!);
         }
         try {
-          const { ip } = await runtime.start(record.containerId, egressOf(record));
+          const { ip } = await runtime.start(record.containerId, record.agentToken, egressOf(record));
           repo.update(id, { ip });
           await runtime.waitForAgent(ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
         } catch (err) {
