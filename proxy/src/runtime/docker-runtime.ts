@@ -201,7 +201,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       }
       const [, image] = await Promise.all([ensureNetwork(), inspectImage(spec.image)]);
       const user = await userName(chooseUser(spec, image), image, spec);
-      const options = containerCreateOptions({ spec, image, user, bundleDir, network, agentPort });
+      const options = containerCreateOptions({ spec, image, user, bundleDir, network, agentPort, storageOpt: opts.storageOpt });
       let container: Dockerode.Container;
       try {
         container = await docker.createContainer(options);
