@@ -27,6 +27,9 @@ const needed = {
   ssh: 'openssh-client', scp: 'openssh-client', sftp: 'openssh-client', 'ssh-keyscan': 'openssh-client', tmux: 'tmux',
   // OpenSSH's SFTP server, which the agent runs for SFTP (and the agent bundle carries).
   '/usr/lib/openssh/sftp-server': 'openssh-sftp-server',
+  // The storage-opt disk test: a second Docker engine on a file system with quotas made on a loop device (xfs with
+  // project quotas, or btrfs where the kernel has no XFS quotas).
+  '/usr/sbin/mkfs.xfs': 'xfsprogs', '/usr/sbin/mkfs.btrfs': 'btrfs-progs',
 };
 const missing = [...new Set(Object.entries(needed).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];
 if (missing.length) {

@@ -19,6 +19,7 @@ describe('readProxyConfig', () => {
       logLevel: 'info',
       corsOrigins: [],
       allowPrivateEgress: false,
+      diskCheckInterval: 5,
       limits: { maxSandboxes: 10, maxCpu: 10, maxMemory: 10, maxDisk: 100, maxSandboxCpu: 4, maxSandboxMemory: 8, maxSandboxDisk: 10 },
     });
   });
@@ -41,6 +42,13 @@ describe('readProxyConfig', () => {
     expect(readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: 'yes' }, '/').allowPrivateEgress).toBe(true);
     expect(readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: '0' }, '/').allowPrivateEgress).toBe(false);
     expect(() => readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: 'maybe' }, '/')).toThrow(/COVE_ALLOW_PRIVATE_EGRESS: maybe is not/);
+  });
+
+  it('reads the disk watchdog interval in seconds, and refuses one that is not positive', () => {
+    expect(readProxyConfig(['--disk-check-interval', '0.5'], { COVE_DISK_CHECK_INTERVAL: '30' }, '/').diskCheckInterval).toBe(0.5);
+    expect(readProxyConfig([], { COVE_DISK_CHECK_INTERVAL: '30' }, '/').diskCheckInterval).toBe(30);
+    expect(() => readProxyConfig(['--disk-check-interval', '0'], {}, '/')).toThrow(/diskCheckInterval/);
+    expect(() => readProxyConfig(['--disk-check-interval', 'often'], {}, '/')).toThrow(/diskCheckInterval/);
   });
 
   it('takes flags over the environment, and data dirs relative to the working dir', () => {

@@ -27,6 +27,8 @@ const ProxyConfig = z.object({
   corsOrigins: z.array(z.string()),
   /** Sandboxes may reach private ranges (RFC 1918, CGNAT); never link-local (cloud metadata) or the host. */
   allowPrivateEgress: z.boolean(),
+  /** Seconds between two measurements of sandboxes' writable layers, where the disk watchdog enforces sizes. */
+  diskCheckInterval: z.number().positive().max(3600),
   /** The limits of every API key that sets none of its own (admin keys excepted: see quotas/limits.ts). */
   limits: z.object(Object.fromEntries(LIMIT_NAMES.map((n) => [n, z.number().int().min(0).nullable()])) as Record<keyof Limits, z.ZodNullable<z.ZodNumber>>),
 });
@@ -50,6 +52,10 @@ export const SERVE_USAGE = `Usage: cove serve [options]
                        let sandboxes reach private networks (10/8, 172.16/12, 192.168/16, 100.64/10);
                        link-local addresses (cloud metadata), the host and other sandboxes stay out of
                        reach (COVE_ALLOW_PRIVATE_EGRESS=1, default off)
+  --disk-check-interval S
+                       where the engine cannot limit sandboxes' disk sizes itself (not overlay2 on xfs
+                       with pquota, nor btrfs), seconds between two measurements of each started
+                       sandbox's files; one past its size is stopped (COVE_DISK_CHECK_INTERVAL, default 5)
 
 Limits of each API key (Daytona's organization limits), a whole number or "unlimited". These are the defaults;
 "cove keys create|set KEY --max-… N" sets a key's own. Admin keys are not bound by these defaults: only limits set
@@ -83,6 +89,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       'log-level': { type: 'string' },
       'cors-origins': { type: 'string' },
       'allow-private-egress': { type: 'boolean' },
+      'disk-check-interval': { type: 'string' },
       ...Object.fromEntries(LIMIT_NAMES.map((n) => [LIMITS[n].flag, { type: 'string' as const }])),
     },
   });
@@ -114,6 +121,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     logLevel: values['log-level'] ?? env.COVE_LOG_LEVEL ?? 'info',
     corsOrigins,
     allowPrivateEgress: values['allow-private-egress'] ?? envFlag(env.COVE_ALLOW_PRIVATE_EGRESS, 'COVE_ALLOW_PRIVATE_EGRESS'),
+    diskCheckInterval: num(values['disk-check-interval'] ?? env.COVE_DISK_CHECK_INTERVAL, 5),
     limits,
   });
   if (!result.success) {

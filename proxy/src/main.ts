@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import Dockerode from 'dockerode';
 import pino from 'pino';
 import { buildImages, SANDBOX_IMAGE } from '../../images/src/build';
 import { AGENT_VERSION } from '../../wire/agent';
@@ -10,8 +11,9 @@ import { createQuotaService } from './quotas/service';
 import { createDockerRuntime } from './runtime/docker-runtime';
 import { createExitTracker, followContainerEvents } from './runtime/events';
 import { LABEL_MANAGED } from './runtime/types';
+import { createDiskWatchdog, describeDiskMode, detectDiskMode } from './runtime/disk';
 import { createSandboxRepo } from './sandboxes/repo';
-import { createSandboxService, LABEL_INSTANCE } from './sandboxes/service';
+import { createSandboxService, DEFAULTS, LABEL_INSTANCE } from './sandboxes/service';
 import { startProxyServer, TOOLBOX_BASE } from './server';
 import { openDatabase } from './store/db';
 import { createToolboxAccess } from './toolbox/access';
@@ -61,11 +63,17 @@ export async function runServe(argv: string[]): Promise<void> {
   }
 
   const instance = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 12);
+  // The engine named by DOCKER_HOST, else the local socket: one client for the runtime and the disk checks.
+  const docker = new Dockerode();
+  const disk = await detectDiskMode({ docker, image: SANDBOX_IMAGE, labels: { [LABEL_INSTANCE]: instance } });
+  process.stdout.write(`disk limits: ${describeDiskMode(disk, config.diskCheckInterval)}\n`);
   const runtime = createDockerRuntime({
     bundleDir: images.bundleDir,
     secretsDir: path.join(config.dataDir, 'agent-secrets'),
     network: config.network,
     allowPrivateEgress: config.allowPrivateEgress,
+    docker,
+    storageOpt: disk.kind === 'storage-opt' ? { countsImage: disk.countsImage } : undefined,
   });
   await runtime.ensureNetwork();
   // Known for sure only once the server listens (port 0 picks one).
@@ -73,13 +81,22 @@ export async function runServe(argv: string[]): Promise<void> {
   const toolboxUrl = () => `${publicUrl}${TOOLBOX_BASE}`;
   const pool =
     config.pool > 0 && config.image === SANDBOX_IMAGE
-      ? createWarmPool({ runtime, db, size: config.pool, poolClass: { image: config.image, cpu: 1, memoryGiB: 1 }, labels: { [LABEL_INSTANCE]: instance }, log })
+      ? createWarmPool({
+          runtime,
+          db,
+          size: config.pool,
+          // Where the engine limits sizes, members are made with the default size, and only creates of it are hits.
+          poolClass: { image: config.image, cpu: DEFAULTS.cpu, memoryGiB: DEFAULTS.memory, diskGiB: disk.kind === 'storage-opt' ? DEFAULTS.disk : undefined },
+          labels: { [LABEL_INSTANCE]: instance },
+          log,
+        })
       : undefined;
   const previewTokens = createPreviewTokens(db);
   const sshAccess = createSshAccess(db);
   const signing = createSigningKeys(db);
+  const sandboxRepo = createSandboxRepo(db);
   const sandboxes = createSandboxService({
-    repo: createSandboxRepo(db),
+    repo: sandboxRepo,
     runtime,
     pool,
     quotas: createQuotaService({ db, defaults: config.limits }),
@@ -89,6 +106,7 @@ export async function runServe(argv: string[]): Promise<void> {
     agentVersion: AGENT_VERSION,
     instance,
     allowPrivateEgress: config.allowPrivateEgress,
+    refuseDisk: disk.kind === 'off' ? disk.why : undefined,
     onDeleted: (id) => {
       previewTokens.removeForSandbox(id);
       sshAccess.removeForSandbox(id);
@@ -100,6 +118,21 @@ export async function runServe(argv: string[]): Promise<void> {
   if (removed.length) log.info({ removed: removed.length }, 'removed containers no sandbox owns');
   if (pool) await pool.start(poolContainers);
   else for (const c of poolContainers) await runtime.remove(c.id).catch(() => {});
+  const watchdog =
+    disk.kind === 'watchdog'
+      ? createDiskWatchdog({
+          docker,
+          intervalMs: config.diskCheckInterval * 1000,
+          sandboxes: () =>
+            sandboxRepo
+              .all()
+              .filter((r) => r.state === 'started' && r.containerId)
+              .map((r) => ({ id: r.id, containerId: r.containerId!, diskGiB: r.disk, updatedAt: r.updatedAt })),
+          stop: (id, containerId, reason) => sandboxes.stopBecause(id, containerId, reason),
+          log,
+        })
+      : undefined;
+  watchdog?.start();
 
   // From here on a container that ends without Cove asking is noticed as it happens (runtime/events.ts); each
   // (re)connection to the engine's events reconciles again, for what happened while nobody listened.
@@ -170,6 +203,7 @@ export async function runServe(argv: string[]): Promise<void> {
     stopping = true;
     events.close();
     pool?.close();
+    watchdog?.close();
     void ssh?.close();
     server
       .close()

@@ -34,9 +34,7 @@ export interface TestCove {
  * line. Its first start in a run builds the images (minutes); later ones find them. COVE_CHECK_RESPONSES=1: every JSON
  * answer of the control API is parsed with its route's schema (a mismatch is a 500).
  */
-export async function startCove(
-  opts: { pool?: number; dataDir?: string; apiKey?: string; /** more `cove serve` flags */ args?: string[]; /** more environment */ env?: Record<string, string> } = {},
-): Promise<TestCove> {
+export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?: string; /** more `cove serve` flags */ args?: string[]; /** more environment, also of the docker commands here (DOCKER_HOST: another engine) */ env?: Record<string, string> } = {}): Promise<TestCove> {
   await requireDocker();
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'cove-data-'));
   const apiKey = opts.apiKey ?? `test-${randomBytes(24).toString('hex')}`;
@@ -84,6 +82,7 @@ export async function startCove(
     containers: (label) =>
       execFileSync('docker', ['ps', '-aq', '--filter', `label=dev.cove.instance=${instance}`, ...(label ? ['--filter', `label=${label}`] : [])], {
         encoding: 'utf8',
+        env: { ...process.env, ...opts.env },
       })
         .split('\n')
         .filter(Boolean),
@@ -97,7 +96,7 @@ export async function startCove(
     async destroy() {
       await cove.stop();
       const ids = cove.containers();
-      if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
+      if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore', env: { ...process.env, ...opts.env } });
       if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };

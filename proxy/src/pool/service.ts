@@ -16,12 +16,17 @@ export interface PoolClass {
   image: string;
   cpu: number;
   memoryGiB: number;
+  /**
+   * Set when the engine enforces sizes (disk mode storage-opt): members are created with this size, so only creates
+   * of this size are hits. Unset: members serve any size (the disk watchdog enforces each sandbox's own).
+   */
+  diskGiB?: number;
 }
 
 const AGENT_READY_TIMEOUT_MS = 60_000;
 
 const poolKey = (c: PoolClass): string =>
-  createHash('sha256').update(`${c.image}|${c.cpu}|${c.memoryGiB}`).digest('hex').slice(0, 16);
+  createHash('sha256').update(`${c.image}|${c.cpu}|${c.memoryGiB}${c.diskGiB === undefined ? '' : `|${c.diskGiB}`}`).digest('hex').slice(0, 16);
 
 /**
  * The warm pool: `size` started containers of one class with ready agents. `claim()` hands one out synchronously —
@@ -61,6 +66,7 @@ export function createWarmPool(opts: {
         agentToken,
         cpu: opts.poolClass.cpu,
         memoryGiB: opts.poolClass.memoryGiB,
+        diskGiB: opts.poolClass.diskGiB,
       });
       containerId = created.containerId;
       await opts.runtime.waitForAgent(created.ip, agentToken, AGENT_READY_TIMEOUT_MS);
@@ -140,7 +146,8 @@ export function createWarmPool(opts: {
 
     /** Takes a ready member for a sandbox of this class, or undefined (a miss: the caller cold-starts). */
     claim(c: PoolClass): PoolMember | undefined {
-      if (c.image !== opts.poolClass.image || c.cpu !== opts.poolClass.cpu || c.memoryGiB !== opts.poolClass.memoryGiB) return undefined;
+      const { image, cpu, memoryGiB, diskGiB } = opts.poolClass;
+      if (c.image !== image || c.cpu !== cpu || c.memoryGiB !== memoryGiB || (diskGiB !== undefined && c.diskGiB !== diskGiB)) return undefined;
       const member = ready.shift();
       if (member) remove.run(member.containerId);
       refill();

@@ -229,7 +229,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       const user = await userName(chosen, image, spec);
       const createUser = 'create' in chosen && chosen.create === true;
       writeToken(spec.agentToken);
-      const options = containerCreateOptions({ spec, image, user, createUser, bundleDir, secretsDir: secretsDirOf(spec.agentToken), network, agentPort });
+      const options = containerCreateOptions({ spec, image, user, createUser, bundleDir, secretsDir: secretsDirOf(spec.agentToken), network, agentPort, storageOpt: opts.storageOpt });
       let container: Dockerode.Container;
       try {
         container = await docker.createContainer(options);

@@ -1,7 +1,7 @@
 import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { AGENT_COMMAND, BUNDLE_MOUNT } from '../../../images/src/bundle';
-import { agentCommand, chooseUser, chooseWorkdir, containerCreateOptions, imageEntrypoint, SANDBOX_CAPABILITIES, userNameOfUid, validateSpec } from './sandbox-config';
+import { agentCommand, chooseUser, chooseWorkdir, containerCreateOptions, imageEntrypoint, SANDBOX_CAPABILITIES, storageSize, userNameOfUid, validateSpec } from './sandbox-config';
 import { RuntimeError, type SandboxSpec } from './types';
 
 /** An image inspect result with only the Config parts these functions read. */
@@ -154,5 +154,25 @@ describe('containerCreateOptions', () => {
 
   it('uses the WORKDIR of the image for the agent', () => {
     expect(create({}, image({ WorkingDir: '/srv' })).Entrypoint).toEqual([...AGENT_COMMAND, ...TOKEN_FILE, '--port', '2280', '--user', 'dev', '--workdir', '/srv']);
+  });
+
+  it("asks the engine for the sandbox's size only where it enforces sizes, adding the image's where it counts it", () => {
+    const withSize = (storageOpt: { countsImage: boolean } | undefined, diskGiB?: number) =>
+      containerCreateOptions({
+        spec: { ...SPEC, diskGiB },
+        image: { ...image(), Size: 1_500_000_000 },
+        user: 'dev',
+        bundleDir: '/b',
+        secretsDir: '/s',
+        network: 'cove',
+        agentPort: 2280,
+        storageOpt,
+      }).HostConfig?.StorageOpt;
+    expect(withSize(undefined, 3)).toBeUndefined();
+    expect(withSize({ countsImage: false }, 3)).toEqual({ size: '3G' });
+    expect(withSize({ countsImage: true }, 3)).toEqual({ size: String(3 * 1024 ** 3 + 1_500_000_000) });
+    expect(withSize({ countsImage: false })).toBeUndefined();
+    expect(storageSize(10, 0)).toBe('10G');
+    expect(() => validateSpec({ ...SPEC, diskGiB: 0 })).toThrow(/diskGiB must be a positive number/);
   });
 });

@@ -106,7 +106,7 @@ export function validateSpec(spec: SandboxSpec): void {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(spec.name)) throw bad('the name may hold only letters, digits, _ . -');
   if (!spec.image) throw bad('no image');
   if (!spec.agentToken || spec.agentToken.length < 16) throw bad('the agent token must be at least 16 characters');
-  for (const [key, value] of [['cpu', spec.cpu], ['memoryGiB', spec.memoryGiB], ['pids', spec.pids]] as const) {
+  for (const [key, value] of [['cpu', spec.cpu], ['memoryGiB', spec.memoryGiB], ['pids', spec.pids], ['diskGiB', spec.diskGiB]] as const) {
     if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw bad(`${key} must be a positive number`);
   }
   for (const key of Object.keys(spec.env ?? {})) {
@@ -127,6 +127,8 @@ export function containerCreateOptions(opts: {
   secretsDir: string;
   network: string;
   agentPort: number;
+  /** The engine limits sizes (see DockerRuntimeOptions.storageOpt). */
+  storageOpt?: { countsImage: boolean };
 }): Dockerode.ContainerCreateOptions {
   const { spec, image } = opts;
   const memory = Math.round((spec.memoryGiB ?? 1) * 1024 ** 3);
@@ -174,6 +176,15 @@ export function containerCreateOptions(opts: {
       Init: true,
       // Sandboxes are long-lived and chatty; keep their engine logs bounded.
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+      ...(opts.storageOpt && spec.diskGiB ? { StorageOpt: { size: storageSize(spec.diskGiB, opts.storageOpt.countsImage ? (image.Size ?? 0) : 0) } } : {}),
     },
   };
+}
+
+/**
+ * The engine's size option for a sandbox that may write `diskGiB`: "3G" (overlay2 on xfs limits the writable layer
+ * alone), or, where the engine counts the image's files too (btrfs), that many bytes plus the image's.
+ */
+export function storageSize(diskGiB: number, imageBytes: number): string {
+  return imageBytes > 0 ? String(Math.round(diskGiB * 1024 ** 3 + imageBytes)) : `${diskGiB}G`;
 }

@@ -39,6 +39,11 @@ export interface SandboxSpec {
   pids?: number;
   /** What the sandbox may reach (default: open, within the host's guard). In force before user code runs. */
   egress?: EgressPolicy;
+  /**
+   * GiB the sandbox may write. The engine enforces it when the runtime was made with `storageOpt` (see disk.ts);
+   * otherwise the disk watchdog does, from the sandbox's record.
+   */
+  diskGiB?: number;
 }
 
 /** A container as the runtime sees it. */
@@ -85,6 +90,11 @@ export interface DockerRuntimeOptions {
   secretsDir?: string;
   /** Let sandboxes reach private ranges (RFC 1918, CGNAT); link-local and the host stay out of reach. */
   allowPrivateEgress?: boolean;
+  /**
+   * The engine limits container sizes (disk mode `storage-opt`): containers of specs with `diskGiB` get
+   * `HostConfig.StorageOpt.size`; `countsImage` when that size must include the image's (btrfs).
+   */
+  storageOpt?: { countsImage: boolean };
 }
 
 /**

@@ -21,7 +21,8 @@ import { LABEL_POOL, LABEL_SANDBOX } from '../runtime/types';
  */
 export const LABEL_INSTANCE = 'dev.cove.instance';
 const AGENT_READY_TIMEOUT_MS = 60_000;
-const DEFAULTS = { cpu: 1, memory: 1, disk: 10 };
+/** Resources of a sandbox whose create names none (the warm pool's members are made of them). */
+export const DEFAULTS = { cpu: 1, memory: 1, disk: 10 };
 /** The one target (Daytona's region) a Cove server has. */
 const TARGET = 'local';
 
@@ -43,6 +44,8 @@ interface SandboxServiceOptions {
   allowPrivateEgress?: boolean;
   /** Called once a sandbox is deleted (its preview tokens go with it). */
   onDeleted?: (id: string) => void;
+  /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
+  refuseDisk?: string;
   log: Logger;
 }
 
@@ -234,6 +237,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       user: (record.user === opts.defaultUser && record.image === opts.image) || !record.user ? undefined : record.user,
       cpu: record.cpu,
       memoryGiB: record.memory,
+      diskGiB: record.disk,
       egress: egressOf(record),
     });
     repo.update(record.id, { containerId: created.containerId, ip: created.ip, user: created.user });
@@ -248,6 +252,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (req.gpu) throw new CoveError('INVALID_REQUEST', 'GPUs are not available on this Cove server');
       if (req.volumes?.length) throw new CoveError('INVALID_REQUEST', 'Volumes are not supported yet');
       if (req.outboundProxyUrl?.trim()) throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl is not supported by this Cove server');
+      if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
       const image = imageOf(req);
       if (image !== opts.image && !(await runtime.imageExists(image))) {
@@ -291,7 +296,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       }
 
       // A pool member fits when the sandbox asks for nothing the member was not started with.
-      const poolClass: PoolClass = { image, cpu: record.cpu, memoryGiB: record.memory };
+      const poolClass: PoolClass = { image, cpu: record.cpu, memoryGiB: record.memory, diskGiB: record.disk };
       const member = Object.keys(record.env).length === 0 && record.user === opts.defaultUser ? opts.pool?.claim(poolClass) : undefined;
       if (member) {
         const policy = egressOf(record);
@@ -431,6 +436,27 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       });
     },
 
+    /**
+     * Stops a started sandbox for a reason of the server's own (the disk watchdog: past its size). Its container is
+     * killed at once — what it keeps writing is what the limit is about — and the sandbox becomes `stopped` with
+     * `errorReason`, its files kept; starting it again clears the reason. Nothing happens when it is no longer started
+     * on `containerId`.
+     */
+    stopBecause(id: string, containerId: string, reason: string): Promise<void> {
+      return serialized(id, async () => {
+        const record = repo.get(id);
+        if (record?.state !== 'started' || record.containerId !== containerId) return;
+        repo.update(id, { state: 'stopping' });
+        try {
+          await runtime.stop(containerId, 0);
+        } catch (err) {
+          markError(id, `${reason} Stopping it failed: ${(err as Error).message}`);
+          throw err;
+        }
+        repo.update(id, { state: 'stopped', ip: null, errorReason: reason });
+      });
+    },
+
     /** A sandbox by id, without an ownership check: the preview layer decides who may open it. */
     find: (id: string): SandboxRecord | undefined => repo.get(id),
 
@@ -453,7 +479,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     agentFor(principal: Principal, idOrName: string): AgentTarget {
       const record = visible(principal, idOrName);
       if (record.state !== 'started' || !record.ip) {
-        throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} is ${record.state}; start it first`);
+        throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} is ${record.state}${record.errorReason ? ` (${record.errorReason})` : ''}; start it first`);
       }
       recordActivity(record.id);
       return { sandboxId: record.id, ip: record.ip, agentToken: record.agentToken };
