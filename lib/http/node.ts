@@ -67,21 +67,34 @@ export function answerClientErrors(server: Server, source: string): void {
   });
 }
 
+/** A body still to come that Node may read and drop to keep the connection (what JSON calls send): at most this. */
+const SMALL_UNREAD_BODY = 64 * 1024;
+
+/** Whether the rest of a request's body is small enough to read and drop: a declared length within the limit. */
+function smallBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return length !== undefined && req.headers['transfer-encoding'] === undefined && /^\d{1,9}$/.test(length) && Number(length) <= SMALL_UNREAD_BODY;
+}
+
 /**
  * A response that starts before its request's body was read (a 401, 404 or 413 to an upload) closes the connection,
  * and says so (`Connection: close`, so no client reuses it): otherwise Node reads and discards the rest of the body
- * to keep the connection alive, and a client declaring a gigabyte makes the server read a gigabyte.
+ * to keep the connection alive, and a client declaring a gigabyte makes the server read a gigabyte. A small declared
+ * body (a JSON call refused before its body arrived) is read and dropped instead, and the connection stays open:
+ * clients keep their connections, and closing on unread bytes would reset it under the answer.
+ *
+ * Registered before every other request listener, so that an answer written at once still goes through the check.
  */
 export function closeUnreadBodies(server: Server): void {
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
     const writeHead = res.writeHead.bind(res) as (...args: Parameters<ServerResponse['writeHead']>) => ServerResponse;
     // Every head goes through writeHead (an implicit one too), so this decides before the head is written.
     res.writeHead = ((...args: Parameters<ServerResponse['writeHead']>) => {
-      if (!req.complete) res.shouldKeepAlive = false;
+      if (!req.complete && !smallBody(req)) res.shouldKeepAlive = false;
       return writeHead(...args);
     }) as ServerResponse['writeHead'];
     res.once('finish', () => {
-      if (req.complete) return;
+      if (req.complete || res.shouldKeepAlive) return;
       // Not endSoon(): Node reads and dumps the body for as long as the socket is open, up to 2 MiB per connection
       // in each turn of the event loop. The answer has reached the kernel when the socket holds nothing more to
       // write, and then it closes at once (the unread body is reset, never read); otherwise once it has.

@@ -5,6 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
+/** The second engine's own default bridge (an interface made for it, never the host's docker0). */
+const DEFAULT_BRIDGE = 'cove-qe0';
+
 /**
  * A Docker engine of a test's own whose data root is a file system that limits container sizes, so `--storage-opt
  * size=` works: xfs mounted with project quotas (overlay2), or — on a kernel built without XFS quota support, like
@@ -116,6 +119,7 @@ export async function startQuotaEngine(opts: { sizeGiB?: number } = {}): Promise
         await stopProcess(dockerdPid, `${runDir}/docker.sock`).catch((err: Error) => problems.push(`stop dockerd: ${err.message}`));
       }
       if (bridge) attempt('remove the firewall rules', () => removeBridgeRules(bridge, subnet));
+      attempt('remove its default bridge', () => existsSync(`/sys/class/net/${DEFAULT_BRIDGE}`) && run('ip', ['link', 'del', DEFAULT_BRIDGE]));
       // Whatever the engine left mounted under its folders (network namespaces, container roots), deepest first.
       const mounts = readFileSync('/proc/self/mounts', 'utf8')
         .split('\n')
@@ -172,6 +176,7 @@ export async function startQuotaEngine(opts: { sizeGiB?: number } = {}): Promise
     // (Enabled later — Docker does so at the first size-limited container — a rescan of what exists runs in the
     // background, and a container snapshotted before it ends is charged only for what it writes, not its image.)
     if (engine.fs === 'btrfs') run('btrfs', ['quota', 'enable', mountDir]);
+    if (!existsSync(`/sys/class/net/${DEFAULT_BRIDGE}`)) run('ip', ['link', 'add', DEFAULT_BRIDGE, 'type', 'bridge']);
     const log = openSync(path.join(runDir, 'dockerd.log'), 'a');
     const child = spawn(
       'dockerd',
@@ -181,8 +186,9 @@ export async function startQuotaEngine(opts: { sizeGiB?: number } = {}): Promise
         '--pidfile', path.join(runDir, 'docker.pid'),
         '-H', dockerHost,
         '--storage-driver', engine.fs === 'xfs' ? 'overlay2' : 'btrfs',
-        // No default bridge, and no iptables rules of its own: nothing that could disturb the main engine's networks.
-        '--bridge=none', '--iptables=false', '--ip-masq=false',
+        // A default bridge of its own, and no iptables rules: nothing that could disturb the main engine's networks.
+        // (Not --bridge=none: an engine started so deletes the host's docker0, the main engine's default bridge.)
+        `--bridge=${DEFAULT_BRIDGE}`, '--iptables=false', '--ip-masq=false',
       ],
       { detached: true, stdio: ['ignore', log, log] },
     );

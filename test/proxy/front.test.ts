@@ -132,6 +132,28 @@ describe('limits', () => {
     }
   });
 
+  it('keeps the connection of a small JSON call refused before its body arrived, and answers the next call on it', async () => {
+    // What the SDK does: a toolbox call to a sandbox that cannot take it (here: none of that id) answered at once, the
+    // body following the head a moment later, then its next call on the same kept-alive connection.
+    const socket = net.connect(proxyPort, '127.0.0.1');
+    let text = '';
+    socket.on('data', (d) => (text += d.toString('latin1')));
+    let closed = false;
+    socket.on('close', () => (closed = true));
+    socket.on('error', () => {});
+    const body = '{"command":"echo hi"}';
+    const auth = { Authorization: `Bearer ${cove.apiKey}`, 'Content-Type': 'application/json' };
+    socket.write(request(`127.0.0.1:${proxyPort}`, '/toolbox/00000000-0000-0000-0000-000000000000/process/execute', { ...auth, 'Content-Length': String(body.length) }, 'POST'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(text).toMatch(/^HTTP\/1\.1 404 /);
+    expect(text.toLowerCase()).not.toContain('connection: close');
+    socket.write(body + request(`127.0.0.1:${proxyPort}`, '/api/sandbox', { Authorization: `Bearer ${cove.apiKey}` }));
+    const deadline = Date.now() + 5000;
+    while (!/HTTP\/1\.1 200 /.test(text) && !closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    socket.destroy();
+    expect(text.split('HTTP/1.1 ').slice(1).map((r) => r.slice(0, 3))).toEqual(['404', '200']);
+  });
+
   it('answers a chunked body over the JSON limit with 413 (not a reset), closes, and logs nothing unexpected', async () => {
     const head = request(`127.0.0.1:${proxyPort}`, '/api/sandbox', { Authorization: `Bearer ${cove.apiKey}`, 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }, 'POST');
     const chunk = `10000\r\n${'{'.repeat(0x10000)}\r\n`;
