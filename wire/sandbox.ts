@@ -6,7 +6,9 @@ export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 's
 export type SandboxState = (typeof SANDBOX_STATES)[number];
 
 const stringMap = StringMap;
-const interval = z.number().int().min(-1).optional();
+/** Minutes; 0 turns the timer off (auto-delete: -1 off, 0 at once when stopped). */
+const minutes = z.number().int().min(0).max(525_600);
+const interval = minutes.optional();
 
 /**
  * `POST /sandbox`, the fields Cove acts on. Unknown fields the SDK sends (target, spot, otel…) are accepted and
@@ -45,7 +47,10 @@ export const CreateSandboxRequest = z.object({
   disk: z.number().int().min(1).max(1024).optional(),
   autoStopInterval: interval,
   autoArchiveInterval: interval,
-  autoDeleteInterval: interval,
+  autoDeleteInterval: z.number().int().min(-1).max(525_600).optional(),
+  autoPauseInterval: interval,
+  /** Destroyed this many minutes after creation, whatever its state; 0: never. */
+  ttlMinutes: interval,
   /** Every outbound connection refused (DNS names still resolve). */
   networkBlockAll: z.boolean().optional(),
   /** Comma-separated IPv4 networks, at most 5: the only destinations allowed. */
@@ -81,6 +86,8 @@ export const SandboxDto = z.object({
   autoStopInterval: z.number(),
   autoArchiveInterval: z.number(),
   autoDeleteInterval: z.number(),
+  autoPauseInterval: z.number(),
+  autoDestroyAt: z.string().optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
   lastActivityAt: z.string(),
@@ -88,6 +95,13 @@ export const SandboxDto = z.object({
   daemonVersion: z.string().optional(),
 });
 export type SandboxDto = z.infer<typeof SandboxDto>;
+
+/** `PUT /sandbox/{id}/labels` (SDK `setLabels`): the sandbox's labels, replaced. */
+export const ReplaceLabelsRequest = z.object({ labels: StringMap });
+export type ReplaceLabelsRequest = z.infer<typeof ReplaceLabelsRequest>;
+
+/** Path parameters of the lifecycle setters (`/autostop/{interval}` and friends): whole minutes. */
+export const IntervalParam = z.coerce.number().int().min(-1).max(525_600);
 
 /** `POST /sandbox/{id}/network-settings` (SDK 0.218 `updateNetworkSettings`): changes egress on a running sandbox. */
 export const UpdateNetworkSettingsRequest = z.object({

@@ -20,6 +20,7 @@ describe('readProxyConfig', () => {
       corsOrigins: [],
       allowPrivateEgress: false,
       diskCheckInterval: 5,
+      minuteMs: 60_000,
       limits: { maxSandboxes: 10, maxCpu: 10, maxMemory: 10, maxDisk: 100, maxSandboxCpu: 4, maxSandboxMemory: 8, maxSandboxDisk: 10 },
     });
   });

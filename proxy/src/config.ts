@@ -27,6 +27,8 @@ const ProxyConfig = z.object({
   corsOrigins: z.array(z.string()),
   /** Sandboxes may reach private ranges (RFC 1918, CGNAT); never link-local (cloud metadata) or the host. */
   allowPrivateEgress: z.boolean(),
+  /** Milliseconds in a minute of the sandbox timers: 60,000, scaled down only by tests (COVE_TEST_MINUTE_MS). */
+  minuteMs: z.number().int().min(10).max(60_000),
   /** Seconds between two measurements of sandboxes' writable layers, where the disk watchdog enforces sizes. */
   diskCheckInterval: z.number().positive().max(3600),
   /** The limits of every API key that sets none of its own (admin keys excepted: see quotas/limits.ts). */
@@ -121,6 +123,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     logLevel: values['log-level'] ?? env.COVE_LOG_LEVEL ?? 'info',
     corsOrigins,
     allowPrivateEgress: values['allow-private-egress'] ?? envFlag(env.COVE_ALLOW_PRIVATE_EGRESS, 'COVE_ALLOW_PRIVATE_EGRESS'),
+    minuteMs: num(env.COVE_TEST_MINUTE_MS, 60_000),
     diskCheckInterval: num(values['disk-check-interval'] ?? env.COVE_DISK_CHECK_INTERVAL, 5),
     limits,
   });

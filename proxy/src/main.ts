@@ -10,6 +10,7 @@ import { createWarmPool } from './pool/service';
 import { createQuotaService } from './quotas/service';
 import { createDockerRuntime } from './runtime/docker-runtime';
 import { createExitTracker, followContainerEvents } from './runtime/events';
+import { createLifecycleScheduler } from './lifecycle/scheduler';
 import { LABEL_MANAGED } from './runtime/types';
 import { createDiskWatchdog, describeDiskMode, detectDiskMode } from './runtime/disk';
 import { createSandboxRepo } from './sandboxes/repo';
@@ -107,6 +108,8 @@ export async function runServe(argv: string[]): Promise<void> {
     instance,
     allowPrivateEgress: config.allowPrivateEgress,
     refuseDisk: disk.kind === 'off' ? disk.why : undefined,
+    minuteMs: config.minuteMs,
+    onTimersChanged: () => timers.kick(),
     onDeleted: (id) => {
       previewTokens.removeForSandbox(id);
       sshAccess.removeForSandbox(id);
@@ -133,6 +136,14 @@ export async function runServe(argv: string[]): Promise<void> {
         })
       : undefined;
   watchdog?.start();
+  // Auto-stop, auto-delete (ephemeral) and ttl: one scheduler over the records, so it survives restarts.
+  const timers = createLifecycleScheduler({
+    records: () => sandboxes.records(),
+    act: (id, action) => (action === 'stop' ? sandboxes.stopByTimer(id) : sandboxes.deleteByTimer(id)),
+    minuteMs: config.minuteMs,
+    log,
+  });
+  timers.start();
 
   // From here on a container that ends without Cove asking is noticed as it happens (runtime/events.ts); each
   // (re)connection to the engine's events reconciles again, for what happened while nobody listened.
@@ -175,7 +186,7 @@ export async function runServe(argv: string[]): Promise<void> {
     keys,
     sandboxes,
     pool,
-    forwarder: createToolboxForwarder(),
+    forwarder: createToolboxForwarder({ onActivity: (id) => sandboxes.touch(id) }),
     toolboxAccess: createToolboxAccess({ keys, sandboxes, signing, previewTokens }),
     cors: createCors(config.corsOrigins),
     signing,
@@ -202,6 +213,7 @@ export async function runServe(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     events.close();
+    timers.close();
     pool?.close();
     watchdog?.close();
     void ssh?.close();

@@ -27,6 +27,12 @@ export interface SandboxRecord {
   autoStopInterval: number;
   autoArchiveInterval: number;
   autoDeleteInterval: number;
+  /** Minutes without activity before a started sandbox is paused; 0: never. */
+  autoPauseInterval: number;
+  /** When the sandbox is destroyed whatever its state (a ttl), ISO 8601; null: never. */
+  autoDestroyAt: string | null;
+  /** When `state` last changed (auto-delete and auto-archive count from a stop); null before the first change. */
+  stateChangedAt: string | null;
   createdAt: string;
   updatedAt: string;
   lastActivityAt: string;
@@ -54,6 +60,9 @@ interface Row {
   auto_stop_interval: number;
   auto_archive_interval: number;
   auto_delete_interval: number;
+  auto_pause_interval: number;
+  auto_destroy_at: string | null;
+  state_changed_at: string | null;
   created_at: string;
   updated_at: string;
   last_activity_at: string;
@@ -81,6 +90,9 @@ const fromRow = (r: Row): SandboxRecord => ({
   autoStopInterval: r.auto_stop_interval,
   autoArchiveInterval: r.auto_archive_interval,
   autoDeleteInterval: r.auto_delete_interval,
+  autoPauseInterval: r.auto_pause_interval,
+  autoDestroyAt: r.auto_destroy_at,
+  stateChangedAt: r.state_changed_at,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
   lastActivityAt: r.last_activity_at,
@@ -108,6 +120,9 @@ const COLUMNS: Record<keyof SandboxRecord, string> = {
   autoStopInterval: 'auto_stop_interval',
   autoArchiveInterval: 'auto_archive_interval',
   autoDeleteInterval: 'auto_delete_interval',
+  autoPauseInterval: 'auto_pause_interval',
+  autoDestroyAt: 'auto_destroy_at',
+  stateChangedAt: 'state_changed_at',
   createdAt: 'created_at',
   updatedAt: 'updated_at',
   lastActivityAt: 'last_activity_at',
@@ -157,7 +172,9 @@ export function createSandboxRepo(db: Db) {
     },
     /** Updates the given fields (and updatedAt); returns the new record. */
     update(id: string, fields: Partial<SandboxRecord>): SandboxRecord | undefined {
-      const entries = Object.entries({ ...fields, updatedAt: now() }) as [keyof SandboxRecord, unknown][];
+      const time = now();
+      const changed = fields.state !== undefined && fields.state !== cache.get(id)?.state ? { stateChangedAt: time } : {};
+      const entries = Object.entries({ ...fields, ...changed, updatedAt: time }) as [keyof SandboxRecord, unknown][];
       db.prepare(`UPDATE sandboxes SET ${entries.map(([k]) => `${COLUMNS[k]} = ?`).join(', ')} WHERE id = ?`).run(
         ...entries.map(([k, v]) => toColumn(k, v)),
         id,

@@ -8,9 +8,12 @@ import {
   ListSandboxesQuery,
   ListSandboxesResponse,
   SandboxDto,
+  IntervalParam,
+  ReplaceLabelsRequest,
   ToolboxProxyUrl,
   UpdateNetworkSettingsRequest,
 } from '../../../wire/sandbox';
+import { CoveError } from '../../../lib/errors';
 import { principalOf } from '../auth/principal';
 import type { SandboxService } from './service';
 
@@ -64,10 +67,43 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
     ({ c, params, body }) => sandboxes.updateNetworkSettings(principalOf(c), params.sandboxIdOrName, body),
   );
   router.route(
+    { method: 'put', path: '/sandbox/{sandboxIdOrName}/labels', tag, summary: "Replace a sandbox's labels", body: ReplaceLabelsRequest, response: SandboxDto },
+    ({ c, params, body }) => sandboxes.setLabels(principalOf(c), params.sandboxIdOrName, body.labels),
+  );
+  for (const [segment, timer, says] of [
+    ['autostop', 'autoStop', 'Stop the sandbox after this many minutes without activity (0: never)'],
+    ['autoarchive', 'autoArchive', 'Archive the sandbox this many minutes after it stops (0: never)'],
+    ['autodelete', 'autoDelete', 'Delete the sandbox this many minutes after it stops (0: at once, -1: never)'],
+    ['autopause', 'autoPause', 'Pause the sandbox after this many minutes without activity (0: never)'],
+  ] as const) {
+    router.route(
+      { method: 'post', path: `/sandbox/{sandboxIdOrName}/${segment}/{interval}`, tag, summary: says, response: SandboxDto },
+      ({ c, params }) => sandboxes.setInterval(principalOf(c), params.sandboxIdOrName, timer, minutesOf(params.interval, 'interval')),
+    );
+  }
+  router.route(
+    { method: 'post', path: '/sandbox/{sandboxIdOrName}/ttl/{ttlMinutes}', tag, summary: 'Destroy the sandbox this many minutes from now, whatever its state (0: no ttl)', response: SandboxDto },
+    ({ c, params }) => sandboxes.setTtl(principalOf(c), params.sandboxIdOrName, minutesOf(params.ttlMinutes, 'ttlMinutes')),
+  );
+  router.route(
+    { method: 'post', path: '/sandbox/{sandboxIdOrName}/last-activity', tag, summary: 'Count as activity now: the auto-stop timer starts again' },
+    ({ c, params }) => {
+      sandboxes.refreshActivity(principalOf(c), params.sandboxIdOrName);
+      return c.body(null, 204);
+    },
+  );
+  router.route(
     { method: 'get', path: '/sandbox/{sandboxIdOrName}/toolbox-proxy-url', tag, summary: 'Base URL of toolbox calls', response: ToolboxProxyUrl },
     ({ c, params }) => {
       sandboxes.get(principalOf(c), params.sandboxIdOrName);
       return { url: toolboxUrl() };
     },
   );
+}
+
+/** A path's minutes as a whole number, or a 400 naming it. */
+function minutesOf(text: string, name: string): number {
+  const parsed = IntervalParam.safeParse(text);
+  if (!parsed.success) throw new CoveError('INVALID_REQUEST', `${name} must be a whole number of minutes, not ${JSON.stringify(text.slice(0, 20))}`);
+  return parsed.data;
 }

@@ -23,6 +23,15 @@ export const LABEL_INSTANCE = 'dev.cove.instance';
 const AGENT_READY_TIMEOUT_MS = 60_000;
 /** Resources of a sandbox whose create names none (the warm pool's members are made of them). */
 export const DEFAULTS = { cpu: 1, memory: 1, disk: 10 };
+/** Minutes. */
+const DEFAULT_AUTO_STOP = 15;
+/** Timers Cove cannot act on yet: a request that sets one gets a 400 naming it, never a value stored and ignored. */
+function refuseUnsupportedTimers(req: { autoArchiveInterval?: number; autoPauseInterval?: number }): void {
+  if (req.autoArchiveInterval) throw new CoveError('INVALID_REQUEST', 'autoArchiveInterval is not supported by this Cove server yet: sandboxes are not archived (0 means never)');
+  if (req.autoPauseInterval) throw new CoveError('INVALID_REQUEST', 'autoPauseInterval is not supported by this Cove server yet: sandboxes are not paused (0 means never)');
+}
+/** Who acts when a timer does. */
+const SYSTEM: Principal = { keyId: 'cove', admin: true };
 /** The one target (Daytona's region) a Cove server has. */
 const TARGET = 'local';
 
@@ -42,6 +51,13 @@ interface SandboxServiceOptions {
   instance: string;
   /** Whether the operator lets sandboxes reach private ranges (allow-lists may then name them). */
   allowPrivateEgress?: boolean;
+  /** Milliseconds in a lifecycle minute: 60,000, scaled down only by tests. */
+  minuteMs: number;
+  /**
+   * Called when what a sandbox's timers count from changed (created, started, stopped, a timer set): the lifecycle
+   * scheduler looks again at once (auto-delete 0 acts at the stop).
+   */
+  onTimersChanged?: (id: string) => void;
   /** Called once a sandbox is deleted (its preview tokens go with it). */
   onDeleted?: (id: string) => void;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
@@ -75,12 +91,14 @@ export function createSandboxService(opts: SandboxServiceOptions) {
   }
 
   /**
-   * Records activity at most once a second per sandbox: toolbox and preview requests call it on every request, and
-   * a database write on each would sit on those measured paths.
+   * Records activity at most once a second per sandbox (a sixtieth of a lifecycle minute, which tests shorten):
+   * toolbox and preview requests call it on every request, and a database write on each would sit on those measured
+   * paths.
    */
+  const activityEveryMs = opts.minuteMs / 60;
   function recordActivity(id: string): void {
     const t = Date.now();
-    if ((touched.get(id) ?? 0) > t - 1000) return;
+    if ((touched.get(id) ?? 0) > t - activityEveryMs) return;
     touched.set(id, t);
     repo.touch(id);
   }
@@ -107,6 +125,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       autoStopInterval: r.autoStopInterval,
       autoArchiveInterval: r.autoArchiveInterval,
       autoDeleteInterval: r.autoDeleteInterval,
+      autoPauseInterval: r.autoPauseInterval,
+      ...(r.autoDestroyAt ? { autoDestroyAt: r.autoDestroyAt } : {}),
       createdAt: r.createdAt,
       updatedAt: r.updatedAt,
       lastActivityAt: r.lastActivityAt,
@@ -245,13 +265,14 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     return created;
   }
 
-  return {
+  const service = {
     toDto,
 
     async create(principal: Principal, req: CreateSandboxRequest): Promise<SandboxDto> {
       if (req.gpu) throw new CoveError('INVALID_REQUEST', 'GPUs are not available on this Cove server');
       if (req.volumes?.length) throw new CoveError('INVALID_REQUEST', 'Volumes are not supported yet');
       if (req.outboundProxyUrl?.trim()) throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl is not supported by this Cove server');
+      refuseUnsupportedTimers(req);
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
       const image = imageOf(req);
@@ -281,9 +302,13 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         agentToken: randomBytes(32).toString('hex'),
         ip: null,
         errorReason: null,
-        autoStopInterval: req.autoStopInterval ?? 0,
-        autoArchiveInterval: req.autoArchiveInterval ?? 0,
+        // Daytona's default: stopped after 15 idle minutes. Never archived or paused: Cove does neither yet.
+        autoStopInterval: req.autoStopInterval ?? DEFAULT_AUTO_STOP,
+        autoArchiveInterval: 0,
         autoDeleteInterval: req.autoDeleteInterval ?? -1,
+        autoPauseInterval: req.autoPauseInterval ?? 0,
+        autoDestroyAt: req.ttlMinutes ? new Date(Date.now() + req.ttlMinutes * opts.minuteMs).toISOString() : null,
+        stateChangedAt: null,
         createdAt: time,
         updatedAt: time,
         lastActivityAt: time,
@@ -390,7 +415,9 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           markError(id, (err as Error).message);
           throw new CoveError('SANDBOX_ERROR', `The sandbox could not be stopped: ${(err as Error).message}`);
         }
-        return toDto(repo.update(id, { state: 'stopped', ip: null })!);
+        const stopped = toDto(repo.update(id, { state: 'stopped', ip: null })!);
+        opts.onTimersChanged?.(id);
+        return stopped;
       });
     },
 
@@ -414,6 +441,48 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         return { ...toDto(record), state: 'destroying' as SandboxState };
       });
     },
+
+    /** Replaces a sandbox's labels (SDK `setLabels`). */
+    setLabels(principal: Principal, idOrName: string, labels: Record<string, string>): SandboxDto {
+      const { id } = visible(principal, idOrName);
+      return toDto(repo.update(id, { labels })!);
+    },
+
+    /** Sets one lifecycle timer, in minutes (`/autostop/{interval}` and friends). */
+    setInterval(principal: Principal, idOrName: string, timer: 'autoStop' | 'autoArchive' | 'autoDelete' | 'autoPause', minutes: number): SandboxDto {
+      const record = visible(principal, idOrName);
+      const min = timer === 'autoDelete' ? -1 : 0;
+      refuseUnsupportedTimers({ [`${timer}Interval`]: minutes });
+      if (minutes < min) throw new CoveError('INVALID_REQUEST', `${timer}Interval must be ${min} or more minutes, not ${minutes}`);
+      const fields: Partial<SandboxRecord> = { [`${timer}Interval`]: minutes };
+      const updated = toDto(repo.update(record.id, fields)!);
+      opts.onTimersChanged?.(record.id);
+      return updated;
+    },
+
+    /** Destroys the sandbox `minutes` from now whatever its state (0: no ttl). */
+    setTtl(principal: Principal, idOrName: string, minutes: number): SandboxDto {
+      const { id } = visible(principal, idOrName);
+      if (minutes < 0) throw new CoveError('INVALID_REQUEST', `ttlMinutes must be 0 or more, not ${minutes}`);
+      const updated = toDto(repo.update(id, { autoDestroyAt: minutes ? new Date(Date.now() + minutes * opts.minuteMs).toISOString() : null })!);
+      opts.onTimersChanged?.(id);
+      return updated;
+    },
+
+    /** Counts as activity now (SDK `refreshActivity`): the auto-stop and auto-pause timers start again. */
+    refreshActivity(principal: Principal, idOrName: string): void {
+      const { id } = visible(principal, idOrName);
+      touched.set(id, Date.now());
+      repo.touch(id);
+    },
+
+    /** Every sandbox record (the lifecycle scheduler reads them). */
+    records: (): SandboxRecord[] => repo.all(),
+
+    /** Stops a sandbox because a timer said so. */
+    stopByTimer: (id: string): Promise<SandboxDto> => service.stop(SYSTEM, id),
+    /** Deletes a sandbox because a timer said so. */
+    deleteByTimer: (id: string): Promise<SandboxDto> => service.delete(SYSTEM, id),
 
     /**
      * Changes what a sandbox may reach. A started sandbox gets the new rules before this returns (connections the
@@ -532,5 +601,6 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       return { poolContainers, removed };
     },
   };
+  return service;
 }
 export type SandboxService = ReturnType<typeof createSandboxService>;

@@ -209,6 +209,9 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
                 }
                 conn.tunnels.add(socket);
                 socket.once('close', () => conn.tunnels.delete(socket));
+                // SSH traffic is activity: the auto-stop timer does not stop a sandbox someone works in.
+                const sandboxId = g.sandboxId;
+                socket.on('data', () => sandboxes.touch(sandboxId));
                 return socket;
               }),
             end,

@@ -124,6 +124,11 @@ const MIGRATIONS: string[] = [
      key_id TEXT PRIMARY KEY,
      limits TEXT NOT NULL
    );`,
+  // Lifecycle: auto-pause after idle minutes, a ttl's time of destruction, and when the state last changed (auto-delete
+  // and auto-archive count from the stop). Safe to run again (api.test re-runs later migrations on an older schema).
+  `ALTER TABLE sandboxes ADD COLUMN auto_pause_interval INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE sandboxes ADD COLUMN auto_destroy_at TEXT;
+   ALTER TABLE sandboxes ADD COLUMN state_changed_at TEXT;`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */

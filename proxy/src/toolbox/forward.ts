@@ -27,7 +27,7 @@ function forwardedHeaders(req: IncomingMessage, target: AgentTarget): http.Outgo
  * Forwards toolbox calls to a sandbox's agent, streaming bodies both ways without buffering, and WebSocket upgrades
  * as raw byte pipes. Upstream connections are kept alive and reused.
  */
-export function createToolboxForwarder() {
+export function createToolboxForwarder(opts: { /** called on traffic through a WebSocket (terminals): activity */ onActivity?: (sandboxId: string) => void } = {}) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo' });
 
   function fail(res: ServerResponse, err: unknown): void {
@@ -76,6 +76,12 @@ export function createToolboxForwarder() {
           () => {
             upstream.write(requestHead(req.method ?? 'GET', path, headers));
             splice(socket, upstream, head);
+            // A terminal or watch kept open is activity as long as bytes flow (throttled by the callee).
+            if (opts.onActivity) {
+              const onActivity = opts.onActivity;
+              upstream.on('data', () => onActivity(target.sandboxId));
+              socket.on('data', () => onActivity(target.sandboxId));
+            }
           },
           (error) => {
             upstream.destroy();

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import type { SandboxRecord } from '../sandboxes/repo';
+import { dueAction, nextDue } from './timers';
+
+const MIN = 60_000;
+const T0 = Date.parse('2026-12-01T00:00:00.000Z');
+const at = (ms: number) => new Date(T0 + ms).toISOString();
+const record = (fields: Partial<SandboxRecord> = {}): SandboxRecord => ({
+  id: 's', name: 's', ownerKeyId: 'k', state: 'started', image: 'i', user: 'u', env: {}, labels: {}, public: false,
+  networkBlockAll: false, networkAllowList: null, cpu: 1, memory: 1, disk: 10, containerId: 'c', agentToken: 't', ip: '1.2.3.4', errorReason: null,
+  autoStopInterval: 15, autoArchiveInterval: 0, autoDeleteInterval: -1, autoPauseInterval: 0, autoDestroyAt: null, stateChangedAt: at(0),
+  createdAt: at(0), updatedAt: at(0), lastActivityAt: at(0), ...fields,
+});
+
+describe('dueAction', () => {
+  it('stops a started sandbox idle for its auto-stop interval, not before, and never with 0', () => {
+    expect(dueAction(record(), T0 + 15 * MIN - 1, MIN)).toBeUndefined();
+    expect(dueAction(record(), T0 + 15 * MIN, MIN)).toBe('stop');
+    expect(dueAction(record({ lastActivityAt: at(10 * MIN) }), T0 + 20 * MIN, MIN)).toBeUndefined();
+    expect(dueAction(record({ autoStopInterval: 0 }), T0 + 1000 * MIN, MIN)).toBeUndefined();
+    expect(nextDue(record({ lastActivityAt: at(10 * MIN) }), T0 + 20 * MIN, MIN)).toBe(5 * MIN);
+  });
+
+  it('deletes a stopped sandbox its auto-delete interval after the stop: 0 at once, -1 never', () => {
+    const stopped = (autoDeleteInterval: number) => record({ state: 'stopped', autoDeleteInterval, stateChangedAt: at(60 * MIN) });
+    expect(dueAction(stopped(0), T0 + 60 * MIN, MIN)).toBe('delete');
+    expect(dueAction(stopped(30), T0 + 89 * MIN, MIN)).toBeUndefined();
+    expect(dueAction(stopped(30), T0 + 90 * MIN, MIN)).toBe('delete');
+    expect(dueAction(stopped(-1), T0 + 10_000 * MIN, MIN)).toBeUndefined();
+    // Only stopped ones: an errored sandbox is left for its owner to look at.
+    expect(dueAction(record({ state: 'error', autoDeleteInterval: 0 }), T0 + MIN, MIN)).toBeUndefined();
+  });
+
+  it('destroys at the ttl whatever the state, and leaves operations in progress alone', () => {
+    for (const state of ['started', 'stopped', 'error'] as const) {
+      expect(dueAction(record({ state, autoDestroyAt: at(5 * MIN) }), T0 + 5 * MIN, MIN)).toBe('destroy');
+    }
+    for (const state of ['creating', 'starting', 'stopping', 'destroying'] as const) {
+      expect(dueAction(record({ state, autoDestroyAt: at(0) }), T0 + MIN, MIN)).toBeUndefined();
+    }
+    expect(nextDue(record({ autoDestroyAt: at(3 * MIN) }), T0, MIN)).toBe(3 * MIN);
+    expect(nextDue(record({ autoStopInterval: 0 }), T0, MIN)).toBe(Infinity);
+  });
+
+  it('scales with the length of a minute (tests shorten it; the rules stay the same)', () => {
+    expect(dueAction(record({ autoStopInterval: 2 }), T0 + 600, 300)).toBe('stop');
+    expect(dueAction(record({ autoStopInterval: 2 }), T0 + 599, 300)).toBeUndefined();
+  });
+});

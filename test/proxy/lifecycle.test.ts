@@ -1,0 +1,148 @@
+/**
+ * Sandbox timers through `cove serve` and the published SDK, with a lifecycle minute shortened to MINUTE_MS by the
+ * test-only COVE_TEST_MINUTE_MS (the rules are the same; only the unit is shorter): auto-stop after idle minutes,
+ * activity that keeps a sandbox going (API, toolbox, terminal traffic, refreshActivity), auto-delete after a stop and
+ * ephemeral sandboxes, ttl, and timers that survive a server restart.
+ */
+import type { Sandbox } from '@daytonaio/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCove, type TestCove } from '../helpers/cove';
+
+const MINUTE_MS = 400;
+let cove: TestCove;
+
+beforeAll(async () => {
+  cove = await startCove({ pool: 1, env: { COVE_TEST_MINUTE_MS: String(MINUTE_MS) } });
+}, 20 * 60_000);
+afterAll(async () => {
+  await cove?.destroy();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The sandbox's state as the API says it, or 'gone' once it is deleted. */
+async function stateOf(id: string): Promise<string> {
+  const res = await cove.api(`/sandbox/${id}`);
+  if (res.status === 404) return 'gone';
+  return (await res.json()).state;
+}
+
+async function waitForState(id: string, wanted: string, ms: number): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < ms) {
+    if ((await stateOf(id)) === wanted) return Date.now() - started;
+    await sleep(50);
+  }
+  throw new Error(`sandbox ${id} is ${await stateOf(id)}, not ${wanted}, after ${ms} ms`);
+}
+
+describe('sandbox timers', () => {
+  it('stops a quiet sandbox after its auto-stop interval, and keeps a busy one going', async () => {
+    const daytona = cove.daytona();
+    const [quiet, busy] = await Promise.all([daytona.create({ autoStopInterval: 2 }), daytona.create({ autoStopInterval: 2 })]);
+    try {
+      expect(quiet.autoStopInterval).toBe(2);
+      const until = Date.now() + 6 * MINUTE_MS;
+      while (Date.now() < until) {
+        await busy.process.executeCommand('true');
+        await sleep(MINUTE_MS / 4);
+      }
+      expect(await stateOf(quiet.id)).toBe('stopped');
+      expect(await stateOf(busy.id)).toBe('started');
+      await waitForState(busy.id, 'stopped', 6 * MINUTE_MS);
+    } finally {
+      await Promise.all([quiet.delete(), busy.delete()]);
+    }
+  });
+
+  it('counts terminal traffic and refreshActivity as activity, and takes a new interval at once', async () => {
+    const daytona = cove.daytona();
+    const sandbox = await daytona.create({ autoStopInterval: 2 });
+    try {
+      let out = '';
+      const pty = await sandbox.process.createPty({ id: 'keepalive', cols: 80, rows: 20, onData: (d) => void (out += new TextDecoder().decode(d)) });
+      await pty.waitForConnection();
+      // A command that prints every 100 ms: traffic on the terminal's WebSocket, no API call.
+      await pty.sendInput('while :; do echo tick; sleep 0.1; done\n');
+      await sleep(6 * MINUTE_MS);
+      expect(out).toContain('tick');
+      expect(await stateOf(sandbox.id)).toBe('started');
+      await pty.kill();
+      await pty.disconnect();
+
+      for (let i = 0; i < 6; i++) {
+        await sandbox.refreshActivity();
+        await sleep(MINUTE_MS / 2);
+      }
+      expect(await stateOf(sandbox.id)).toBe('started');
+
+      await sandbox.setAutostopInterval(0);
+      expect((await daytona.get(sandbox.id)).autoStopInterval).toBe(0);
+      await sleep(4 * MINUTE_MS);
+      expect(await stateOf(sandbox.id)).toBe('started');
+      await sandbox.setAutostopInterval(1);
+      await waitForState(sandbox.id, 'stopped', 6 * MINUTE_MS);
+    } finally {
+      await sandbox.delete();
+    }
+  });
+
+  it('deletes an ephemeral sandbox when it stops, and another its auto-delete interval after', async () => {
+    const daytona = cove.daytona();
+    const [ephemeral, later] = await Promise.all([daytona.create({ ephemeral: true, autoStopInterval: 0 }), daytona.create({ autoDeleteInterval: 3, autoStopInterval: 0 })]);
+    expect(ephemeral.autoDeleteInterval).toBe(0);
+    await ephemeral.stop();
+    await waitForState(ephemeral.id, 'gone', 4 * MINUTE_MS);
+    await later.stop();
+    await sleep(2 * MINUTE_MS);
+    expect(await stateOf(later.id)).toBe('stopped');
+    await waitForState(later.id, 'gone', 4 * MINUTE_MS);
+    expect(cove.containers().filter((c) => [ephemeral.id, later.id].some((id) => c.includes(id)))).toEqual([]);
+  });
+
+  it('destroys a sandbox at its ttl whatever it does, and keeps the ttl across a server restart', async () => {
+    let daytona = cove.daytona();
+    const busy = await daytona.create({ autoStopInterval: 0 });
+    await busy.setTtl(3);
+    const dto = await (await cove.api(`/sandbox/${busy.id}`)).json();
+    expect(Date.parse(dto.autoDestroyAt) - Date.now()).toBeGreaterThan(MINUTE_MS);
+    const until = Date.now() + 10 * MINUTE_MS;
+    let gone = false;
+    while (!gone && Date.now() < until) {
+      gone = (await stateOf(busy.id)) === 'gone';
+      if (!gone) await busy.process.executeCommand('true').catch(() => {});
+      await sleep(MINUTE_MS / 4);
+    }
+    expect(gone).toBe(true);
+
+    // Timers live in the database: a server that restarts acts on them.
+    const kept: Sandbox = await daytona.create({ autoStopInterval: 0 });
+    await kept.setTtl(4);
+    const { dataDir, apiKey } = cove;
+    await cove.stop();
+    cove = await startCove({ pool: 1, dataDir, apiKey, env: { COVE_TEST_MINUTE_MS: String(MINUTE_MS) } });
+    daytona = cove.daytona();
+    await waitForState(kept.id, 'gone', 10 * MINUTE_MS);
+  }, 120_000);
+
+  it('sets labels, and refuses the timers it cannot act on by name', async () => {
+    const sandbox = await cove.daytona().create();
+    try {
+      expect(sandbox.autoStopInterval).toBe(15);
+      await sandbox.setLabels({ team: 'a', stage: 'dev' });
+      expect((await cove.daytona().get(sandbox.id)).labels).toEqual({ team: 'a', stage: 'dev' });
+      const refused = async (path: string, body?: object) => {
+        const res = await cove.api(path, { method: 'POST', ...(body ? { body: JSON.stringify(body) } : {}) });
+        expect(res.status, path).toBe(400);
+        return (await res.json()).message as string;
+      };
+      expect(await refused(`/sandbox/${sandbox.id}/autoarchive/60`)).toMatch(/autoArchiveInterval is not supported/);
+      expect(await refused(`/sandbox/${sandbox.id}/autopause/5`)).toMatch(/autoPauseInterval is not supported/);
+      expect(await refused(`/sandbox/${sandbox.id}/autostop/soon`)).toMatch(/interval must be a whole number of minutes/);
+      expect(await refused(`/sandbox/${sandbox.id}/autostop/-1`)).toMatch(/autoStopInterval must be 0 or more/);
+      expect(await refused('/sandbox', { autoArchiveInterval: 60 })).toMatch(/autoArchiveInterval/);
+    } finally {
+      await sandbox.delete();
+    }
+  });
+});
