@@ -139,7 +139,8 @@ export async function runServe(argv: string[]): Promise<void> {
   // Auto-stop, auto-delete (ephemeral) and ttl: one scheduler over the records, so it survives restarts.
   const timers = createLifecycleScheduler({
     records: () => sandboxes.records(),
-    act: (id, action) => (action === 'stop' ? sandboxes.stopByTimer(id) : sandboxes.deleteByTimer(id)),
+    act: (id, action) =>
+      action === 'stop' ? sandboxes.stopByTimer(id) : action === 'pause' ? sandboxes.pauseByTimer(id) : sandboxes.deleteByTimer(id),
     minuteMs: config.minuteMs,
     log,
   });

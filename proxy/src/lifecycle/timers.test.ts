@@ -42,6 +42,15 @@ describe('dueAction', () => {
     expect(nextDue(record({ autoStopInterval: 0 }), T0, MIN)).toBe(Infinity);
   });
 
+  it('pauses an idle started sandbox before it would stop, and stops a paused one at its auto-stop', () => {
+    expect(dueAction(record({ autoPauseInterval: 5 }), T0 + 5 * MIN, MIN)).toBe('pause');
+    expect(dueAction(record({ autoPauseInterval: 5 }), T0 + 15 * MIN, MIN)).toBe('stop');
+    expect(dueAction(record({ autoPauseInterval: 20 }), T0 + 15 * MIN, MIN)).toBe('stop');
+    expect(dueAction(record({ state: 'paused', autoPauseInterval: 5 }), T0 + 10 * MIN, MIN)).toBeUndefined();
+    expect(dueAction(record({ state: 'paused', autoPauseInterval: 5 }), T0 + 15 * MIN, MIN)).toBe('stop');
+    expect(nextDue(record({ autoPauseInterval: 5 }), T0, MIN)).toBe(5 * MIN);
+  });
+
   it('scales with the length of a minute (tests shorten it; the rules stay the same)', () => {
     expect(dueAction(record({ autoStopInterval: 2 }), T0 + 600, 300)).toBe('stop');
     expect(dueAction(record({ autoStopInterval: 2 }), T0 + 599, 300)).toBeUndefined();

@@ -1,20 +1,25 @@
 import type { SandboxRecord } from '../sandboxes/repo';
 
 /** What a timer asks of a sandbox now. */
-export type TimerAction = 'destroy' | 'stop' | 'delete';
+export type TimerAction = 'destroy' | 'stop' | 'pause' | 'delete';
 
 /**
  * The action a sandbox's timers call for at `now` (pure), the first that applies:
  * - **destroy** when its ttl has passed (`autoDestroyAt`), whatever its state;
- * - **stop** a started sandbox idle (no API, toolbox, preview, SSH or terminal traffic) for `autoStopInterval` minutes;
+ * - **pause** a started sandbox idle (no API, toolbox, preview, SSH or terminal traffic) for `autoPauseInterval`
+ *   minutes, when that comes before its auto-stop;
+ * - **stop** a started or paused sandbox idle for `autoStopInterval` minutes;
  * - **delete** a stopped sandbox `autoDeleteInterval` minutes after its stop (0: at once — `ephemeral`).
- * Sandboxes in the middle of an operation (creating, starting, stopping, destroying) are left alone.
+ * Sandboxes in the middle of an operation (creating, starting, stopping, pausing, resuming, destroying) are left alone.
  */
 export function dueAction(r: SandboxRecord, now: number, minuteMs: number): TimerAction | undefined {
-  if (r.state === 'creating' || r.state === 'starting' || r.state === 'stopping' || r.state === 'destroying') return undefined;
+  if (!['started', 'paused', 'stopped', 'error'].includes(r.state)) return undefined;
   if (r.autoDestroyAt && Date.parse(r.autoDestroyAt) <= now) return 'destroy';
   const since = (iso: string | null) => (iso ? now - Date.parse(iso) : 0);
-  if (r.state === 'started' && r.autoStopInterval > 0 && since(r.lastActivityAt) >= r.autoStopInterval * minuteMs) return 'stop';
+  const idle = since(r.lastActivityAt);
+  const stopDue = r.autoStopInterval > 0 && idle >= r.autoStopInterval * minuteMs;
+  if (r.state === 'started' && r.autoPauseInterval > 0 && idle >= r.autoPauseInterval * minuteMs && !stopDue) return 'pause';
+  if ((r.state === 'started' || r.state === 'paused') && stopDue) return 'stop';
   if (r.state === 'stopped' && r.autoDeleteInterval >= 0 && since(r.stateChangedAt ?? r.updatedAt) >= r.autoDeleteInterval * minuteMs) return 'delete';
   return undefined;
 }
@@ -23,7 +28,8 @@ export function dueAction(r: SandboxRecord, now: number, minuteMs: number): Time
 export function nextDue(r: SandboxRecord, now: number, minuteMs: number): number {
   const at: number[] = [];
   if (r.autoDestroyAt) at.push(Date.parse(r.autoDestroyAt));
-  if (r.state === 'started' && r.autoStopInterval > 0) at.push(Date.parse(r.lastActivityAt) + r.autoStopInterval * minuteMs);
+  if ((r.state === 'started' || r.state === 'paused') && r.autoStopInterval > 0) at.push(Date.parse(r.lastActivityAt) + r.autoStopInterval * minuteMs);
+  if (r.state === 'started' && r.autoPauseInterval > 0) at.push(Date.parse(r.lastActivityAt) + r.autoPauseInterval * minuteMs);
   if (r.state === 'stopped' && r.autoDeleteInterval >= 0) at.push(Date.parse(r.stateChangedAt ?? r.updatedAt) + r.autoDeleteInterval * minuteMs);
   return at.length ? Math.max(0, Math.min(...at) - now) : Infinity;
 }

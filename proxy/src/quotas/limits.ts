@@ -62,7 +62,8 @@ export function effectiveLimits(defaults: Limits, own: LimitOverrides, admin: bo
  * sandbox holds compute from creation until it has stopped, and disk as long as its file system exists (stopped
  * too). A sandbox in error or being destroyed holds nothing.
  */
-const COMPUTE_STATES: readonly SandboxState[] = ['creating', 'starting', 'started', 'stopping'];
+// A paused sandbox keeps its memory (its processes are frozen, not gone): it holds compute too.
+const COMPUTE_STATES: readonly SandboxState[] = ['creating', 'starting', 'started', 'stopping', 'pausing', 'paused', 'resuming'];
 const DISK_STATES: readonly SandboxState[] = [...COMPUTE_STATES, 'stopped'];
 
 /** The resources of one sandbox (vCPU, GiB, GiB). */

@@ -292,6 +292,25 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       await forgetAddress(containerId);
     },
 
+    async pause(containerId) {
+      try {
+        await docker.getContainer(containerId).pause();
+      } catch (err) {
+        if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
+        // 409 "already paused" is what the caller wants.
+        if (!(engineStatus(err) === 409 && /already paused/i.test(engineMessage(err)))) throw toRuntimeError(err, `pause the container ${containerId}`);
+      }
+    },
+
+    async unpause(containerId) {
+      try {
+        await docker.getContainer(containerId).unpause();
+      } catch (err) {
+        if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
+        if (!(engineStatus(err) === 409 && /not paused/i.test(engineMessage(err)))) throw toRuntimeError(err, `unpause the container ${containerId}`);
+      }
+    },
+
     async releaseAddress(containerId, ip) {
       const holder = containerOfIp.get(ip);
       // Another container started at that address since: its rules are its own.

@@ -122,6 +122,10 @@ export interface DockerRuntime {
   releaseAddress(containerId: string, ip: string): Promise<void>;
   /** Changes the egress policy of a running container at `ip`; resolves once the kernel enforces it. */
   setEgress(containerId: string, ip: string, egress: EgressPolicy): Promise<void>;
+  /** Freezes every process of a running container (cgroup freezer); memory is kept. */
+  pause(containerId: string): Promise<void>;
+  /** Thaws a paused container. */
+  unpause(containerId: string): Promise<void>;
   /** SIGTERM (the agent forwards it to user processes), SIGKILL after `timeoutS` (default 10). */
   stop(containerId: string, timeoutS?: number): Promise<void>;
   /** Force-removes a container and its anonymous volumes; no error when it is already gone. */

@@ -67,6 +67,10 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
     ({ c, params, body }) => sandboxes.updateNetworkSettings(principalOf(c), params.sandboxIdOrName, body),
   );
   router.route(
+    { method: 'post', path: '/sandbox/{sandboxIdOrName}/pause', tag, summary: 'Pause a started sandbox: processes frozen, memory kept; start resumes it', response: SandboxDto },
+    ({ c, params }) => sandboxes.pause(principalOf(c), params.sandboxIdOrName),
+  );
+  router.route(
     { method: 'put', path: '/sandbox/{sandboxIdOrName}/labels', tag, summary: "Replace a sandbox's labels", body: ReplaceLabelsRequest, response: SandboxDto },
     ({ c, params, body }) => sandboxes.setLabels(principalOf(c), params.sandboxIdOrName, body.labels),
   );

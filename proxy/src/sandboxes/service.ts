@@ -26,9 +26,8 @@ export const DEFAULTS = { cpu: 1, memory: 1, disk: 10 };
 /** Minutes. */
 const DEFAULT_AUTO_STOP = 15;
 /** Timers Cove cannot act on yet: a request that sets one gets a 400 naming it, never a value stored and ignored. */
-function refuseUnsupportedTimers(req: { autoArchiveInterval?: number; autoPauseInterval?: number }): void {
+function refuseUnsupportedTimers(req: { autoArchiveInterval?: number }): void {
   if (req.autoArchiveInterval) throw new CoveError('INVALID_REQUEST', 'autoArchiveInterval is not supported by this Cove server yet: sandboxes are not archived (0 means never)');
-  if (req.autoPauseInterval) throw new CoveError('INVALID_REQUEST', 'autoPauseInterval is not supported by this Cove server yet: sandboxes are not paused (0 means never)');
 }
 /** Who acts when a timer does. */
 const SYSTEM: Principal = { keyId: 'cove', admin: true };
@@ -302,7 +301,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         agentToken: randomBytes(32).toString('hex'),
         ip: null,
         errorReason: null,
-        // Daytona's default: stopped after 15 idle minutes. Never archived or paused: Cove does neither yet.
+        // Daytona's default: stopped after 15 idle minutes, never paused. Never archived: Cove does not archive yet.
         autoStopInterval: req.autoStopInterval ?? DEFAULT_AUTO_STOP,
         autoArchiveInterval: 0,
         autoDeleteInterval: req.autoDeleteInterval ?? -1,
@@ -380,6 +379,21 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       return serialized(id, async () => {
         const record = repo.get(id)!;
         if (record.state === 'started') return toDto(record);
+        if (record.state === 'paused' && record.containerId) {
+          // Resumed where it was: its processes thaw with their memory; its address and rules never changed.
+          repo.update(id, { state: 'resuming' });
+          try {
+            await runtime.unpause(record.containerId);
+          } catch (err) {
+            markError(id, (err as Error).message);
+            throw new CoveError('SANDBOX_ERROR', `The sandbox could not be resumed: ${(err as Error).message}`);
+          }
+          repo.touch(id);
+          touched.set(id, Date.now());
+          const resumed = toDto(repo.update(id, { state: 'started' })!);
+          opts.onTimersChanged?.(id);
+          return resumed;
+        }
         opts.quotas.admit(record.ownerKeyId, record, () => repo.update(id, { state: 'starting', errorReason: null }));
         if (!record.containerId) {
           try {
@@ -410,6 +424,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         if (record.state === 'stopped') return toDto(record);
         repo.update(id, { state: 'stopping' });
         try {
+          // Frozen processes cannot take the SIGTERM that lets them stop cleanly: thaw them first.
+          if (record.containerId && record.state === 'paused') await runtime.unpause(record.containerId);
           if (record.containerId) await runtime.stop(record.containerId, force ? 0 : 10);
         } catch (err) {
           markError(id, (err as Error).message);
@@ -441,6 +457,34 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         return { ...toDto(record), state: 'destroying' as SandboxState };
       });
     },
+
+    /**
+     * Pauses a started sandbox: every process frozen where it is, memory kept (Docker's cgroup freezer); `start`
+     * resumes it in milliseconds. Toolbox, preview and SSH calls are refused while it is paused.
+     */
+    pause(principal: Principal, idOrName: string): Promise<SandboxDto> {
+      const { id } = visible(principal, idOrName);
+      return serialized(id, async () => {
+        const record = repo.get(id)!;
+        if (record.state === 'paused') return toDto(record);
+        if (record.state !== 'started' || !record.containerId) {
+          throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} is ${record.state}; only a started sandbox can be paused`);
+        }
+        repo.update(id, { state: 'pausing' });
+        try {
+          await runtime.pause(record.containerId);
+        } catch (err) {
+          repo.update(id, { state: 'started' });
+          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be paused: ${(err as Error).message}`);
+        }
+        const paused = toDto(repo.update(id, { state: 'paused' })!);
+        opts.onTimersChanged?.(id);
+        return paused;
+      });
+    },
+
+    /** Pauses a sandbox because a timer said so. */
+    pauseByTimer: (id: string): Promise<SandboxDto> => service.pause(SYSTEM, id),
 
     /** Replaces a sandbox's labels (SDK `setLabels`). */
     setLabels(principal: Principal, idOrName: string, labels: Record<string, string>): SandboxDto {
@@ -573,7 +617,9 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         }
         owned.add(record.containerId);
         const container = byId.get(record.containerId);
-        if (container?.state === 'running') {
+        if (container?.state === 'paused' && (record.state === 'paused' || record.state === 'pausing')) {
+          if (!mode.live) repo.update(record.id, { state: 'paused', ip: container.ip || record.ip });
+        } else if (container?.state === 'running') {
           if (!mode.live) {
             repo.update(record.id, { state: 'started', ip: container.ip });
             // The kernel kept the rules while the server was down; say them again, in case the host lost them.
