@@ -19,6 +19,7 @@ describe('readProxyConfig', () => {
       logLevel: 'info',
       corsOrigins: [],
       allowPrivateEgress: false,
+      runtime: 'runc',
       limits: { maxSandboxes: 10, maxCpu: 10, maxMemory: 10, maxDisk: 100, maxSandboxCpu: 4, maxSandboxMemory: 8, maxSandboxDisk: 10 },
     });
   });
@@ -41,6 +42,13 @@ describe('readProxyConfig', () => {
     expect(readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: 'yes' }, '/').allowPrivateEgress).toBe(true);
     expect(readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: '0' }, '/').allowPrivateEgress).toBe(false);
     expect(() => readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: 'maybe' }, '/')).toThrow(/COVE_ALLOW_PRIVATE_EGRESS: maybe is not/);
+  });
+
+  it('runs sandboxes under runc unless runsc is asked for, by flag or environment', () => {
+    expect(readProxyConfig(['--runtime', 'runsc'], {}, '/').runtime).toBe('runsc');
+    expect(readProxyConfig([], { COVE_RUNTIME: 'runsc' }, '/').runtime).toBe('runsc');
+    expect(readProxyConfig(['--runtime', 'runc'], { COVE_RUNTIME: 'runsc' }, '/').runtime).toBe('runc');
+    expect(() => readProxyConfig(['--runtime', 'kata'], {}, '/')).toThrow(/^runtime: kata is not a runtime Cove knows \(runc or runsc\)/);
   });
 
   it('takes flags over the environment, and data dirs relative to the working dir', () => {

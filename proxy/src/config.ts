@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { normalizeOrigin } from './http/cors';
 import { LIMIT_NAMES, LIMITS, parseLimit, showLimit, type Limits } from './quotas/limits';
+import { OCI_RUNTIMES } from './runtime/runsc-config';
 
 const ProxyConfig = z.object({
   host: z.string().min(1),
@@ -27,6 +28,8 @@ const ProxyConfig = z.object({
   corsOrigins: z.array(z.string()),
   /** Sandboxes may reach private ranges (RFC 1918, CGNAT); never link-local (cloud metadata) or the host. */
   allowPrivateEgress: z.boolean(),
+  /** The OCI runtime of every sandbox: runc (the engine's own) or runsc (gVisor, registered with the engine at start). */
+  runtime: z.enum(OCI_RUNTIMES, { error: (i) => `${String(i.input)} is not a runtime Cove knows (runc or runsc)` }),
   /** The limits of every API key that sets none of its own (admin keys excepted: see quotas/limits.ts). */
   limits: z.object(Object.fromEntries(LIMIT_NAMES.map((n) => [n, z.number().int().min(0).nullable()])) as Record<keyof Limits, z.ZodNullable<z.ZodNumber>>),
 });
@@ -50,6 +53,9 @@ export const SERVE_USAGE = `Usage: cove serve [options]
                        let sandboxes reach private networks (10/8, 172.16/12, 192.168/16, 100.64/10);
                        link-local addresses (cloud metadata), the host and other sandboxes stay out of
                        reach (COVE_ALLOW_PRIVATE_EGRESS=1, default off)
+  --runtime R          OCI runtime of sandboxes: runc, or runsc to run them under gVisor (registered with
+                       the Docker engine at start when it is not yet; needs root then) (COVE_RUNTIME,
+                       default runc)
 
 Limits of each API key (Daytona's organization limits), a whole number or "unlimited". These are the defaults;
 "cove keys create|set KEY --max-… N" sets a key's own. Admin keys are not bound by these defaults: only limits set
@@ -83,6 +89,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       'log-level': { type: 'string' },
       'cors-origins': { type: 'string' },
       'allow-private-egress': { type: 'boolean' },
+      runtime: { type: 'string' },
       ...Object.fromEntries(LIMIT_NAMES.map((n) => [LIMITS[n].flag, { type: 'string' as const }])),
     },
   });
@@ -114,6 +121,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     logLevel: values['log-level'] ?? env.COVE_LOG_LEVEL ?? 'info',
     corsOrigins,
     allowPrivateEgress: values['allow-private-egress'] ?? envFlag(env.COVE_ALLOW_PRIVATE_EGRESS, 'COVE_ALLOW_PRIVATE_EGRESS'),
+    runtime: values.runtime || env.COVE_RUNTIME || 'runc',
     limits,
   });
   if (!result.success) {

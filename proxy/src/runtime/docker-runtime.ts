@@ -8,6 +8,7 @@ import { createEgressFirewall, hostResolvers } from './egress';
 import { OPEN, type EgressPolicy } from './egress-policy';
 import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
+import { ensureRunsc } from './runsc';
 import { chooseUser, containerCreateOptions, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
 import {
   AgentNotReadyError,
@@ -34,10 +35,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   const bridge = opts.bridgeName ?? defaultBridgeName(network);
   const agentPort = opts.agentPort ?? AGENT_PORT;
   const bundleDir = path.resolve(opts.bundleDir);
+  const ociRuntime = opts.ociRuntime ?? 'runc';
 
   const egress = createEgressFirewall({ bridge, allowPrivate: opts.allowPrivateEgress ?? false, resolvers: hostResolvers() });
 
   let networkReady: Promise<NetworkInfo> | undefined;
+  let ociRuntimeReady: Promise<'builtin' | 'present' | 'registered'> | undefined;
   /** Last known container of each address, so waitForAgent can show the right logs. */
   const containerOfIp = new Map<string, string>();
   /** /etc/passwd of images (by image id), for images whose USER is a bare uid. */
@@ -55,6 +58,15 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       throw err;
     });
     return networkReady;
+  }
+
+  function ensureOciRuntime(): Promise<'builtin' | 'present' | 'registered'> {
+    // runc is the engine's own. Once per process, like the network; a failure is not cached.
+    ociRuntimeReady ??= (ociRuntime === 'runc' ? Promise.resolve('builtin' as const) : ensureRunsc(docker)).catch((err) => {
+      ociRuntimeReady = undefined;
+      throw err;
+    });
+    return ociRuntimeReady;
   }
 
   async function inspectImage(name: string): Promise<Dockerode.ImageInspectInfo> {
@@ -191,6 +203,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   return {
     network,
     agentPort,
+    ociRuntime,
+    ensureOciRuntime,
     ensureNetwork,
 
     async createSandbox(spec) {
@@ -199,9 +213,9 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         // Docker would create an empty folder for a missing bind source, and every sandbox would fail obscurely.
         throw new RuntimeError('INVALID_SPEC', `The agent bundle is missing at ${bundleDir} (to mount at ${BUNDLE_MOUNT}): run \`cove images build\``);
       }
-      const [, image] = await Promise.all([ensureNetwork(), inspectImage(spec.image)]);
+      const [, , image] = await Promise.all([ensureNetwork(), ensureOciRuntime(), inspectImage(spec.image)]);
       const user = await userName(chooseUser(spec, image), image, spec);
-      const options = containerCreateOptions({ spec, image, user, bundleDir, network, agentPort });
+      const options = containerCreateOptions({ spec, image, user, bundleDir, network, agentPort, runtime: ociRuntime });
       let container: Dockerode.Container;
       try {
         container = await docker.createContainer(options);
