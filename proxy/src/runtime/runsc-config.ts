@@ -14,7 +14,7 @@ export type OciRuntime = (typeof OCI_RUNTIMES)[number];
  * the container's veth with its bridge address, so the host firewall applies as under runc. No `--ignore-cgroups`:
  * it would drop every resource limit.
  */
-export const RUNSC_ARGS: readonly string[] = ['--network=host'];
+const RUNSC_ARGS: readonly string[] = ['--network=host'];
 
 /** A runtime entry as daemon.json and `docker info` hold it. */
 export interface RuntimeEntry {
