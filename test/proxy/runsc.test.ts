@@ -1,6 +1,6 @@
 /**
  * gVisor: the core of the SDK suite through a real `cove serve --runtime runsc` and the published Daytona SDK 0.218 —
- * files, exec, sessions, PTY, git, preview, SSH (the real OpenSSH client) — plus what isolation promises under runsc:
+ * files, exec, sessions, PTY, git, preview, SSH (the real OpenSSH client), stop/start — plus what isolation promises under runsc:
  * the egress firewall still holds (its rules are keyed on the sandbox's bridge address, and gVisor's `--network=host`
  * sends from the container's own namespace), and a memory limit holds. Packets go only to a test host in a network
  * namespace this file makes, to loopback and to the sandboxes. Needs runsc (`scripts/test-setup.mjs` installs it).
@@ -273,6 +273,17 @@ describe('cove serve --runtime runsc', () => {
     await box.process.executeCommand('pkill -u cove -x sleep');
     expect((await box.process.executeCommand('echo alive')).result).toBe('alive\n');
     expect(inspect(await containerOf(box), '{{.State.Status}}')).toBe('running');
+  });
+
+  it('stop and start: the agent stops on SIGTERM, the same container starts again under gVisor with its files', async () => {
+    await box.fs.uploadFile(Buffer.from('survives'), `${HOME}/keep.txt`);
+    const container = await containerOf(box);
+    await box.stop();
+    expect(inspect(container, '{{.State.Status}} {{.State.ExitCode}}')).toBe('exited 0');
+    await box.start();
+    expect(await containerOf(box)).toBe(container);
+    expect(inspect(container, '{{.HostConfig.Runtime}}')).toBe('runsc');
+    expect((await box.fs.downloadFile(`${HOME}/keep.txt`)).toString()).toBe('survives');
   });
 
   it('memory: a process over the limit gets the sandbox OOM-killed (gVisor holds its memory in one host process)', async () => {
