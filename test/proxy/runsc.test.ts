@@ -1,7 +1,7 @@
 /**
  * gVisor: the core of the SDK suite through a real `cove serve --runtime runsc` and the published Daytona SDK 0.218 —
- * files, exec, sessions, PTY, git, preview, SSH (the real OpenSSH client), stop/start — plus what isolation promises under runsc:
- * the egress firewall still holds (its rules are keyed on the sandbox's bridge address, and gVisor's `--network=host`
+ * files, exec, sessions, PTY, git, preview, SSH (the real OpenSSH client), stop/start — plus what isolation promises
+ * under runsc: the egress firewall still holds (its rules are keyed on the sandbox's bridge address, and gVisor's `--network=host`
  * sends from the container's own namespace), and a memory limit holds. Packets go only to a test host in a network
  * namespace this file makes, to loopback and to the sandboxes. Needs runsc (`scripts/test-setup.mjs` installs it).
  */
