@@ -59,3 +59,21 @@ if (!importsMatplotlib('python3') && !importsMatplotlib('/usr/bin/python3')) {
   run('apt-get update -qq');
   run('DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib');
 }
+
+// gVisor's runsc, for the sandboxes of `cove serve --runtime runsc` (test/proxy/runsc.test.ts); Cove registers it with
+// the Docker engine itself. Debian has it from bookworm on, Ubuntu from 23.04.
+if (!has('runsc')) {
+  const how = 'sudo apt-get install -y runsc (or see https://gvisor.dev/docs/user_guide/install/)';
+  if (process.getuid?.() !== 0) {
+    console.error(`Missing test prerequisite runsc (gVisor); install it with: ${how}`);
+    process.exit(1);
+  }
+  try {
+    run('apt-get update -qq');
+    run('DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runsc');
+  } catch (err) {
+    console.error(`Could not install runsc (gVisor), which test/proxy/runsc.test.ts needs (${err.message.split('\n')[0]}); install it with: ${how}`);
+    // Under CI nothing is silently skipped; elsewhere that test file fails alone, saying the same.
+    if (process.env.CI) process.exit(1);
+  }
+}

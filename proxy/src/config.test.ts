@@ -21,6 +21,7 @@ describe('readProxyConfig', () => {
       allowPrivateEgress: false,
       diskCheckInterval: 5,
       minuteMs: 60_000,
+      runtime: 'runc',
       limits: { maxSandboxes: 10, maxCpu: 10, maxMemory: 10, maxDisk: 100, maxSandboxCpu: 4, maxSandboxMemory: 8, maxSandboxDisk: 10 },
     });
   });
@@ -50,6 +51,13 @@ describe('readProxyConfig', () => {
     expect(readProxyConfig([], { COVE_DISK_CHECK_INTERVAL: '30' }, '/').diskCheckInterval).toBe(30);
     expect(() => readProxyConfig(['--disk-check-interval', '0'], {}, '/')).toThrow(/diskCheckInterval/);
     expect(() => readProxyConfig(['--disk-check-interval', 'often'], {}, '/')).toThrow(/diskCheckInterval/);
+  });
+
+  it('runs sandboxes under runc unless runsc is asked for, by flag or environment', () => {
+    expect(readProxyConfig(['--runtime', 'runsc'], {}, '/').runtime).toBe('runsc');
+    expect(readProxyConfig([], { COVE_RUNTIME: 'runsc' }, '/').runtime).toBe('runsc');
+    expect(readProxyConfig(['--runtime', 'runc'], { COVE_RUNTIME: 'runsc' }, '/').runtime).toBe('runc');
+    expect(() => readProxyConfig(['--runtime', 'kata'], {}, '/')).toThrow(/^runtime: kata is not a runtime Cove knows \(runc or runsc\)/);
   });
 
   it('takes flags over the environment, and data dirs relative to the working dir', () => {

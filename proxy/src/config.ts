@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { normalizeOrigin } from './http/cors';
 import { LIMIT_NAMES, LIMITS, parseLimit, showLimit, type Limits } from './quotas/limits';
+import { OCI_RUNTIMES } from './runtime/runsc-config';
 
 const ProxyConfig = z.object({
   host: z.string().min(1),
@@ -31,6 +32,8 @@ const ProxyConfig = z.object({
   minuteMs: z.number().int().min(10).max(60_000),
   /** Seconds between two measurements of sandboxes' writable layers, where the disk watchdog enforces sizes. */
   diskCheckInterval: z.number().positive().max(3600),
+  /** The OCI runtime of every sandbox: runc (the engine's own) or runsc (gVisor, registered with the engine at start). */
+  runtime: z.enum(OCI_RUNTIMES, { error: (i) => `${String(i.input)} is not a runtime Cove knows (runc or runsc)` }),
   /** The limits of every API key that sets none of its own (admin keys excepted: see quotas/limits.ts). */
   limits: z.object(Object.fromEntries(LIMIT_NAMES.map((n) => [n, z.number().int().min(0).nullable()])) as Record<keyof Limits, z.ZodNullable<z.ZodNumber>>),
 });
@@ -58,6 +61,9 @@ export const SERVE_USAGE = `Usage: cove serve [options]
                        where the engine cannot limit sandboxes' disk sizes itself (not overlay2 on xfs
                        with pquota, nor btrfs), seconds between two measurements of each started
                        sandbox's files; one past its size is stopped (COVE_DISK_CHECK_INTERVAL, default 5)
+  --runtime R          OCI runtime of sandboxes: runc, or runsc to run them under gVisor (registered with
+                       the Docker engine at start when it is not yet; needs root then) (COVE_RUNTIME,
+                       default runc)
 
 Limits of each API key (Daytona's organization limits), a whole number or "unlimited". These are the defaults;
 "cove keys create|set KEY --max-… N" sets a key's own. Admin keys are not bound by these defaults: only limits set
@@ -92,6 +98,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       'cors-origins': { type: 'string' },
       'allow-private-egress': { type: 'boolean' },
       'disk-check-interval': { type: 'string' },
+      runtime: { type: 'string' },
       ...Object.fromEntries(LIMIT_NAMES.map((n) => [LIMITS[n].flag, { type: 'string' as const }])),
     },
   });
@@ -125,6 +132,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     allowPrivateEgress: values['allow-private-egress'] ?? envFlag(env.COVE_ALLOW_PRIVATE_EGRESS, 'COVE_ALLOW_PRIVATE_EGRESS'),
     minuteMs: num(env.COVE_TEST_MINUTE_MS, 60_000),
     diskCheckInterval: num(values['disk-check-interval'] ?? env.COVE_DISK_CHECK_INTERVAL, 5),
+    runtime: values.runtime || env.COVE_RUNTIME || 'runc',
     limits,
   });
   if (!result.success) {

@@ -75,7 +75,12 @@ export async function runServe(argv: string[]): Promise<void> {
     allowPrivateEgress: config.allowPrivateEgress,
     docker,
     storageOpt: disk.kind === 'storage-opt' ? { countsImage: disk.countsImage } : undefined,
+    ociRuntime: config.runtime,
   });
+  // Before anything starts a container: a runtime the engine cannot run is a clear error now, not a failing pool.
+  if ((await runtime.ensureOciRuntime()) === 'registered') {
+    process.stderr.write('[runtime] registered runsc (gVisor) with the Docker engine: added to its daemon.json, dockerd reloaded\n');
+  }
   await runtime.ensureNetwork();
   // Known for sure only once the server listens (port 0 picks one).
   let publicUrl = (config.publicUrl ?? `http://localhost:${config.port}`).replace(/\/$/, '');
@@ -207,7 +212,8 @@ export async function runServe(argv: string[]): Promise<void> {
     log,
   });
   if (!config.publicUrl) publicUrl = `http://localhost:${server.port}`;
-  process.stdout.write(`${SERVE_READY_PREFIX}${server.url} (API ${publicUrl}/api, ${sshNote})\n`);
+  const runtimeNote = config.runtime === 'runsc' ? 'runtime runsc (gVisor)' : 'runtime runc';
+  process.stdout.write(`${SERVE_READY_PREFIX}${server.url} (API ${publicUrl}/api, ${runtimeNote}, ${sshNote})\n`);
 
   let stopping = false;
   const stop = () => {

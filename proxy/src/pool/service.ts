@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { LABEL_POOL, type DockerRuntime } from '../runtime/types';
+import { LABEL_POOL, LABEL_RUNTIME, type DockerRuntime } from '../runtime/types';
 import type { Db } from '../store/db';
 import { now } from '../store/db';
 
@@ -119,7 +119,8 @@ export function createWarmPool(opts: {
 
     /**
      * Adopts the members an earlier run recorded whose containers still run, and removes every other pool container
-     * it is given (members of another class, or started by a run that stopped before recording them). Then refills.
+     * it is given (members of another class or OCI runtime, or started by a run that stopped before recording them).
+     * Then refills.
      */
     async start(containers: { id: string; state: string; ip: string; labels: Record<string, string> }[]): Promise<string[]> {
       const rows = opts.db.prepare('SELECT container_id, agent_token, ip FROM pool_members WHERE pool_key = ?').all(key) as {
@@ -131,7 +132,9 @@ export function createWarmPool(opts: {
       const adopted: string[] = [];
       for (const container of containers) {
         const row = recorded.get(container.id);
-        if (row && container.state === 'running' && ready.length < opts.size) {
+        // Containers from before runtimes were labelled ran under runc.
+        const sameRuntime = (container.labels[LABEL_RUNTIME] || 'runc') === opts.runtime.ociRuntime;
+        if (row && sameRuntime && container.state === 'running' && ready.length < opts.size) {
           ready.push({ containerId: container.id, ip: container.ip || row.ip, agentToken: row.agent_token });
           adopted.push(container.id);
           recorded.delete(container.id);

@@ -11,6 +11,7 @@ import { OPEN, type EgressPolicy } from './egress-policy';
 import { CONTAINER_EVENTS } from './events';
 import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
+import { ensureRunsc } from './runsc';
 import { AGENT_SECRETS_MOUNT, AGENT_TOKEN_FILE, chooseUser, containerCreateOptions, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
 import {
   AgentNotReadyError,
@@ -37,6 +38,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   const bridge = opts.bridgeName ?? defaultBridgeName(network);
   const agentPort = opts.agentPort ?? AGENT_PORT;
   const bundleDir = path.resolve(opts.bundleDir);
+  const ociRuntime = opts.ociRuntime ?? 'runc';
   const secretsRoot = path.resolve(opts.secretsDir ?? path.join(os.tmpdir(), 'cove-agent-secrets'));
 
   /** The host folder of one agent's token, named by a hash of the token (so start() needs no lookup). */
@@ -53,6 +55,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   const egress = createEgressFirewall({ bridge, allowPrivate: opts.allowPrivateEgress ?? false, resolvers: hostResolvers() });
 
   let networkReady: Promise<NetworkInfo> | undefined;
+  let ociRuntimeReady: Promise<'builtin' | 'present' | 'registered'> | undefined;
   /** Last known container of each address, so waitForAgent can show the right logs. */
   const containerOfIp = new Map<string, string>();
   /** /etc/passwd of images (by image id), for images whose USER is a bare uid. */
@@ -70,6 +73,15 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       throw err;
     });
     return networkReady;
+  }
+
+  function ensureOciRuntime(): Promise<'builtin' | 'present' | 'registered'> {
+    // runc is the engine's own. Once per process, like the network; a failure is not cached.
+    ociRuntimeReady ??= (ociRuntime === 'runc' ? Promise.resolve('builtin' as const) : ensureRunsc(docker)).catch((err) => {
+      ociRuntimeReady = undefined;
+      throw err;
+    });
+    return ociRuntimeReady;
   }
 
   async function inspectImage(name: string): Promise<Dockerode.ImageInspectInfo> {
@@ -216,6 +228,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   return {
     network,
     agentPort,
+    ociRuntime,
+    ensureOciRuntime,
     ensureNetwork,
 
     async createSandbox(spec) {
@@ -224,12 +238,23 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         // Docker would create an empty folder for a missing bind source, and every sandbox would fail obscurely.
         throw new RuntimeError('INVALID_SPEC', `The agent bundle is missing at ${bundleDir} (to mount at ${BUNDLE_MOUNT}): run \`cove images build\``);
       }
-      const [, image] = await Promise.all([ensureNetwork(), inspectImage(spec.image)]);
+      const [, , image] = await Promise.all([ensureNetwork(), ensureOciRuntime(), inspectImage(spec.image)]);
       const chosen = chooseUser(spec, image);
       const user = await userName(chosen, image, spec);
       const createUser = 'create' in chosen && chosen.create === true;
       writeToken(spec.agentToken);
-      const options = containerCreateOptions({ spec, image, user, createUser, bundleDir, secretsDir: secretsDirOf(spec.agentToken), network, agentPort, storageOpt: opts.storageOpt });
+      const options = containerCreateOptions({
+        spec,
+        image,
+        user,
+        createUser,
+        bundleDir,
+        secretsDir: secretsDirOf(spec.agentToken),
+        network,
+        agentPort,
+        storageOpt: opts.storageOpt,
+        runtime: ociRuntime,
+      });
       let container: Dockerode.Container;
       try {
         container = await docker.createContainer(options);

@@ -1,7 +1,7 @@
 import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { AGENT_COMMAND, BUNDLE_MOUNT } from '../../../images/src/bundle';
-import { agentCommand, chooseUser, chooseWorkdir, containerCreateOptions, imageEntrypoint, SANDBOX_CAPABILITIES, storageSize, userNameOfUid, validateSpec } from './sandbox-config';
+import { agentCommand, chooseUser, chooseWorkdir, containerCreateOptions, imageEntrypoint, RUNSC_HOST_TASKS_PER_PROCESS, SANDBOX_CAPABILITIES, storageSize, userNameOfUid, validateSpec } from './sandbox-config';
 import { RuntimeError, type SandboxSpec } from './types';
 
 /** An image inspect result with only the Config parts these functions read. */
@@ -105,8 +105,17 @@ describe('validateSpec', () => {
 });
 
 describe('containerCreateOptions', () => {
-  const create = (spec: Partial<SandboxSpec> = {}, img = image({ Cmd: ['sleep', 'infinity'] })) =>
-    containerCreateOptions({ spec: { ...SPEC, ...spec }, image: img, user: 'dev', bundleDir: '/var/lib/cove/bundle/../bundle', secretsDir: '/var/lib/cove/agent-secrets/abc', network: 'cove-net', agentPort: 2280 });
+  const create = (spec: Partial<SandboxSpec> = {}, img = image({ Cmd: ['sleep', 'infinity'] }), runtime: 'runc' | 'runsc' = 'runc') =>
+    containerCreateOptions({
+      spec: { ...SPEC, ...spec },
+      image: img,
+      user: 'dev',
+      bundleDir: '/var/lib/cove/bundle/../bundle',
+      secretsDir: '/var/lib/cove/agent-secrets/abc',
+      network: 'cove-net',
+      agentPort: 2280,
+      runtime,
+    });
 
   it("runs the mounted agent as root under Docker's init, with the image entrypoint after it, read-only bundle, no CMD", () => {
     const o = create();
@@ -147,9 +156,30 @@ describe('containerCreateOptions', () => {
       'dev.cove.user': '',
       extra: '1',
       'dev.cove.managed': '1',
+      'dev.cove.runtime': 'runc',
     });
-    // A spec cannot unset the managed label.
-    expect(create({ labels: { 'dev.cove.managed': '0' } }).Labels?.['dev.cove.managed']).toBe('1');
+    // A spec cannot unset the managed label, nor name another runtime than the one the container runs under.
+    expect(create({ labels: { 'dev.cove.managed': '0', 'dev.cove.runtime': 'runsc' } }).Labels).toMatchObject({ 'dev.cove.managed': '1', 'dev.cove.runtime': 'runc' });
+  });
+
+  it('names the OCI runtime on every container, runc included, with the same security settings under both', () => {
+    const runc = create();
+    const runsc = create({}, undefined, 'runsc');
+    expect(runc.HostConfig?.Runtime).toBe('runc');
+    expect(runsc.HostConfig?.Runtime).toBe('runsc');
+    expect(runsc.Labels?.['dev.cove.runtime']).toBe('runsc');
+    const { Runtime: _a, PidsLimit: _b, Ulimits: _c, ...rest } = runsc.HostConfig!;
+    const { Runtime: _d, PidsLimit: _e, ...restRunc } = runc.HostConfig!;
+    expect(rest).toEqual(restRunc);
+  });
+
+  it('limits processes per user inside gVisor under runsc, the host tasks of its Sentry as a backstop', () => {
+    expect(create({ pids: 64 }).HostConfig).toMatchObject({ PidsLimit: 64 });
+    expect(create({ pids: 64 }).HostConfig?.Ulimits).toBeUndefined();
+    expect(create({ pids: 64 }, undefined, 'runsc').HostConfig).toMatchObject({
+      PidsLimit: 64 * RUNSC_HOST_TASKS_PER_PROCESS,
+      Ulimits: [{ Name: 'nproc', Soft: 64, Hard: 64 }],
+    });
   });
 
   it('uses the WORKDIR of the image for the agent', () => {
@@ -167,6 +197,7 @@ describe('containerCreateOptions', () => {
         network: 'cove',
         agentPort: 2280,
         storageOpt,
+        runtime: 'runc',
       }).HostConfig?.StorageOpt;
     expect(withSize(undefined, 3)).toBeUndefined();
     expect(withSize({ countsImage: false }, 3)).toEqual({ size: '3G' });

@@ -1,10 +1,12 @@
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { AGENT_COMMAND, BUNDLE_MOUNT } from '../../../images/src/bundle';
+import type { OciRuntime } from './runsc-config';
 import {
   COVE_LABEL_PREFIX,
   LABEL_AGENT,
   LABEL_MANAGED,
+  LABEL_RUNTIME,
   LABEL_USER,
   RuntimeError,
   type SandboxSpec,
@@ -21,6 +23,13 @@ export const SANDBOX_CAPABILITIES = [
   'SETUID', // … and setuid
   'NET_BIND_SERVICE', // user dev servers on ports below 1024 (preview URLs of :80 servers)
 ] as const;
+
+/**
+ * Host tasks one process inside gVisor costs under runsc's ptrace platform (measured: about 8 threads of the Sentry
+ * and its stubs per sleeping process), with room to spare: the host's pids limit of a runsc sandbox is its process
+ * limit times this, a backstop behind gVisor's own per-user process limit.
+ */
+export const RUNSC_HOST_TASKS_PER_PROCESS = 16;
 
 /**
  * Where the agent finds its token: a file in a per-container host folder mounted read-only. The runtime writes it
@@ -129,14 +138,17 @@ export function containerCreateOptions(opts: {
   agentPort: number;
   /** The engine limits sizes (see DockerRuntimeOptions.storageOpt). */
   storageOpt?: { countsImage: boolean };
+  /** Named on every container, runc included: an engine whose default runtime is another one must not pick for us. */
+  runtime: OciRuntime;
 }): Dockerode.ContainerCreateOptions {
   const { spec, image } = opts;
   const memory = Math.round((spec.memoryGiB ?? 1) * 1024 ** 3);
+  const pids = spec.pids ?? 1024;
   const labels: Record<string, string> = {};
   // Containers inherit their image's labels. Cove's own labels on a container must come from Cove alone (an image
   // labelled dev.cove.sandbox=<someone else's id> must not confuse the reconciler): blank the image's ones.
   for (const key of Object.keys(image.Config?.Labels ?? {})) if (key.startsWith(COVE_LABEL_PREFIX)) labels[key] = '';
-  Object.assign(labels, spec.labels, { [LABEL_MANAGED]: '1' });
+  Object.assign(labels, spec.labels, { [LABEL_MANAGED]: '1', [LABEL_RUNTIME]: opts.runtime });
   const env = Object.entries(spec.env ?? {})
     .filter(([key]) => key !== TOKEN_ENV)
     .map(([key, value]) => `${key}=${value}`);
@@ -161,6 +173,7 @@ export function containerCreateOptions(opts: {
     // its own process.
     StopSignal: 'SIGTERM',
     HostConfig: {
+      Runtime: opts.runtime,
       Binds: [`${path.resolve(opts.bundleDir)}:${BUNDLE_MOUNT}:ro`, `${path.resolve(opts.secretsDir)}:${AGENT_SECRETS_MOUNT}:ro`],
       NetworkMode: opts.network,
       Privileged: false,
@@ -170,7 +183,14 @@ export function containerCreateOptions(opts: {
       NanoCpus: Math.round((spec.cpu ?? 1) * 1e9),
       Memory: memory,
       MemorySwap: memory, // equal to Memory: no swap, so the limit is the limit
-      PidsLimit: spec.pids ?? 1024,
+      // Under runc the pids cgroup counts the sandbox's processes and threads, and fork fails at the limit. Under runsc
+      // it counts the Sentry's host threads (several per sandbox process), and reaching it kills the whole sandbox:
+      // there the limit is RLIMIT_NPROC inside gVisor (fork fails with EAGAIN, per user, so the agent's own root
+      // processes are counted apart from user code), with the cgroup as a backstop. Under runc RLIMIT_NPROC would count
+      // every process of that uid on the host, so it is not set.
+      ...(opts.runtime === 'runsc'
+        ? { PidsLimit: pids * RUNSC_HOST_TASKS_PER_PROCESS, Ulimits: [{ Name: 'nproc', Soft: pids, Hard: pids }] }
+        : { PidsLimit: pids }),
       RestartPolicy: { Name: 'no' }, // the proxy decides what runs; a crashed sandbox is reported, not restarted
       // Docker's init (tini) is PID 1: it reaps every orphan user code leaves behind and passes signals to the agent.
       Init: true,

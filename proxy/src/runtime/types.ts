@@ -1,5 +1,6 @@
 import type Dockerode from 'dockerode';
 import type { EgressPolicy } from './egress-policy';
+import type { OciRuntime } from './runsc-config';
 
 /** Label every container Cove creates carries (`=1`); the reconciler and `listManaged()` find them by it. */
 export const LABEL_MANAGED = 'dev.cove.managed';
@@ -11,6 +12,8 @@ export const LABEL_POOL = 'dev.cove.pool';
 export const LABEL_USER = 'dev.cove.user';
 /** Image label: `baked` when the image's ENTRYPOINT is the agent itself (Cove's own images). */
 export const LABEL_AGENT = 'dev.cove.agent';
+/** Label naming the OCI runtime a container runs under (`runc` or `runsc`); set by the runtime on every container. */
+export const LABEL_RUNTIME = 'dev.cove.runtime';
 /** Label prefix reserved for Cove: on a container these come from Cove only, never from the image. */
 export const COVE_LABEL_PREFIX = 'dev.cove.';
 
@@ -95,6 +98,8 @@ export interface DockerRuntimeOptions {
    * `HostConfig.StorageOpt.size`; `countsImage` when that size must include the image's (btrfs).
    */
   storageOpt?: { countsImage: boolean };
+  /** OCI runtime of every container (default `runc`); `runsc` runs sandboxes under gVisor (see ensureOciRuntime). */
+  ociRuntime?: OciRuntime;
 }
 
 /**
@@ -104,6 +109,13 @@ export interface DockerRuntimeOptions {
 export interface DockerRuntime {
   readonly network: string;
   readonly agentPort: number;
+  /** The OCI runtime every container of this runtime runs under. */
+  readonly ociRuntime: OciRuntime;
+  /**
+   * Makes sure the engine can run it (once per process): for runsc, registers Debian's runsc with the engine when it
+   * is not registered yet. Throws a RuntimeError (RUNTIME_SETUP) saying what to run when it cannot.
+   */
+  ensureOciRuntime(): Promise<'builtin' | 'present' | 'registered'>;
   /** Creates the Cove network (once) and installs the host-isolation firewall rules (idempotent). */
   ensureNetwork(): Promise<NetworkInfo>;
   /** Creates and starts a sandbox container; resolves once it runs (not once its agent answers: see waitForAgent). */
@@ -155,6 +167,7 @@ type RuntimeErrorCode =
   | 'INVALID_SPEC'
   | 'USER_NOT_FOUND'
   | 'NETWORK_SETUP'
+  | 'RUNTIME_SETUP'
   | 'AGENT_NOT_READY';
 
 /** Every error the runtime throws. `detail` holds the technical text (engine message, log lines). */
