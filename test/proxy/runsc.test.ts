@@ -101,7 +101,7 @@ describe('cove serve --runtime runsc', () => {
     const res = await box.process.executeCommand('uname -r; cat /proc/1/cmdline | tr "\\0" " "; echo; id -un; free -m | awk "/Mem:/ {print \\$2}"');
     const [release, pid1, user, memory] = res.result.trim().split('\n');
     expect(release).not.toBe(os.release());
-    expect(pid1).toMatch(/^\/opt\/cove\/bin\/node \/opt\/cove\/agent\/cli\.mjs agent /);
+    expect(pid1).toMatch(/^\/sbin\/docker-init -- \/opt\/cove\/bin\/node \/opt\/cove\/agent\/cli\.mjs agent /);
     expect(user).toBe('cove');
     expect(Number(memory)).toBe(1024); // gVisor reports the container's memory limit as its memory
   });

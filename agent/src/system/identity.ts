@@ -71,7 +71,8 @@ export function spawnIdentity(identity: Identity): { uid?: number; gid?: number 
  *   (`/proc/<agent>/environ` still holds the token the agent was started with, and its heap holds it too): the kernel
  *   lets another process of the same user read them only while the target is dumpable. Changing the effective gid
  *   clears that flag (to `fs.suid_dumpable`, 0 by default), and it stays cleared when the gid is changed back; where
- *   an operator set `fs.suid_dumpable=1`, prctl(PR_SET_DUMPABLE, 0) does it instead.
+ *   an operator set `fs.suid_dumpable=1`, or the kernel has no such setting (gVisor), prctl(PR_SET_DUMPABLE, 0) does
+ *   it instead.
  * - **The user's groups.** node-pty switches uid and gid but not the supplementary groups, so PTY and SSH shells
  *   would keep the agent's (root's) groups; the agent takes the user's own groups instead (as root they give it
  *   nothing it did not have). Commands started through child_process get none at all (libuv drops them).
@@ -81,7 +82,13 @@ export function confineAgent(identity: Identity): void {
   const egid = process.getegid!();
   process.setegid!(egid === 0 ? 65534 : 0);
   process.setegid!(egid);
-  if (readFileSync('/proc/sys/fs/suid_dumpable', 'utf8').trim() === '1') {
+  let suidDumpable = '';
+  try {
+    suidDumpable = readFileSync('/proc/sys/fs/suid_dumpable', 'utf8').trim();
+  } catch {
+    // Not there under gVisor: say it directly.
+  }
+  if (suidDumpable !== '0' && suidDumpable !== '2') {
     const PR_SET_DUMPABLE = 4;
     if (loadLibc()?.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) !== 0) throw new Error('could not make the agent non-dumpable (prctl failed)');
   }
