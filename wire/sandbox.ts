@@ -100,6 +100,16 @@ export type SandboxDto = z.infer<typeof SandboxDto>;
 export const ReplaceLabelsRequest = z.object({ labels: StringMap });
 export type ReplaceLabelsRequest = z.infer<typeof ReplaceLabelsRequest>;
 
+/** `POST /sandbox/{id}/resize` (SDK `resize`): cpu and memory live, disk (grow only) while stopped. */
+export const ResizeSandboxRequest = z.strictObject({
+  cpu: z.number().int().min(1).max(64).optional(),
+  /** GiB */
+  memory: z.number().int().min(1).max(256).optional(),
+  /** GiB */
+  disk: z.number().int().min(1).max(1024).optional(),
+});
+export type ResizeSandboxRequest = z.infer<typeof ResizeSandboxRequest>;
+
 /** Path parameters of the lifecycle setters (`/autostop/{interval}` and friends): whole minutes. */
 export const IntervalParam = z.coerce.number().int().min(-1).max(525_600);
 

@@ -113,6 +113,7 @@ export async function runServe(argv: string[]): Promise<void> {
     instance,
     allowPrivateEgress: config.allowPrivateEgress,
     refuseDisk: disk.kind === 'off' ? disk.why : undefined,
+    diskFixed: disk.kind === 'storage-opt',
     minuteMs: config.minuteMs,
     onTimersChanged: () => timers.kick(),
     onDeleted: (id) => {

@@ -168,6 +168,33 @@ describe('sandbox timers', () => {
     }
   });
 
+  it('resizes cpu and memory of a running sandbox at once, and disk only upward while it is stopped', async () => {
+    const sandbox = await cove.daytona().create({ autoStopInterval: 0 });
+    try {
+      const limits = async () =>
+        (await sandbox.process.executeCommand('cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/memory/memory.limit_in_bytes')).result.trim().split('\n');
+      expect(await limits()).toEqual(['100000', String(1024 ** 3)]);
+      await sandbox.resize({ cpu: 2, memory: 2 });
+      expect([sandbox.cpu, sandbox.memory]).toEqual([2, 2]);
+      expect(await limits()).toEqual(['200000', String(2 * 1024 ** 3)]);
+      const refused = async (body: object) => {
+        const res = await cove.api(`/sandbox/${sandbox.id}/resize`, { method: 'POST', body: JSON.stringify(body) });
+        return [res.status, (await res.json()).message as string] as const;
+      };
+      expect(await refused({ disk: 20 })).toEqual([409, expect.stringMatching(/disk can only be changed while the sandbox is stopped/)]);
+      expect(await refused({})).toEqual([400, expect.stringMatching(/Give cpu, memory or disk/)]);
+      expect(await refused({ gpu: 1 })).toEqual([400, expect.stringMatching(/gpu/)]);
+      await sandbox.stop();
+      await sandbox.resize({ disk: 20 });
+      expect(sandbox.disk).toBe(20);
+      expect(await refused({ disk: 5 })).toEqual([400, expect.stringMatching(/disk can only grow/)]);
+      await sandbox.start();
+      expect(await limits()).toEqual(['200000', String(2 * 1024 ** 3)]);
+    } finally {
+      await sandbox.delete();
+    }
+  });
+
   it('sets labels, and refuses the timers it cannot act on by name', async () => {
     const sandbox = await cove.daytona().create();
     try {

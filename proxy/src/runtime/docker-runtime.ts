@@ -317,6 +317,16 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       await forgetAddress(containerId);
     },
 
+    async resize(containerId, limits) {
+      const memory = Math.round(limits.memoryGiB * 1024 ** 3);
+      try {
+        await docker.getContainer(containerId).update({ NanoCpus: Math.round(limits.cpu * 1e9), Memory: memory, MemorySwap: memory });
+      } catch (err) {
+        if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
+        throw toRuntimeError(err, `resize the container ${containerId}`);
+      }
+    },
+
     async pause(containerId) {
       try {
         await docker.getContainer(containerId).pause();

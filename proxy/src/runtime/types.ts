@@ -134,6 +134,8 @@ export interface DockerRuntime {
   releaseAddress(containerId: string, ip: string): Promise<void>;
   /** Changes the egress policy of a running container at `ip`; resolves once the kernel enforces it. */
   setEgress(containerId: string, ip: string, egress: EgressPolicy): Promise<void>;
+  /** Changes a container's CPU and memory limits in place (running or not). */
+  resize(containerId: string, limits: { cpu: number; memoryGiB: number }): Promise<void>;
   /** Freezes every process of a running container (cgroup freezer); memory is kept. */
   pause(containerId: string): Promise<void>;
   /** Thaws a paused container. */

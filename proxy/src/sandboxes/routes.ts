@@ -10,6 +10,7 @@ import {
   SandboxDto,
   IntervalParam,
   ReplaceLabelsRequest,
+  ResizeSandboxRequest,
   ToolboxProxyUrl,
   UpdateNetworkSettingsRequest,
 } from '../../../wire/sandbox';
@@ -69,6 +70,17 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
   router.route(
     { method: 'post', path: '/sandbox/{sandboxIdOrName}/pause', tag, summary: 'Pause a started sandbox: processes frozen, memory kept; start resumes it', response: SandboxDto },
     ({ c, params }) => sandboxes.pause(principalOf(c), params.sandboxIdOrName),
+  );
+  router.route(
+    {
+      method: 'post',
+      path: '/sandbox/{sandboxIdOrName}/resize',
+      tag,
+      summary: 'Change cpu and memory (at once) or disk (while stopped, grow only), within the quotas',
+      body: ResizeSandboxRequest,
+      response: SandboxDto,
+    },
+    ({ c, params, body }) => sandboxes.resize(principalOf(c), params.sandboxIdOrName, body),
   );
   router.route(
     { method: 'put', path: '/sandbox/{sandboxIdOrName}/labels', tag, summary: "Replace a sandbox's labels", body: ReplaceLabelsRequest, response: SandboxDto },

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CoveError } from '../../../lib/errors';
-import { IMAGE_REF, type UpdateNetworkSettingsRequest, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
+import { IMAGE_REF, type ResizeSandboxRequest, type UpdateNetworkSettingsRequest, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
 import type { Principal } from '../auth/api-keys';
 import type { PoolClass, WarmPool } from '../pool/service';
 import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
@@ -61,6 +61,8 @@ interface SandboxServiceOptions {
   onDeleted?: (id: string) => void;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
   refuseDisk?: string;
+  /** Set where a container's disk size is fixed when it is made (storage-opt): `disk` cannot change afterwards. */
+  diskFixed?: boolean;
   log: Logger;
 }
 
@@ -480,6 +482,41 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         const paused = toDto(repo.update(id, { state: 'paused' })!);
         opts.onTimersChanged?.(id);
         return paused;
+      });
+    },
+
+    /**
+     * Changes a sandbox's resources within the key's quotas: cpu and memory at once (running or not, as Docker updates
+     * a container's cgroups in place), disk only while stopped and only upward (files already written must fit).
+     */
+    resize(principal: Principal, idOrName: string, req: ResizeSandboxRequest): Promise<SandboxDto> {
+      const { id } = visible(principal, idOrName);
+      if (req.cpu === undefined && req.memory === undefined && req.disk === undefined) throw new CoveError('INVALID_REQUEST', 'Give cpu, memory or disk to resize');
+      return serialized(id, async () => {
+        const record = repo.get(id)!;
+        const next = { cpu: req.cpu ?? record.cpu, memory: req.memory ?? record.memory, disk: req.disk ?? record.disk };
+        if (next.disk !== record.disk) {
+          if (opts.refuseDisk || opts.diskFixed) {
+            throw new CoveError('INVALID_REQUEST', `disk cannot be changed on this Cove server (${opts.refuseDisk ?? 'its engine fixes a sandbox\'s disk size when its container is made'})`);
+          }
+          if (record.state !== 'stopped') throw new CoveError('SANDBOX_NOT_STARTED', `disk can only be changed while the sandbox is stopped; sandbox ${record.id} is ${record.state}`);
+          if (next.disk < record.disk) throw new CoveError('INVALID_REQUEST', `disk can only grow: ${record.disk} GiB to ${next.disk} GiB would shrink it`);
+        }
+        if (!['started', 'paused', 'stopped'].includes(record.state)) {
+          throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} is ${record.state}; resize it once it is started or stopped`);
+        }
+        // The record changes first, inside the quota check; the container follows, and a refusal from the engine
+        // (memory below what is in use) puts the record back.
+        opts.quotas.admit(record.ownerKeyId, { id, ...next }, () => repo.update(id, next));
+        if (record.containerId && (next.cpu !== record.cpu || next.memory !== record.memory)) {
+          try {
+            await runtime.resize(record.containerId, { cpu: next.cpu, memoryGiB: next.memory });
+          } catch (err) {
+            repo.update(id, { cpu: record.cpu, memory: record.memory, disk: record.disk });
+            throw new CoveError('INVALID_REQUEST', `The sandbox could not be resized: ${(err as Error).message}`);
+          }
+        }
+        return toDto(repo.get(id)!);
       });
     },
 
