@@ -70,10 +70,15 @@ export function answerClientErrors(server: Server, source: string): void {
 /** A body still to come that Node may read and drop to keep the connection (what JSON calls send): at most this. */
 const SMALL_UNREAD_BODY = 64 * 1024;
 
-/** Whether the rest of a request's body is small enough to read and drop: a declared length within the limit. */
+/**
+ * Whether what is left of a request's body is small enough to read and drop: none at all (a request with neither
+ * Content-Length nor Transfer-Encoding has no body), or a declared length within the limit. A chunked body may be
+ * any size.
+ */
 function smallBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return false;
   const length = req.headers['content-length'];
-  return length !== undefined && req.headers['transfer-encoding'] === undefined && /^\d{1,9}$/.test(length) && Number(length) <= SMALL_UNREAD_BODY;
+  return length === undefined || (/^\d{1,9}$/.test(length) && Number(length) <= SMALL_UNREAD_BODY);
 }
 
 /**
