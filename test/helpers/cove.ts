@@ -34,7 +34,9 @@ export interface TestCove {
  * line. Its first start in a run builds the images (minutes); later ones find them. COVE_CHECK_RESPONSES=1: every JSON
  * answer of the control API is parsed with its route's schema (a mismatch is a 500).
  */
-export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?: string; /** more `cove serve` flags */ args?: string[]; /** more environment, also of the docker commands here (DOCKER_HOST: another engine) */ env?: Record<string, string> } = {}): Promise<TestCove> {
+export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?: string; /** more `cove serve` flags */ args?: string[]; /** more environment of the server */ env?: Record<string, string>; /** another engine, for the server and the docker commands here */ dockerHost?: string } = {}): Promise<TestCove> {
+  // The docker commands here run synchronously: they must not go through anything this process serves (a relay).
+  const dockerEnv = { ...process.env, ...(opts.dockerHost ? { DOCKER_HOST: opts.dockerHost } : {}) };
   await requireDocker();
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'cove-data-'));
   const apiKey = opts.apiKey ?? `test-${randomBytes(24).toString('hex')}`;
@@ -42,7 +44,7 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
   // COVE_NODE_FLAGS passes Node flags to the server (for instance --cpu-prof when profiling a benchmark).
   const nodeFlags = (process.env.COVE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...BIN_FLAGS, ...nodeFlags, COVE_BIN, 'serve', '--port', '0', '--ssh-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--pool', String(opts.pool ?? 2), '--log-level', 'warn', ...(opts.args ?? [])], {
-    env: { ...process.env, COVE_CHECK_RESPONSES: process.env.COVE_CHECK_RESPONSES ?? '1', COVE_API_KEY: apiKey, ...opts.env },
+    env: { ...process.env, COVE_CHECK_RESPONSES: process.env.COVE_CHECK_RESPONSES ?? '1', COVE_API_KEY: apiKey, ...(opts.dockerHost ? { DOCKER_HOST: opts.dockerHost } : {}), ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -82,7 +84,7 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
     containers: (label) =>
       execFileSync('docker', ['ps', '-aq', '--filter', `label=dev.cove.instance=${instance}`, ...(label ? ['--filter', `label=${label}`] : [])], {
         encoding: 'utf8',
-        env: { ...process.env, ...opts.env },
+        env: dockerEnv,
       })
         .split('\n')
         .filter(Boolean),
@@ -96,7 +98,7 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
     async destroy() {
       await cove.stop();
       const ids = cove.containers();
-      if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore', env: { ...process.env, ...opts.env } });
+      if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore', env: dockerEnv });
       if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };

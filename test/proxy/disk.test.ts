@@ -138,7 +138,7 @@ describe('disk limits: storage-opt (a second engine on xfs with project quotas, 
   beforeAll(async () => {
     engine = await quota!;
     if (engine.notXfs) console.log(`storage-opt test on btrfs: xfs with project quotas is not possible here: ${engine.notXfs}`);
-    storage = await startCove({ pool: 1, env: { DOCKER_HOST: engine.dockerHost }, args: ['--network', NETWORK] });
+    storage = await startCove({ pool: 1, dockerHost: engine.dockerHost, args: ['--network', NETWORK] });
   }, 10 * 60_000);
 
   const sizeOf = (containerId: string) =>
