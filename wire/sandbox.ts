@@ -59,7 +59,15 @@ export const CreateSandboxRequest = z.object({
   domainAllowList: z.string().optional(),
   outboundProxyUrl: z.string().optional(),
   volumes: z.array(z.unknown()).optional(),
+  /** Daytona's region; a Cove server has one, `local`. */
   target: z.string().optional(),
+  // Asked for by the SDK, not offered by Cove: refused by name when set (never stored and ignored).
+  gpuType: z.array(z.string()).optional(),
+  spot: z.boolean().optional(),
+  kvm: z.boolean().optional(),
+  secrets: z.array(z.record(z.string(), z.string())).optional(),
+  linkedSandbox: z.string().optional(),
+  otelEndpointOverride: z.string().optional(),
 });
 export type CreateSandboxRequest = z.infer<typeof CreateSandboxRequest>;
 

@@ -49,6 +49,18 @@ describe('control API', () => {
     await expect(create({ cpu: 'two' })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/cpu/) });
     await expect(create({ gpu: 1 })).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/GPU/) });
     await expect(create({ snapshot: 'no-such-image:nowhere' })).rejects.toMatchObject({ status: 400, body: { code: 'IMAGE_NOT_FOUND' } });
+    // What the SDK can ask for and Cove does not offer is refused by name, never stored and ignored.
+    for (const [field, value] of [
+      ['target', 'eu'],
+      ['gpuType', ['A100']],
+      ['spot', true],
+      ['kvm', true],
+      ['secrets', [{ TOKEN: 'my-secret' }]],
+      ['linkedSandbox', 'other'],
+      ['otelEndpointOverride', 'http://otel:4318'],
+    ] as const) {
+      await expect(create({ [field]: value })).rejects.toMatchObject({ status: 400, message: expect.stringContaining(field) });
+    }
     const malformed = await cove.api('/sandbox', { method: 'POST', body: '{"name":' });
     expect(malformed.status).toBe(400);
   });

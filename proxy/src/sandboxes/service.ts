@@ -270,7 +270,17 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     toDto,
 
     async create(principal: Principal, req: CreateSandboxRequest): Promise<SandboxDto> {
-      if (req.gpu) throw new CoveError('INVALID_REQUEST', 'GPUs are not available on this Cove server');
+      if (req.gpu || req.gpuType?.length) throw new CoveError('INVALID_REQUEST', 'GPUs are not available on this Cove server (gpu, gpuType)');
+      if (req.target !== undefined && req.target !== TARGET) throw new CoveError('INVALID_REQUEST', `target ${req.target.slice(0, 40)}: this Cove server has one target, ${TARGET}`);
+      for (const [field, set] of [
+        ['spot', req.spot === true],
+        ['kvm', req.kvm === true],
+        ['secrets', !!req.secrets?.length],
+        ['linkedSandbox', !!req.linkedSandbox],
+        ['otelEndpointOverride', !!req.otelEndpointOverride],
+      ] as const) {
+        if (set) throw new CoveError('INVALID_REQUEST', `${field} is not supported by this Cove server`);
+      }
       if (req.volumes?.length) throw new CoveError('INVALID_REQUEST', 'Volumes are not supported yet');
       if (req.outboundProxyUrl?.trim()) throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl is not supported by this Cove server');
       refuseUnsupportedTimers(req);
