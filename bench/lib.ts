@@ -61,3 +61,14 @@ export function printTable(title: string, rows: Row[]): void {
   ];
   console.log(lines.join('\n'));
 }
+
+/** Waits until the warm pool of a test server holds `n` ready members. */
+export async function poolReady(cove: { api(p: string): Promise<Response> }, n: number, timeoutMs = 10 * 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { ready } = (await (await cove.api('/pool')).json()) as { ready: number };
+    if (ready >= n) return;
+    if (Date.now() > deadline) throw new Error(`the pool reached ${ready}/${n} in time`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -10,21 +10,11 @@
 import { execFileSync } from 'node:child_process';
 import type { CreateSandboxFromSnapshotParams, Sandbox } from '@daytonaio/sdk';
 import { startCove, type TestCove } from '../test/helpers/cove';
-import { printTable, stats, timeRuns, type Row } from './lib';
+import { poolReady, printTable, stats, timeRuns, type Row } from './lib';
 
 const HITS = 12;
 const MISSES = 4;
 const EXECS = 200;
-
-async function poolReady(cove: TestCove, n: number, timeoutMs = 10 * 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { ready } = await (await cove.api('/pool')).json();
-    if (ready >= n) return;
-    if (Date.now() > deadline) throw new Error(`the pool reached ${ready}/${n} in time`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** Median milliseconds of `n` SDK creates with `params`; the sandboxes are deleted after the timing. */
 async function creates(cove: TestCove, n: number, params: CreateSandboxFromSnapshotParams): Promise<number> {

@@ -7,21 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { startCove, type TestCove } from '../test/helpers/cove';
-import { printTable, stats, timeRuns } from './lib';
+import { poolReady, printTable, stats, timeRuns } from './lib';
 
 const HIT_RUNS = 20;
 const MISS_RUNS = 8;
 const BIG_POOL = 100;
-
-async function poolReady(cove: TestCove, n: number, timeoutMs = 10 * 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { ready } = await (await cove.api('/pool')).json();
-    if (ready >= n) return;
-    if (Date.now() > deadline) throw new Error(`the pool reached ${ready}/${n} in time`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function timedCreate(cove: TestCove, body: object): Promise<{ ms: number; id: string }> {
   const t = process.hrtime.bigint();

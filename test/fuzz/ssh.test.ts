@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendRawSshMessage } from '../../proxy/src/ssh/ssh2-private';
 import { checkCommand, checkConnect, checkEnv, checkHost, checkListen, checkPty, checkSignal, checkSubsystem, exitReply, MAX_TERMINAL_SIDE } from '../../proxy/src/ssh/requests';
 import { startCove, type TestCove } from '../helpers/cove';
+import { sshPortOf } from '../helpers/ssh-client';
 import { fc, fuzz, timeoutFor } from './lib';
 
 const require = createRequire(import.meta.url);
@@ -33,7 +34,7 @@ const clientKey = ssh2.utils.generateKeyPairSync('ed25519').private;
 
 beforeAll(async () => {
   cove = await startCove({ pool: 1 });
-  sshPort = Number(/SSH port (\d+)/.exec(cove.output())?.[1]);
+  sshPort = sshPortOf(cove);
   const created = await cove.api('/sandbox', { method: 'POST', body: '{}' });
   sandboxId = (await created.json()).id;
   const access = async () => (await (await cove.api(`/sandbox/${sandboxId}/ssh-access`, { method: 'POST' })).json()) as { id: string; token: string };

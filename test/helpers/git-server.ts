@@ -185,3 +185,16 @@ export async function startGitServer(
     },
   };
 }
+
+/**
+ * A shell command (run inside a sandbox) that makes a bare repository `dir/origin.git` whose main branch holds one
+ * commit (a.txt), from a working copy left at `dir/seed`: a remote to clone, push to and pull from without a server.
+ */
+export function seedRepositoryCommand(dir: string): string {
+  return [
+    `git init -q --bare ${dir}/origin.git`,
+    `git --git-dir=${dir}/origin.git symbolic-ref HEAD refs/heads/main`,
+    `git init -q -b main ${dir}/seed && cd ${dir}/seed && echo one > a.txt && git add a.txt`,
+    `git -c user.name=Seed -c user.email=seed@example.com commit -q -m seed && git push -q ${dir}/origin.git main`,
+  ].join(' && ');
+}

@@ -4,21 +4,22 @@
  * LSP, file watch, ports, preview and SSH. The agent's own tests run it on the host; this file proves the same
  * capabilities inside the image, as root-started agent and `cove` user, with the image's own tools.
  */
-import { spawn } from 'node:child_process';
 import { Daytona as Daytona0143 } from 'daytona-sdk-0143';
 import { DaytonaNotFoundError, type Sandbox } from '@daytonaio/sdk';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/agent';
 import { startCove, type TestCove } from '../helpers/cove';
+import { seedRepositoryCommand } from '../helpers/git-server';
 import { previewFetch, toolbox } from '../helpers/preview';
+import { sshCommand, sshPortOf } from '../helpers/ssh-client';
 
 let cove: TestCove;
 let sshPort: number;
 beforeAll(async () => {
   process.env.COVE_SSH_PORT = '0';
   cove = await startCove({ pool: 2 });
-  sshPort = Number(/SSH port (\d+)/.exec(cove.output())?.[1]);
+  sshPort = sshPortOf(cove);
 }, 20 * 60_000);
 afterAll(async () => {
   await cove?.destroy();
@@ -26,18 +27,6 @@ afterAll(async () => {
 
 const HOME = '/home/cove';
 const text = (s: string) => Buffer.from(s);
-
-/** Runs a program to its end; resolves with its exit code and output. */
-function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 describe('SDK 0.218 in the default image', () => {
   let py: Sandbox;
@@ -152,12 +141,7 @@ describe('SDK 0.218 in the default image', () => {
   });
 
   it('git: clone, branch, add, commit, push, pull and status against a repository in the sandbox', async () => {
-    const seed = [
-      `git init -q --bare ${HOME}/origin.git`,
-      `git --git-dir=${HOME}/origin.git symbolic-ref HEAD refs/heads/main`,
-      `git init -q -b main ${HOME}/seed && cd ${HOME}/seed && echo one > a.txt && git add a.txt`,
-      `git -c user.name=Seed -c user.email=seed@example.com commit -q -m seed && git push -q ${HOME}/origin.git main`,
-    ].join(' && ');
+    const seed = seedRepositoryCommand(HOME);
     expect((await py.process.executeCommand(seed)).exitCode).toBe(0);
     await py.git.clone(`file://${HOME}/origin.git`, `${HOME}/repo`);
     expect((await py.git.status(`${HOME}/repo`)).currentBranch).toBe('main');
@@ -267,11 +251,8 @@ describe('SDK 0.218 in the default image', () => {
 
   it('SSH: the OpenSSH client runs a command with an access token', async () => {
     const access = await py.createSshAccess(5);
-    const res = await run('ssh', [
-      '-p', String(sshPort), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR',
-      `${access.token}@127.0.0.1`, 'id -un; echo $((6*7))',
-    ]);
-    expect(res).toEqual({ code: 0, out: 'cove\n42\n' });
+    const res = await sshCommand(sshPort, access.token, 'id -un; echo $((6*7))');
+    expect([res.code, res.out]).toEqual([0, 'cove\n42\n']);
     await py.revokeSshAccess(access.token);
   });
 });

@@ -8,7 +8,7 @@
  * The server reaches Docker through a relay on a socket of this test's own (DOCKER_HOST), which the test can cut to
  * end the event stream the way an engine restart does, without restarting the engine other suites share.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -19,6 +19,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { USER_OOM_SCORE_ADJ } from '../../agent/src/system/oom';
 import { waitFor } from '../helpers/agent';
+import { sshCommand, sshPortOf } from '../helpers/ssh-client';
 import { startCove, type TestCove } from '../helpers/cove';
 
 /** A byte relay from a socket of ours to the engine's, whose connections the test can cut (an engine restart, as seen by a client). */
@@ -122,25 +123,12 @@ function preview(id: string, port: number): Promise<{ status: number; body: stri
   });
 }
 
-/** Runs the OpenSSH client with an access token; resolves with its exit code and stderr (the gateway's banner). */
-function ssh(token: string, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const port = /SSH port (\d+)/.exec(cove.output())![1];
-  return new Promise((resolve) => {
-    const child = spawn('ssh', ['-p', port, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=INFO', `${token}@127.0.0.1`, command]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 describe('a container that ends outside Cove', () => {
   it('killed (docker kill): error with the reason within two seconds, address forgotten, toolbox/preview/SSH refused, live terminals end; start brings it back', async () => {
     const sb = await create();
     const container = await containerOf(sb);
     const access = await sb.createSshAccess(30);
-    expect((await ssh(access.token, 'echo reachable')).stdout).toContain('reachable');
+    expect((await sshCommand(sshPortOf(cove), access.token, 'echo reachable', { quiet: false })).stdout).toContain('reachable');
     // A preview server inside, reachable before.
     await sb.process.executeCommand('nohup python3 -m http.server 3000 >/dev/null 2>&1 &');
     await waitFor(async () => (await preview(sb.id, 3000)).status === 200, 10_000, 'the preview server');
@@ -168,7 +156,7 @@ describe('a container that ends outside Cove', () => {
     expect(await toolbox.json()).toMatchObject({ code: 'SANDBOX_NOT_STARTED' });
     const refusedPreview = await preview(sb.id, 3000);
     expect(refusedPreview.status).toBe(409);
-    const refusedSsh = await ssh(access.token, 'echo reachable');
+    const refusedSsh = await sshCommand(sshPortOf(cove), access.token, 'echo reachable', { quiet: false });
     expect(refusedSsh.stdout).not.toContain('reachable');
     expect(refusedSsh.stderr).toMatch(/is error/);
 

@@ -3,11 +3,11 @@
  * user runs as a non-root account; root user code cannot read the agent's token; PTY and SSH shells have exactly
  * the user's groups.
  */
-import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCove, type TestCove } from '../helpers/cove';
+import { sshCommand, sshPortOf } from '../helpers/ssh-client';
 import { buildTestImage, prepareSandboxAssets, removeImage } from '../helpers/docker';
 
 let cove: TestCove;
@@ -35,21 +35,6 @@ function agentTokenOf(id: string): string {
   } finally {
     db.close();
   }
-}
-
-function ssh(port: number, token: string, command: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'ssh',
-      ['-p', String(port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-tt', `${token}@127.0.0.1`, command],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-  });
 }
 
 describe('least privilege', () => {
@@ -121,9 +106,8 @@ describe('least privilege', () => {
       await pty.disconnect();
       expect(/groups:([0-9 ]+):end/.exec(out)?.[1]).toBe(expected);
 
-      const sshPort = Number(/SSH port (\d+)/.exec(cove.output())?.[1]);
       const access = await sandbox.createSshAccess(5);
-      const res = await ssh(sshPort, access.token, 'echo "groups:$(id -G):end"');
+      const res = await sshCommand(sshPortOf(cove), access.token, 'echo "groups:$(id -G):end"', { tty: true });
       expect(res.code, res.out).toBe(0);
       expect(/groups:([0-9 ]+):end/.exec(res.out)?.[1]).toBe(expected);
     } finally {

@@ -5,7 +5,7 @@
  * sends from the container's own namespace), and a memory limit holds. Packets go only to a test host in a network
  * namespace this file makes, to loopback and to the sandboxes. Needs runsc (`scripts/test-setup.mjs` installs it).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,8 +13,10 @@ import type { Sandbox } from '@daytonaio/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/agent';
 import { startCove, type TestCove } from '../helpers/cove';
+import { seedRepositoryCommand } from '../helpers/git-server';
 import { createTestHost, type TestHost } from '../helpers/netns';
 import { previewFetch, toolbox } from '../helpers/preview';
+import { runProgram, SSH_CLIENT_OPTS, sshCommand, sshPortOf } from '../helpers/ssh-client';
 
 /** Stand-in for an internet host (TEST-NET-2), owned by the test host. */
 const PUBLIC = '198.51.100.9';
@@ -42,7 +44,7 @@ beforeAll(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), 'cove-runsc-test-'));
   host = await createTestHost({ addresses: [PUBLIC] });
   cove = await startCove({ pool: 2, args: ['--runtime', 'runsc'] });
-  sshPort = Number(/SSH port (\d+)/.exec(cove.output())?.[1]);
+  sshPort = sshPortOf(cove);
   box = await cove.daytona().create();
 }, 20 * 60_000);
 afterAll(async () => {
@@ -51,18 +53,6 @@ afterAll(async () => {
   await host?.remove();
   if (work) rmSync(work, { recursive: true, force: true });
 });
-
-/** Runs a program to its end; resolves with its exit code and output. */
-function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 const inspect = (container: string, format: string) => execFileSync('docker', ['inspect', '-f', format, container], { encoding: 'utf8' }).trim();
 /** The sandbox's container: Docker names the container's host after its id (a pool member carries no sandbox label). */
@@ -159,12 +149,7 @@ describe('cove serve --runtime runsc', () => {
   });
 
   it('git: clone, branch, add, commit and status against a repository in the sandbox', async () => {
-    const seed = [
-      `git init -q --bare ${HOME}/origin.git`,
-      `git --git-dir=${HOME}/origin.git symbolic-ref HEAD refs/heads/main`,
-      `git init -q -b main ${HOME}/seed && cd ${HOME}/seed && echo one > a.txt && git add a.txt`,
-      `git -c user.name=Seed -c user.email=seed@example.com commit -q -m seed && git push -q ${HOME}/origin.git main`,
-    ].join(' && ');
+    const seed = seedRepositoryCommand(HOME);
     expect((await box.process.executeCommand(seed)).exitCode).toBe(0);
     await box.git.clone(`file://${HOME}/origin.git`, `${HOME}/repo`);
     await box.git.createBranch(`${HOME}/repo`, 'feature');
@@ -200,13 +185,13 @@ describe('cove serve --runtime runsc', () => {
 
   it('SSH: the OpenSSH client runs a command and an sftp batch (the bundle\'s sftp-server) with an access token', async () => {
     const access = await box.createSshAccess(5);
-    const opts = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR'];
-    expect(await run('ssh', ['-p', String(sshPort), ...opts, `${access.token}@127.0.0.1`, 'id -un; echo $((6*7))'])).toEqual({ code: 0, out: 'cove\n42\n' });
+    const ran = await sshCommand(sshPort, access.token, 'id -un; echo $((6*7))');
+    expect([ran.code, ran.out]).toEqual([0, 'cove\n42\n']);
     const local = path.join(work, 'note.txt');
     writeFileSync(local, 'hello sftp\n');
     const batch = path.join(work, 'batch');
     writeFileSync(batch, [`put ${local} note.txt`, 'ls -l note.txt'].join('\n'));
-    const sftp = await run('sftp', ['-P', String(sshPort), ...opts, '-b', batch, `${access.token}@127.0.0.1`]);
+    const sftp = await runProgram('sftp', ['-P', String(sshPort), ...SSH_CLIENT_OPTS, '-o', 'LogLevel=ERROR', '-b', batch, `${access.token}@127.0.0.1`]);
     expect(sftp.code, sftp.out).toBe(0);
     expect(sftp.out).toMatch(/-rw-r--r--\s+\S+ cove\s+cove\s+11 .*note\.txt/);
     expect((await box.fs.downloadFile(`${HOME}/note.txt`)).toString()).toBe('hello sftp\n');

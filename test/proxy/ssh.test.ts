@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/agent';
 import { startCove, type TestCove } from '../helpers/cove';
+import { SSH_CLIENT_OPTS, sshPortOf } from '../helpers/ssh-client';
 
 let cove: TestCove;
 let sshPort: number;
@@ -21,7 +22,6 @@ let work: string;
 const sandboxes: string[] = [];
 
 /** The SSH port `cove serve` printed in its ready line. */
-const sshPortOf = (c: TestCove) => Number(/SSH port (\d+)/.exec(c.output())?.[1]);
 
 beforeAll(async () => {
   // Port 0 for the gateway: other Cove servers on this machine may hold the default port.
@@ -50,12 +50,11 @@ async function sshAccess(sandboxId: string, minutes?: number): Promise<any> {
   return res.json();
 }
 
-const OPTS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes'];
 /** ssh arguments up to the destination; `quiet` hides the banner (LogLevel=ERROR), refusal tests want to see it. */
 const sshArgs = (token: string, extra: string[] = [], quiet = true, port = sshPort) => [
   '-p',
   String(port),
-  ...OPTS,
+  ...SSH_CLIENT_OPTS,
   '-o',
   `LogLevel=${quiet ? 'ERROR' : 'INFO'}`,
   ...extra,
@@ -244,7 +243,7 @@ describe('files and forwarding over ssh', () => {
   it('copies a 100 MB file up and down with scp (SFTP underneath), intact', async () => {
     const up = path.join(work, 'up.bin');
     writeFileSync(up, randomBytes(100 * 1024 * 1024));
-    const scpArgs = ['-P', String(sshPort), ...OPTS, '-o', 'LogLevel=ERROR'];
+    const scpArgs = ['-P', String(sshPort), ...SSH_CLIENT_OPTS, '-o', 'LogLevel=ERROR'];
     const put = await run('scp', [...scpArgs, up, `${token}@127.0.0.1:big.bin`], { timeoutMs: 180_000 });
     expect(put).toMatchObject({ code: 0, stderr: '' });
     const remote = await ssh(token, 'sha256sum big.bin; stat -c %U big.bin');
@@ -262,7 +261,7 @@ describe('files and forwarding over ssh', () => {
     writeFileSync(local, 'hello sftp\n');
     const batch = path.join(work, 'batch');
     writeFileSync(batch, [`mkdir sub`, `put ${local} sub/note.txt`, `ls -l sub`, `rm sub/note.txt`, `rmdir sub`, `ls /root`].join('\n'));
-    const r = await run('sftp', ['-P', String(sshPort), ...OPTS, '-o', 'LogLevel=ERROR', '-b', batch, `${token}@127.0.0.1`]);
+    const r = await run('sftp', ['-P', String(sshPort), ...SSH_CLIENT_OPTS, '-o', 'LogLevel=ERROR', '-b', batch, `${token}@127.0.0.1`]);
     expect(r.stdout).toMatch(/-rw-r--r--\s+\S+ cove\s+cove\s+11 .*note\.txt/);
     // The last command fails: /root is not readable by the sandbox user, so the batch stops there.
     expect(r.code).toBe(1);
