@@ -130,7 +130,7 @@ describe('sandbox timers', () => {
     const sandbox = await daytona.create({ autoStopInterval: 0 });
     try {
       await sandbox.process.createSession('counter');
-      await sandbox.process.executeSessionCommand('counter', { command: 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done', runAsync: true });
+      await sandbox.process.executeSessionCommand('counter', { command: 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done', runAsync: true });
       await sleep(500);
       const count = async () => Number((await sandbox.process.executeCommand('cat /tmp/count')).result.trim());
       const before = await count();

@@ -44,6 +44,15 @@ describe('refusal', () => {
     expect(refusal(l, used(0, 0, 0, 10), { cpu: 1, memory: 1, disk: 10 })!.message).toMatch(/^Total disk limit of 15 GiB reached/);
   });
 
+  it('checks only disk for a sandbox that stays stopped (its disk grows): no started slot, vCPU or memory', () => {
+    const l = limits({ maxSandboxes: 1, maxCpu: 1, maxMemory: 1, maxDisk: 25, maxSandboxDisk: 20 });
+    const full = used(1, 1, 1, 10);
+    expect(refusal(l, full, { cpu: 1, memory: 1, disk: 15 })!.message).toMatch(/^Sandbox limit of 1 started sandbox/);
+    expect(refusal(l, full, { cpu: 1, memory: 1, disk: 15 }, { holdsCompute: false })).toBeUndefined();
+    expect(refusal(l, full, { cpu: 1, memory: 1, disk: 16 }, { holdsCompute: false })!.message).toMatch(/^Total disk limit of 25 GiB reached/);
+    expect(refusal(l, full, { cpu: 4, memory: 8, disk: 1 }, { holdsCompute: false })).toBeUndefined();
+  });
+
   it('refuses a sandbox over a per-sandbox maximum as a bad request naming the field, before any total', () => {
     const l = limits({ maxSandboxes: 0 });
     expect(refusal(l, used(0), { cpu: 5, memory: 1, disk: 1 })).toMatchObject({ code: 'INVALID_REQUEST', message: 'cpu 5 is over the maximum of 4 vCPU per sandbox for this API key' });

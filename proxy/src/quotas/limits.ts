@@ -100,7 +100,7 @@ const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one :
  * when it may. A sandbox larger than a per-sandbox maximum is a bad request (INVALID_REQUEST, naming the field); one
  * that does not fit the key's totals is QUOTA_EXCEEDED, naming the limit and its value.
  */
-export function refusal(limits: Limits, usage: Usage, wanted: Resources): CoveError | undefined {
+export function refusal(limits: Limits, usage: Usage, wanted: Resources, opts: { /** false: the sandbox stays stopped (disk only) */ holdsCompute?: boolean } = {}): CoveError | undefined {
   const perSandbox = [
     ['cpu', wanted.cpu, limits.maxSandboxCpu, 'vCPU'],
     ['memory', wanted.memory, limits.maxSandboxMemory, 'GiB'],
@@ -110,19 +110,20 @@ export function refusal(limits: Limits, usage: Usage, wanted: Resources): CoveEr
     if (over(max, value)) return new CoveError('INVALID_REQUEST', `${field} ${value} is over the maximum of ${max} ${unit} per sandbox for this API key`);
   }
   const quota = (message: string, detail: string) => new CoveError('QUOTA_EXCEEDED', message, detail);
-  if (over(limits.maxSandboxes, usage.started + 1)) {
+  const compute = opts.holdsCompute ?? true;
+  if (compute && over(limits.maxSandboxes, usage.started + 1)) {
     return quota(
       `Sandbox limit of ${plural(limits.maxSandboxes, 'started sandbox', 'started sandboxes')} reached for this API key: stop or delete one first`,
       `max-sandboxes ${limits.maxSandboxes}; started, starting or stopping: ${usage.started}`,
     );
   }
-  if (over(limits.maxCpu, usage.cpu + wanted.cpu)) {
+  if (compute && over(limits.maxCpu, usage.cpu + wanted.cpu)) {
     return quota(
       `Total CPU limit of ${limits.maxCpu} vCPU reached for this API key: ${usage.cpu} vCPU in use by started sandboxes, and this sandbox needs ${wanted.cpu}`,
       `max-cpu ${limits.maxCpu}; in use ${usage.cpu}; requested ${wanted.cpu}`,
     );
   }
-  if (over(limits.maxMemory, usage.memory + wanted.memory)) {
+  if (compute && over(limits.maxMemory, usage.memory + wanted.memory)) {
     return quota(
       `Total memory limit of ${limits.maxMemory} GiB reached for this API key: ${usage.memory} GiB in use by started sandboxes, and this sandbox needs ${wanted.memory} GiB`,
       `max-memory ${limits.maxMemory}; in use ${usage.memory}; requested ${wanted.memory}`,

@@ -75,13 +75,14 @@ export function createQuotaService(opts: { db: Db; defaults: Limits }) {
     /**
      * Runs `reserve` (the write that makes `sandbox` hold its resources) if the owner's limits allow one more
      * sandbox of that size beside the others it has (`sandbox.id`, when it exists already, is not counted twice);
-     * otherwise throws the refusal and writes nothing.
+     * otherwise throws the refusal and writes nothing. `holdsCompute: false` for a sandbox that stays stopped (its
+     * disk grows): only disk limits apply.
      */
-    admit<T>(ownerKeyId: string, sandbox: Resources & { id?: string }, reserve: () => T): T {
+    admit<T>(ownerKeyId: string, sandbox: Resources & { id?: string }, reserve: () => T, opts: { holdsCompute?: boolean } = {}): T {
       return db
         .transaction(() => {
           const usage = usageOf(owned.iterate(ownerKeyId, sandbox.id ?? ''));
-          const refused = refusal(limitsOf(ownerKeyId), usage, sandbox);
+          const refused = refusal(limitsOf(ownerKeyId), usage, sandbox, opts);
           if (refused) throw refused;
           return reserve();
         })

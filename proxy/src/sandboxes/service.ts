@@ -517,7 +517,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         }
         // The record changes first, inside the quota check; the container follows, and a refusal from the engine
         // (memory below what is in use) puts the record back.
-        opts.quotas.admit(record.ownerKeyId, { id, ...next }, () => repo.update(id, next));
+        opts.quotas.admit(record.ownerKeyId, { id, ...next }, () => repo.update(id, next), { holdsCompute: record.state !== 'stopped' });
         if (record.containerId && (next.cpu !== record.cpu || next.memory !== record.memory)) {
           try {
             await runtime.resize(record.containerId, { cpu: next.cpu, memoryGiB: next.memory });

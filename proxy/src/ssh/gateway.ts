@@ -211,7 +211,7 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
                 socket.once('close', () => conn.tunnels.delete(socket));
                 // SSH traffic is activity: the auto-stop timer does not stop a sandbox someone works in.
                 const sandboxId = g.sandboxId;
-                socket.on('data', () => sandboxes.touch(sandboxId));
+                socket.on('data', guard('ssh activity', () => sandboxes.touch(sandboxId), () => {}));
                 return socket;
               }),
             end,

@@ -79,8 +79,9 @@ export function createToolboxForwarder(opts: { /** called on traffic through a W
             // A terminal or watch kept open is activity as long as bytes flow (throttled by the callee).
             if (opts.onActivity) {
               const onActivity = opts.onActivity;
-              upstream.on('data', () => onActivity(target.sandboxId));
-              socket.on('data', () => onActivity(target.sandboxId));
+              const active = guard('toolbox activity', () => onActivity(target.sandboxId), () => {});
+              upstream.on('data', active);
+              socket.on('data', active);
             }
           },
           (error) => {
