@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+
 /** Helpers shared by the benchmarks: timing, medians, and the table every benchmark prints. */
 
 // Benchmarks measure what users run: the agents and servers they start do not check each JSON answer against its
@@ -71,4 +73,17 @@ export async function poolReady(cove: { api(p: string): Promise<Response> }, n: 
     if (Date.now() > deadline) throw new Error(`the pool reached ${ready}/${n} in time`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Memory of containers in MiB, one value each, as `docker stats` shows it. */
+export function containersMemoryMiB(containers: string[]): number[] {
+  const out = execFileSync('docker', ['stats', '--no-stream', '--format', '{{.MemUsage}}', ...containers], { encoding: 'utf8' });
+  const scale: Record<string, number> = { KiB: 1 / 1024, MiB: 1, GiB: 1024, kB: 1 / 1000, MB: 1, GB: 1000 };
+  return out
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [value, unit] = /^([\d.]+)\s*([KMG]i?B)/.exec(line)!.slice(1);
+      return Number(value) * (scale[unit] ?? 1);
+    });
 }

@@ -7,10 +7,9 @@
  * - inside a sandbox, what gVisor makes slower: process start, a pipe, syscalls, small files, python's start;
  * - idle memory of a sandbox (the cgroup's, as `docker stats` shows it).
  */
-import { execFileSync } from 'node:child_process';
 import type { CreateSandboxFromSnapshotParams, Sandbox } from '@daytonaio/sdk';
 import { startCove, type TestCove } from '../test/helpers/cove';
-import { poolReady, printTable, stats, timeRuns, type Row } from './lib';
+import { containersMemoryMiB, poolReady, printTable, stats, timeRuns, type Row } from './lib';
 
 const HITS = 12;
 const MISSES = 4;
@@ -54,18 +53,7 @@ async function inside(sandbox: Sandbox): Promise<number[]> {
 }
 
 /** Idle memory of the sandboxes' containers (MiB, p50), as `docker stats` shows it. */
-function idleMemory(containers: string[]): number {
-  const out = execFileSync('docker', ['stats', '--no-stream', '--format', '{{.MemUsage}}', ...containers], { encoding: 'utf8' });
-  const values = out
-    .trim()
-    .split('\n')
-    .map((line) => {
-      const [value, unit] = /^([\d.]+)\s*([KMG]i?B)/.exec(line)!.slice(1);
-      const scale: Record<string, number> = { KiB: 1 / 1024, MiB: 1, GiB: 1024, kB: 1 / 1000, MB: 1, GB: 1000 };
-      return Number(value) * (scale[unit] ?? 1);
-    });
-  return stats(values).p50;
-}
+const idleMemory = (containers: string[]): number => stats(containersMemoryMiB(containers)).p50;
 
 interface Figures {
   hit: number;

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { startCove, type TestCove } from '../test/helpers/cove';
-import { poolReady, printTable, stats, timeRuns } from './lib';
+import { containersMemoryMiB, poolReady, printTable, stats, timeRuns } from './lib';
 
 const HIT_RUNS = 20;
 const MISS_RUNS = 8;
@@ -42,18 +42,6 @@ async function dockerRunUntilReady(): Promise<number> {
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
   execFileSync('docker', ['rm', '-f', id], { stdio: 'ignore' });
   return ms;
-}
-
-function memoryOf(containers: string[]): number[] {
-  const out = execFileSync('docker', ['stats', '--no-stream', '--format', '{{.MemUsage}}', ...containers], { encoding: 'utf8' });
-  return out
-    .trim()
-    .split('\n')
-    .map((line) => {
-      const [value, unit] = /^([\d.]+)\s*([KMG]i?B)/.exec(line)!.slice(1);
-      const scale: Record<string, number> = { KiB: 1 / 1024, MiB: 1, GiB: 1024, kB: 1 / 1000, MB: 1, GB: 1000 };
-      return Number(value) * (scale[unit] ?? 1);
-    });
 }
 
 // 1. Create latency: hits from a pool of HIT_RUNS, misses (env forces a cold start), docker run baseline.
@@ -93,7 +81,7 @@ const t = process.hrtime.bigint();
 const burst = await Promise.all(Array.from({ length: BIG_POOL }, () => timedCreate(cove, {})));
 const burstMs = Number(process.hrtime.bigint() - t) / 1e6;
 await new Promise((r) => setTimeout(r, 5000));
-const idle = stats(memoryOf(cove.containers('dev.cove.pool').slice(0, BIG_POOL)));
+const idle = stats(containersMemoryMiB(cove.containers('dev.cove.pool').slice(0, BIG_POOL)));
 await Promise.all(burst.map(({ id }) => del(cove, id)));
 await cove.destroy();
 
