@@ -193,7 +193,7 @@ export async function runServe(argv: string[]): Promise<void> {
     keys,
     sandboxes,
     pool,
-    forwarder: createToolboxForwarder({ onActivity: (id) => sandboxes.touch(id) }),
+    forwarder: createToolboxForwarder({ onActivity: (id) => sandboxes.touch(id), onRequest: (id) => sandboxes.busyWith(id) }),
     toolboxAccess: createToolboxAccess({ keys, sandboxes, signing, previewTokens }),
     cors: createCors(config.corsOrigins),
     signing,

@@ -49,6 +49,10 @@ describe('sandbox timers', () => {
       }
       expect(await stateOf(quiet.id)).toBe('stopped');
       expect(await stateOf(busy.id)).toBe('started');
+      // A command that runs longer than the interval keeps its sandbox going while it runs.
+      const long = await busy.process.executeCommand(`sleep ${(5 * MINUTE_MS) / 1000}; echo done`);
+      expect(long.result).toBe('done\n');
+      expect(await stateOf(busy.id)).toBe('started');
       await waitForState(busy.id, 'stopped', 6 * MINUTE_MS);
     } finally {
       await Promise.all([quiet.delete(), busy.delete()]);

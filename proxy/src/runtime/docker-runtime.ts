@@ -28,6 +28,9 @@ import {
   type SandboxSpec,
 } from './types';
 
+/** How many times pause tries a freeze that runc reports as failed before the error reaches the caller. */
+const PAUSE_ATTEMPTS = 8;
+
 /**
  * Creates the Docker runtime: sandboxes are containers on Cove's bridge network whose PID 1 is the agent from the
  * read-only bundle mount. See README.md in this folder for the security settings and the user rule.
@@ -328,12 +331,22 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
     },
 
     async pause(containerId) {
-      try {
-        await docker.getContainer(containerId).pause();
-      } catch (err) {
-        if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
-        // 409 "already paused" is what the caller wants.
-        if (!(engineStatus(err) === 409 && /already paused/i.test(engineMessage(err)))) throw toRuntimeError(err, `pause the container ${containerId}`);
+      // runc gives up on a cgroup v1 freeze that races with processes forking ("unable to freeze") and thaws the
+      // container again; a few more tries, spaced out, freeze a busy one.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await docker.getContainer(containerId).pause();
+          return;
+        } catch (err) {
+          if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
+          // 409 "already paused" is what the caller wants.
+          if (engineStatus(err) === 409 && /already paused/i.test(engineMessage(err))) return;
+          if (attempt < PAUSE_ATTEMPTS && /unable to freeze/i.test(engineMessage(err))) {
+            await new Promise((r) => setTimeout(r, 20 * attempt));
+            continue;
+          }
+          throw toRuntimeError(err, `pause the container ${containerId}`);
+        }
       }
     },
 

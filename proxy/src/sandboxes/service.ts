@@ -81,6 +81,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
   const { repo, runtime, log } = opts;
   const locks = new Map<string, Promise<unknown>>();
   const touched = new Map<string, number>();
+  /** Toolbox requests under way per sandbox: one that is answering a request (a long command, say) is not idle. */
+  const busy = new Map<string, number>();
 
   /** Runs `fn` after every earlier operation on the same sandbox has finished. */
   function serialized<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -567,8 +569,28 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       repo.touch(id);
     },
 
-    /** Every sandbox record (the lifecycle scheduler reads them). */
-    records: (): SandboxRecord[] => repo.all(),
+    /** Every sandbox record (the lifecycle scheduler reads them); one answering a request counts as active now. */
+    records: (): SandboxRecord[] => {
+      const now = new Date().toISOString();
+      return repo.all().map((r) => (busy.has(r.id) ? { ...r, lastActivityAt: now } : r));
+    },
+
+    /**
+     * Marks a sandbox busy for the length of one toolbox request; the function returned ends it (once), which
+     * counts as activity too.
+     */
+    busyWith(id: string): () => void {
+      busy.set(id, (busy.get(id) ?? 0) + 1);
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        const left = (busy.get(id) ?? 1) - 1;
+        if (left > 0) busy.set(id, left);
+        else busy.delete(id);
+        recordActivity(id);
+      };
+    },
 
     /** Stops a sandbox because a timer said so. */
     stopByTimer: (id: string): Promise<SandboxDto> => service.stop(SYSTEM, id),

@@ -27,7 +27,14 @@ function forwardedHeaders(req: IncomingMessage, target: AgentTarget): http.Outgo
  * Forwards toolbox calls to a sandbox's agent, streaming bodies both ways without buffering, and WebSocket upgrades
  * as raw byte pipes. Upstream connections are kept alive and reused.
  */
-export function createToolboxForwarder(opts: { /** called on traffic through a WebSocket (terminals): activity */ onActivity?: (sandboxId: string) => void } = {}) {
+export function createToolboxForwarder(
+  opts: {
+    /** called on traffic through a WebSocket (terminals): activity */
+    onActivity?: (sandboxId: string) => void;
+    /** called as a request starts; the function it returns, once its answer has gone or the caller left */
+    onRequest?: (sandboxId: string) => () => void;
+  } = {},
+) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo' });
 
   function fail(res: ServerResponse, err: unknown): void {
@@ -53,10 +60,19 @@ export function createToolboxForwarder(opts: { /** called on traffic through a W
         ),
       );
       upstream.on('error', (err) => fail(res, err));
+      const ended = opts.onRequest?.(target.sandboxId);
       // A caller that goes away aborts the forwarded request; the agent keeps running what it started.
-      res.on('close', () => {
-        if (!res.writableFinished) upstream.destroy();
-      });
+      res.on(
+        'close',
+        guard(
+          'toolbox request end',
+          () => {
+            if (!res.writableFinished) upstream.destroy();
+            ended?.();
+          },
+          () => {},
+        ),
+      );
       req.pipe(upstream);
     },
 
