@@ -2,7 +2,7 @@ import { StringMap } from './common';
 import { z } from 'zod';
 
 /** Sandbox states, with Daytona's names (the SDK waits on `started`, `stopped`, `error`). */
-export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'error', 'pausing', 'paused', 'resuming'] as const;
+export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'error', 'pausing', 'paused', 'resuming', 'archiving', 'archived', 'restoring'] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
 
 const stringMap = StringMap;

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import Dockerode from 'dockerode';
 import pino from 'pino';
 import { buildImages, SANDBOX_IMAGE } from '../../images/src/build';
+import { ensureCommands } from '../../images/src/host';
 import { AGENT_VERSION } from '../../wire/agent';
 import { readProxyConfig, SERVE_USAGE } from './config';
 import { createKeysService } from './auth/api-keys';
@@ -14,6 +15,7 @@ import { createLifecycleScheduler } from './lifecycle/scheduler';
 import { LABEL_MANAGED } from './runtime/types';
 import { createDiskWatchdog, describeDiskMode, detectDiskMode } from './runtime/disk';
 import { createSandboxRepo } from './sandboxes/repo';
+import { createDirectoryStore } from './archive/store';
 import { createSandboxService, DEFAULTS, LABEL_INSTANCE } from './sandboxes/service';
 import { startProxyServer, TOOLBOX_BASE } from './server';
 import { openDatabase } from './store/db';
@@ -101,11 +103,16 @@ export async function runServe(argv: string[]): Promise<void> {
   const sshAccess = createSshAccess(db);
   const signing = createSigningKeys(db);
   const sandboxRepo = createSandboxRepo(db);
+  // Archives are zstd files; tar and zstd are installed here when missing (as root), like the image tools.
+  ensureCommands({ tar: 'tar', zstd: 'zstd' }, (line) => process.stderr.write(`[archive] ${line}\n`));
+  const archives = createDirectoryStore(path.join(config.dataDir, 'archives'));
+  archives.sweep();
   const sandboxes = createSandboxService({
     repo: sandboxRepo,
     runtime,
     pool,
     quotas: createQuotaService({ db, defaults: config.limits }),
+    archives,
     image: config.image,
     defaultUser: 'cove',
     toolboxUrl,
@@ -146,7 +153,13 @@ export async function runServe(argv: string[]): Promise<void> {
   const timers = createLifecycleScheduler({
     records: () => sandboxes.records(),
     act: (id, action) =>
-      action === 'stop' ? sandboxes.stopByTimer(id) : action === 'pause' ? sandboxes.pauseByTimer(id) : sandboxes.deleteByTimer(id),
+      action === 'stop'
+        ? sandboxes.stopByTimer(id)
+        : action === 'pause'
+          ? sandboxes.pauseByTimer(id)
+          : action === 'archive'
+            ? sandboxes.archiveByTimer(id)
+            : sandboxes.deleteByTimer(id),
     minuteMs: config.minuteMs,
     log,
   });

@@ -31,8 +31,23 @@ describe('dueAction', () => {
     expect(dueAction(record({ state: 'error', autoDeleteInterval: 0 }), T0 + MIN, MIN)).toBeUndefined();
   });
 
+  it('archives a stopped sandbox its auto-archive interval after the stop (0: 30 days), unless it is deleted first', () => {
+    const stopped = (fields: Partial<SandboxRecord>) => record({ state: 'stopped', stateChangedAt: at(0), ...fields });
+    expect(dueAction(stopped({ autoArchiveInterval: 60 }), T0 + 59 * MIN, MIN)).toBeUndefined();
+    expect(dueAction(stopped({ autoArchiveInterval: 60 }), T0 + 60 * MIN, MIN)).toBe('archive');
+    expect(nextDue(stopped({ autoArchiveInterval: 60 }), T0 + 20 * MIN, MIN)).toBe(40 * MIN);
+    expect(dueAction(stopped({ autoArchiveInterval: 0 }), T0 + 30 * 24 * 60 * MIN - 1, MIN)).toBeUndefined();
+    expect(dueAction(stopped({ autoArchiveInterval: 0 }), T0 + 30 * 24 * 60 * MIN, MIN)).toBe('archive');
+    expect(dueAction(stopped({ autoArchiveInterval: 60, autoDeleteInterval: 60 }), T0 + 60 * MIN, MIN)).toBe('delete');
+    // An archived one is deleted its auto-delete interval after the stop, and never archived again.
+    expect(dueAction(record({ state: 'archived', autoArchiveInterval: 1, autoDeleteInterval: 90 }), T0 + 89 * MIN, MIN)).toBeUndefined();
+    expect(dueAction(record({ state: 'archived', autoArchiveInterval: 1, autoDeleteInterval: 90 }), T0 + 90 * MIN, MIN)).toBe('delete');
+    expect(nextDue(record({ state: 'archived', autoDeleteInterval: -1 }), T0, MIN)).toBe(Infinity);
+    for (const state of ['archiving', 'restoring'] as const) expect(dueAction(record({ state, autoDestroyAt: at(0) }), T0 + MIN, MIN)).toBeUndefined();
+  });
+
   it('destroys at the ttl whatever the state, and leaves operations in progress alone', () => {
-    for (const state of ['started', 'stopped', 'error'] as const) {
+    for (const state of ['started', 'stopped', 'archived', 'error'] as const) {
       expect(dueAction(record({ state, autoDestroyAt: at(5 * MIN) }), T0 + 5 * MIN, MIN)).toBe('destroy');
     }
     for (const state of ['creating', 'starting', 'stopping', 'destroying'] as const) {

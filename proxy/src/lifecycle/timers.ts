@@ -1,7 +1,13 @@
 import type { SandboxRecord } from '../sandboxes/repo';
 
 /** What a timer asks of a sandbox now. */
-export type TimerAction = 'destroy' | 'stop' | 'pause' | 'delete';
+export type TimerAction = 'destroy' | 'stop' | 'pause' | 'archive' | 'delete';
+
+/** Minutes an auto-archive interval of 0 stands for (Daytona's "the maximum"): 30 days. */
+const MAX_AUTO_ARCHIVE = 30 * 24 * 60;
+
+/** Minutes after its stop when a stopped sandbox is archived. */
+const archiveAfter = (r: SandboxRecord) => r.autoArchiveInterval || MAX_AUTO_ARCHIVE;
 
 /**
  * The action a sandbox's timers call for at `now` (pure), the first that applies:
@@ -9,18 +15,24 @@ export type TimerAction = 'destroy' | 'stop' | 'pause' | 'delete';
  * - **pause** a started sandbox idle (no API, toolbox, preview, SSH or terminal traffic) for `autoPauseInterval`
  *   minutes, when that comes before its auto-stop;
  * - **stop** a started or paused sandbox idle for `autoStopInterval` minutes;
- * - **delete** a stopped sandbox `autoDeleteInterval` minutes after its stop (0: at once — `ephemeral`).
- * Sandboxes in the middle of an operation (creating, starting, stopping, pausing, resuming, destroying) are left alone.
+ * - **delete** a stopped or archived sandbox `autoDeleteInterval` minutes after its stop (0: at once — `ephemeral`;
+ *   archiving keeps the time of the stop);
+ * - **archive** a stopped sandbox `autoArchiveInterval` minutes after its stop (0: the maximum, 30 days), unless it
+ *   is to be deleted by then.
+ * Sandboxes in the middle of an operation (creating, starting, stopping, pausing, resuming, archiving, restoring,
+ * destroying) are left alone.
  */
 export function dueAction(r: SandboxRecord, now: number, minuteMs: number): TimerAction | undefined {
-  if (!['started', 'paused', 'stopped', 'error'].includes(r.state)) return undefined;
+  if (!['started', 'paused', 'stopped', 'archived', 'error'].includes(r.state)) return undefined;
   if (r.autoDestroyAt && Date.parse(r.autoDestroyAt) <= now) return 'destroy';
   const since = (iso: string | null) => (iso ? now - Date.parse(iso) : 0);
   const idle = since(r.lastActivityAt);
   const stopDue = r.autoStopInterval > 0 && idle >= r.autoStopInterval * minuteMs;
   if (r.state === 'started' && r.autoPauseInterval > 0 && idle >= r.autoPauseInterval * minuteMs && !stopDue) return 'pause';
   if ((r.state === 'started' || r.state === 'paused') && stopDue) return 'stop';
-  if (r.state === 'stopped' && r.autoDeleteInterval >= 0 && since(r.stateChangedAt ?? r.updatedAt) >= r.autoDeleteInterval * minuteMs) return 'delete';
+  const stoppedFor = since(r.stateChangedAt ?? r.updatedAt);
+  if ((r.state === 'stopped' || r.state === 'archived') && r.autoDeleteInterval >= 0 && stoppedFor >= r.autoDeleteInterval * minuteMs) return 'delete';
+  if (r.state === 'stopped' && stoppedFor >= archiveAfter(r) * minuteMs) return 'archive';
   return undefined;
 }
 
@@ -30,6 +42,8 @@ export function nextDue(r: SandboxRecord, now: number, minuteMs: number): number
   if (r.autoDestroyAt) at.push(Date.parse(r.autoDestroyAt));
   if ((r.state === 'started' || r.state === 'paused') && r.autoStopInterval > 0) at.push(Date.parse(r.lastActivityAt) + r.autoStopInterval * minuteMs);
   if (r.state === 'started' && r.autoPauseInterval > 0) at.push(Date.parse(r.lastActivityAt) + r.autoPauseInterval * minuteMs);
-  if (r.state === 'stopped' && r.autoDeleteInterval >= 0) at.push(Date.parse(r.stateChangedAt ?? r.updatedAt) + r.autoDeleteInterval * minuteMs);
+  const stoppedAt = Date.parse(r.stateChangedAt ?? r.updatedAt);
+  if ((r.state === 'stopped' || r.state === 'archived') && r.autoDeleteInterval >= 0) at.push(stoppedAt + r.autoDeleteInterval * minuteMs);
+  if (r.state === 'stopped') at.push(stoppedAt + archiveAfter(r) * minuteMs);
   return at.length ? Math.max(0, Math.min(...at) - now) : Infinity;
 }

@@ -7,6 +7,7 @@ import { engineMessage, engineStatus } from './docker-errors';
 import { UsageWalk, type SubtreeMeasure } from './disk-usage';
 import { storageSize } from './sandbox-config';
 import { LABEL_MANAGED } from './types';
+import { upperDirOf } from './layer';
 
 /**
  * How sandboxes' `disk` sizes are enforced on this engine, decided once at start (detectDiskMode):
@@ -97,10 +98,6 @@ function isDirectory(p: string): boolean {
   }
 }
 
-/** The writable layer's directory of a container (overlay2 and fuse-overlayfs have one). */
-function upperDirOf(info: Dockerode.ContainerInspectInfo): string | undefined {
-  return (info.GraphDriver?.Data as { UpperDir?: string } | undefined)?.UpperDir;
-}
 
 /** Creates a never-started container with `hostConfig`, runs `fn` on it, and removes it. */
 async function withProbe<T>(

@@ -12,6 +12,7 @@ import { CONTAINER_EVENTS } from './events';
 import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
 import { ensureRunsc } from './runsc';
+import { tarLayer, untarLayer, writableLayer } from './layer';
 import { AGENT_SECRETS_MOUNT, AGENT_TOKEN_FILE, chooseUser, containerCreateOptions, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
 import {
   AgentNotReadyError,
@@ -269,6 +270,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         throw toRuntimeError(err, `create the container ${spec.name}`);
       }
       try {
+        if (spec.layer) await untarLayer(writableLayer(await container.inspect()), spec.layer());
         const { ip } = await start(container.id, spec.agentToken, spec.egress);
         return { containerId: container.id, ip, user };
       } catch (err) {
@@ -328,6 +330,18 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
         throw toRuntimeError(err, `resize the container ${containerId}`);
       }
+    },
+
+    async exportLayer(containerId) {
+      let info: Dockerode.ContainerInspectInfo;
+      try {
+        info = await docker.getContainer(containerId).inspect();
+      } catch (err) {
+        if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
+        throw toRuntimeError(err, `inspect the container ${containerId}`);
+      }
+      if (info.State.Running) throw new RuntimeError('CONFLICT', `The container ${containerId} is running; its files can be read once it is stopped`);
+      return tarLayer(writableLayer(info));
     },
 
     async pause(containerId) {

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { EgressPolicy } from './egress-policy';
 import type { OciRuntime } from './runsc-config';
@@ -47,6 +48,8 @@ export interface SandboxSpec {
    * otherwise the disk watchdog does, from the sandbox's record.
    */
   diskGiB?: number;
+  /** Files to put in the new container's writable layer before it first runs (an `exportLayer` stream). */
+  layer?: () => Readable;
 }
 
 /** A container as the runtime sees it. */
@@ -142,6 +145,12 @@ export interface DockerRuntime {
   unpause(containerId: string): Promise<void>;
   /** SIGTERM (the agent forwards it to user processes), SIGKILL after `timeoutS` (default 10). */
   stop(containerId: string, timeoutS?: number): Promise<void>;
+  /**
+   * The container's own files (its writable layer: what it added, changed and deleted in its image) as a tar stream,
+   * while it does not run; `createSandbox` with `layer` puts them back. RuntimeError UNSUPPORTED where the engine's
+   * storage cannot be read from this host (another storage driver, a remote engine).
+   */
+  exportLayer(containerId: string): Promise<Readable>;
   /** Force-removes a container and its anonymous volumes; no error when it is already gone. */
   remove(containerId: string): Promise<void>;
   /** The container's state, address and labels, or undefined when it does not exist. */
@@ -170,6 +179,7 @@ type RuntimeErrorCode =
   | 'USER_NOT_FOUND'
   | 'NETWORK_SETUP'
   | 'RUNTIME_SETUP'
+  | 'UNSUPPORTED'
   | 'AGENT_NOT_READY';
 
 /** Every error the runtime throws. `detail` holds the technical text (engine message, log lines). */

@@ -170,11 +170,11 @@ export function createSandboxRepo(db: Db) {
       const row = byContainer.get(containerId);
       return row && (cache.get(row.id) ?? load(row.id));
     },
-    /** Updates the given fields (and updatedAt); returns the new record. */
+    /** Updates the given fields (and updatedAt; stateChangedAt when the state changes, unless given); returns the new record. */
     update(id: string, fields: Partial<SandboxRecord>): SandboxRecord | undefined {
       const time = now();
       const changed = fields.state !== undefined && fields.state !== cache.get(id)?.state ? { stateChangedAt: time } : {};
-      const entries = Object.entries({ ...fields, ...changed, updatedAt: time }) as [keyof SandboxRecord, unknown][];
+      const entries = Object.entries({ ...changed, ...fields, updatedAt: time }) as [keyof SandboxRecord, unknown][];
       db.prepare(`UPDATE sandboxes SET ${entries.map(([k]) => `${COLUMNS[k]} = ?`).join(', ')} WHERE id = ?`).run(
         ...entries.map(([k, v]) => toColumn(k, v)),
         id,

@@ -72,6 +72,21 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
     ({ c, params }) => sandboxes.pause(principalOf(c), params.sandboxIdOrName),
   );
   router.route(
+    { method: 'post', path: '/sandbox/{sandboxIdOrName}/archive', tag, summary: "Archive a stopped sandbox: its files go to the archive store and its container is removed; start restores it", response: SandboxDto },
+    ({ c, params }) => sandboxes.archive(principalOf(c), params.sandboxIdOrName),
+  );
+  router.route(
+    {
+      method: 'post',
+      path: '/sandbox/{sandboxIdOrName}/recover',
+      tag,
+      summary: 'Start again a sandbox in error whose container is kept (it died, ran out of memory or disk); skipStart leaves it stopped',
+      query: z.object({ skipStart: queryBool }),
+      response: SandboxDto,
+    },
+    ({ c, params, query }) => sandboxes.recover(principalOf(c), params.sandboxIdOrName, query.skipStart),
+  );
+  router.route(
     {
       method: 'post',
       path: '/sandbox/{sandboxIdOrName}/resize',
@@ -88,7 +103,7 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
   );
   for (const [segment, timer, says] of [
     ['autostop', 'autoStop', 'Stop the sandbox after this many minutes without activity (0: never)'],
-    ['autoarchive', 'autoArchive', 'Archive the sandbox this many minutes after it stops (0: never)'],
+    ['autoarchive', 'autoArchive', 'Archive the sandbox this many minutes after it stops (0: the maximum, 30 days)'],
     ['autodelete', 'autoDelete', 'Delete the sandbox this many minutes after it stops (0: at once, -1: never)'],
     ['autopause', 'autoPause', 'Pause the sandbox after this many minutes without activity (0: never)'],
   ] as const) {

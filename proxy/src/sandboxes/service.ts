@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { CoveError } from '../../../lib/errors';
 import { IMAGE_REF, type ResizeSandboxRequest, type UpdateNetworkSettingsRequest, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
@@ -7,7 +8,8 @@ import type { PoolClass, WarmPool } from '../pool/service';
 import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
 import type { ContainerEnd } from '../runtime/events';
 import type { QuotaService } from '../quotas/service';
-import type { DockerRuntime } from '../runtime/types';
+import { RuntimeError, type DockerRuntime } from '../runtime/types';
+import type { ArchiveStore } from '../archive/store';
 import { now } from '../store/db';
 import { exitOutcome } from './exit-reason';
 import { searchSandboxes } from './list-query';
@@ -25,10 +27,9 @@ const AGENT_READY_TIMEOUT_MS = 60_000;
 export const DEFAULTS = { cpu: 1, memory: 1, disk: 10 };
 /** Minutes. */
 const DEFAULT_AUTO_STOP = 15;
-/** Timers Cove cannot act on yet: a request that sets one gets a 400 naming it, never a value stored and ignored. */
-function refuseUnsupportedTimers(req: { autoArchiveInterval?: number }): void {
-  if (req.autoArchiveInterval) throw new CoveError('INVALID_REQUEST', 'autoArchiveInterval is not supported by this Cove server yet: sandboxes are not archived (0 means never)');
-}
+/** Minutes a stopped sandbox waits before it is archived: Daytona's default, 7 days. */
+const DEFAULT_AUTO_ARCHIVE = 7 * 24 * 60;
+
 /** Who acts when a timer does. */
 const SYSTEM: Principal = { keyId: 'cove', admin: true };
 /** The one target (Daytona's region) a Cove server has. */
@@ -57,6 +58,8 @@ interface SandboxServiceOptions {
    * scheduler looks again at once (auto-delete 0 acts at the stop).
    */
   onTimersChanged?: (id: string) => void;
+  /** Where archived sandboxes' files go. */
+  archives: ArchiveStore;
   /** Called once a sandbox is deleted (its preview tokens go with it). */
   onDeleted?: (id: string) => void;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
@@ -124,7 +127,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       memory: r.memory,
       disk: r.disk,
       state: r.state,
-      recoverable: false,
+      recoverable: r.state === 'error' && !!r.containerId,
       autoStopInterval: r.autoStopInterval,
       autoArchiveInterval: r.autoArchiveInterval,
       autoDeleteInterval: r.autoDeleteInterval,
@@ -241,7 +244,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         { removed, exitCode, oom: !!end?.oom || (!!info?.oomKilled && exitCode === 137), signals: end?.signals ?? [] },
         record.memory,
       );
-      repo.update(id, { state, errorReason: reason, ip: null });
+      // A removed container is forgotten: nothing can start it again (recover refuses such a sandbox).
+      repo.update(id, { state, errorReason: reason, ip: null, ...(removed ? { containerId: null } : {}) });
       if (record.ip) {
         await runtime.releaseAddress(containerId, record.ip).catch((err: Error) => log.error({ sandboxId: id, err: err.message }, 'could not empty the egress rules of a dead sandbox'));
       }
@@ -249,7 +253,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     });
   }
 
-  async function coldStart(record: SandboxRecord): Promise<{ containerId: string; ip: string }> {
+  /** Makes and starts a container for the sandbox (with `layer`: the files of its archive in place first). */
+  async function coldStart(record: SandboxRecord, layer?: () => Readable): Promise<{ containerId: string; ip: string }> {
     const created = await runtime.createSandbox({
       name: `cove-${record.id}`,
       image: record.image,
@@ -262,10 +267,79 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       memoryGiB: record.memory,
       diskGiB: record.disk,
       egress: egressOf(record),
+      layer,
     });
     repo.update(record.id, { containerId: created.containerId, ip: created.ip, user: created.user });
     await runtime.waitForAgent(created.ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
     return created;
+  }
+
+  /** Starts the container of a stopped (or failed) sandbox, within its owner's quotas. */
+  async function startStopped(record: SandboxRecord): Promise<SandboxDto> {
+    const { id } = record;
+    opts.quotas.admit(record.ownerKeyId, record, () => repo.update(id, { state: 'starting', errorReason: null }));
+    try {
+      if (record.containerId) {
+        const { ip } = await runtime.start(record.containerId, record.agentToken, egressOf(record));
+        repo.update(id, { ip });
+        await runtime.waitForAgent(ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
+      } else {
+        await coldStart(record);
+      }
+    } catch (err) {
+      markError(id, (err as Error).message);
+      throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`);
+    }
+    repo.touch(id);
+    touched.set(id, Date.now());
+    const started = toDto(repo.update(id, { state: 'started' })!);
+    opts.onTimersChanged?.(id);
+    return started;
+  }
+
+  /**
+   * Brings an archived sandbox back: a new container of its image with the archived files in its writable layer, then
+   * started. The archive is deleted only once the sandbox runs; a restore that fails leaves it archived.
+   */
+  async function restore(record: SandboxRecord): Promise<SandboxDto> {
+    const { id } = record;
+    opts.quotas.admit(record.ownerKeyId, record, () => repo.update(id, { state: 'restoring', errorReason: null }));
+    try {
+      await coldStart(record, () => opts.archives.get(id));
+    } catch (err) {
+      const failed = repo.get(id);
+      if (failed?.containerId) await runtime.remove(failed.containerId).catch(() => {});
+      repo.update(id, { state: 'archived', containerId: null, ip: null });
+      throw new CoveError('SANDBOX_ERROR', `The sandbox could not be restored: ${(err as Error).message}`);
+    }
+    repo.touch(id);
+    touched.set(id, Date.now());
+    const started = toDto(repo.update(id, { state: 'started' })!);
+    await opts.archives.delete(id);
+    opts.onTimersChanged?.(id);
+    return started;
+  }
+
+  /**
+   * After a restart, a sandbox the server left `archiving` or `restoring` goes back to where it was before: an
+   * archive under way is dropped and the sandbox is stopped with its container (nothing was removed yet); a restore
+   * under way loses its new container and the sandbox is archived (its archive is deleted only once it runs).
+   */
+  async function settleArchiving(record: SandboxRecord, container: { id: string } | undefined): Promise<string | undefined> {
+    const { id } = record;
+    let kept: string | undefined;
+    if (record.state === 'archiving' && container) {
+      await opts.archives.delete(id);
+      repo.update(id, { state: 'stopped', ip: null, stateChangedAt: record.stateChangedAt });
+      kept = container.id;
+    } else if (opts.archives.has(id)) {
+      if (container) await runtime.remove(container.id).catch(() => {});
+      repo.update(id, { state: 'archived', containerId: null, ip: null, stateChangedAt: record.stateChangedAt });
+    } else {
+      markError(id, 'Cove stopped while the sandbox was being archived or restored, and neither its container nor its archive is left');
+    }
+    log.warn({ sandboxId: id, was: record.state, now: repo.get(id)?.state }, 'settled an archive or restore that a restart cut short');
+    return kept;
   }
 
   const service = {
@@ -285,7 +359,6 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       }
       if (req.volumes?.length) throw new CoveError('INVALID_REQUEST', 'Volumes are not supported yet');
       if (req.outboundProxyUrl?.trim()) throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl is not supported by this Cove server');
-      refuseUnsupportedTimers(req);
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
       const image = imageOf(req);
@@ -315,9 +388,9 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         agentToken: randomBytes(32).toString('hex'),
         ip: null,
         errorReason: null,
-        // Daytona's default: stopped after 15 idle minutes, never paused. Never archived: Cove does not archive yet.
+        // Daytona's defaults: stopped after 15 idle minutes, archived 7 days after that, never paused.
         autoStopInterval: req.autoStopInterval ?? DEFAULT_AUTO_STOP,
-        autoArchiveInterval: 0,
+        autoArchiveInterval: req.autoArchiveInterval ?? DEFAULT_AUTO_ARCHIVE,
         autoDeleteInterval: req.autoDeleteInterval ?? -1,
         autoPauseInterval: req.autoPauseInterval ?? 0,
         autoDestroyAt: req.ttlMinutes ? new Date(Date.now() + req.ttlMinutes * opts.minuteMs).toISOString() : null,
@@ -408,26 +481,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           opts.onTimersChanged?.(id);
           return resumed;
         }
-        opts.quotas.admit(record.ownerKeyId, record, () => repo.update(id, { state: 'starting', errorReason: null }));
-        if (!record.containerId) {
-          try {
-            await coldStart(record);
-          } catch (err) {
-            markError(id, (err as Error).message);
-            throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`);
-          }
-          return toDto(repo.update(id, { state: 'started' })!);
-        }
-        try {
-          const { ip } = await runtime.start(record.containerId, record.agentToken, egressOf(record));
-          repo.update(id, { ip });
-          await runtime.waitForAgent(ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
-        } catch (err) {
-          markError(id, (err as Error).message);
-          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`);
-        }
-        repo.touch(id);
-        return toDto(repo.update(id, { state: 'started' })!);
+        if (record.state === 'archived') return restore(record);
+        return startStopped(record);
       });
     },
 
@@ -465,6 +520,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
             throw new CoveError('SANDBOX_ERROR', `The sandbox could not be deleted: ${(err as Error).message}`);
           }
         }
+        await opts.archives.delete(id);
         repo.remove(id);
         touched.delete(id);
         opts.onDeleted?.(id);
@@ -532,6 +588,72 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       });
     },
 
+    /**
+     * Archives a stopped sandbox: its own files (what it changed in its image) go compressed to the archive store and
+     * its container is removed; `start` restores it with every file. Done when this returns (state `archived`).
+     */
+    archive(principal: Principal, idOrName: string): Promise<SandboxDto> {
+      const { id } = visible(principal, idOrName);
+      return serialized(id, async () => {
+        const record = repo.get(id)!;
+        if (record.state === 'archived') return toDto(record);
+        if (record.state !== 'stopped') throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} is ${record.state}; only a stopped sandbox can be archived`);
+        if (!record.containerId) throw new CoveError('SANDBOX_ERROR', `Sandbox ${record.id} has no container to archive`);
+        const containerId = record.containerId;
+        let layer: Readable;
+        try {
+          layer = await runtime.exportLayer(containerId);
+        } catch (err) {
+          if (err instanceof RuntimeError && err.code === 'UNSUPPORTED') throw new CoveError('INVALID_REQUEST', `This Cove server cannot archive sandboxes: ${err.message}`);
+          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be archived: ${(err as Error).message}`);
+        }
+        // From here until the record says archived, a server that dies finds `archiving` and a container: it rolls
+        // back to stopped (reconcile), and the store never shows a half-written archive.
+        // The auto-delete timer keeps counting from the stop.
+        const stoppedAt = { stateChangedAt: record.stateChangedAt };
+        repo.update(id, { state: 'archiving', ...stoppedAt });
+        try {
+          const { bytes } = await opts.archives.put(id, layer);
+          log.info({ sandboxId: id, bytes }, 'sandbox archived');
+        } catch (err) {
+          repo.update(id, { state: 'stopped', ...stoppedAt });
+          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be archived: ${(err as Error).message}`);
+        }
+        const archived = toDto(repo.update(id, { state: 'archived', containerId: null, ip: null, ...stoppedAt })!);
+        // A container no record owns is removed by the next reconciliation if this fails.
+        await runtime.remove(containerId).catch((err: Error) => log.warn({ sandboxId: id, err: err.message }, 'could not remove the container of an archived sandbox'));
+        opts.onTimersChanged?.(id);
+        return archived;
+      });
+    },
+
+    /** Archives a sandbox because a timer said so. */
+    archiveByTimer: (id: string): Promise<SandboxDto> => service.archive(SYSTEM, id),
+
+    /**
+     * Starts again a sandbox in `error` whose container still exists (it died, ran out of memory, went past its disk
+     * size): files kept, processes anew (`skipStart`: left stopped). One whose container is gone cannot be recovered:
+     * delete it.
+     */
+    recover(principal: Principal, idOrName: string, skipStart = false): Promise<SandboxDto> {
+      const { id } = visible(principal, idOrName);
+      return serialized(id, async () => {
+        const record = repo.get(id)!;
+        if (record.state !== 'error') throw new CoveError('INVALID_REQUEST', `Sandbox ${record.id} is ${record.state}, not in error: there is nothing to recover`);
+        const info = record.containerId ? await runtime.inspect(record.containerId).catch(() => null) : undefined;
+        if (info === undefined) {
+          if (record.containerId) repo.update(id, { containerId: null });
+          throw new CoveError('INVALID_REQUEST', `Sandbox ${record.id} cannot be recovered: its container is gone (${record.errorReason ?? 'no reason recorded'}); delete it`);
+        }
+        if (skipStart) {
+          const stopped = toDto(repo.update(id, { state: 'stopped', errorReason: null, ip: null })!);
+          opts.onTimersChanged?.(id);
+          return stopped;
+        }
+        return startStopped(repo.get(id)!);
+      });
+    },
+
     /** Pauses a sandbox because a timer said so. */
     pauseByTimer: (id: string): Promise<SandboxDto> => service.pause(SYSTEM, id),
 
@@ -545,7 +667,6 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     setInterval(principal: Principal, idOrName: string, timer: 'autoStop' | 'autoArchive' | 'autoDelete' | 'autoPause', minutes: number): SandboxDto {
       const record = visible(principal, idOrName);
       const min = timer === 'autoDelete' ? -1 : 0;
-      refuseUnsupportedTimers({ [`${timer}Interval`]: minutes });
       if (minutes < min) throw new CoveError('INVALID_REQUEST', `${timer}Interval must be ${min} or more minutes, not ${minutes}`);
       const fields: Partial<SandboxRecord> = { [`${timer}Interval`]: minutes };
       const updated = toDto(repo.update(record.id, fields)!);
@@ -680,6 +801,13 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       const owned = new Set<string>();
       const gone: Promise<void>[] = [];
       for (const record of repo.all()) {
+        if (!mode.live && (record.state === 'archiving' || record.state === 'restoring')) {
+          const kept = await settleArchiving(record, record.containerId ? byId.get(record.containerId) : undefined);
+          if (kept) owned.add(kept);
+          continue;
+        }
+        // A restore that had finished but for deleting its archive.
+        if (!mode.live && record.state !== 'archived' && opts.archives.has(record.id)) await opts.archives.delete(record.id);
         if (!record.containerId) {
           if (!mode.live && (record.state === 'creating' || record.state === 'starting')) markError(record.id, 'Cove stopped while the sandbox was starting');
           continue;
