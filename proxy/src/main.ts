@@ -17,11 +17,13 @@ import { createDiskWatchdog, describeDiskMode, detectDiskMode } from './runtime/
 import { createSandboxRepo } from './sandboxes/repo';
 import { createDirectoryStore } from './archive/store';
 import { createSandboxService, DEFAULTS, LABEL_INSTANCE } from './sandboxes/service';
-import { startProxyServer, TOOLBOX_BASE } from './server';
+import { EVENTS_PATH, startProxyServer, TOOLBOX_BASE } from './server';
 import { openDatabase } from './store/db';
 import { createToolboxAccess } from './toolbox/access';
 import { createToolboxForwarder } from './toolbox/forward';
 import { createCors } from './http/cors';
+import { createEventsGateway } from './events/gateway';
+import { eventOf } from './events/service';
 import { createSigningKeys } from './auth/signing';
 import { installLastResort, setErrorReporter, settle } from '../../lib/guard';
 import { createCredentialCheck } from './preview/credentials';
@@ -200,6 +202,11 @@ export async function runServe(argv: string[]): Promise<void> {
   }
   const sshHost = () => new URL(publicUrl).hostname.replace(/^\[|\]$/g, '');
 
+  // State events to SDKs (Socket.IO): every state change the repo writes from here on, to the keys that may see it.
+  const cors = createCors(config.corsOrigins);
+  const stateEvents = createEventsGateway({ path: EVENTS_PATH, keys, allowsOrigin: cors.allowsOrigin, log });
+  sandboxRepo.onChange((change) => stateEvents.publish(eventOf(change, sandboxes.toDto)));
+
   const server = await startProxyServer({
     host: config.host,
     port: config.port,
@@ -208,7 +215,8 @@ export async function runServe(argv: string[]): Promise<void> {
     pool,
     forwarder: createToolboxForwarder({ onActivity: (id) => sandboxes.touch(id), onRequest: (id) => sandboxes.busyWith(id) }),
     toolboxAccess: createToolboxAccess({ keys, sandboxes, signing, previewTokens }),
-    cors: createCors(config.corsOrigins),
+    cors,
+    events: stateEvents,
     signing,
     preview: createPreviewHandler({
       sandboxes,

@@ -12,10 +12,13 @@ import { parsePreviewHost } from './preview/host';
 import type { PreviewHandler } from './preview/handler';
 import { createRelay } from './preview/relay';
 import type { Cors } from './http/cors';
+import type { EventsGateway } from './events/gateway';
 import type { ToolboxAccess } from './toolbox/access';
 import type { ToolboxForwarder } from './toolbox/forward';
 
 export const TOOLBOX_BASE = '/toolbox';
+/** Where the Daytona SDK opens its Socket.IO connection for state events: `{apiUrl}/socket.io/`. */
+export const EVENTS_PATH = `${API_BASE}/socket.io/`;
 
 /**
  * `/toolbox/{id}/rest…` → id and the agent path with its query; undefined for other paths. A sandbox id whose
@@ -40,11 +43,12 @@ function toolboxPath(url: string): { sandboxId: string; path: string } | undefin
 /**
  * The proxy's one listener. Connections start in the preview relay (preview/relay.ts), which forwards admitted preview
  * requests itself and hands everything else to the HTTP server: `/toolbox/{id}/…` is forwarded to that sandbox's
- * agent (HTTP and WebSocket), `/api/…` is the control API, and preview requests that need an answer of ours (errors,
- * the cookie redirect) are served by the preview handler. Logs one line per request, without credentials or queries.
+ * agent (HTTP and WebSocket), `/api/socket.io/` is the Socket.IO of state events (events/; HTTP and WebSocket),
+ * `/api/…` is the control API, and preview requests that need an answer of ours (errors, the cookie redirect) are
+ * served by the preview handler. Logs one line per request, without credentials or queries.
  */
 export async function startProxyServer(
-  opts: ApiOptions & { host: string; port: number; forwarder: ToolboxForwarder; toolboxAccess: ToolboxAccess; cors: Cors; preview: PreviewHandler; log: Logger },
+  opts: ApiOptions & { host: string; port: number; forwarder: ToolboxForwarder; toolboxAccess: ToolboxAccess; cors: Cors; preview: PreviewHandler; events: EventsGateway; log: Logger },
 ): Promise<{ server: Server; port: number; url: string; close(): Promise<void> }> {
   const apiListener = getRequestListener(createApiApp(opts).fetch);
   const { log } = opts;
@@ -73,6 +77,10 @@ export async function startProxyServer(
       opts.forwarder.request(req, res, target, path);
       return;
     }
+    if (opts.events.handles(req.url)) {
+      opts.events.request(req, res);
+      return;
+    }
     if (api) {
       settle('api request', apiListener(req, res), (error) => sendError(res, error, ERROR_SOURCE.api));
       return;
@@ -93,8 +101,13 @@ export async function startProxyServer(
         opts.preview.upgrade(req, socket, head, preview);
         return;
       }
+      if (opts.events.handles(req.url)) {
+        log.info({ method: 'UPGRADE', path: (req.url ?? '').split('?')[0] }, 'request');
+        opts.events.upgrade(req, socket, head);
+        return;
+      }
       const toolbox = toolboxPath(req.url ?? '/');
-      if (!toolbox) throw new CoveError('NOT_FOUND', 'WebSocket upgrades are served under /toolbox/{sandboxId}/');
+      if (!toolbox) throw new CoveError('NOT_FOUND', `WebSocket upgrades are served under /toolbox/{sandboxId}/ and ${EVENTS_PATH}`);
       const { target, path } = opts.toolboxAccess.upgrade(req, toolbox.sandboxId, toolbox.path);
       log.info({ method: 'UPGRADE', path: (req.url ?? '').split('?')[0] }, 'request');
       opts.forwarder.upgrade(req, socket, head, target, path);
@@ -118,6 +131,8 @@ export async function startProxyServer(
     port,
     url,
     async close() {
+      // Upgraded connections are the HTTP server's no longer: the gateway closes its WebSockets itself.
+      await opts.events.close();
       opts.forwarder.close();
       opts.preview.close();
       relay.closeAll();

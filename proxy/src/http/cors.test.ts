@@ -62,3 +62,14 @@ describe('createCors', () => {
     expect(x.result().set).toEqual({});
   });
 });
+
+describe('allowsOrigin', () => {
+  it('allows requests without Origin, configured origins (in any case) and any origin under *', () => {
+    const cors = createCors(['https://app.example.com']);
+    expect(cors.allowsOrigin(undefined)).toBe(true);
+    expect(cors.allowsOrigin('https://App.Example.com')).toBe(true);
+    for (const other of ['https://evil.example', 'null', '', 'https://app.example.com.evil.example']) expect(cors.allowsOrigin(other), other).toBe(false);
+    expect(createCors([]).allowsOrigin('https://app.example.com')).toBe(false);
+    expect(createCors(['*']).allowsOrigin('null')).toBe(true);
+  });
+});

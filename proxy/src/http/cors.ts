@@ -32,6 +32,8 @@ export function createCors(origins: readonly string[]) {
   const any = origins.includes('*');
   const allowed = new Set(origins);
   return {
+    /** Whether a request from `origin` may be served at all, for what browsers open without CORS (WebSockets); none: not a page. */
+    allowsOrigin: (origin: string | undefined): boolean => origin === undefined || any || allowed.has(origin.toLowerCase()),
     /** Sets the CORS headers of this request's response; answers it (returns true) when it is a preflight. */
     handle(req: IncomingMessage, res: ServerResponse): boolean {
       const origin = req.headers.origin;

@@ -1,3 +1,4 @@
+import { unexpected } from '../../../lib/guard';
 import type { SandboxState } from '../../../wire/sandbox';
 import type { Db } from '../store/db';
 import { now } from '../store/db';
@@ -128,6 +129,15 @@ const COLUMNS: Record<keyof SandboxRecord, string> = {
   lastActivityAt: 'last_activity_at',
 };
 
+/**
+ * A change of a sandbox's life as the repo wrote it: inserted, its state changed (`previousState` before the write), or
+ * removed (`record` as it was last). Updates that leave the state as it was are not changes here.
+ */
+export type SandboxChange =
+  | { kind: 'inserted'; record: SandboxRecord }
+  | { kind: 'state'; record: SandboxRecord; previousState: SandboxState }
+  | { kind: 'removed'; record: SandboxRecord };
+
 const toColumn = (key: keyof SandboxRecord, value: unknown): unknown =>
   key === 'env' || key === 'labels' ? JSON.stringify(value) : key === 'public' || key === 'networkBlockAll' ? (value ? 1 : 0) : value;
 
@@ -149,12 +159,29 @@ export function createSandboxRepo(db: Db) {
   const byOwnerAndName = db.prepare<[string, string], Row>('SELECT * FROM sandboxes WHERE owner_key_id = ? AND name = ?');
   const byName = db.prepare<[string, number], Row>('SELECT * FROM sandboxes WHERE name = ? ORDER BY created_at, id LIMIT ?');
   const byContainer = db.prepare<[string], { id: string }>('SELECT id FROM sandboxes WHERE container_id = ?');
+  const listeners = new Set<(change: SandboxChange) => void>();
+  /** Told after the write; a listener that throws is reported and never fails the write that was made. */
+  const notify = (change: SandboxChange): void => {
+    for (const listener of listeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        unexpected(err, 'sandbox change listener');
+      }
+    }
+  };
   return {
     insert(record: SandboxRecord): void {
       const keys = Object.keys(COLUMNS) as (keyof SandboxRecord)[];
       db.prepare(`INSERT INTO sandboxes (${keys.map((k) => COLUMNS[k]).join(', ')}) VALUES (${keys.map(() => '?').join(', ')})`).run(
         ...keys.map((k) => toColumn(k, record[k])),
       );
+      notify({ kind: 'inserted', record });
+    },
+    /** Calls `listener` after every insert, state change and removal (state events to SDKs); returns its removal. */
+    onChange(listener: (change: SandboxChange) => void): () => void {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
     get: (id: string): SandboxRecord | undefined => cache.get(id) ?? load(id),
     /** The sandbox of one owner with this name (names are unique per owner). */
@@ -173,13 +200,16 @@ export function createSandboxRepo(db: Db) {
     /** Updates the given fields (and updatedAt; stateChangedAt when the state changes, unless given); returns the new record. */
     update(id: string, fields: Partial<SandboxRecord>): SandboxRecord | undefined {
       const time = now();
-      const changed = fields.state !== undefined && fields.state !== cache.get(id)?.state ? { stateChangedAt: time } : {};
+      const previousState = fields.state === undefined ? undefined : (cache.get(id) ?? load(id))?.state;
+      const changed = fields.state !== undefined && fields.state !== previousState ? { stateChangedAt: time } : {};
       const entries = Object.entries({ ...changed, ...fields, updatedAt: time }) as [keyof SandboxRecord, unknown][];
       db.prepare(`UPDATE sandboxes SET ${entries.map(([k]) => `${COLUMNS[k]} = ?`).join(', ')} WHERE id = ?`).run(
         ...entries.map(([k, v]) => toColumn(k, v)),
         id,
       );
-      return load(id);
+      const record = load(id);
+      if (record && previousState !== undefined && record.state !== previousState) notify({ kind: 'state', record, previousState });
+      return record;
     },
     touch(id: string): void {
       const time = now();
@@ -188,8 +218,10 @@ export function createSandboxRepo(db: Db) {
       if (cached) cache.set(id, { ...cached, lastActivityAt: time });
     },
     remove(id: string): void {
+      const record = cache.get(id) ?? load(id);
       db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
       cache.delete(id);
+      if (record) notify({ kind: 'removed', record });
     },
     /** Sandboxes ordered by creation, after `cursor` (an id), optionally of one owner. */
     list(opts: { ownerKeyId?: string; after?: string; limit: number }): SandboxRecord[] {
