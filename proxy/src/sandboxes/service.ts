@@ -806,6 +806,14 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           if (kept) owned.add(kept);
           continue;
         }
+        // A delete cut short is finished: the caller asked for it, and the container may be half removed.
+        if (!mode.live && record.state === 'destroying') {
+          if (record.containerId) await runtime.remove(record.containerId).catch((err: Error) => log.error({ sandboxId: record.id, err: err.message }, 'could not remove the container of a deleted sandbox'));
+          await opts.archives.delete(record.id);
+          repo.remove(record.id);
+          opts.onDeleted?.(record.id);
+          continue;
+        }
         // A restore that had finished but for deleting its archive.
         if (!mode.live && record.state !== 'archived' && opts.archives.has(record.id)) await opts.archives.delete(record.id);
         if (!record.containerId) {
