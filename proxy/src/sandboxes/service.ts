@@ -218,6 +218,21 @@ export function createSandboxService(opts: SandboxServiceOptions) {
   }
 
   /**
+   * What a failed operation answers. While the Docker engine cannot be reached the sandbox is not at fault: it goes
+   * back to `previous` (when given) and the caller gets a 503 to retry; otherwise it is marked in error (when
+   * `previous` is given) and the caller gets the engine's reason.
+   */
+  function failed(id: string, err: unknown, what: string, previous?: SandboxState): CoveError {
+    const message = (err as Error).message;
+    if (err instanceof RuntimeError && err.code === 'DOCKER_UNAVAILABLE') {
+      if (previous) repo.update(id, { state: previous, ...(previous === 'error' ? { errorReason: message } : {}) });
+      return new CoveError('RUNTIME_UNAVAILABLE', `The sandbox could not be ${what} now: the Docker engine does not answer; try again once it is back`, message);
+    }
+    if (previous) markError(id, message);
+    return new CoveError('SANDBOX_ERROR', `The sandbox could not be ${what}: ${message}`, (err as Error).stack);
+  }
+
+  /**
    * A container that ended without Cove asking (an engine event, or reconcile() finding it so): its sandbox becomes
    * `stopped` or `error` with the reason (exit-reason.ts) and its address is forgotten. Runs after any operation under
    * way on the sandbox, and only while the sandbox is `started` on that container (or `stopped`/`error` and the container
@@ -287,8 +302,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         await coldStart(record);
       }
     } catch (err) {
-      markError(id, (err as Error).message);
-      throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`);
+      throw failed(id, err, 'started', record.state === 'error' ? 'error' : 'stopped');
     }
     repo.touch(id);
     touched.set(id, Date.now());
@@ -307,10 +321,10 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     try {
       await coldStart(record, () => opts.archives.get(id));
     } catch (err) {
-      const failed = repo.get(id);
-      if (failed?.containerId) await runtime.remove(failed.containerId).catch(() => {});
+      const made = repo.get(id);
+      if (made?.containerId) await runtime.remove(made.containerId).catch(() => {});
       repo.update(id, { state: 'archived', containerId: null, ip: null });
-      throw new CoveError('SANDBOX_ERROR', `The sandbox could not be restored: ${(err as Error).message}`);
+      throw failed(id, err, 'restored');
     }
     repo.touch(id);
     touched.set(id, Date.now());
@@ -431,11 +445,10 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           log.debug({ sandboxId: id, pool: false }, 'sandbox created (cold start)');
           return toDto(repo.update(id, { state: 'started' })!);
         } catch (err) {
-          markError(id, (err as Error).message);
-          const failed = repo.get(id);
-          if (failed?.containerId) await runtime.remove(failed.containerId).catch(() => {});
+          const made = repo.get(id);
+          if (made?.containerId) await runtime.remove(made.containerId).catch(() => {});
           repo.update(id, { containerId: null, ip: null });
-          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`, (err as Error).stack);
+          throw failed(id, err, 'started', 'error');
         }
       });
     },
@@ -472,8 +485,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           try {
             await runtime.unpause(record.containerId);
           } catch (err) {
-            markError(id, (err as Error).message);
-            throw new CoveError('SANDBOX_ERROR', `The sandbox could not be resumed: ${(err as Error).message}`);
+            throw failed(id, err, 'resumed', 'paused');
           }
           repo.touch(id);
           touched.set(id, Date.now());
@@ -497,8 +509,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           if (record.containerId && record.state === 'paused') await runtime.unpause(record.containerId);
           if (record.containerId) await runtime.stop(record.containerId, force ? 0 : 10);
         } catch (err) {
-          markError(id, (err as Error).message);
-          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be stopped: ${(err as Error).message}`);
+          throw failed(id, err, 'stopped', record.state);
         }
         const stopped = toDto(repo.update(id, { state: 'stopped', ip: null })!);
         opts.onTimersChanged?.(id);
@@ -516,8 +527,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           try {
             await runtime.remove(record.containerId);
           } catch (err) {
-            markError(id, (err as Error).message);
-            throw new CoveError('SANDBOX_ERROR', `The sandbox could not be deleted: ${(err as Error).message}`);
+            throw failed(id, err, 'deleted', record.state);
           }
         }
         await opts.archives.delete(id);
@@ -545,7 +555,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           await runtime.pause(record.containerId);
         } catch (err) {
           repo.update(id, { state: 'started' });
-          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be paused: ${(err as Error).message}`);
+          throw failed(id, err, 'paused');
         }
         const paused = toDto(repo.update(id, { state: 'paused' })!);
         opts.onTimersChanged?.(id);
@@ -605,7 +615,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           layer = await runtime.exportLayer(containerId);
         } catch (err) {
           if (err instanceof RuntimeError && err.code === 'UNSUPPORTED') throw new CoveError('INVALID_REQUEST', `This Cove server cannot archive sandboxes: ${err.message}`);
-          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be archived: ${(err as Error).message}`);
+          throw failed(id, err, 'archived');
         }
         // From here until the record says archived, a server that dies finds `archiving` and a container: it rolls
         // back to stopped (reconcile), and the store never shows a half-written archive.
@@ -617,7 +627,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           log.info({ sandboxId: id, bytes }, 'sandbox archived');
         } catch (err) {
           repo.update(id, { state: 'stopped', ...stoppedAt });
-          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be archived: ${(err as Error).message}`);
+          throw failed(id, err, 'archived');
         }
         const archived = toDto(repo.update(id, { state: 'archived', containerId: null, ip: null, ...stoppedAt })!);
         // A container no record owns is removed by the next reconciliation if this fails.
