@@ -1,8 +1,11 @@
 import { StringMap } from './common';
 import { z } from 'zod';
 
-/** Sandbox states, with Daytona's names (the SDK waits on `started`, `stopped`, `error`). */
-export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'error', 'pausing', 'paused', 'resuming', 'archiving', 'archived', 'restoring'] as const;
+/**
+ * Sandbox states, with Daytona's names (the SDK waits on `started`, `stopped`, `error`, `destroyed`). `destroyed` is
+ * never stored: only a deleted sandbox's tombstone has it (proxy/src/sandboxes/tombstones.ts).
+ */
+export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'destroyed', 'error', 'pausing', 'paused', 'resuming', 'archiving', 'archived', 'restoring'] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
 
 const stringMap = StringMap;
@@ -151,7 +154,7 @@ export const ListSandboxesQuery = z.strictObject({
   name: z.string().optional(),
   /** JSON object of labels every listed sandbox must carry. */
   labels: z.string().optional(),
-  /** Cove keeps no record of deleted sandboxes, so there are none to include. */
+  /** Deleted sandboxes are never listed (GET /sandbox/{id} answers one as `destroyed` for a few minutes only). */
   includeErroredDeleted: queryFlag,
   /** Warm-pool containers are not sandboxes until claimed, so there are none to include. */
   includeWarm: queryFlag,

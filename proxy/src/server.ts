@@ -15,6 +15,8 @@ import type { Cors } from './http/cors';
 import type { EventsGateway } from './events/gateway';
 import type { ToolboxAccess } from './toolbox/access';
 import type { ToolboxForwarder } from './toolbox/forward';
+import { isToolboxHost, legacyToolboxCall } from './toolbox/legacy';
+import { AGENT_PORT } from '../../wire/agent';
 
 export const TOOLBOX_BASE = '/toolbox';
 /** Where the Daytona SDK opens its Socket.IO connection for state events: `{apiUrl}/socket.io/`. */
@@ -64,12 +66,14 @@ export async function startProxyServer(
     logRequest(req, res, process.hrtime.bigint());
     // Routing is by Host: a preview host goes to that port of that sandbox, anything else is API or toolbox.
     const preview = parsePreviewHost(req.headers.host, opts.previewDomain);
-    if (preview) {
+    // Older SDKs' toolbox addresses (toolbox/legacy.ts) are toolbox calls, whatever host or prefix they came by.
+    const legacy = legacyToolboxCall(req.url ?? '/', preview);
+    if (preview && !legacy) {
       opts.preview.request(req, res, preview);
       return;
     }
-    const toolbox = toolboxPath(req.url ?? '/');
-    const api = (req.url ?? '').startsWith(API_BASE);
+    const toolbox = legacy ?? toolboxPath(req.url ?? '/');
+    const api = !toolbox && (req.url ?? '').startsWith(API_BASE);
     // CORS preflights are answered before any authentication: they carry no credentials.
     if ((toolbox || api) && opts.cors.handle(req, res)) return;
     if (toolbox) {
@@ -95,7 +99,8 @@ export async function startProxyServer(
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     try {
       const preview = parsePreviewHost(req.headers.host, opts.previewDomain);
-      if (preview) {
+      const legacy = legacyToolboxCall(req.url ?? '/', preview);
+      if (preview && !legacy) {
         // Never the host: a signed preview host carries its token.
         log.info({ method: 'UPGRADE', path: (req.url ?? '').split('?')[0], preview: true }, 'request');
         opts.preview.upgrade(req, socket, head, preview);
@@ -106,9 +111,11 @@ export async function startProxyServer(
         opts.events.upgrade(req, socket, head);
         return;
       }
-      const toolbox = toolboxPath(req.url ?? '/');
+      const toolbox = legacy ?? toolboxPath(req.url ?? '/');
       if (!toolbox) throw new CoveError('NOT_FOUND', `WebSocket upgrades are served under /toolbox/{sandboxId}/ and ${EVENTS_PATH}`);
-      const { target, path } = opts.toolboxAccess.upgrade(req, toolbox.sandboxId, toolbox.path);
+      // SDK 0.108's port-2280 host takes that port's preview token, in its header too (legacy.ts).
+      const tokens = legacy?.via === 'agent-port' ? { port: AGENT_PORT, header: true } : undefined;
+      const { target, path } = opts.toolboxAccess.upgrade(req, toolbox.sandboxId, toolbox.path, tokens);
       log.info({ method: 'UPGRADE', path: (req.url ?? '').split('?')[0] }, 'request');
       opts.forwarder.upgrade(req, socket, head, target, path);
     } catch (err) {
@@ -120,6 +127,7 @@ export async function startProxyServer(
   const relay = createRelay({
     preview: opts.preview,
     previewDomain: opts.previewDomain,
+    isToolboxHost,
     handOff: (socket) => server.emit('connection', socket),
     logRequest: (entry) => log.info(entry, 'request'),
   });

@@ -197,12 +197,15 @@ describe('control API', () => {
 });
 
 /** Pieces of a raw request stream: request lines, hosts (API, preview), header lines, smuggling shapes, garbage. */
-const previewHost = () => fc.constantFrom(`9090-${pub}.localhost`, `8080-${priv}.localhost`, `127.0.0.1:${port}`, `1-${pub}.localhost`, 'x.localhost');
+const previewHost = () => fc.constantFrom(`9090-${pub}.localhost`, `8080-${priv}.localhost`, `127.0.0.1:${port}`, `1-${pub}.localhost`, `2280-${priv}.localhost`, 'x.localhost');
 const rawRequest = () =>
   fc
     .tuple(
       fc.constantFrom('GET', 'POST', 'PUT', 'HEAD', 'OPTIONS', 'CONNECT', 'DELETE', 'G\u0000T', 'GET ', ''),
-      fc.oneof(fc.constantFrom('/', '/raw?b=', '/ok', '/api/sandbox', '/toolbox/%ZZ/x', `/toolbox/${pub}/files?path=%ZZ`, 'http://[/', '//a:99999/', '*', '/%', '/a b'), hostileText.map((t) => `/${t}`)),
+      fc.oneof(
+        fc.constantFrom('/', '/raw?b=', '/ok', '/api/sandbox', '/toolbox/%ZZ/x', `/toolbox/${pub}/files?path=%ZZ`, '/api/toolbox/%ZZ/toolbox/x', `/api/toolbox/${priv}/toolbox/files?path=%ZZ`, `/api/toolbox/${priv}?x`, '/api/toolbox/', 'http://[/', '//a:99999/', '*', '/%', '/a b'),
+        hostileText.map((t) => `/${t}`),
+      ),
       fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 ', 'http/1.1', ''),
       previewHost(),
       fc.array(

@@ -182,7 +182,7 @@ describe('a container that ends outside Cove', () => {
     expect(after.state).toBe('error');
     expect(storedIp(sb.id)).toBeNull();
     await sb.delete();
-    expect((await cove.api(`/sandbox/${sb.id}`)).status).toBe(404);
+    expect((await dto(sb.id)).state).toBe('destroyed');
   }, 60_000);
 
   it('stopped (docker stop): stopped without an error, and it starts again', async () => {
@@ -212,7 +212,7 @@ describe('a container that ends outside Cove', () => {
     expect(await dto(sb.id)).toMatchObject({ state: 'started' });
     expect((await sb.process.executeCommand('echo fine')).result).toContain('fine');
     await sb.delete();
-    expect((await cove.api(`/sandbox/${sb.id}`)).status).toBe(404);
+    expect((await dto(sb.id)).state).toBe('destroyed');
     expect(cove.output()).not.toMatch(new RegExp(`"sandboxId":"${sb.id}"[^\\n]*ended without Cove`));
   }, 60_000);
 });

@@ -25,7 +25,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function stateOf(id: string): Promise<string> {
   const res = await cove.api(`/sandbox/${id}`);
   if (res.status === 404) return 'gone';
-  return (await res.json()).state;
+  const { state } = await res.json();
+  // A deleted sandbox is shown as destroyed for a while (SDK 0.108 reads it after its delete).
+  return state === 'destroyed' ? 'gone' : state;
 }
 
 /** Waits until the sandbox shows `state` (or something past it: the operation may be quick). */

@@ -20,11 +20,12 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The sandbox's state as the API says it, or 'gone' once it is deleted. */
+/** The sandbox's state as the API says it, or 'gone' once it is deleted (`destroyed` for a while, then a 404). */
 async function stateOf(id: string): Promise<string> {
   const res = await cove.api(`/sandbox/${id}`);
   if (res.status === 404) return 'gone';
-  return (await res.json()).state;
+  const { state } = await res.json();
+  return state === 'destroyed' ? 'gone' : state;
 }
 
 async function waitForState(id: string, wanted: string, ms: number): Promise<number> {

@@ -133,12 +133,16 @@ describe('the Daytona SDK against Cove', () => {
     expect((await ts.fs.downloadFile('/home/cove/keep.txt')).toString()).toBe('survives');
   });
 
-  it('deletes sandboxes and their containers', async () => {
+  it('deletes sandboxes and their containers; a deleted one answers as destroyed for a while, as in Daytona', async () => {
     await ts.delete();
     await py.delete();
     const gone = await cove.api(`/sandbox/${ts.id}`);
-    expect(gone.status).toBe(404);
-    await expect(cove.daytona().get(py.id)).rejects.toMatchObject({ statusCode: 404 });
+    expect(gone.status).toBe(200);
+    expect((await gone.json()).state).toBe('destroyed');
+    expect((await cove.daytona().get(py.id)).state).toBe('destroyed');
+    expect(cove.containers(`dev.cove.sandbox=${ts.id}`)).toEqual([]);
+    // Only the GET: every other operation on a deleted sandbox is a 404.
+    expect((await cove.api(`/sandbox/${ts.id}/start`, { method: 'POST' })).status).toBe(404);
   });
 
   it('creates 20 sandboxes at once, runs a command in each, and deletes them all', async () => {

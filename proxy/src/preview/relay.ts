@@ -6,7 +6,7 @@ import { endSoon, errorResponse } from '../../../lib/http/node';
 import { ERROR_SOURCE } from '../../../wire/errors';
 import { connectToPort } from './connect';
 import type { PreviewHandler } from './handler';
-import { parsePreviewHost } from './host';
+import { parsePreviewHost, type PreviewHost } from './host';
 
 /**
  * Pipelined requests relayed to the app before the first of them is answered; past it the client is not read. Bounds
@@ -43,6 +43,8 @@ function writeAll(socket: net.Socket, pieces: Buffer[]): boolean {
 interface RelayOptions {
   preview: PreviewHandler;
   previewDomain: string;
+  /** Preview-shaped hosts that are the toolbox (SDK 0.108's port 2280, toolbox/legacy.ts): the HTTP server serves them. */
+  isToolboxHost(host: PreviewHost): boolean;
   /** Gives a connection to the full HTTP server; its unread bytes have been put back on the socket. */
   handOff(socket: net.Socket): void;
   /** One line per relayed request, when its response starts. */
@@ -215,7 +217,7 @@ export function createRelay(opts: RelayOptions) {
       const line = requestLine(head.line);
       const host = head.headers.host?.toLowerCase();
       const preview = line && line.method !== 'CONNECT' ? parsePreviewHost(host, opts.previewDomain) : undefined;
-      if (!line || !preview || (this.host && host !== this.host)) return this.handBack(raw);
+      if (!line || !preview || opts.isToolboxHost(preview) || (this.host && host !== this.host)) return this.handBack(raw);
       const { method, target } = line;
       let framing;
       try {

@@ -34,8 +34,8 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
     ({ c, query }) => sandboxes.listPage(principalOf(c), query),
   );
   router.route(
-    { method: 'get', path: '/sandbox/{sandboxIdOrName}', tag, summary: 'Get a sandbox', response: SandboxDto },
-    ({ c, params }) => sandboxes.get(principalOf(c), params.sandboxIdOrName),
+    { method: 'get', path: '/sandbox/{sandboxIdOrName}', tag, summary: 'Get a sandbox (one deleted in the last minutes: state destroyed)', response: SandboxDto },
+    ({ c, params }) => sandboxes.getOrDestroyed(principalOf(c), params.sandboxIdOrName),
   );
   router.route(
     { method: 'post', path: '/sandbox/{sandboxIdOrName}/start', tag, summary: 'Start a stopped sandbox', response: SandboxDto },

@@ -14,6 +14,7 @@ import { now } from '../store/db';
 import { exitOutcome } from './exit-reason';
 import { searchSandboxes } from './list-query';
 import type { SandboxRecord, SandboxRepo } from './repo';
+import { createTombstones } from './tombstones';
 
 import { LABEL_POOL, LABEL_SANDBOX } from '../runtime/types';
 
@@ -86,6 +87,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
   const touched = new Map<string, number>();
   /** Toolbox requests under way per sandbox: one that is answering a request (a long command, say) is not idle. */
   const busy = new Map<string, number>();
+  /** Sandboxes deleted in the last minutes, answered as `destroyed` by getOrDestroyed. */
+  const tombstones = createTombstones();
 
   /** Runs `fn` after every earlier operation on the same sandbox has finished. */
   function serialized<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -443,6 +446,9 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         try {
           await coldStart(record);
           log.debug({ sandboxId: id, pool: false }, 'sandbox created (cold start)');
+          // Idle time counts from when it runs, not from when its create began.
+          repo.touch(id);
+          touched.set(id, Date.now());
           return toDto(repo.update(id, { state: 'started' })!);
         } catch (err) {
           const made = repo.get(id);
@@ -455,6 +461,17 @@ export function createSandboxService(opts: SandboxServiceOptions) {
 
     get(principal: Principal, idOrName: string): SandboxDto {
       return toDto(visible(principal, idOrName));
+    },
+
+    /** `GET /sandbox/{id}`: as get, and a sandbox deleted in the last minutes, by id, as `destroyed` (tombstones.ts). */
+    getOrDestroyed(principal: Principal, idOrName: string): SandboxDto {
+      try {
+        return service.get(principal, idOrName);
+      } catch (err) {
+        const buried = err instanceof CoveError && err.code === 'SANDBOX_NOT_FOUND' ? tombstones.find(principal, idOrName) : undefined;
+        if (buried) return buried;
+        throw err;
+      }
     },
 
     list(principal: Principal, query: ListSandboxesQuery): ListSandboxesResponse {
@@ -532,6 +549,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         }
         await opts.archives.delete(id);
         repo.remove(id);
+        tombstones.bury(toDto(record), record.ownerKeyId);
         touched.delete(id);
         opts.onDeleted?.(id);
         return { ...toDto(record), state: 'destroying' as SandboxState };

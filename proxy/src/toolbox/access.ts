@@ -3,7 +3,7 @@ import { CoveError } from '../../../lib/errors';
 import { SIGNED_URL_PARAMS } from '../../../wire/signing';
 import { authenticate } from '../auth/principal';
 import type { KeysService } from '../auth/api-keys';
-import { isTokenParam } from '../preview/credentials';
+import { isTokenParam, TOKEN_HEADERS } from '../preview/credentials';
 import { parseQuery, splitTarget, targetWithout, type QueryParam } from '../preview/target';
 import type { PreviewTokens } from '../auth/preview-tokens';
 import type { SandboxRecord } from '../sandboxes/repo';
@@ -13,6 +13,16 @@ import { checkSignedFileUrl, SIGNED_OPERATIONS, type SignedParams } from '../aut
 
 /** The preview port whose tokens open toolbox WebSockets: the SDK asks for `getPreviewLink(1)` (no app listens on 1). */
 const TOOLBOX_TOKEN_PORT = 1;
+
+/**
+ * Which preview tokens open a toolbox WebSocket without an API key: those of `port`, in the DAYTONA_SANDBOX_AUTH_KEY
+ * query, and with `header` also in X-Daytona-Preview-Token (SDK 0.108's port-2280 host, see legacy.ts).
+ */
+interface UpgradeTokens {
+  port: number;
+  header: boolean;
+}
+const TOOLBOX_TOKENS: UpgradeTokens = { port: TOOLBOX_TOKEN_PORT, header: false };
 
 type Request = Pick<IncomingMessage, 'method' | 'headers'>;
 
@@ -82,18 +92,24 @@ export function createToolboxAccess(deps: { keys: KeysService; sandboxes: Sandbo
       return { target: deps.sandboxes.agentFor(authenticate(deps.keys, req.headers), sandboxId), path: forwardable(path, pathname) };
     },
 
-    /** A toolbox WebSocket upgrade: an API key, or a port-1 preview token of this sandbox in the query. */
-    upgrade(req: Request, sandboxId: string, path: string): ToolboxCall {
+    /** A toolbox WebSocket upgrade: an API key, or a preview token of this sandbox (`accepted`: port 1's, in the query). */
+    upgrade(req: Request, sandboxId: string, path: string, accepted: UpgradeTokens = TOOLBOX_TOKENS): ToolboxCall {
       const { pathname, params } = parse(path);
       const forwarded = forwardable(path, pathname);
       if (req.headers.authorization !== undefined) return { target: deps.sandboxes.agentFor(authenticate(deps.keys, req.headers), sandboxId), path: forwarded };
-      const tokens = params.filter((p) => isTokenParam(p.name));
-      if (!tokens.length) authenticate(deps.keys, req.headers); // throws the usual 401
+      const tokens = new Set(params.filter((p) => isTokenParam(p.name)).map((p) => p.value));
+      if (accepted.header) {
+        for (const name of TOKEN_HEADERS) {
+          const value = req.headers[name];
+          if (typeof value === 'string') tokens.add(value);
+        }
+      }
+      if (!tokens.size) authenticate(deps.keys, req.headers); // throws the usual 401
       // Tokens are looked up by their SHA-256 (auth/credentials.ts): no secret is compared byte by byte.
-      const grant = tokens.length === 1 ? deps.previewTokens.verify(tokens[0].value) : undefined;
+      const grant = tokens.size === 1 ? deps.previewTokens.verify([...tokens][0]) : undefined;
       const record = deps.sandboxes.find(sandboxId);
-      if (!grant || !record || grant.sandboxId !== record.id || grant.port !== TOOLBOX_TOKEN_PORT || grant.signed) {
-        throw new CoveError('UNAUTHORIZED', `DAYTONA_SANDBOX_AUTH_KEY must be the token of getPreviewLink(${TOOLBOX_TOKEN_PORT}) of this sandbox`);
+      if (!grant || !record || grant.sandboxId !== record.id || grant.port !== accepted.port || grant.signed) {
+        throw new CoveError('UNAUTHORIZED', `DAYTONA_SANDBOX_AUTH_KEY must be the token of getPreviewLink(${accepted.port}) of this sandbox`);
       }
       return { target: startedAgent(record), path: forwarded };
     },

@@ -8,11 +8,12 @@ import { rejectSocket, sendError } from '../../../lib/http/node';
 import { requestHead, splice } from '../../../lib/net/splice';
 import { AGENT_PORT } from '../../../wire/agent';
 import { ERROR_SOURCE } from '../../../wire/errors';
+import { TOKEN_HEADERS } from '../preview/credentials';
 import type { AgentTarget } from '../sandboxes/service';
 
 
-/** Hop-by-hop headers, plus the caller's credentials and Host (the agent gets its own). */
-const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'authorization', 'host']);
+/** Hop-by-hop headers, plus the caller's credentials (API key, preview token headers) and Host (the agent gets its own). */
+const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'authorization', ...TOKEN_HEADERS, 'host']);
 
 function forwardedHeaders(req: IncomingMessage, target: AgentTarget): http.OutgoingHttpHeaders {
   const headers: http.OutgoingHttpHeaders = {};
