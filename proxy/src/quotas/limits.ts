@@ -62,8 +62,9 @@ export function effectiveLimits(defaults: Limits, own: LimitOverrides, admin: bo
  * sandbox holds compute from creation until it has stopped, and disk as long as its file system exists (stopped
  * too). A sandbox in error or being destroyed holds nothing.
  */
-// A paused sandbox keeps its memory (its processes are frozen, not gone): it holds compute too.
-const COMPUTE_STATES: readonly SandboxState[] = ['creating', 'starting', 'started', 'stopping', 'pausing', 'paused', 'resuming'];
+// A paused sandbox keeps its memory (its processes are frozen, not gone): it holds compute too. One being copied (a
+// fork, a snapshot) counts as a started one: a stopped one holds compute for the seconds the copy takes.
+const COMPUTE_STATES: readonly SandboxState[] = ['creating', 'starting', 'started', 'stopping', 'pausing', 'paused', 'resuming', 'forking', 'snapshotting'];
 const DISK_STATES: readonly SandboxState[] = [...COMPUTE_STATES, 'stopped'];
 
 /** The resources of one sandbox (vCPU, GiB, GiB). */

@@ -59,6 +59,8 @@ interface SandboxServiceOptions {
   onTimersChanged?: (id: string) => void;
   /** Called once a sandbox is deleted (its preview tokens go with it). */
   onDeleted?: (id: string) => void;
+  /** Whether a principal may create sandboxes of a local image (another key's snapshot: no). Default: yes. */
+  mayUseImage?: (principal: Principal, image: string) => Promise<boolean>;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
   refuseDisk?: string;
   /** Set where a container's disk size is fixed when it is made (storage-opt): `disk` cannot change afterwards. */
@@ -289,7 +291,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
       const image = imageOf(req);
-      if (image !== opts.image && !(await runtime.imageExists(image))) {
+      // Another key's snapshot is as absent as a missing image: its files are that key's.
+      if (image !== opts.image && !((await runtime.imageExists(image)) && (await opts.mayUseImage?.(principal, image)) !== false)) {
         throw new CoveError('IMAGE_NOT_FOUND', `Image ${image} does not exist on this host; build it (docker build) or run "cove images build" for the default`);
       }
       const id = randomUUID();
@@ -529,6 +532,33 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           }
         }
         return toDto(repo.get(id)!);
+      });
+    },
+
+    /**
+     * Runs `copy` on a sandbox's container while the sandbox shows `state` (a fork or a snapshot is being made of its
+     * file system), in turn with every other operation on it; the sandbox then has the state it had before again, its
+     * timers unchanged. Only a started, paused or stopped sandbox can be copied.
+     */
+    copying<T>(principal: Principal, idOrName: string, state: 'forking' | 'snapshotting', copy: (record: SandboxRecord & { containerId: string }) => Promise<T>): Promise<T> {
+      const { id } = visible(principal, idOrName);
+      return serialized(id, async () => {
+        const record = repo.get(id);
+        if (!record) throw new CoveError('SANDBOX_NOT_FOUND', `Sandbox ${idOrName} not found`);
+        const what = state === 'forking' ? 'forked' : 'snapshotted';
+        if (!['started', 'paused', 'stopped'].includes(record.state)) {
+          throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} is ${record.state}; only a started, paused or stopped sandbox can be ${what}`);
+        }
+        if (!record.containerId) throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} has no file system yet; start it before it is ${what}`);
+        repo.update(id, { state });
+        try {
+          return await copy({ ...record, containerId: record.containerId });
+        } finally {
+          if (repo.get(id)?.state === state) {
+            repo.update(id, { state: record.state });
+            repo.update(id, { stateChangedAt: record.stateChangedAt });
+          }
+        }
       });
     },
 
