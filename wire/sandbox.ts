@@ -3,9 +3,11 @@ import { z } from 'zod';
 
 /**
  * Sandbox states, with Daytona's names (the SDK waits on `started`, `stopped`, `error`, `destroyed`). `destroyed` is
- * never stored: only a deleted sandbox's tombstone has it (proxy/src/sandboxes/tombstones.ts).
+ * never stored: only a deleted sandbox's tombstone has it (proxy/src/sandboxes/tombstones.ts). `forking` and
+ * `snapshotting`: its file system is being copied (a fork, a snapshot); it returns to the state it had once the copy
+ * is made.
  */
-export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'destroyed', 'error', 'pausing', 'paused', 'resuming', 'archiving', 'archived', 'restoring'] as const;
+export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'destroyed', 'error', 'pausing', 'paused', 'resuming', 'archiving', 'archived', 'restoring', 'forking', 'snapshotting'] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
 
 const stringMap = StringMap;
@@ -24,11 +26,11 @@ const interval = minutes.optional();
 export const IMAGE_REF = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 const imageRef = z.string().max(255).regex(IMAGE_REF, 'an image reference such as name:tag or registry/name:tag');
 
+/** A sandbox's name: unique among its API key's sandboxes. */
+const sandboxName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63, starting with a letter or digit');
+
 export const CreateSandboxRequest = z.object({
-  name: z
-    .string()
-    .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63, starting with a letter or digit')
-    .optional(),
+  name: sandboxName.optional(),
   /** The image to run (Daytona calls images snapshots). */
   snapshot: imageRef.optional(),
   /** Cove's own spelling of `snapshot`. */
@@ -106,6 +108,24 @@ export const SandboxDto = z.object({
   daemonVersion: z.string().optional(),
 });
 export type SandboxDto = z.infer<typeof SandboxDto>;
+
+/** `POST /sandbox/{id}/fork` (SDK 0.218 `fork`): a new sandbox with a copy of this one's file system. */
+export const ForkSandboxRequest = z.object({
+  /** The fork's name; its id when not given. */
+  name: sandboxName.optional(),
+});
+export type ForkSandboxRequest = z.infer<typeof ForkSandboxRequest>;
+
+/**
+ * `POST /sandbox/{id}/snapshot` (SDK 0.218 `createSnapshot`): the sandbox's file system as a snapshot (a local image)
+ * that creates accept as `snapshot`. The name is checked by the service, which says what is wrong with it.
+ */
+export const CreateSandboxSnapshotRequest = z.object({
+  name: z.string().max(1000),
+  /** Memory snapshots are for Daytona's VM sandboxes; refused when true. */
+  includeMemory: z.boolean().optional(),
+});
+export type CreateSandboxSnapshotRequest = z.infer<typeof CreateSandboxSnapshotRequest>;
 
 /** `PUT /sandbox/{id}/labels` (SDK `setLabels`): the sandbox's labels, replaced. */
 export const ReplaceLabelsRequest = z.object({ labels: StringMap });

@@ -11,6 +11,8 @@ import type { PreviewTokens } from './auth/preview-tokens';
 import { registerSandboxRoutes } from './sandboxes/routes';
 import type { SandboxService } from './sandboxes/service';
 import type { SigningKeys } from './auth/signing';
+import { registerSnapshotRoutes } from './snapshots/routes';
+import type { SnapshotService } from './snapshots/service';
 import { registerSigningRoutes } from './auth/routes';
 import type { SshAccess } from './auth/ssh-tokens';
 import { registerSshRoutes, type SshEndpoint } from './ssh/routes';
@@ -22,6 +24,8 @@ export const API_BASE = '/api';
 export interface ApiOptions {
   keys: KeysService;
   sandboxes: SandboxService;
+  /** Forks and snapshots of sandboxes. */
+  snapshots: SnapshotService;
   pool?: WarmPool;
   previewTokens: PreviewTokens;
   /** Keys of signed file URLs (`sandbox.downloadUrl`, `uploadUrl`). */
@@ -51,6 +55,7 @@ export function createApiApp(opts: ApiOptions) {
   // Control API bodies are small (a create request with env and labels): 256 KiB bounds what one connection can hold.
   const router = new Router(app, { maxJsonBody: 256 * 1024 });
   registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
+  registerSnapshotRoutes(router, opts.snapshots);
   registerPoolRoutes(router, opts.pool);
   registerPreviewRoutes(router, { sandboxes: opts.sandboxes, tokens: opts.previewTokens, publicUrl: opts.publicUrl, domain: opts.previewDomain });
   registerSshRoutes(router, { sandboxes: opts.sandboxes, access: opts.ssh.access, endpoint: opts.ssh.endpoint });

@@ -18,6 +18,7 @@ import { createSandboxRepo } from './sandboxes/repo';
 import { createDirectoryStore } from './archive/store';
 import { createSandboxService, DEFAULTS, LABEL_INSTANCE } from './sandboxes/service';
 import { EVENTS_PATH, startProxyServer, TOOLBOX_BASE } from './server';
+import { createSnapshotService } from './snapshots/service';
 import { openDatabase } from './store/db';
 import { createToolboxAccess } from './toolbox/access';
 import { createToolboxForwarder } from './toolbox/forward';
@@ -109,11 +110,12 @@ export async function runServe(argv: string[]): Promise<void> {
   ensureCommands({ tar: 'tar', zstd: 'zstd' }, (line) => process.stderr.write(`[archive] ${line}\n`));
   const archives = createDirectoryStore(path.join(config.dataDir, 'archives'));
   archives.sweep();
+  const quotas = createQuotaService({ db, defaults: config.limits });
   const sandboxes = createSandboxService({
     repo: sandboxRepo,
     runtime,
     pool,
-    quotas: createQuotaService({ db, defaults: config.limits }),
+    quotas,
     archives,
     image: config.image,
     defaultUser: 'cove',
@@ -129,11 +131,17 @@ export async function runServe(argv: string[]): Promise<void> {
       previewTokens.removeForSandbox(id);
       sshAccess.removeForSandbox(id);
       signing.removeForSandbox(id);
+      // A deleted fork's image goes with it, as does a replaced snapshot this sandbox still ran from.
+      settle('collect committed images', snapshots.collectImages());
     },
+    mayUseImage: (principal, image) => snapshots.mayUse(principal, image),
     log,
   });
+  const snapshots = createSnapshotService({ sandboxes, runtime, quotas, instance, log });
   const { poolContainers, removed } = await sandboxes.reconcile();
   if (removed.length) log.info({ removed: removed.length }, 'removed containers no sandbox owns');
+  // Forks deleted while the server was down (or a fork it stopped in the middle of) leave their images.
+  await snapshots.collectImages().catch((err: Error) => log.error({ err: err.message }, 'could not remove the images Cove committed that nothing uses'));
   if (pool) await pool.start(poolContainers);
   else for (const c of poolContainers) await runtime.remove(c.id).catch(() => {});
   const watchdog =
@@ -212,6 +220,7 @@ export async function runServe(argv: string[]): Promise<void> {
     port: config.port,
     keys,
     sandboxes,
+    snapshots,
     pool,
     forwarder: createToolboxForwarder({ onActivity: (id) => sandboxes.touch(id), onRequest: (id) => sandboxes.busyWith(id) }),
     toolboxAccess: createToolboxAccess({ keys, sandboxes, signing, previewTokens }),

@@ -113,9 +113,14 @@ describe('archive and restore', () => {
       expect((await toolbox.json()).message).toMatch(/archived/);
       expect((await (await cove.api(`/sandbox/${sandbox.id}/archive`, { method: 'POST' })).json()).state).toBe('archived');
 
+      // Its image is kept under a name of its own while it is archived, whatever its own name points to then.
+      const held = () => execFileSync('docker', ['images', '-q', `cove-archived:${sandbox.id}`], { encoding: 'utf8' }).trim();
+      expect(held()).not.toBe('');
+
       await sandbox.start();
       expect(sandbox.state).toBe('started');
       expect(await run(sandbox, FINGERPRINT)).toBe(before);
+      expect(held()).toBe('');
       // The archive goes once the sandbox runs again.
       expect(readdirSync(archivesDir()).filter((f) => f.startsWith(sandbox.id))).toEqual([]);
     } finally {

@@ -62,9 +62,10 @@ export function effectiveLimits(defaults: Limits, own: LimitOverrides, admin: bo
  * sandbox holds compute from creation until it has stopped, and disk as long as its file system exists (stopped
  * too). A sandbox in error or being destroyed holds nothing.
  */
-// A paused sandbox keeps its memory (its processes are frozen, not gone): it holds compute too. An archived one holds
-// nothing: its files are in the archive store, not on the engine's disk.
-const COMPUTE_STATES: readonly SandboxState[] = ['creating', 'starting', 'started', 'stopping', 'pausing', 'paused', 'resuming', 'restoring'];
+// A paused sandbox keeps its memory (its processes are frozen, not gone): it holds compute too. One being copied (a
+// fork, a snapshot) counts as a started one: a stopped one holds compute for the seconds the copy takes. An archived
+// one holds nothing: its files are in the archive store, not on the engine's disk.
+const COMPUTE_STATES: readonly SandboxState[] = ['creating', 'starting', 'started', 'stopping', 'pausing', 'paused', 'resuming', 'restoring', 'forking', 'snapshotting'];
 const DISK_STATES: readonly SandboxState[] = [...COMPUTE_STATES, 'stopped', 'archiving'];
 
 /** The resources of one sandbox (vCPU, GiB, GiB). */

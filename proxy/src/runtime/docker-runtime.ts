@@ -8,6 +8,7 @@ import { AGENT_PORT } from '../../../wire/agent';
 import { demuxLogs, pollAgent } from './agent-ready';
 import { createEgressFirewall, hostResolvers } from './egress';
 import { OPEN, type EgressPolicy } from './egress-policy';
+import { commitConfig } from './commit-config';
 import { CONTAINER_EVENTS } from './events';
 import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
@@ -439,6 +440,73 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       } catch (err) {
         if (engineStatus(err) === 404) return false;
         throw toRuntimeError(err, `inspect the image ${name}`);
+      }
+    },
+
+    async imageInfo(name) {
+      try {
+        const image = await docker.getImage(name).inspect();
+        return { id: image.Id, labels: image.Config?.Labels ?? {} };
+      } catch (err) {
+        if (engineStatus(err) === 404) return undefined;
+        throw toRuntimeError(err, `inspect the image ${name}`);
+      }
+    },
+
+    async commit(containerId, target) {
+      let container: Dockerode.ContainerInspectInfo;
+      try {
+        container = await docker.getContainer(containerId).inspect();
+      } catch (err) {
+        if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
+        throw toRuntimeError(err, `inspect the container ${containerId}`);
+      }
+      // The image the container was made from, by id: its name may point elsewhere by now.
+      const image = await inspectImage(container.Image);
+      const config = commitConfig(image.Config, container.Config, target.labels);
+      try {
+        const result = (await docker.getContainer(containerId).commit({
+          _query: { container: containerId, repo: target.repo, tag: target.tag, pause: true },
+          _body: config,
+        })) as { Id: string };
+        return { imageId: result.Id };
+      } catch (err) {
+        if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
+        throw toRuntimeError(err, `commit the container ${containerId} as ${target.repo}:${target.tag}`);
+      }
+    },
+
+    async imagesLabelled(labels, { dangling = false } = {}) {
+      let images: Dockerode.ImageInfo[];
+      try {
+        const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+        images = await docker.listImages({ filters: { label, ...(dangling ? { dangling: ['true'] } : {}) } });
+      } catch (err) {
+        throw toRuntimeError(err, 'list images');
+      }
+      return images.map((i) => ({ id: i.Id, tags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>') }));
+    },
+
+    async holdImage(containerId, ref) {
+      const [repo, tag] = ref.split(':');
+      try {
+        const { Image } = await docker.getContainer(containerId).inspect();
+        await docker.getImage(Image).tag({ repo, tag });
+      } catch (err) {
+        if (engineStatus(err) === 404) throw new ContainerNotFoundError(containerId);
+        throw toRuntimeError(err, `keep the image of the container ${containerId}`);
+      }
+    },
+
+    async removeImage(name) {
+      try {
+        await docker.getImage(name).remove({ force: false, noprune: false });
+        return true;
+      } catch (err) {
+        const status = engineStatus(err);
+        if (status === 404) return true;
+        if (status === 409) return false;
+        throw toRuntimeError(err, `remove the image ${name}`);
       }
     },
   };

@@ -15,6 +15,12 @@ export const LABEL_USER = 'dev.cove.user';
 export const LABEL_AGENT = 'dev.cove.agent';
 /** Label naming the OCI runtime a container runs under (`runc` or `runsc`); set by the runtime on every container. */
 export const LABEL_RUNTIME = 'dev.cove.runtime';
+/** Image label: the API key (id) whose sandbox's file system an image Cove committed holds; only that key may use it. */
+export const LABEL_SNAPSHOT_OWNER = 'dev.cove.snapshot.owner';
+/** Image label: the instance (see LABEL_INSTANCE) of the server that committed the image; it removes its leftovers. */
+export const LABEL_COMMITTED_BY = 'dev.cove.committed-by';
+/** Image label: `1` on the image of a fork (its file system at the fork), which goes when the fork does. */
+export const LABEL_FORK = 'dev.cove.fork';
 /** Label prefix reserved for Cove: on a container these come from Cove only, never from the image. */
 export const COVE_LABEL_PREFIX = 'dev.cove.';
 
@@ -161,6 +167,24 @@ export interface DockerRuntime {
   memoryUsage(containerId: string): Promise<number>;
   /** Whether the image is present locally. */
   imageExists(name: string): Promise<boolean>;
+  /** A local image's id and labels, or undefined when there is no image of that name. */
+  imageInfo(name: string): Promise<{ id: string; labels: Record<string, string> } | undefined>;
+  /**
+   * Makes a container's file system (its image's and what it wrote, never its mounts) a new local image tagged
+   * `repo:tag`, pausing a running container while its writes are read. The image is configured as the container's
+   * image was (see commit-config.ts), with `labels` added.
+   */
+  commit(containerId: string, target: { repo: string; tag: string; labels: Record<string, string> }): Promise<{ imageId: string }>;
+  /** Local images carrying every given label, with their tags; `dangling`: only those without a tag. */
+  imagesLabelled(labels: Record<string, string>, opts?: { dangling?: boolean }): Promise<{ id: string; tags: string[] }[]>;
+  /**
+   * Removes an image name (a tag or an id), and the image with its last name. False when the engine kept the image: a
+   * container uses it (the name stays), or an image was committed on top of it (it stays, nameless, until that one is
+   * removed). True too when there was no such name.
+   */
+  removeImage(name: string): Promise<boolean>;
+  /** Tags the image a container was made from as `ref`: the image stays, whatever becomes of its other names. */
+  holdImage(containerId: string, ref: string): Promise<void>;
   /**
    * The engine's stream of container events (newline-delimited JSON: start, die, oom, kill, destroy) for containers
    * carrying every given label. It ends when the engine goes away; see events.ts for following it.

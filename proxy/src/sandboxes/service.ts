@@ -31,6 +31,11 @@ const DEFAULT_AUTO_STOP = 15;
 /** Minutes a stopped sandbox waits before it is archived: Daytona's default, 7 days. */
 const DEFAULT_AUTO_ARCHIVE = 7 * 24 * 60;
 
+/**
+ * The image an archived sandbox is restored from: the one its container was made from, kept under this name while
+ * it is archived (its own name may point elsewhere by then: an image built again, a snapshot replaced).
+ */
+const archivedImage = (id: string) => `cove-archived:${id}`;
 /** Who acts when a timer does. */
 const SYSTEM: Principal = { keyId: 'cove', admin: true };
 /** The one target (Daytona's region) a Cove server has. */
@@ -63,6 +68,8 @@ interface SandboxServiceOptions {
   archives: ArchiveStore;
   /** Called once a sandbox is deleted (its preview tokens go with it). */
   onDeleted?: (id: string) => void;
+  /** Whether a principal may create sandboxes of a local image (another key's snapshot: no). Default: yes. */
+  mayUseImage?: (principal: Principal, image: string) => Promise<boolean>;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
   refuseDisk?: string;
   /** Set where a container's disk size is fixed when it is made (storage-opt): `disk` cannot change afterwards. */
@@ -275,7 +282,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
   async function coldStart(record: SandboxRecord, layer?: () => Readable): Promise<{ containerId: string; ip: string }> {
     const created = await runtime.createSandbox({
       name: `cove-${record.id}`,
-      image: record.image,
+      image: layer ? archivedImage(record.id) : record.image,
       labels: { [LABEL_SANDBOX]: record.id, [LABEL_INSTANCE]: opts.instance },
       env: record.env,
       agentToken: record.agentToken,
@@ -333,6 +340,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     touched.set(id, Date.now());
     const started = toDto(repo.update(id, { state: 'started' })!);
     await opts.archives.delete(id);
+    await runtime.removeImage(archivedImage(id)).catch(() => {});
     opts.onTimersChanged?.(id);
     return started;
   }
@@ -347,6 +355,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     let kept: string | undefined;
     if (record.state === 'archiving' && container) {
       await opts.archives.delete(id);
+      await runtime.removeImage(archivedImage(id)).catch(() => {});
       repo.update(id, { state: 'stopped', ip: null, stateChangedAt: record.stateChangedAt });
       kept = container.id;
     } else if (opts.archives.has(id)) {
@@ -379,7 +388,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
       const image = imageOf(req);
-      if (image !== opts.image && !(await runtime.imageExists(image))) {
+      // Another key's snapshot is as absent as a missing image: its files are that key's.
+      if (image !== opts.image && !((await runtime.imageExists(image)) && (await opts.mayUseImage?.(principal, image)) !== false)) {
         throw new CoveError('IMAGE_NOT_FOUND', `Image ${image} does not exist on this host; build it (docker build) or run "cove images build" for the default`);
       }
       const id = randomUUID();
@@ -548,6 +558,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           }
         }
         await opts.archives.delete(id);
+        if (record.state === 'archived') await runtime.removeImage(archivedImage(id)).catch(() => {});
         repo.remove(id);
         tombstones.bury(toDto(record), record.ownerKeyId);
         touched.delete(id);
@@ -630,6 +641,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         const containerId = record.containerId;
         let layer: Readable;
         try {
+          await runtime.holdImage(containerId, archivedImage(id));
           layer = await runtime.exportLayer(containerId);
         } catch (err) {
           if (err instanceof RuntimeError && err.code === 'UNSUPPORTED') throw new CoveError('INVALID_REQUEST', `This Cove server cannot archive sandboxes: ${err.message}`);
@@ -645,6 +657,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           log.info({ sandboxId: id, bytes }, 'sandbox archived');
         } catch (err) {
           repo.update(id, { state: 'stopped', ...stoppedAt });
+          await runtime.removeImage(archivedImage(id)).catch(() => {});
           throw failed(id, err, 'archived');
         }
         const archived = toDto(repo.update(id, { state: 'archived', containerId: null, ip: null, ...stoppedAt })!);
@@ -679,6 +692,33 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           return stopped;
         }
         return startStopped(repo.get(id)!);
+      });
+    },
+
+    /**
+     * Runs `copy` on a sandbox's container while the sandbox shows `state` (a fork or a snapshot is being made of its
+     * file system), in turn with every other operation on it; the sandbox then has the state it had before again, its
+     * timers unchanged. Only a started, paused or stopped sandbox can be copied.
+     */
+    copying<T>(principal: Principal, idOrName: string, state: 'forking' | 'snapshotting', copy: (record: SandboxRecord & { containerId: string }) => Promise<T>): Promise<T> {
+      const { id } = visible(principal, idOrName);
+      return serialized(id, async () => {
+        const record = repo.get(id);
+        if (!record) throw new CoveError('SANDBOX_NOT_FOUND', `Sandbox ${idOrName} not found`);
+        const what = state === 'forking' ? 'forked' : 'snapshotted';
+        if (!['started', 'paused', 'stopped'].includes(record.state)) {
+          throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} is ${record.state}; only a started, paused or stopped sandbox can be ${what}`);
+        }
+        if (!record.containerId) throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} has no file system yet; start it before it is ${what}`);
+        repo.update(id, { state });
+        try {
+          return await copy({ ...record, containerId: record.containerId });
+        } finally {
+          if (repo.get(id)?.state === state) {
+            repo.update(id, { state: record.state });
+            repo.update(id, { stateChangedAt: record.stateChangedAt });
+          }
+        }
       });
     },
 
