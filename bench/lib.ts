@@ -1,4 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { AGENT_PORT } from '../wire/agent';
 
 /** Helpers shared by the benchmarks: timing, medians, and the table every benchmark prints. */
 
@@ -14,9 +17,13 @@ export interface Stats {
 }
 
 export function stats(samples: number[]): Stats {
+  return { n: samples.length, p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), min: percentile(samples, 0) };
+}
+
+/** The sample at quantile `q` (0…1) of `samples`, nearest rank below; 1 is the largest. */
+export function percentile(samples: number[], q: number): number {
   const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
-  return { n: s.length, p50: at(0.5), p99: at(0.99), min: s[0] };
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
 /** Runs `fn` `warmup` times untimed, then `n` times timed; returns milliseconds per run. */
@@ -40,25 +47,30 @@ export interface Row {
   /** The baseline measured in the same run, in the same unit. */
   baseline?: number;
   baselineName?: string;
+  /** What Cove does beside what the baseline does, when the measure's name does not say it (its own column). */
+  compared?: string;
   /** The target, as text (e.g. "≤ 3 ms"). */
   target?: string;
   /** Whether the figure meets its target. */
   ok?: boolean;
 }
 
-const fmt = (v: number | undefined) => (v === undefined ? '' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+/** Text for a table cell: a `|` (a shell pipe in a description) would end the cell. */
+const cell = (text: string) => text.replaceAll('|', '\\|');
+const fmt = (v: number | undefined) => (v === undefined ? '' : Number.isInteger(v) || v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
-/** Prints rows as a Markdown table: figure, baseline, ratio, target, verdict. */
+/** Prints rows as a Markdown table: figure, baseline, ratio, target, verdict (and what is compared, if rows say). */
 export function printTable(title: string, rows: Row[]): void {
+  const compared = rows.some((r) => r.compared);
   const lines = [
     `\n### ${title}\n`,
-    '| measure | cove | baseline | ratio | target | met |',
-    '|---|---|---|---|---|---|',
+    `| measure | cove | baseline | ratio | target | met |${compared ? ' compared |' : ''}`,
+    `|---|---|---|---|---|---|${compared ? '---|' : ''}`,
     ...rows.map((r) => {
       const ratio = r.baseline ? `${(r.value / r.baseline).toFixed(2)}×` : '';
-      const base = r.baseline !== undefined ? `${fmt(r.baseline)} ${r.unit} (${r.baselineName ?? 'baseline'})` : '';
+      const base = r.baseline !== undefined ? `${fmt(r.baseline)} ${r.unit} (${cell(r.baselineName ?? 'baseline')})` : '';
       const met = r.ok === undefined ? '' : r.ok ? 'yes' : 'NO';
-      return `| ${r.name} | ${fmt(r.value)} ${r.unit} | ${base} | ${ratio} | ${r.target ?? ''} | ${met} |`;
+      return `| ${cell(r.name)} | ${fmt(r.value)} ${r.unit} | ${base} | ${ratio} | ${r.target ?? ''} | ${met} |${compared ? ` ${cell(r.compared ?? '')} |` : ''}`;
     }),
   ];
   console.log(lines.join('\n'));
@@ -86,4 +98,57 @@ export function containersMemoryMiB(containers: string[]): number[] {
       const [value, unit] = /^([\d.]+)\s*([KMG]i?B)/.exec(line)!.slice(1);
       return Number(value) * (scale[unit] ?? 1);
     });
+}
+
+/** The image of Cove's sandboxes, which the benchmarks also run directly as their Docker baseline. */
+export const SANDBOX_IMAGE = 'cove-sandbox:latest';
+
+/** A container of the sandbox image started by a benchmark itself: its agent, address and token are its own. */
+export interface AgentContainer {
+  id: string;
+  ip: string;
+  token: string;
+}
+
+/** The address of a running container on its network (it may change across a stop and start). */
+export function containerIp(id: string): string {
+  return execFileSync('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id], { encoding: 'utf8' }).trim();
+}
+
+/**
+ * `docker run -d` of an image holding the agent (the sandbox image by default) on Cove's network, with a token of
+ * the benchmark's own in the environment (as a bare Docker user would run it); returns at once, before the agent answers.
+ */
+export function runAgentContainer(opts: { image?: string; args?: string[]; token?: string } = {}): AgentContainer {
+  const token = opts.token ?? randomBytes(24).toString('hex');
+  const id = execFileSync('docker', ['run', '-d', '--network', 'cove', '-e', `COVE_AGENT_TOKEN=${token}`, ...(opts.args ?? []), opts.image ?? SANDBOX_IMAGE], { encoding: 'utf8' }).trim();
+  return { id, ip: containerIp(id), token };
+}
+
+/** Polls `GET /version` of an agent every 10 ms until it answers 200. */
+export async function agentAnswers(ip: string, token: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(`http://${ip}:${AGENT_PORT}/version`, { headers: { Authorization: `Bearer ${token}` } });
+      await res.arrayBuffer();
+      if (res.ok) return;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`the agent at ${ip} did not answer in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * CPU time (ns) each container has used since it started, from its cgroup v1 `cpuacct.usage` (the cgroupfs driver's
+ * `docker/<id>` group, under `cpuacct` or the combined `cpu,cpuacct` hierarchy). Undefined when the host has neither.
+ */
+export function containersCpuNs(containers: string[]): number[] | undefined {
+  const ids = execFileSync('docker', ['inspect', '-f', '{{.Id}}', ...containers], { encoding: 'utf8' }).trim().split('\n');
+  const roots = ['/sys/fs/cgroup/cpuacct/docker', '/sys/fs/cgroup/cpu,cpuacct/docker'];
+  const root = roots.find((r) => existsSync(`${r}/${ids[0]}/cpuacct.usage`));
+  if (!root) return undefined;
+  return ids.map((id) => Number(readFileSync(`${root}/${id}/cpuacct.usage`, 'utf8')));
 }

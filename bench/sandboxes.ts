@@ -5,9 +5,8 @@
  * - executeCommand('echo hi') through the proxy (SDK) vs `docker exec C echo hi`.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { startCove, type TestCove } from '../test/helpers/cove';
-import { containersMemoryMiB, poolReady, printTable, stats, timeRuns } from './lib';
+import { agentAnswers, containersMemoryMiB, poolReady, printTable, runAgentContainer, stats, timeRuns } from './lib';
 
 const HIT_RUNS = 20;
 const MISS_RUNS = 8;
@@ -26,19 +25,9 @@ const del = (cove: TestCove, id: string) => cove.api(`/sandbox/${id}`, { method:
 
 /** `docker run -d` of the sandbox image, until its agent answers at its address: what a cold start costs at least. */
 async function dockerRunUntilReady(): Promise<number> {
-  const token = randomBytes(24).toString('hex');
   const t = process.hrtime.bigint();
-  const id = execFileSync('docker', ['run', '-d', '--network', 'cove', '-e', `COVE_AGENT_TOKEN=${token}`, 'cove-sandbox:latest'], { encoding: 'utf8' }).trim();
-  const ip = execFileSync('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id], { encoding: 'utf8' }).trim();
-  for (;;) {
-    try {
-      const res = await fetch(`http://${ip}:2280/version`, { headers: { Authorization: `Bearer ${token}` } });
-      if (res.ok) break;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  const { id, ip, token } = runAgentContainer();
+  await agentAnswers(ip, token);
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
   execFileSync('docker', ['rm', '-f', id], { stdio: 'ignore' });
   return ms;
