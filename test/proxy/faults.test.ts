@@ -3,10 +3,12 @@
  * points of each), then started again on the same data dir. After each restart every record is checked against the
  * engine: no sandbox left in a state of something under way, a started one runs and answers, a stopped one has its
  * container, an archived one its archive and no container, and no container of this server is left that no record
- * or the pool owns.
+ * or the pool owns. And a Docker engine that goes away (its socket cut): calls that need it get a 503 at once, and
+ * nothing changes state because of it.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -168,3 +170,93 @@ async function runCutShort(id: string, delay: number): Promise<void> {
   expect(await stateOf(id)).toBe('gone');
   expect(await inconsistencies()).toEqual([]);
 }
+
+/**
+ * A unix socket in front of the Docker engine that the test can cut and restore: the engine, as Cove sees it, goes
+ * away. It runs in a process of its own, since the test's docker commands run synchronously (test/helpers/cove.ts).
+ */
+async function engineRelay(): Promise<{ host: string; cut(): Promise<void>; restore(): Promise<void>; close(): void }> {
+  const file = path.join(os.tmpdir(), `cove-engine-${process.pid}-${Date.now()}.sock`);
+  // SIGUSR1 cuts (stops listening, ends every connection), SIGUSR2 listens again; each prints a line when done.
+  const script = `
+    const net = require('node:net');
+    const sockets = new Set();
+    const server = net.createServer((client) => {
+      const engine = net.connect('/var/run/docker.sock');
+      sockets.add(client).add(engine);
+      const end = () => { client.destroy(); engine.destroy(); sockets.delete(client); sockets.delete(engine); };
+      client.on('error', end).on('close', end);
+      engine.on('error', end).on('close', end);
+      client.pipe(engine).pipe(client);
+    });
+    const listen = () => server.listen(${JSON.stringify(file)}, () => console.log('up'));
+    process.on('SIGUSR1', () => { server.close(() => console.log('down')); for (const s of sockets) s.destroy(); });
+    process.on('SIGUSR2', listen);
+    setInterval(() => {}, 1 << 30); // alive while cut
+    listen();`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const next = (line: string) =>
+    new Promise<void>((resolve) => {
+      const onData = (d: Buffer) => {
+        if (d.toString().includes(line)) {
+          child.stdout!.off('data', onData);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', onData);
+    });
+  await next('up');
+  return {
+    host: `unix://${file}`,
+    cut: () => {
+      const done = next('down');
+      child.kill('SIGUSR1');
+      return done;
+    },
+    restore: () => {
+      const done = next('up');
+      child.kill('SIGUSR2');
+      return done;
+    },
+    close: () => void child.kill('SIGKILL'),
+  };
+}
+
+describe('a Docker engine that goes away', () => {
+  it('answers calls that need it with a 503 at once, keeps every sandbox as it was, and serves them again when it is back', async () => {
+    const relay = await engineRelay();
+    const outage = await startCove({ pool: 0, dockerHost: relay.host });
+    const call = (p: string, method = 'POST', body?: object) =>
+      outage.api(p, { method, body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(30_000) });
+    const exec = async (id: string) => {
+      const res = await fetch(`${outage.url}/toolbox/${id}/process/execute`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${outage.apiKey}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ command: 'echo alive' }),
+      });
+      return res.ok ? ((await res.json()).result as string) : `status ${res.status}`;
+    };
+    try {
+      const running = await (await call('/sandbox', 'POST', { autoStopInterval: 0 })).json();
+      const stopped = await (await call('/sandbox', 'POST', { autoStopInterval: 0 })).json();
+      expect((await (await call(`/sandbox/${stopped.id}/stop`)).json()).state).toBe('stopped');
+      await relay.cut();
+      for (const [p, body] of [['/sandbox', { autoStopInterval: 0 }], [`/sandbox/${stopped.id}/start`], [`/sandbox/${running.id}/stop`], [`/sandbox/${running.id}/pause`]] as const) {
+        const res = await call(p, 'POST', body);
+        expect(res.status, p).toBe(503);
+        expect((await res.json()).message, p).toMatch(/Docker engine/);
+      }
+      expect((await (await call(`/sandbox/${running.id}`, 'GET')).json()).state).toBe('started');
+      expect((await (await call(`/sandbox/${stopped.id}`, 'GET')).json()).state).toBe('stopped');
+      // Its agent needs no engine: the running sandbox still works.
+      expect(await exec(running.id)).toBe('alive\n');
+      await relay.restore();
+      expect((await (await call(`/sandbox/${running.id}/stop`)).json()).state).toBe('stopped');
+      expect((await (await call(`/sandbox/${stopped.id}/start`)).json()).state).toBe('started');
+      expect(await exec(stopped.id)).toBe('alive\n');
+    } finally {
+      await outage.destroy();
+      relay.close();
+    }
+  }, 300_000);
+});

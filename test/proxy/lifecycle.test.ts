@@ -200,10 +200,14 @@ describe('sandbox timers', () => {
     }
   });
 
-  it('sets labels, and refuses the timers it cannot act on by name', async () => {
+  it('sets labels and timers, and refuses bad intervals by name', async () => {
     const sandbox = await cove.daytona().create();
     try {
       expect(sandbox.autoStopInterval).toBe(15);
+      // Daytona's defaults: archived 7 days after a stop.
+      expect(sandbox.autoArchiveInterval).toBe(7 * 24 * 60);
+      await sandbox.setAutoArchiveInterval(60);
+      expect((await cove.daytona().get(sandbox.id)).autoArchiveInterval).toBe(60);
       await sandbox.setLabels({ team: 'a', stage: 'dev' });
       expect((await cove.daytona().get(sandbox.id)).labels).toEqual({ team: 'a', stage: 'dev' });
       const refused = async (path: string, body?: object) => {
@@ -211,10 +215,10 @@ describe('sandbox timers', () => {
         expect(res.status, path).toBe(400);
         return (await res.json()).message as string;
       };
-      expect(await refused(`/sandbox/${sandbox.id}/autoarchive/60`)).toMatch(/autoArchiveInterval is not supported/);
+      expect(await refused(`/sandbox/${sandbox.id}/autoarchive/-5`)).toMatch(/autoArchiveInterval must be 0 or more/);
       expect(await refused(`/sandbox/${sandbox.id}/autostop/soon`)).toMatch(/interval must be a whole number of minutes/);
       expect(await refused(`/sandbox/${sandbox.id}/autostop/-1`)).toMatch(/autoStopInterval must be 0 or more/);
-      expect(await refused('/sandbox', { autoArchiveInterval: 60 })).toMatch(/autoArchiveInterval/);
+      expect(await refused('/sandbox', { autoArchiveInterval: -1 })).toMatch(/autoArchiveInterval/);
     } finally {
       await sandbox.delete();
     }
