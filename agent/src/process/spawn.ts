@@ -177,7 +177,9 @@ export async function superviseSpawn(
       clearTimeout(timer);
       groups.leaderExited(pid);
       if (open === 0) settle();
-      else grace = setTimeout(settle, DRAIN_GRACE_MS);
+      // Settled from the check phase, after the loop's next poll: in an agent starved of CPU the grace can run out
+      // before the poll phase reads output that was in the pipe all along (timers run first in each turn).
+      else grace = setTimeout(() => setImmediate(settle), DRAIN_GRACE_MS);
     });
   });
   return { child, done };
