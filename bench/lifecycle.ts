@@ -4,7 +4,8 @@
  * - stop → start (start returns once the agent answers) vs `docker stop` + `docker start` until the agent answers;
  * - pause → start (which resumes) vs `docker pause` + `docker unpause`;
  * - archive and restore of a sandbox holding 1 GiB of random bytes vs `docker export | zstd -1 -T0` into a file and
- *   `zstd -d | docker import` + `docker run` of the imported image until its agent answers.
+ *   `zstd -d | docker import` + `docker run` of the imported image until its agent answers;
+ * - fork of the running sandbox holding that 1 GiB vs `docker commit` + `docker run` until the agent answers.
  * Stop/start and pause/resume are one engine call each: Docker does them twice, with the docker CLI (what a user
  * types) and through the Engine API (as Cove calls it), so that the CLI's own start-up is not counted as Cove's gain.
  *
@@ -23,6 +24,7 @@ import { agentAnswers, containerIp, percentile, printTable, runAgentContainer, S
 const STOP_RUNS = 8;
 const PAUSE_RUNS = 15;
 const ARCHIVE_RUNS = 3;
+const FORK_RUNS = 3;
 const BIG_BYTES = 1024 ** 3;
 const WRITE_BIG = 'head -c 1024M /dev/urandom > /root/big';
 const SIZE_OF_BIG = 'stat -c %s /root/big';
@@ -211,6 +213,31 @@ try {
     if (Number(execFileSync('docker', ['exec', base.id, 'sh', '-c', SIZE_OF_BIG], { encoding: 'utf8' })) !== BIG_BYTES) throw new Error('the imported container lost its 1 GiB');
   }
 
+  // 4. fork of a running sandbox holding the 1 GiB: a new started sandbox with its files.
+  const coveFork: number[] = [];
+  const dockerFork: number[] = [];
+  for (let i = 0; i < FORK_RUNS; i++) {
+    let t = process.hrtime.bigint();
+    const fork = await call(cove, `/sandbox/${id}/fork`, {});
+    coveFork.push(since(t));
+    if (fork.state !== 'started' || Number(await exec(cove, fork.id, SIZE_OF_BIG)) !== BIG_BYTES) throw new Error('the fork lost its 1 GiB');
+    await cove.api(`/sandbox/${fork.id}`, { method: 'DELETE' });
+
+    const image = `cove-bench-fork:${randomBytes(6).toString('hex')}`;
+    images.add(image);
+    t = process.hrtime.bigint();
+    await docker('commit', base.id, image);
+    const copy = runAgentContainer({ image, args: limits });
+    containers.add(copy.id);
+    await agentAnswers(copy.ip, copy.token);
+    dockerFork.push(since(t));
+    if (Number(execFileSync('docker', ['exec', copy.id, 'sh', '-c', SIZE_OF_BIG], { encoding: 'utf8' })) !== BIG_BYTES) throw new Error('the committed copy lost its 1 GiB');
+    await docker('rm', '-f', copy.id);
+    containers.delete(copy.id);
+    await docker('rmi', image);
+    images.delete(image);
+  }
+
   const cli = 'docker CLI';
   const api = 'Engine API';
   const rows = (coveRuns: ReturnType<typeof collect>, cliRuns: ReturnType<typeof collect>, apiRuns: ReturnType<typeof collect>, names: [string, string], says: [string, string, string]) => {
@@ -251,6 +278,11 @@ try {
     { name: 'restore p50', value: cr.p50, unit: 'ms', baseline: dr.p50, baselineName: 'zstd -d | docker import + docker run', compared: 'POST /sandbox/{id}/start of the archived sandbox (new container, layer unpacked, agent answers, archive deleted) vs `zstd -d | docker import` + `docker run -d` of the image + poll GET /version, file deleted' },
     { name: 'restore max', value: cr.max, unit: 'ms', baseline: dr.max, baselineName: 'zstd -d | docker import + docker run', compared: 'same' },
     { name: 'archive size', value: MiB(coveBytes), unit: 'MiB', baseline: MiB(dockerBytes), baselineName: 'docker export | zstd', compared: '<dataDir>/archives/<id>.tar.zst vs the exported file' },
+  ]);
+  const [cf, df] = [coveFork, dockerFork].map((r) => ({ p50: percentile(r, 0.5), max: percentile(r, 1) }));
+  printTable(`Fork of a running sandbox holding 1 GiB (${FORK_RUNS} runs each)`, [
+    { name: 'fork p50', value: cf.p50, unit: 'ms', baseline: df.p50, baselineName: 'docker commit + docker run', compared: 'POST /sandbox/{id}/fork (returns the fork started, its agent answering) vs `docker commit` of the running container + `docker run -d` of the image + poll GET /version' },
+    { name: 'fork max', value: cf.max, unit: 'ms', baseline: df.max, baselineName: 'docker commit + docker run', compared: 'same' },
   ]);
 } finally {
   // Each on its own: one that fails (already gone) does not keep the others.

@@ -223,7 +223,7 @@ async function engineRelay(): Promise<{ host: string; cut(): Promise<void>; rest
 }
 
 describe('a Docker engine that goes away', () => {
-  it('answers calls that need it with a 503 at once, keeps every sandbox as it was, and serves them again when it is back', async () => {
+  it('answers calls that need it with a 503 at once, keeps every sandbox as it was, and once back sees what happened meanwhile', async () => {
     const relay = await engineRelay();
     const outage = await startCove({ pool: 0, dockerHost: relay.host });
     const call = (p: string, method = 'POST', body?: object) =>
@@ -250,7 +250,21 @@ describe('a Docker engine that goes away', () => {
       expect((await (await call(`/sandbox/${stopped.id}`, 'GET')).json()).state).toBe('stopped');
       // Its agent needs no engine: the running sandbox still works.
       expect(await exec(running.id)).toBe('alive\n');
+      // As an engine restart does, its container dies while Cove cannot see the engine.
+      execFileSync('docker', ['kill', '--signal', 'KILL', `cove-${running.id}`], { stdio: 'ignore' });
+
       await relay.restore();
+      // Once it can see the engine again, Cove finds out what happened meanwhile.
+      const until = Date.now() + 120_000;
+      let after: { state: string; errorReason?: string } = { state: 'started' };
+      while (after.state === 'started' && Date.now() < until) {
+        await sleep(200);
+        after = await (await call(`/sandbox/${running.id}`, 'GET')).json();
+      }
+      expect(after.state).toBe('error');
+      expect(after.errorReason).toMatch(/killed outside Cove|exited with code 137/);
+      expect((await (await call(`/sandbox/${running.id}/recover`)).json()).state).toBe('started');
+      expect(await exec(running.id)).toBe('alive\n');
       expect((await (await call(`/sandbox/${running.id}/stop`)).json()).state).toBe('stopped');
       expect((await (await call(`/sandbox/${stopped.id}/start`)).json()).state).toBe('started');
       expect(await exec(stopped.id)).toBe('alive\n');
