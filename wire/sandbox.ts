@@ -174,7 +174,7 @@ export const ListSandboxesQuery = z.strictObject({
   name: z.string().optional(),
   /** JSON object of labels every listed sandbox must carry. */
   labels: z.string().optional(),
-  /** Deleted sandboxes are never listed (GET /sandbox/{id} answers one as `destroyed` for a few minutes only). */
+  /** Refused when true: deleted sandboxes are never listed (GET /sandbox/{id} answers one as `destroyed` for a few minutes only). */
   includeErroredDeleted: queryFlag,
   /** Warm-pool containers are not sandboxes until claimed, so there are none to include. */
   includeWarm: queryFlag,

@@ -485,6 +485,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     },
 
     list(principal: Principal, query: ListSandboxesQuery): ListSandboxesResponse {
+      // Errored sandboxes are always listed; deleted ones are not kept in a form lists can page through.
+      if (query.includeErroredDeleted) throw new CoveError('INVALID_REQUEST', 'includeErroredDeleted is not supported by this Cove server: sandboxes in error are always listed, deleted ones never');
       const { items, nextCursor } = searchSandboxes(owned(principal), { ...query, target: TARGET });
       return { items: items.map(toDto), nextCursor };
     },
