@@ -214,8 +214,13 @@ describe('recover', () => {
       await sandbox.start();
 
       execFileSync('docker', ['rm', '-f', ...cove.containers(`dev.cove.sandbox=${sandbox.id}`)]);
-      await waitForState(sandbox.id, 'error', 30_000);
-      await sandbox.refreshData();
+      // Its death and then its removal reach Cove one after the other.
+      const until = Date.now() + 30_000;
+      do {
+        await sleep(50);
+        await sandbox.refreshData();
+      } while ((sandbox.state !== 'error' || sandbox.recoverable) && Date.now() < until);
+      expect(sandbox.state).toBe('error');
       expect(sandbox.recoverable).toBe(false);
       const gone = await cove.api(`/sandbox/${sandbox.id}/recover`, { method: 'POST' });
       expect(gone.status).toBe(400);

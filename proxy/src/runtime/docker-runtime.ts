@@ -498,6 +498,15 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       }
     },
 
+    async untagImage(ref) {
+      try {
+        // force: a tag of an image a container uses is removed, and the image stays; noprune keeps its parents.
+        await docker.getImage(ref).remove({ force: true, noprune: true });
+      } catch (err) {
+        if (engineStatus(err) !== 404) throw toRuntimeError(err, `remove the image name ${ref}`);
+      }
+    },
+
     async removeImage(name) {
       try {
         await docker.getImage(name).remove({ force: false, noprune: false });

@@ -185,6 +185,8 @@ export interface DockerRuntime {
   removeImage(name: string): Promise<boolean>;
   /** Tags the image a container was made from as `ref`: the image stays, whatever becomes of its other names. */
   holdImage(containerId: string, ref: string): Promise<void>;
+  /** Removes the name `ref` (from `holdImage`); the image itself goes only if nothing else names or uses it. */
+  untagImage(ref: string): Promise<void>;
   /**
    * The engine's stream of container events (newline-delimited JSON: start, die, oom, kill, destroy) for containers
    * carrying every given label. It ends when the engine goes away; see events.ts for following it.

@@ -340,7 +340,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     touched.set(id, Date.now());
     const started = toDto(repo.update(id, { state: 'started' })!);
     await opts.archives.delete(id);
-    await runtime.removeImage(archivedImage(id)).catch(() => {});
+    await runtime.untagImage(archivedImage(id)).catch(() => {});
     opts.onTimersChanged?.(id);
     return started;
   }
@@ -355,7 +355,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     let kept: string | undefined;
     if (record.state === 'archiving' && container) {
       await opts.archives.delete(id);
-      await runtime.removeImage(archivedImage(id)).catch(() => {});
+      await runtime.untagImage(archivedImage(id)).catch(() => {});
       repo.update(id, { state: 'stopped', ip: null, stateChangedAt: record.stateChangedAt });
       kept = container.id;
     } else if (opts.archives.has(id)) {
@@ -560,7 +560,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           }
         }
         await opts.archives.delete(id);
-        if (record.state === 'archived') await runtime.removeImage(archivedImage(id)).catch(() => {});
+        if (record.state === 'archived') await runtime.untagImage(archivedImage(id)).catch(() => {});
         repo.remove(id);
         tombstones.bury(toDto(record), record.ownerKeyId);
         touched.delete(id);
@@ -659,7 +659,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           log.info({ sandboxId: id, bytes }, 'sandbox archived');
         } catch (err) {
           repo.update(id, { state: 'stopped', ...stoppedAt });
-          await runtime.removeImage(archivedImage(id)).catch(() => {});
+          await runtime.untagImage(archivedImage(id)).catch(() => {});
           throw failed(id, err, 'archived');
         }
         const archived = toDto(repo.update(id, { state: 'archived', containerId: null, ip: null, ...stoppedAt })!);

@@ -97,16 +97,17 @@ export function createToolboxAccess(deps: { keys: KeysService; sandboxes: Sandbo
       const { pathname, params } = parse(path);
       const forwarded = forwardable(path, pathname);
       if (req.headers.authorization !== undefined) return { target: deps.sandboxes.agentFor(authenticate(deps.keys, req.headers), sandboxId), path: forwarded };
-      const tokens = new Set(params.filter((p) => isTokenParam(p.name)).map((p) => p.value));
+      // Exactly one token, in one place: the same token twice is refused like two different ones.
+      const tokens = params.filter((p) => isTokenParam(p.name)).map((p) => p.value);
       if (accepted.header) {
         for (const name of TOKEN_HEADERS) {
           const value = req.headers[name];
-          if (typeof value === 'string') tokens.add(value);
+          if (typeof value === 'string') tokens.push(value);
         }
       }
-      if (!tokens.size) authenticate(deps.keys, req.headers); // throws the usual 401
+      if (!tokens.length) authenticate(deps.keys, req.headers); // throws the usual 401
       // Tokens are looked up by their SHA-256 (auth/credentials.ts): no secret is compared byte by byte.
-      const grant = tokens.size === 1 ? deps.previewTokens.verify([...tokens][0]) : undefined;
+      const grant = tokens.length === 1 ? deps.previewTokens.verify(tokens[0]) : undefined;
       const record = deps.sandboxes.find(sandboxId);
       if (!grant || !record || grant.sandboxId !== record.id || grant.port !== accepted.port || grant.signed) {
         throw new CoveError('UNAUTHORIZED', `DAYTONA_SANDBOX_AUTH_KEY must be the token of getPreviewLink(${accepted.port}) of this sandbox`);
