@@ -4,6 +4,7 @@
  * refused when in use, per API key, and deleted with their Docker volume.
  */
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import type { Sandbox } from '@daytonaio/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COVE_BIN } from '../helpers/agent';
@@ -13,8 +14,10 @@ let cove: TestCove;
 beforeAll(async () => {
   cove = await startCove({ pool: 1 });
 }, 20 * 60_000);
+let restartedDataDir: string | undefined;
 afterAll(async () => {
   await cove?.destroy();
+  if (restartedDataDir) rmSync(restartedDataDir, { recursive: true, force: true });
 });
 
 const keysCli = (...args: string[]) =>
@@ -170,5 +173,24 @@ describe('volumes', () => {
     expect(dockerVolumeExists(vol.id)).toBe(false);
     expect((await daytona.volume.list()).map((v) => v.id)).not.toContain(vol.id);
     await expect(daytona.volume.get(name)).rejects.toMatchObject({ statusCode: 404 });
+  });
+
+  it('keeps volumes and mounts across a restart of the server', async () => {
+    const vol = await cove.daytona().volume.create(`${name}-kept`);
+    const sb = await cove.daytona().create({ volumes: [{ volumeId: vol.id, mountPath: '/data' }] });
+    made.push(sb);
+    await run(sb, 'echo before > /data/f');
+    expect(await cove.stop()).toBe(0);
+    restartedDataDir = cove.dataDir;
+    cove = await startCove({ pool: 1, dataDir: cove.dataDir, apiKey: cove.apiKey });
+    const daytona = cove.daytona();
+    expect(await daytona.volume.get(vol.name)).toMatchObject({ id: vol.id, state: 'ready' });
+    const again = await daytona.get(sb.id);
+    expect(again.volumes).toEqual([{ volumeId: vol.id, mountPath: '/data' }]);
+    expect(await run(again, 'cat /data/f')).toBe('before\n');
+    await expect(daytona.volume.delete(vol)).rejects.toMatchObject({ statusCode: 409 });
+    await again.delete();
+    await daytona.volume.delete(vol);
+    expect(dockerVolumeExists(vol.id)).toBe(false);
   });
 });
