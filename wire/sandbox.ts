@@ -1,4 +1,5 @@
 import { StringMap } from './common';
+import { SandboxVolume } from './volumes';
 import { z } from 'zod';
 
 /**
@@ -17,7 +18,7 @@ const interval = minutes.optional();
 
 /**
  * `POST /sandbox`, the fields Cove acts on. Unknown fields the SDK sends (target, spot, otel…) are accepted and
- * ignored; fields that ask for something Cove cannot give (GPUs, volumes) are refused by the service.
+ * ignored; fields that ask for something Cove cannot give (GPUs, a volume's subpath) are refused by the service.
  */
 /**
  * An image reference as Docker reads one: `[registry[:port]/]path[:tag][@digest]`, no spaces or control characters.
@@ -63,7 +64,8 @@ export const CreateSandboxRequest = z.object({
   /** Refused by name while Cove has no egress proxy: hostnames cannot be enforced at the IP layer. */
   domainAllowList: z.string().optional(),
   outboundProxyUrl: z.string().optional(),
-  volumes: z.array(z.unknown()).optional(),
+  /** Volumes to mount (the caller's, `ready`); kept by the sandbox through stop, start, archive and restore. */
+  volumes: z.array(SandboxVolume).optional(),
   /** Daytona's region; a Cove server has one, `local`. */
   target: z.string().optional(),
   // Asked for by the SDK, not offered by Cove: refused by name when set (never stored and ignored).
@@ -106,6 +108,8 @@ export const SandboxDto = z.object({
   lastActivityAt: z.string(),
   toolboxProxyUrl: z.string(),
   daemonVersion: z.string().optional(),
+  /** The volumes mounted in the sandbox (ids, never names). */
+  volumes: z.array(SandboxVolume).optional(),
 });
 export type SandboxDto = z.infer<typeof SandboxDto>;
 

@@ -16,6 +16,8 @@ import type { SnapshotService } from './snapshots/service';
 import { registerSigningRoutes } from './auth/routes';
 import type { SshAccess } from './auth/ssh-tokens';
 import { registerSshRoutes, type SshEndpoint } from './ssh/routes';
+import { registerVolumeRoutes } from './volumes/routes';
+import type { VolumeService } from './volumes/service';
 
 /** Base path of the control API: the SDK's `apiUrl` is `http(s)://HOST[:PORT]/api`. */
 export const API_BASE = '/api';
@@ -26,6 +28,8 @@ export interface ApiOptions {
   sandboxes: SandboxService;
   /** Forks and snapshots of sandboxes. */
   snapshots: SnapshotService;
+  /** Volumes (`/volumes`). */
+  volumes: VolumeService;
   pool?: WarmPool;
   previewTokens: PreviewTokens;
   /** Keys of signed file URLs (`sandbox.downloadUrl`, `uploadUrl`). */
@@ -56,6 +60,7 @@ export function createApiApp(opts: ApiOptions) {
   const router = new Router(app, { maxJsonBody: 256 * 1024 });
   registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
   registerSnapshotRoutes(router, opts.snapshots);
+  registerVolumeRoutes(router, opts.volumes);
   registerPoolRoutes(router, opts.pool);
   registerPreviewRoutes(router, { sandboxes: opts.sandboxes, tokens: opts.previewTokens, publicUrl: opts.publicUrl, domain: opts.previewDomain });
   registerSshRoutes(router, { sandboxes: opts.sandboxes, access: opts.ssh.access, endpoint: opts.ssh.endpoint });

@@ -19,6 +19,7 @@ import { createDirectoryStore } from './archive/store';
 import { createSandboxService, DEFAULTS, LABEL_INSTANCE } from './sandboxes/service';
 import { EVENTS_PATH, startProxyServer, TOOLBOX_BASE } from './server';
 import { createSnapshotService } from './snapshots/service';
+import { createVolumeService } from './volumes/service';
 import { openDatabase } from './store/db';
 import { createToolboxAccess } from './toolbox/access';
 import { createToolboxForwarder } from './toolbox/forward';
@@ -111,6 +112,14 @@ export async function runServe(argv: string[]): Promise<void> {
   const archives = createDirectoryStore(path.join(config.dataDir, 'archives'));
   archives.sweep();
   const quotas = createQuotaService({ db, defaults: config.limits });
+  const volumes = createVolumeService({
+    db,
+    runtime,
+    labels: { [LABEL_INSTANCE]: instance },
+    image: SANDBOX_IMAGE,
+    sandboxOf: (id) => sandboxes.find(id),
+    log,
+  });
   const sandboxes = createSandboxService({
     repo: sandboxRepo,
     runtime,
@@ -131,15 +140,18 @@ export async function runServe(argv: string[]): Promise<void> {
       previewTokens.removeForSandbox(id);
       sshAccess.removeForSandbox(id);
       signing.removeForSandbox(id);
+      volumes.forget(id);
       // A deleted fork's image goes with it, as does a replaced snapshot this sandbox still ran from.
       settle('collect committed images', snapshots.collectImages());
     },
     mayUseImage: (principal, image) => snapshots.mayUse(principal, image),
+    volumes,
     log,
   });
   const snapshots = createSnapshotService({ sandboxes, runtime, quotas, instance, log });
   const { poolContainers, removed } = await sandboxes.reconcile();
   if (removed.length) log.info({ removed: removed.length }, 'removed containers no sandbox owns');
+  await volumes.settle().catch((err: Error) => log.error({ err: err.message }, 'could not settle the volumes'));
   // Forks deleted while the server was down (or a fork it stopped in the middle of) leave their images.
   await snapshots.collectImages().catch((err: Error) => log.error({ err: err.message }, 'could not remove the images Cove committed that nothing uses'));
   if (pool) await pool.start(poolContainers);
@@ -221,6 +233,7 @@ export async function runServe(argv: string[]): Promise<void> {
     keys,
     sandboxes,
     snapshots,
+    volumes,
     pool,
     forwarder: createToolboxForwarder({ onActivity: (id) => sandboxes.touch(id), onRequest: (id) => sandboxes.busyWith(id) }),
     toolboxAccess: createToolboxAccess({ keys, sandboxes, signing, previewTokens }),

@@ -25,7 +25,7 @@ export interface TestCove {
   output(): string;
   /** SIGTERM: the server exits and leaves its containers for the next start. */
   stop(): Promise<number | null>;
-  /** Stops the server and removes its containers and data. */
+  /** Stops the server and removes its containers, volumes and data. */
   destroy(): Promise<void>;
 }
 
@@ -99,6 +99,8 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
       await cove.stop();
       const ids = cove.containers();
       if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore', env: dockerEnv });
+      const volumes = execFileSync('docker', ['volume', 'ls', '-q', '--filter', `label=dev.cove.instance=${instance}`], { encoding: 'utf8', env: dockerEnv }).split('\n').filter(Boolean);
+      if (volumes.length) execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'ignore', env: dockerEnv });
       if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };

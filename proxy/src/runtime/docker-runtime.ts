@@ -14,7 +14,7 @@ import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
 import { ensureRunsc } from './runsc';
 import { tarLayer, untarLayer, writableLayer } from './layer';
-import { AGENT_SECRETS_MOUNT, AGENT_TOKEN_FILE, chooseUser, containerCreateOptions, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
+import { AGENT_SECRETS_MOUNT, AGENT_TOKEN_FILE, chooseUser, containerCreateOptions, NO_COPY, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
 import {
   AgentNotReadyError,
   COVE_LABEL_PREFIX,
@@ -430,6 +430,70 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         });
       } catch (err) {
         throw toRuntimeError(err, 'follow the engine\'s events');
+      }
+    },
+
+    async createVolume(name, labels, image) {
+      try {
+        await docker.createVolume({ Name: name, Driver: 'local', Labels: { ...labels, [LABEL_MANAGED]: '1' } });
+      } catch (err) {
+        throw toRuntimeError(err, `create the volume ${name}`);
+      }
+      // A new volume's root belongs to root, mode 755: no sandbox user could write it. One container, Cove's own
+      // command, run as root without network or capabilities, makes it writable by all (sticky, as /tmp).
+      let helper: Dockerode.Container | undefined;
+      try {
+        const created: Dockerode.Container = await docker.createContainer({
+          Image: image,
+          Labels: { ...labels, [LABEL_MANAGED]: '1' },
+          User: '0:0',
+          Entrypoint: ['chmod', '1777', '/volume'],
+          Cmd: [],
+          NetworkDisabled: true,
+          HostConfig: {
+            Runtime: 'runc',
+            NetworkMode: 'none',
+            CapDrop: ['ALL'],
+            SecurityOpt: ['no-new-privileges'],
+            Mounts: [{ Type: 'volume', Source: name, Target: '/volume', VolumeOptions: NO_COPY }],
+          },
+        });
+        helper = created;
+        await created.start();
+        const { StatusCode } = (await created.wait()) as { StatusCode: number };
+        if (StatusCode !== 0) {
+          const logs = (await created.logs({ stdout: true, stderr: true, tail: 5 }).catch(() => '')).toString();
+          throw new RuntimeError('DOCKER_ERROR', `Could not make the volume ${name} writable: chmod in ${image} exited with code ${StatusCode}`, logs);
+        }
+      } catch (err) {
+        await helper?.remove({ force: true }).catch(() => {});
+        helper = undefined;
+        await docker.getVolume(name).remove().catch(() => {});
+        if (engineStatus(err) === 404 && /image/i.test(engineMessage(err))) throw new ImageNotFoundError(image);
+        throw toRuntimeError(err, `prepare the volume ${name}`);
+      } finally {
+        await helper?.remove({ force: true }).catch(() => {});
+      }
+    },
+
+    async removeVolume(name) {
+      try {
+        await docker.getVolume(name).remove();
+      } catch (err) {
+        const status = engineStatus(err);
+        if (status === 404) return;
+        if (status === 409) throw new RuntimeError('CONFLICT', `The volume ${name} is in use by a container`, engineMessage(err), { cause: err });
+        throw toRuntimeError(err, `remove the volume ${name}`);
+      }
+    },
+
+    async volumesLabelled(labels) {
+      try {
+        const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+        const { Volumes } = await docker.listVolumes({ filters: { label } });
+        return (Volumes ?? []).map((v) => v.Name);
+      } catch (err) {
+        throw toRuntimeError(err, 'list volumes');
       }
     },
 

@@ -90,6 +90,8 @@ describe('validateSpec', () => {
       [{ env: { 'A\0': '1' } }, /environment variable/],
       [{ user: 'root; rm -rf /' }, /user name/],
       [{ user: '1000' }, /user name/],
+      [{ volumes: [{ volume: '../x', target: '/data' }] }, /volume name/],
+      [{ volumes: [{ volume: 'cove-vol-1', target: 'data' }] }, /mount path/],
     ];
     for (const [change, why] of refused) {
       let error: unknown;
@@ -116,6 +118,15 @@ describe('containerCreateOptions', () => {
       agentPort: 2280,
       runtime,
     });
+
+  it('mounts named volumes read-write without copying the image into them, and none when there are none', () => {
+    expect(create().HostConfig?.Mounts).toBeUndefined();
+    const o = create({ volumes: [{ volume: 'cove-vol-1', target: '/data' }, { volume: 'cove-vol-2', target: '/home/cove/x' }] });
+    expect(o.HostConfig?.Mounts).toEqual([
+      { Type: 'volume', Source: 'cove-vol-1', Target: '/data', ReadOnly: false, VolumeOptions: { NoCopy: true } },
+      { Type: 'volume', Source: 'cove-vol-2', Target: '/home/cove/x', ReadOnly: false, VolumeOptions: { NoCopy: true } },
+    ]);
+  });
 
   it("runs the mounted agent as root under Docker's init, with the image entrypoint after it, read-only bundle, no CMD", () => {
     const o = create();

@@ -12,6 +12,12 @@ import {
   type SandboxSpec,
 } from './types';
 
+/**
+ * A volume mount's options: copy nothing of the image into the volume. (The engine reads only the fields given; the
+ * typings ask for all of them.)
+ */
+export const NO_COPY = { NoCopy: true } as NonNullable<Dockerode.MountSettings['VolumeOptions']>;
+
 /** The only capabilities a sandbox keeps (Docker's default set minus AUDIT_WRITE, MKNOD, NET_RAW, SETFCAP, SETPCAP, SYS_CHROOT). */
 export const SANDBOX_CAPABILITIES = [
   'CHOWN', // the agent hands uploaded files to the sandbox user; package managers chown what they unpack
@@ -121,6 +127,10 @@ export function validateSpec(spec: SandboxSpec): void {
   for (const key of Object.keys(spec.env ?? {})) {
     if (!key || key.includes('=') || key.includes('\0')) throw bad(`invalid environment variable name ${JSON.stringify(key)}`);
   }
+  for (const v of spec.volumes ?? []) {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(v.volume)) throw bad(`invalid volume name ${JSON.stringify(v.volume)}`);
+    if (!v.target.startsWith('/') || v.target.includes(':')) throw bad(`invalid mount path ${JSON.stringify(v.target)}`);
+  }
   if (spec.user !== undefined && !/^[a-z_][a-z0-9_.-]*\$?$/i.test(spec.user)) throw bad(`invalid user name ${JSON.stringify(spec.user)}`);
 }
 
@@ -175,6 +185,11 @@ export function containerCreateOptions(opts: {
     HostConfig: {
       Runtime: opts.runtime,
       Binds: [`${path.resolve(opts.bundleDir)}:${BUNDLE_MOUNT}:ro`, `${path.resolve(opts.secretsDir)}:${AGENT_SECRETS_MOUNT}:ro`],
+      // Named volumes, read-write; NoCopy: an empty volume stays empty (the engine would otherwise copy what the image
+      // has at the path into it, and its owner and mode over the root Cove made writable).
+      ...(spec.volumes?.length
+        ? { Mounts: spec.volumes.map((v) => ({ Type: 'volume' as const, Source: v.volume, Target: v.target, ReadOnly: false, VolumeOptions: NO_COPY })) }
+        : {}),
       NetworkMode: opts.network,
       Privileged: false,
       CapDrop: ['ALL'],

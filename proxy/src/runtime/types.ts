@@ -56,6 +56,16 @@ export interface SandboxSpec {
   diskGiB?: number;
   /** Files to put in the new container's writable layer before it first runs (an `exportLayer` stream). */
   layer?: () => Readable;
+  /** Named Docker volumes mounted read-write at absolute paths (the engine copies nothing of the image into them). */
+  volumes?: VolumeMount[];
+}
+
+/** A named Docker volume mounted in a sandbox. */
+export interface VolumeMount {
+  /** The Docker volume's name. */
+  volume: string;
+  /** Absolute path in the container. */
+  target: string;
 }
 
 /** A container as the runtime sees it. */
@@ -187,6 +197,16 @@ export interface DockerRuntime {
   holdImage(containerId: string, ref: string): Promise<void>;
   /** Removes the name `ref` (from `holdImage`); the image itself goes only if nothing else names or uses it. */
   untagImage(ref: string): Promise<void>;
+  /**
+   * Creates a named volume (local driver) carrying `dev.cove.managed=1` and `labels`, whose root every user may write
+   * (mode 1777, as /tmp: the sticky bit keeps users from deleting each other's files), set by a short-lived container
+   * of `image` (it needs `chmod`), run as root without network. Resolves once the volume is ready to mount.
+   */
+  createVolume(name: string, labels: Record<string, string>, image: string): Promise<void>;
+  /** Removes a named volume; no error when it is gone. RuntimeError CONFLICT while a container uses it. */
+  removeVolume(name: string): Promise<void>;
+  /** Names of the volumes carrying every given label. */
+  volumesLabelled(labels: Record<string, string>): Promise<string[]>;
   /**
    * The engine's stream of container events (newline-delimited JSON: start, die, oom, kill, destroy) for containers
    * carrying every given label. It ends when the engine goes away; see events.ts for following it.

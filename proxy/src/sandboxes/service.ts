@@ -14,6 +14,7 @@ import { now } from '../store/db';
 import { exitOutcome } from './exit-reason';
 import { searchSandboxes } from './list-query';
 import type { SandboxRecord, SandboxRepo } from './repo';
+import type { VolumeService } from '../volumes/service';
 import { createTombstones } from './tombstones';
 
 import { LABEL_POOL, LABEL_SANDBOX } from '../runtime/types';
@@ -70,6 +71,8 @@ interface SandboxServiceOptions {
   onDeleted?: (id: string) => void;
   /** Whether a principal may create sandboxes of a local image (another key's snapshot: no). Default: yes. */
   mayUseImage?: (principal: Principal, image: string) => Promise<boolean>;
+  /** Volumes: checks a create's `volumes`, records the sandbox's mounts, and says what its containers mount. */
+  volumes?: Pick<VolumeService, 'resolve' | 'attach' | 'of' | 'mountsOf'>;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
   refuseDisk?: string;
   /** Set where a container's disk size is fixed when it is made (storage-opt): `disk` cannot change afterwards. */
@@ -148,6 +151,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       lastActivityAt: r.lastActivityAt,
       toolboxProxyUrl: opts.toolboxUrl(),
       daemonVersion: opts.agentVersion,
+      volumes: opts.volumes?.of(r.id) ?? [],
     };
     if (r.errorReason) dto.errorReason = r.errorReason;
     return dto;
@@ -293,6 +297,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       diskGiB: record.disk,
       egress: egressOf(record),
       layer,
+      volumes: opts.volumes?.mountsOf(record.id),
     });
     repo.update(record.id, { containerId: created.containerId, ip: created.ip, user: created.user });
     await runtime.waitForAgent(created.ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
@@ -383,7 +388,6 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       ] as const) {
         if (set) throw new CoveError('INVALID_REQUEST', `${field} is not supported by this Cove server`);
       }
-      if (req.volumes?.length) throw new CoveError('INVALID_REQUEST', 'Volumes are not supported yet');
       if (req.outboundProxyUrl?.trim()) throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl is not supported by this Cove server');
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
@@ -392,6 +396,9 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (image !== opts.image && !((await runtime.imageExists(image)) && (await opts.mayUseImage?.(principal, image)) !== false)) {
         throw new CoveError('IMAGE_NOT_FOUND', `Image ${image} does not exist on this host; build it (docker build) or run "cove images build" for the default`);
       }
+      // Checked after the last wait: nothing can delete a volume between this and the insert below.
+      if (req.volumes?.length && !opts.volumes) throw new CoveError('INVALID_REQUEST', 'volumes are not supported by this Cove server');
+      const mounts = req.volumes?.length && opts.volumes ? opts.volumes.resolve(principal, req.volumes) : [];
       const id = randomUUID();
       const name = req.name ?? id;
       // Names are unique per API key: only the caller's own sandboxes can make a name taken.
@@ -427,15 +434,18 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         lastActivityAt: time,
       };
       try {
-        opts.quotas.admit(principal.keyId, record, () => repo.insert(record));
+        opts.quotas.admit(principal.keyId, record, () => {
+          repo.insert(record);
+          if (mounts.length) opts.volumes?.attach(id, mounts);
+        });
       } catch (err) {
         if (/UNIQUE/.test((err as Error).message)) throw new CoveError('SANDBOX_EXISTS', `A sandbox named ${name} already exists`);
         throw err;
       }
 
-      // A pool member fits when the sandbox asks for nothing the member was not started with.
+      // A pool member fits when the sandbox asks for nothing the member was not started with (members mount no volumes).
       const poolClass: PoolClass = { image, cpu: record.cpu, memoryGiB: record.memory, diskGiB: record.disk };
-      const member = Object.keys(record.env).length === 0 && record.user === opts.defaultUser ? opts.pool?.claim(poolClass) : undefined;
+      const member = Object.keys(record.env).length === 0 && record.user === opts.defaultUser && !mounts.length ? opts.pool?.claim(poolClass) : undefined;
       if (member) {
         const policy = egressOf(record);
         if (policy !== OPEN) {

@@ -129,6 +129,27 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE sandboxes ADD COLUMN auto_pause_interval INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE sandboxes ADD COLUMN auto_destroy_at TEXT;
    ALTER TABLE sandboxes ADD COLUMN state_changed_at TEXT;`,
+  // Volumes (volumes/): named Docker volumes, names unique per API key; and which sandbox mounts which, where (rows of
+  // a deleted sandbox go with it). Safe to run again.
+  `CREATE TABLE IF NOT EXISTS volumes (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     owner_key_id TEXT NOT NULL,
+     state TEXT NOT NULL,
+     error_reason TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     last_used_at TEXT,
+     UNIQUE (owner_key_id, name)
+   );
+   CREATE TABLE IF NOT EXISTS sandbox_volumes (
+     sandbox_id TEXT NOT NULL,
+     position INTEGER NOT NULL,
+     volume_id TEXT NOT NULL,
+     mount_path TEXT NOT NULL,
+     PRIMARY KEY (sandbox_id, position)
+   );
+   CREATE INDEX IF NOT EXISTS sandbox_volumes_volume ON sandbox_volumes(volume_id);`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */
