@@ -363,8 +363,9 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
      */
     checkCopyName(principal: Principal, name: string): void {
       const row = ownNamed.get(principal.keyId, name);
-      if ((row && row.source_sandbox_id === null) || isGeneral(name)) {
-        throw new CoveError('CONFLICT', `A snapshot named ${name} already exists (made from the image ${row?.image ?? name}); delete it first or choose another name`);
+      // The general snapshot's name is an image's that is no key's snapshot: the copy's own check refuses it.
+      if (row && row.source_sandbox_id === null) {
+        throw new CoveError('CONFLICT', `A snapshot named ${name} already exists (made from the image ${row.image}); delete it first or choose another name`);
       }
     },
 
