@@ -11,8 +11,9 @@ import type { PreviewTokens } from './auth/preview-tokens';
 import { registerSandboxRoutes } from './sandboxes/routes';
 import type { SandboxService } from './sandboxes/service';
 import type { SigningKeys } from './auth/signing';
-import { registerSnapshotRoutes } from './snapshots/routes';
+import { registerSnapshotCatalogRoutes, registerSnapshotRoutes } from './snapshots/routes';
 import type { SnapshotService } from './snapshots/service';
+import type { SnapshotCatalog } from './snapshots/catalog';
 import { registerSigningRoutes } from './auth/routes';
 import type { SshAccess } from './auth/ssh-tokens';
 import { registerSshRoutes, type SshEndpoint } from './ssh/routes';
@@ -30,6 +31,8 @@ export interface ApiOptions {
   snapshots: SnapshotService;
   /** Volumes (`/volumes`). */
   volumes: VolumeService;
+  /** Daytona's snapshots: named images per API key. */
+  catalog: SnapshotCatalog;
   pool?: WarmPool;
   previewTokens: PreviewTokens;
   /** Keys of signed file URLs (`sandbox.downloadUrl`, `uploadUrl`). */
@@ -61,6 +64,7 @@ export function createApiApp(opts: ApiOptions) {
   registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
   registerSnapshotRoutes(router, opts.snapshots);
   registerVolumeRoutes(router, opts.volumes);
+  registerSnapshotCatalogRoutes(router, opts.catalog, () => `${opts.publicUrl()}${API_BASE}`);
   registerPoolRoutes(router, opts.pool);
   registerPreviewRoutes(router, { sandboxes: opts.sandboxes, tokens: opts.previewTokens, publicUrl: opts.publicUrl, domain: opts.previewDomain });
   registerSshRoutes(router, { sandboxes: opts.sandboxes, access: opts.ssh.access, endpoint: opts.ssh.endpoint });

@@ -20,6 +20,7 @@ import { createSandboxService, DEFAULTS, LABEL_INSTANCE } from './sandboxes/serv
 import { EVENTS_PATH, startProxyServer, TOOLBOX_BASE } from './server';
 import { createSnapshotService } from './snapshots/service';
 import { createVolumeService } from './volumes/service';
+import { createSnapshotCatalog } from './snapshots/catalog';
 import { openDatabase } from './store/db';
 import { createToolboxAccess } from './toolbox/access';
 import { createToolboxForwarder } from './toolbox/forward';
@@ -143,17 +144,29 @@ export async function runServe(argv: string[]): Promise<void> {
       volumes.forget(id);
       // A deleted fork's image goes with it, as does a replaced snapshot this sandbox still ran from.
       settle('collect committed images', snapshots.collectImages());
+      settle('collect the images of deleted snapshots', catalog.collect());
     },
     mayUseImage: (principal, image) => snapshots.mayUse(principal, image),
     volumes,
+    resolveSnapshot: (principal, name) => catalog.resolve(principal, name),
     log,
   });
-  const snapshots = createSnapshotService({ sandboxes, runtime, quotas, instance, log });
+  const catalog = createSnapshotCatalog({
+    db,
+    runtime,
+    defaultImage: config.image,
+    defaults: DEFAULTS,
+    sandboxes: () => sandboxes.records(),
+    mayUse: (principal, image) => snapshots.mayUse(principal, image),
+    log,
+  });
+  const snapshots = createSnapshotService({ sandboxes, runtime, quotas, instance, catalog, log });
   const { poolContainers, removed } = await sandboxes.reconcile();
   if (removed.length) log.info({ removed: removed.length }, 'removed containers no sandbox owns');
   await volumes.settle().catch((err: Error) => log.error({ err: err.message }, 'could not settle the volumes'));
   // Forks deleted while the server was down (or a fork it stopped in the middle of) leave their images.
   await snapshots.collectImages().catch((err: Error) => log.error({ err: err.message }, 'could not remove the images Cove committed that nothing uses'));
+  await catalog.recover().catch((err: Error) => log.error({ err: err.message }, 'could not recover the snapshots'));
   if (pool) await pool.start(poolContainers);
   else for (const c of poolContainers) await runtime.remove(c.id).catch(() => {});
   const watchdog =
@@ -234,6 +247,7 @@ export async function runServe(argv: string[]): Promise<void> {
     sandboxes,
     snapshots,
     volumes,
+    catalog,
     pool,
     forwarder: createToolboxForwarder({ onActivity: (id) => sandboxes.touch(id), onRequest: (id) => sandboxes.busyWith(id) }),
     toolboxAccess: createToolboxAccess({ keys, sandboxes, signing, previewTokens }),

@@ -510,11 +510,31 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
     async imageInfo(name) {
       try {
         const image = await docker.getImage(name).inspect();
-        return { id: image.Id, labels: image.Config?.Labels ?? {} };
+        const entrypoint = image.Config?.Entrypoint;
+        return { id: image.Id, labels: image.Config?.Labels ?? {}, size: image.Size, entrypoint: typeof entrypoint === 'string' ? [entrypoint] : (entrypoint ?? null) };
       } catch (err) {
         if (engineStatus(err) === 404) return undefined;
         throw toRuntimeError(err, `inspect the image ${name}`);
       }
+    },
+
+    async pullImage(ref, onLine) {
+      let stream: NodeJS.ReadableStream;
+      try {
+        stream = await docker.pull(ref);
+      } catch (err) {
+        throw toRuntimeError(err, `pull ${ref}`);
+      }
+      await new Promise<void>((resolve, reject) => {
+        docker.modem.followProgress(
+          stream,
+          (err: Error | null) => (err ? reject(new RuntimeError('DOCKER_ERROR', `Docker failed to pull ${ref}: ${err.message}`)) : resolve()),
+          (event: { status?: string; id?: string; progress?: string; error?: string }) => {
+            const text = event.error ?? [event.id, event.status, event.progress].filter(Boolean).join(' ');
+            if (text) onLine(text);
+          },
+        );
+      });
     },
 
     async commit(containerId, target) {

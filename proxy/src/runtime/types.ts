@@ -177,8 +177,13 @@ export interface DockerRuntime {
   memoryUsage(containerId: string): Promise<number>;
   /** Whether the image is present locally. */
   imageExists(name: string): Promise<boolean>;
-  /** A local image's id and labels, or undefined when there is no image of that name. */
-  imageInfo(name: string): Promise<{ id: string; labels: Record<string, string> } | undefined>;
+  /** A local image's id, labels, size (bytes) and entrypoint, or undefined when there is no image of that name. */
+  imageInfo(name: string): Promise<{ id: string; labels: Record<string, string>; size?: number; entrypoint?: string[] | null } | undefined>;
+  /**
+   * Pulls an image from its registry (anonymously) through the engine, handing each progress line to `onLine`;
+   * rejects with the engine's reason when the pull fails.
+   */
+  pullImage(ref: string, onLine: (line: string) => void): Promise<void>;
   /**
    * Makes a container's file system (its image's and what it wrote, never its mounts) a new local image tagged
    * `repo:tag`, pausing a running container while its writes are read. The image is configured as the container's

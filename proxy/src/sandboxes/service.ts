@@ -73,6 +73,8 @@ interface SandboxServiceOptions {
   mayUseImage?: (principal: Principal, image: string) => Promise<boolean>;
   /** Volumes: checks a create's `volumes`, records the sandbox's mounts, and says what its containers mount. */
   volumes?: Pick<VolumeService, 'resolve' | 'attach' | 'of' | 'mountsOf'>;
+  /** The image of a snapshot (snapshots/catalog.ts) a create names, or undefined when the name is no snapshot's. */
+  resolveSnapshot?: (principal: Principal, name: string) => string | undefined;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
   refuseDisk?: string;
   /** Set where a container's disk size is fixed when it is made (storage-opt): `disk` cannot change afterwards. */
@@ -391,7 +393,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (req.outboundProxyUrl?.trim()) throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl is not supported by this Cove server');
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
-      const image = imageOf(req);
+      // A snapshot's name is its image's; any other name is a local image's.
+      const image = (req.snapshot && !req.image && !req.buildInfo && opts.resolveSnapshot?.(principal, req.snapshot)) || imageOf(req);
       // Another key's snapshot is as absent as a missing image: its files are that key's.
       if (image !== opts.image && !((await runtime.imageExists(image)) && (await opts.mayUseImage?.(principal, image)) !== false)) {
         throw new CoveError('IMAGE_NOT_FOUND', `Image ${image} does not exist on this host; build it (docker build) or run "cove images build" for the default`);

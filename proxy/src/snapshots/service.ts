@@ -7,6 +7,7 @@ import type { QuotaService } from '../quotas/service';
 import { LABEL_COMMITTED_BY, LABEL_FORK, LABEL_SNAPSHOT_OWNER, LABEL_USER, type DockerRuntime } from '../runtime/types';
 import type { SandboxRecord } from '../sandboxes/repo';
 import { DEFAULTS, type SandboxService } from '../sandboxes/service';
+import type { SnapshotCatalog } from './catalog';
 import { FORK_REPOSITORY, parseSnapshotName } from './names';
 
 interface SnapshotServiceOptions {
@@ -15,6 +16,8 @@ interface SnapshotServiceOptions {
   quotas: QuotaService;
   /** This server's instance id: the images it commits carry it, so servers sharing an engine collect only their own. */
   instance: string;
+  /** Daytona's snapshot records: a snapshot made here is listed there, under the name it was given. */
+  catalog?: SnapshotCatalog;
   log: Logger;
 }
 
@@ -124,6 +127,7 @@ export function createSnapshotService(opts: SnapshotServiceOptions) {
       }
       const { repository, tag } = parseSnapshotName(req.name);
       const name = `${repository}:${tag}`;
+      opts.catalog?.checkCopyName(principal, req.name);
       return oneAtATime(name, async () => {
         const existing = await runtime.imageInfo(name);
         if (existing && existing.labels[LABEL_SNAPSHOT_OWNER] !== principal.keyId) {
@@ -133,6 +137,7 @@ export function createSnapshotService(opts: SnapshotServiceOptions) {
           commit(record, repository, tag, { [LABEL_SNAPSHOT_OWNER]: principal.keyId }),
         );
         if (existing && existing.id !== imageId) await removeImage(existing.id);
+        opts.catalog?.recordCopy(principal, req.name, name, source.id, (await runtime.imageInfo(imageId).catch(() => undefined))?.size);
         log.info({ sandboxId: source.id, snapshot: name }, 'snapshot created');
         return sandboxes.get(principal, source.id);
       });

@@ -150,6 +150,26 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (sandbox_id, position)
    );
    CREATE INDEX IF NOT EXISTS sandbox_volumes_volume ON sandbox_volumes(volume_id);`,
+  // Snapshots (snapshots/catalog.ts): named images per API key. owns_image: Cove pulled or committed the image, so
+  // deleting the snapshot removes it; a row in state 'removing' waits for its image to be unused, and frees its name.
+  `CREATE TABLE IF NOT EXISTS snapshots (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     owner_key_id TEXT NOT NULL,
+     image TEXT NOT NULL,
+     state TEXT NOT NULL,
+     owns_image INTEGER NOT NULL DEFAULT 0,
+     size REAL,
+     entrypoint TEXT,
+     error_reason TEXT,
+     source_sandbox_id TEXT,
+     logs TEXT NOT NULL DEFAULT '',
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     last_used_at TEXT
+   );
+   CREATE UNIQUE INDEX IF NOT EXISTS snapshots_owner_name ON snapshots(owner_key_id, name) WHERE state != 'removing';
+   CREATE INDEX IF NOT EXISTS snapshots_name ON snapshots(name);`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */

@@ -1,0 +1,413 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { CoveError } from '../../../lib/errors';
+import { IMAGE_REF } from '../../../wire/sandbox';
+import { SnapshotName, type CreateSnapshotRequest, type ListSnapshotsQuery, type PaginatedSnapshots, type SnapshotDto, type SnapshotState } from '../../../wire/snapshots';
+import type { Principal } from '../auth/api-keys';
+import type { DockerRuntime } from '../runtime/types';
+import type { SandboxRecord } from '../sandboxes/repo';
+import { now, type Db } from '../store/db';
+
+interface SnapshotRow {
+  id: string;
+  name: string;
+  owner_key_id: string;
+  image: string;
+  state: SnapshotState;
+  owns_image: number;
+  size: number | null;
+  entrypoint: string | null;
+  error_reason: string | null;
+  source_sandbox_id: string | null;
+  logs: string;
+  created_at: string;
+  updated_at: string;
+  last_used_at: string | null;
+}
+
+interface CatalogOptions {
+  db: Db;
+  runtime: DockerRuntime;
+  /** The default image: listed to every key as the one general snapshot. */
+  defaultImage: string;
+  /** The resources a sandbox gets when its create names none: what a snapshot's DTO reports. */
+  defaults: { cpu: number; memory: number; disk: number };
+  /** Sandboxes as recorded now: an image one of them was made from stays. */
+  sandboxes: () => SandboxRecord[];
+  /** Whether a key may create sandboxes of a local image (not another key's snapshot, not a fork image). */
+  mayUse: (principal: Principal, image: string) => Promise<boolean>;
+  log: Logger;
+}
+
+/** States in which a snapshot is finished with, for good or ill: log followers stop there. */
+const SETTLED: ReadonlySet<SnapshotState> = new Set(['active', 'inactive', 'error', 'build_failed']);
+/** Pull progress kept per snapshot (lines); the oldest go first. */
+const MAX_LOG_LINES = 2000;
+
+/** A stable UUID-shaped id for a name (the general snapshot's, which has no row). */
+function idOf(name: string): string {
+  const h = createHash('sha256').update(`cove-general-snapshot:${name}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** `name` with `:latest` when it has neither tag nor digest, as the engine pulls one image and not every tag. */
+function withTag(ref: string): string {
+  if (ref.includes('@')) return ref;
+  return ref.lastIndexOf(':') > ref.lastIndexOf('/') ? ref : `${ref}:latest`;
+}
+
+/** GB of an image size in bytes, to three decimals. */
+const gb = (bytes: number | undefined): number | null => (bytes === undefined ? null : Math.round((bytes / 1024 ** 3) * 1000) / 1000);
+
+/**
+ * Daytona's snapshots (`daytona.snapshot.*`): named images per API key that creates accept as `snapshot`. A snapshot
+ * is made of an image on this host (active at once) or one the engine pulls (`pulling`, then `active` or `error` with
+ * the engine's reason; the progress lines are its logs), or recorded when `sandbox.createSnapshot` copies a sandbox
+ * (`sourceSandboxId`). Admin keys see every key's; the default image is the general snapshot every key sees. Deleting
+ * one removes its record at once (sandboxes made from it keep running, as in Daytona) and its image once no sandbox
+ * needs it, when Cove pulled or committed that image; Cove never removes an image it did not make.
+ */
+export function createSnapshotCatalog(opts: CatalogOptions) {
+  const { db, runtime, log } = opts;
+  /** Logs of snapshots being pulled, and who follows them. */
+  const live = new Map<string, { lines: string[]; listeners: Set<(line: string | null) => void> }>();
+
+  const byId = db.prepare<[string], SnapshotRow>(`SELECT * FROM snapshots WHERE id = ? AND state != 'removing'`);
+  const ownNamed = db.prepare<[string, string], SnapshotRow>(`SELECT * FROM snapshots WHERE owner_key_id = ? AND name = ? AND state != 'removing'`);
+  const anyNamed = db.prepare<[string], SnapshotRow>(`SELECT * FROM snapshots WHERE name = ? AND state != 'removing' LIMIT 2`);
+  const visible = db.prepare<[string, number], SnapshotRow>(`SELECT * FROM snapshots WHERE state != 'removing' AND (owner_key_id = ? OR ?) ORDER BY created_at DESC, id`);
+  const deleteRow = db.prepare<[string]>('DELETE FROM snapshots WHERE id = ?');
+  const insert = db.prepare(
+    `INSERT INTO snapshots (id, name, owner_key_id, image, state, owns_image, size, entrypoint, error_reason, source_sandbox_id, logs, created_at, updated_at, last_used_at)
+     VALUES (@id, @name, @owner_key_id, @image, @state, @owns_image, @size, @entrypoint, @error_reason, @source_sandbox_id, @logs, @created_at, @updated_at, @last_used_at)`,
+  );
+
+  function update(id: string, fields: Partial<Omit<SnapshotRow, 'id'>>): void {
+    const keys = Object.keys(fields);
+    db.prepare(`UPDATE snapshots SET ${keys.map((k) => `${k} = @${k}`).join(', ')}, updated_at = @updated_at WHERE id = @id`).run({ ...fields, updated_at: now(), id });
+  }
+
+  function general(): SnapshotDto {
+    const time = new Date(0).toISOString();
+    return {
+      id: idOf(opts.defaultImage),
+      organizationId: '',
+      general: true,
+      name: opts.defaultImage,
+      imageName: opts.defaultImage,
+      state: 'active',
+      size: null,
+      entrypoint: null,
+      cpu: opts.defaults.cpu,
+      gpu: 0,
+      mem: opts.defaults.memory,
+      disk: opts.defaults.disk,
+      errorReason: null,
+      createdAt: time,
+      updatedAt: time,
+      lastUsedAt: null,
+      sourceSandboxId: null,
+      sandboxClass: 'container',
+    };
+  }
+
+  function dtoOf(r: SnapshotRow): SnapshotDto {
+    return {
+      id: r.id,
+      organizationId: r.owner_key_id,
+      general: false,
+      name: r.name,
+      imageName: r.image,
+      state: r.state,
+      size: r.size,
+      entrypoint: r.entrypoint ? (JSON.parse(r.entrypoint) as string[]) : null,
+      cpu: opts.defaults.cpu,
+      gpu: 0,
+      mem: opts.defaults.memory,
+      disk: opts.defaults.disk,
+      errorReason: r.error_reason,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+      lastUsedAt: r.last_used_at,
+      sourceSandboxId: r.source_sandbox_id,
+      sandboxClass: 'container',
+    };
+  }
+
+  /** The caller's snapshot of that id or name (any key's for an admin key), or a 404 that reveals no other key's. */
+  function find(principal: Principal, idOrName: string): SnapshotRow {
+    const row = byId.get(idOrName);
+    if (row && (principal.admin || row.owner_key_id === principal.keyId)) return row;
+    const own = ownNamed.get(principal.keyId, idOrName);
+    if (own) return own;
+    if (principal.admin) {
+      const named = anyNamed.all(idOrName);
+      if (named.length > 1) throw new CoveError('CONFLICT', `Several snapshots of different API keys are named ${idOrName}; ask for the one you mean by its id`);
+      if (named.length === 1) return named[0];
+    }
+    throw new CoveError('NOT_FOUND', `Snapshot ${idOrName} not found`);
+  }
+
+  const isGeneral = (idOrName: string) => idOrName === opts.defaultImage || idOrName === idOf(opts.defaultImage);
+
+  function appendLog(id: string, line: string): void {
+    const entry = live.get(id);
+    if (!entry) return;
+    entry.lines.push(line);
+    if (entry.lines.length > MAX_LOG_LINES) entry.lines.splice(0, entry.lines.length - MAX_LOG_LINES);
+    for (const listener of entry.listeners) listener(line);
+  }
+
+  /** Ends a pull's logs: kept in the row, followers told the end. */
+  function settleLogs(id: string): void {
+    const entry = live.get(id);
+    if (!entry) return;
+    live.delete(id);
+    if (byId.get(id)) update(id, { logs: entry.lines.join('\n') });
+    for (const listener of entry.listeners) listener(null);
+  }
+
+  async function pull(row: SnapshotRow): Promise<void> {
+    live.set(row.id, { lines: [], listeners: new Set() });
+    let state: Partial<SnapshotRow>;
+    try {
+      await runtime.pullImage(row.image, (line) => appendLog(row.id, line));
+      const info = await runtime.imageInfo(row.image);
+      if (!info) throw new Error(`the engine reported ${row.image} pulled, but it is not on this host`);
+      state = { state: 'active', size: gb(info.size), entrypoint: info.entrypoint ? JSON.stringify(info.entrypoint) : null };
+      appendLog(row.id, `Pulled ${row.image}`);
+    } catch (err) {
+      const reason = (err as Error).message;
+      appendLog(row.id, reason);
+      state = { state: 'error', error_reason: reason, owns_image: 0 };
+    }
+    if (byId.get(row.id)) update(row.id, state);
+    // Deleted while it was pulled: what was pulled goes too.
+    else if (state.state !== 'active' || (await removeIfUnused(row.image, row.id))) deleteRow.run(row.id);
+    settleLogs(row.id);
+    log.info({ snapshot: row.name, image: row.image, state: state.state }, 'snapshot pull ended');
+  }
+
+  /** Removes an image Cove made once neither a sandbox nor another snapshot needs it; false when it must stay. */
+  async function removeIfUnused(image: string, exceptId: string): Promise<boolean> {
+    if (opts.sandboxes().some((s) => s.image === image)) return false;
+    const others = db.prepare<[string, string], { n: number }>(`SELECT count(*) AS n FROM snapshots WHERE image = ? AND id != ? AND state != 'removing'`).get(image, exceptId)!.n;
+    if (others > 0) return true;
+    return runtime.removeImage(image).catch((err: Error) => {
+      log.error({ image, err: err.message }, 'could not remove the image of a deleted snapshot');
+      return false;
+    });
+  }
+
+  return {
+    /**
+     * Makes a snapshot of an image: active at once when the image is on this host, else pulled in the background
+     * (answered `pulling`). A one-line `FROM image` Dockerfile is read as that image; anything to build is refused
+     * (not supported yet), as are resources, an entrypoint and GPUs, which Cove's creates would not apply.
+     */
+    async create(principal: Principal, req: CreateSnapshotRequest): Promise<SnapshotDto> {
+      const parsed = SnapshotName.safeParse(req.name);
+      if (!parsed.success) throw new CoveError('INVALID_REQUEST', `Invalid snapshot name ${JSON.stringify(req.name.slice(0, 100))}: ${parsed.error.issues[0].message}`);
+      const name = parsed.data;
+      let imageName = req.imageName?.trim();
+      if (req.buildInfo) {
+        const from = /^FROM\s+(\S+)\s*$/i.exec(req.buildInfo.dockerfileContent.trim());
+        if (req.buildInfo.contextHashes?.length || !from) {
+          throw new CoveError(
+            'INVALID_REQUEST',
+            'Building snapshots from a declarative image (Image.debianSlim(…), a Dockerfile beyond one FROM line, or context files) is not supported yet; build the image with docker and pass its name as image',
+          );
+        }
+        imageName = from[1];
+      }
+      if (!imageName) throw new CoveError('INVALID_REQUEST', 'A snapshot needs an image: give image (imageName) as the name of an image');
+      if (imageName.length > 255 || !IMAGE_REF.test(imageName)) throw new CoveError('INVALID_REQUEST', `Invalid image name ${JSON.stringify(imageName.slice(0, 200))}: an image reference such as name:tag or registry/name:tag`);
+      if (req.entrypoint?.length) throw new CoveError('INVALID_REQUEST', "entrypoint is not supported on snapshots yet; set the image's ENTRYPOINT instead");
+      if (req.gpu || req.gpuType?.length) throw new CoveError('INVALID_REQUEST', 'GPUs are not supported by this Cove server');
+      for (const field of ['cpu', 'memory', 'disk'] as const) {
+        if (req[field] !== undefined) throw new CoveError('INVALID_REQUEST', `resources.${field} is not supported on snapshots yet; give cpu, memory and disk when creating the sandbox`);
+      }
+      if (req.sandboxClass && req.sandboxClass !== 'container') throw new CoveError('INVALID_REQUEST', `sandboxClass ${req.sandboxClass} is not supported: Cove's sandboxes are containers`);
+      if (isGeneral(name) || ownNamed.get(principal.keyId, name)) throw new CoveError('CONFLICT', `A snapshot named ${name} already exists`);
+
+      const image = withTag(imageName);
+      const info = await runtime.imageInfo(image);
+      if (info && !(await opts.mayUse(principal, image))) {
+        throw new CoveError('INVALID_REQUEST', `Image ${image} is a snapshot or fork image of another API key; it cannot be used`);
+      }
+      const time = now();
+      const row: SnapshotRow = {
+        id: randomUUID(),
+        name,
+        owner_key_id: principal.keyId,
+        image,
+        state: info ? 'active' : 'pulling',
+        owns_image: info ? 0 : 1,
+        size: info ? gb(info.size) : null,
+        entrypoint: info?.entrypoint ? JSON.stringify(info.entrypoint) : null,
+        error_reason: null,
+        source_sandbox_id: null,
+        logs: info ? `${image} is on this host: nothing to pull` : '',
+        created_at: time,
+        updated_at: time,
+        last_used_at: null,
+      };
+      insert.run(row);
+      log.info({ snapshot: name, image, state: row.state }, 'snapshot created');
+      if (!info) void pull(row);
+      return dtoOf(row);
+    },
+
+    /** Numbered pages of the snapshots the caller sees: the general one first, then its own, newest first. */
+    list(principal: Principal, q: ListSnapshotsQuery): PaginatedSnapshots {
+      let items = [general(), ...visible.all(principal.keyId, principal.admin ? 1 : 0).map(dtoOf)];
+      if (q.name) items = items.filter((s) => s.name.toLowerCase().includes(q.name!.toLowerCase()));
+      if (q.sourceSandboxId) items = items.filter((s) => s.sourceSandboxId === q.sourceSandboxId);
+      if (q.sort) {
+        const key = q.sort;
+        const sign = q.order === 'asc' ? 1 : -1;
+        items.sort((a, b) => sign * String(a[key] ?? '').localeCompare(String(b[key] ?? '')));
+      } else if (q.order === 'asc') items.reverse();
+      const limit = q.limit ?? 100;
+      const page = q.page ?? 1;
+      return { items: items.slice((page - 1) * limit, page * limit), total: items.length, page, totalPages: Math.ceil(items.length / limit) };
+    },
+
+    get(principal: Principal, idOrName: string): SnapshotDto {
+      return isGeneral(idOrName) ? general() : dtoOf(find(principal, idOrName));
+    },
+
+    /**
+     * Deletes a snapshot: its record at once (its name is free, sandboxes made from it keep running), and the image
+     * when Cove pulled or committed it and nothing needs it any more; until then the row waits in `removing`.
+     */
+    async remove(principal: Principal, idOrName: string): Promise<void> {
+      if (isGeneral(idOrName)) throw new CoveError('FORBIDDEN', `${opts.defaultImage} is the general snapshot of this server; it cannot be deleted`);
+      const row = find(principal, idOrName);
+      if (!row.owns_image) {
+        deleteRow.run(row.id);
+      } else {
+        update(row.id, { state: 'removing' });
+        // A pull under way ends by removing what it pulled (see pull).
+        if (row.state !== 'pulling' && !(await removeIfUnused(row.image, row.id))) return;
+        deleteRow.run(row.id);
+      }
+      settleLogs(row.id);
+      log.info({ snapshot: row.name, image: row.image }, 'snapshot deleted');
+    },
+
+    /** `activate` (`inactive` → `active`) and `deactivate` (`active` → `inactive`: creates refuse it). */
+    setActive(principal: Principal, idOrName: string, active: boolean): SnapshotDto {
+      if (isGeneral(idOrName)) throw new CoveError('FORBIDDEN', `${opts.defaultImage} is the general snapshot of this server; it is always active`);
+      const row = find(principal, idOrName);
+      const [from, to] = active ? (['inactive', 'active'] as const) : (['active', 'inactive'] as const);
+      if (row.state === to) return dtoOf(row);
+      if (row.state !== from) throw new CoveError('INVALID_REQUEST', `Snapshot ${row.name} is ${row.state}; only an ${from} snapshot can be ${active ? 'activated' : 'deactivated'}`);
+      update(row.id, { state: to });
+      return dtoOf(byId.get(row.id)!);
+    },
+
+    /**
+     * The snapshot's logs (pull progress) as text; with `follow`, a stream that ends when the snapshot is active or
+     * failed.
+     */
+    logs(principal: Principal, idOrName: string, follow: boolean): ReadableStream<Uint8Array> {
+      const dto = this.get(principal, idOrName);
+      const encoder = new TextEncoder();
+      const entry = live.get(dto.id);
+      const done = !entry || SETTLED.has(dto.state);
+      const past = entry ? entry.lines.join('\n') : dto.general ? '' : find(principal, idOrName).logs;
+      let listener: ((line: string | null) => void) | undefined;
+      return new ReadableStream<Uint8Array>({
+        start(controller) {
+          if (past) controller.enqueue(encoder.encode(`${past}\n`));
+          if (!follow || done) return controller.close();
+          listener = (line) => {
+            if (line === null) {
+              entry.listeners.delete(listener!);
+              controller.close();
+            } else controller.enqueue(encoder.encode(`${line}\n`));
+          };
+          entry.listeners.add(listener);
+        },
+        cancel() {
+          if (listener) entry?.listeners.delete(listener);
+        },
+      });
+    },
+
+    /**
+     * The image a create's `snapshot` names, when it names a snapshot of the caller's (any key's for an admin key) or
+     * the general one; undefined for a name that is no snapshot (creates then read it as a local image). A snapshot
+     * that is not active is refused, naming its state.
+     */
+    resolve(principal: Principal, name: string): string | undefined {
+      if (isGeneral(name)) return opts.defaultImage;
+      let row = ownNamed.get(principal.keyId, name);
+      if (!row && principal.admin) {
+        const named = anyNamed.all(name);
+        if (named.length === 1) row = named[0];
+      }
+      if (!row) return undefined;
+      if (row.state !== 'active') {
+        const why = row.state === 'inactive' ? '; activate it first' : row.state === 'error' ? `: ${row.error_reason ?? 'no reason recorded'}` : '; wait until it is active';
+        throw new CoveError('INVALID_REQUEST', `Snapshot ${row.name} is ${row.state}${why}`);
+      }
+      update(row.id, { last_used_at: now() });
+      return row.image;
+    },
+
+    /**
+     * Refuses a `sandbox.createSnapshot` name that is a snapshot of the caller's made another way (from an image):
+     * the two would answer to one name.
+     */
+    checkCopyName(principal: Principal, name: string): void {
+      const row = ownNamed.get(principal.keyId, name);
+      // The general snapshot's name is an image's that is no key's snapshot: the copy's own check refuses it.
+      if (row && row.source_sandbox_id === null) {
+        throw new CoveError('CONFLICT', `A snapshot named ${name} already exists (made from the image ${row.image}); delete it first or choose another name`);
+      }
+    },
+
+    /** Records (or replaces) the snapshot `sandbox.createSnapshot` made: an image Cove committed, active. */
+    recordCopy(principal: Principal, name: string, image: string, sourceSandboxId: string, size: number | undefined): void {
+      const time = now();
+      const existing = ownNamed.get(principal.keyId, name);
+      if (existing) {
+        update(existing.id, { image, state: 'active', source_sandbox_id: sourceSandboxId, size: gb(size), error_reason: null });
+        return;
+      }
+      insert.run({
+        id: randomUUID(),
+        name,
+        owner_key_id: principal.keyId,
+        image,
+        state: 'active',
+        owns_image: 1,
+        size: gb(size),
+        entrypoint: null,
+        error_reason: null,
+        source_sandbox_id: sourceSandboxId,
+        logs: `Copied the file system of sandbox ${sourceSandboxId}`,
+        created_at: time,
+        updated_at: time,
+        last_used_at: null,
+      } satisfies SnapshotRow);
+    },
+
+    /** At start: pulls a restart cut short end in `error`; deleted snapshots' images are removed when unused. */
+    async recover(): Promise<void> {
+      db.prepare(`UPDATE snapshots SET state = 'error', error_reason = 'Cove restarted while the image was being pulled; delete the snapshot and create it again', updated_at = ? WHERE state IN ('pending', 'pulling')`).run(now());
+      await this.collect();
+    },
+
+    /** Removes the images of deleted snapshots that no sandbox needs any more, and their rows. */
+    async collect(): Promise<void> {
+      const removing = db.prepare<[], SnapshotRow>(`SELECT * FROM snapshots WHERE state = 'removing'`).all();
+      for (const row of removing) {
+        if (await removeIfUnused(row.image, row.id)) deleteRow.run(row.id);
+      }
+    },
+  };
+}
+export type SnapshotCatalog = ReturnType<typeof createSnapshotCatalog>;
