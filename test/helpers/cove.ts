@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -23,6 +23,10 @@ export interface TestCove {
   /** Containers of this server (its instance label), running or not, optionally with another label. */
   containers(label?: string): string[];
   output(): string;
+  /** Runs the real CLI (`cove keys …`) against this server's data dir. */
+  cli(...args: string[]): { stdout: string; stderr: string; status: number | null };
+  /** A new non-admin API key (`cove keys create --name name …flags`): its secret and id. */
+  newKey(name: string, ...flags: string[]): { key: string; id: string };
   /** SIGTERM: the server exits and leaves its containers for the next start. */
   stop(): Promise<number | null>;
   /** Stops the server and removes its containers, volumes and data. */
@@ -89,6 +93,15 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
         .split('\n')
         .filter(Boolean),
     output: () => out,
+    cli: (...args) => {
+      const r = spawnSync(process.execPath, [COVE_BIN, ...args, '--data-dir', dataDir], { encoding: 'utf8', env: dockerEnv });
+      return { stdout: r.stdout.trim(), stderr: r.stderr.trim(), status: r.status };
+    },
+    newKey: (name, ...flags) => {
+      const r = cove.cli('keys', 'create', '--name', name, ...flags);
+      if (r.status !== 0) throw new Error(`cove keys create failed: ${r.stderr}`);
+      return { key: r.stdout, id: /created key (\S+)/.exec(r.stderr)![1] };
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -10,6 +10,7 @@ import type { Sandbox } from '@daytonaio/sdk';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCove, type TestCove } from '../helpers/cove';
+import { sandboxState, sleep, waitForState as waitFor } from '../helpers/sandbox-state';
 
 const MINUTE_MS = 400;
 let cove: TestCove;
@@ -21,24 +22,8 @@ afterAll(async () => {
   await cove?.destroy();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function stateOf(id: string): Promise<string> {
-  const res = await cove.api(`/sandbox/${id}`);
-  if (res.status === 404) return 'gone';
-  const { state } = await res.json();
-  // A deleted sandbox is shown as destroyed for a while (SDK 0.108 reads it after its delete).
-  return state === 'destroyed' ? 'gone' : state;
-}
-
-async function waitForState(id: string, wanted: string, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if ((await stateOf(id)) === wanted) return;
-    await sleep(20);
-  }
-  throw new Error(`sandbox ${id} is ${await stateOf(id)}, not ${wanted}, after ${ms} ms`);
-}
+const stateOf = (id: string) => sandboxState(cove, id);
+const waitForState = (id: string, wanted: string, ms: number) => waitFor(cove, id, wanted, ms);
 
 const archivesDir = () => path.join(cove.dataDir, 'archives');
 const run = async (sandbox: Sandbox, command: string) => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { CreateSandboxFromSnapshotParams, Daytona, Sandbox } from '@daytonaio/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COVE_BIN, waitFor } from '../helpers/agent';
+import { waitFor } from '../helpers/agent';
 import { startCove, type TestCove } from '../helpers/cove';
 
 const HOME = '/home/cove';
@@ -23,8 +23,8 @@ const suffix = Date.now().toString(36);
 
 beforeAll(async () => {
   cove = await startCove({ pool: 1 });
-  alice = newKey('alice');
-  bob = newKey('bob');
+  alice = cove.newKey('alice');
+  bob = cove.newKey('bob');
 }, 20 * 60_000);
 afterAll(async () => {
   await cove?.destroy();
@@ -33,12 +33,6 @@ afterAll(async () => {
   if (images.length) spawnSync('docker', ['rmi', '-f', ...images], { stdio: 'ignore' });
 }, 120_000);
 
-/** A non-admin key (`cove keys create`): its secret and id. */
-function newKey(name: string): { key: string; id: string } {
-  const r = spawnSync(process.execPath, [COVE_BIN, 'keys', 'create', '--name', name, '--data-dir', cove.dataDir], { encoding: 'utf8' });
-  expect(r.status, r.stderr).toBe(0);
-  return { key: r.stdout.trim(), id: /created key (\S+)/.exec(r.stderr)![1] };
-}
 
 const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
 /** The server's instance label (a hash of its data dir), which the images it commits carry. */

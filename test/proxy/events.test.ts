@@ -4,14 +4,13 @@
  * states before and after; keys are checked at the handshake and hear only of the sandboxes they may use; hostile
  * handshakes, upgrades and packets end their own connection and nothing else.
  */
-import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import type { Sandbox } from '@daytonaio/sdk';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SANDBOX_EVENTS, SandboxCreatedEvent, SandboxStateUpdatedEvent } from '../../wire/events';
-import { COVE_BIN, waitFor } from '../helpers/agent';
+import { waitFor } from '../helpers/agent';
 import { startCove, type TestCove } from '../helpers/cove';
 import { fc, fuzz, timeoutFor } from '../fuzz/lib';
 
@@ -28,18 +27,7 @@ afterAll(async () => {
   await cove?.destroy();
 });
 
-/** Runs the real CLI (`cove keys …`) against the server's data dir. */
-function cli(...args: string[]): { stdout: string; stderr: string; status: number | null } {
-  const r = spawnSync(process.execPath, [COVE_BIN, ...args, '--data-dir', cove.dataDir], { encoding: 'utf8' });
-  return { stdout: r.stdout.trim(), stderr: r.stderr.trim(), status: r.status };
-}
 
-/** A new non-admin key: its secret and id. */
-function newKey(name: string): { key: string; id: string } {
-  const r = cli('keys', 'create', '--name', name);
-  expect(r.status, r.stderr).toBe(0);
-  return { key: r.stdout, id: /created key (\S+)/.exec(r.stderr)![1] };
-}
 
 type Transport = 'websocket' | 'polling';
 interface Received {
@@ -186,7 +174,7 @@ describe('sandbox state events over Socket.IO', () => {
   });
 
   it("tells a key only of the sandboxes it may use, an admin key of all, and cuts off a key once it is revoked", async () => {
-    const other = newKey('events-other');
+    const other = cove.newKey('events-other');
     const admin = await watch(cove.apiKey);
     const them = await watch(other.key);
     const created: string[] = [];
@@ -209,7 +197,7 @@ describe('sandbox state events over Socket.IO', () => {
       // Revoked (by the CLI, as an operator does): the next event, about its own sandbox, finds the connection gone,
       // and the key cannot connect again.
       const disconnected = new Promise<string>((resolve) => them.socket.once('disconnect', resolve));
-      expect(cli('keys', 'revoke', other.id).status).toBe(0);
+      expect(cove.cli('keys', 'revoke', other.id).status).toBe(0);
       const heardBefore = them.events.length;
       expect((await cove.api(`/sandbox/${theirs.id}/start`, { method: 'POST' })).status).toBe(200);
       expect(await disconnected).toBe('io server disconnect');

@@ -13,6 +13,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCove, type TestCove } from '../helpers/cove';
+import { sandboxState, sleep, waitForState } from '../helpers/sandbox-state';
 
 let cove: TestCove;
 beforeAll(async () => {
@@ -22,26 +23,9 @@ afterAll(async () => {
   await cove?.destroy();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function stateOf(id: string): Promise<string> {
-  const res = await cove.api(`/sandbox/${id}`);
-  if (res.status === 404) return 'gone';
-  const { state } = await res.json();
-  // A deleted sandbox is shown as destroyed for a while (SDK 0.108 reads it after its delete).
-  return state === 'destroyed' ? 'gone' : state;
-}
-
-/** Waits until the sandbox shows `state` (or something past it: the operation may be quick). */
-async function waitForAny(id: string, states: string[], ms = 60_000): Promise<string> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const state = await stateOf(id);
-    if (states.includes(state)) return state;
-    if (Date.now() > until) throw new Error(`sandbox ${id} is ${state}, not ${states.join(' or ')}`);
-    await sleep(5);
-  }
-}
+const stateOf = (id: string) => sandboxState(cove, id);
+/** Waits until the sandbox shows one of `states` (or something past it: the operation may be quick). */
+const waitForAny = (id: string, states: string[], ms = 60_000) => waitForState(cove, id, states, ms, 5);
 
 async function killAndRestart(): Promise<void> {
   const { dataDir, apiKey } = cove;

@@ -7,6 +7,7 @@
 import type { Sandbox } from '@daytonaio/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCove, type TestCove } from '../helpers/cove';
+import { sandboxState, sleep, waitForState as waitFor } from '../helpers/sandbox-state';
 
 const MINUTE_MS = 400;
 let cove: TestCove;
@@ -18,24 +19,8 @@ afterAll(async () => {
   await cove?.destroy();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The sandbox's state as the API says it, or 'gone' once it is deleted (`destroyed` for a while, then a 404). */
-async function stateOf(id: string): Promise<string> {
-  const res = await cove.api(`/sandbox/${id}`);
-  if (res.status === 404) return 'gone';
-  const { state } = await res.json();
-  return state === 'destroyed' ? 'gone' : state;
-}
-
-async function waitForState(id: string, wanted: string, ms: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < ms) {
-    if ((await stateOf(id)) === wanted) return Date.now() - started;
-    await sleep(50);
-  }
-  throw new Error(`sandbox ${id} is ${await stateOf(id)}, not ${wanted}, after ${ms} ms`);
-}
+const stateOf = (id: string) => sandboxState(cove, id);
+const waitForState = (id: string, wanted: string, ms: number) => waitFor(cove, id, wanted, ms, 50);
 
 describe('sandbox timers', () => {
   it('stops a quiet sandbox after its auto-stop interval, and keeps a busy one going', async () => {

@@ -17,18 +17,7 @@ afterAll(async () => {
   await cove?.destroy();
 });
 
-/** Runs the real CLI (`cove keys …`) against the server's data dir. */
-function cli(...args: string[]): { stdout: string; stderr: string; status: number | null } {
-  const r = spawnSync(process.execPath, [COVE_BIN, ...args, '--data-dir', cove.dataDir], { encoding: 'utf8' });
-  return { stdout: r.stdout.trim(), stderr: r.stderr.trim(), status: r.status };
-}
 
-/** A new key with these `cove keys create` flags: its secret and id. */
-function newKey(name: string, ...flags: string[]): { key: string; id: string } {
-  const r = cli('keys', 'create', '--name', name, ...flags);
-  expect(r.status, r.stderr).toBe(0);
-  return { key: r.stdout, id: /created key (\S+)/.exec(r.stderr)![1] };
-}
 
 /** Creates with the default image and these resources (the SDK sends resources with an image). */
 const create = (daytona: Daytona, resources: { cpu?: number; memory?: number; disk?: number } = {}) =>
@@ -41,20 +30,20 @@ async function removeAll(sandboxes: (Sandbox | undefined)[]): Promise<void> {
 
 describe('quotas per API key', () => {
   it('cove keys create, set and list take the limit flags; cove serve --help says the defaults', () => {
-    const { id } = newKey('flags', '--max-sandboxes', '3', '--max-cpu', '4', '--max-memory', '5', '--max-disk', 'unlimited', '--max-sandbox-cpu', '1', '--max-sandbox-memory', '2', '--max-sandbox-disk', '6');
-    const line = () => cli('keys', 'list').stdout.split('\n').find((l) => l.startsWith(id))!;
+    const { id } = cove.newKey('flags', '--max-sandboxes', '3', '--max-cpu', '4', '--max-memory', '5', '--max-disk', 'unlimited', '--max-sandbox-cpu', '1', '--max-sandbox-memory', '2', '--max-sandbox-disk', '6');
+    const line = () => cove.cli('keys', 'list').stdout.split('\n').find((l) => l.startsWith(id))!;
     expect(line()).toContain('limits max-sandboxes=3 max-cpu=4 max-memory=5 max-disk=unlimited max-sandbox-cpu=1 max-sandbox-memory=2 max-sandbox-disk=6');
-    const set = cli('keys', 'set', id, '--max-cpu', '8', '--max-disk', 'default');
+    const set = cove.cli('keys', 'set', id, '--max-cpu', '8', '--max-disk', 'default');
     expect(set.status, set.stderr).toBe(0);
     expect(line()).toContain('limits max-sandboxes=3 max-cpu=8 max-memory=5 max-sandbox-cpu=1 max-sandbox-memory=2 max-sandbox-disk=6 (others server defaults)');
-    expect(cli('keys', 'list').stdout).toMatch(/\(admin\).*limits: unlimited/);
+    expect(cove.cli('keys', 'list').stdout).toMatch(/\(admin\).*limits: unlimited/);
 
-    const bad = cli('keys', 'set', id, '--max-cpu', 'lots');
+    const bad = cove.cli('keys', 'set', id, '--max-cpu', 'lots');
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/--max-cpu: lots is not a whole number/);
-    expect(cli('keys', 'set', 'no-such-key', '--max-cpu', '1').stderr).toMatch(/no active key/);
-    expect(cli('keys', 'set', id).stderr).toMatch(/needs at least one limit/);
-    expect(cli('keys', '--help').stdout).toMatch(/--max-sandbox-memory N/);
+    expect(cove.cli('keys', 'set', 'no-such-key', '--max-cpu', '1').stderr).toMatch(/no active key/);
+    expect(cove.cli('keys', 'set', id).stderr).toMatch(/needs at least one limit/);
+    expect(cove.cli('keys', '--help').stdout).toMatch(/--max-sandbox-memory N/);
 
     const help = spawnSync(process.execPath, [COVE_BIN, 'serve', '--help'], { encoding: 'utf8' }).stdout;
     expect(help).toMatch(/--max-sandboxes N\s+started sandboxes at once \(COVE_MAX_SANDBOXES, default 10\)/);
@@ -63,7 +52,7 @@ describe('quotas per API key', () => {
 
   it('refuses the 11th started sandbox of a key limited to 10, also when all are asked for at once; stopping one frees a slot', async () => {
     // Disk off for this key: the stopped sandbox below would otherwise hold disk against the 11th.
-    const { key } = newKey('ten', '--max-sandboxes', '10', '--max-disk', 'unlimited');
+    const { key } = cove.newKey('ten', '--max-sandboxes', '10', '--max-disk', 'unlimited');
     const daytona = cove.daytona(key);
     const made: Sandbox[] = [];
     try {
@@ -100,7 +89,7 @@ describe('quotas per API key', () => {
   }, 300_000);
 
   it('limits total vCPU and memory, and applies cove keys set on a running server at once', async () => {
-    const { key, id } = newKey('small', '--max-cpu', '3', '--max-memory', '3');
+    const { key, id } = cove.newKey('small', '--max-cpu', '3', '--max-memory', '3');
     const daytona = cove.daytona(key);
     const made: Sandbox[] = [];
     try {
@@ -113,10 +102,10 @@ describe('quotas per API key', () => {
         statusCode: 400,
         message: expect.stringMatching(/^Total memory limit of 3 GiB reached for this API key: 1 GiB in use/),
       });
-      expect(cli('keys', 'set', id, '--max-cpu', '4', '--max-memory', '4').status).toBe(0);
+      expect(cove.cli('keys', 'set', id, '--max-cpu', '4', '--max-memory', '4').status).toBe(0);
       made.push(await create(daytona, { cpu: 2, memory: 1 }));
       expect(made[1].cpu).toBe(2);
-      expect(cli('keys', 'set', id, '--max-cpu', 'unlimited', '--max-memory', '0').status).toBe(0);
+      expect(cove.cli('keys', 'set', id, '--max-cpu', 'unlimited', '--max-memory', '0').status).toBe(0);
       await expect(create(daytona, { cpu: 1, memory: 1 })).rejects.toMatchObject({ message: expect.stringMatching(/^Total memory limit of 0 GiB/) });
     } finally {
       await removeAll(made);
@@ -124,7 +113,7 @@ describe('quotas per API key', () => {
   }, 180_000);
 
   it('counts the disk of stopped sandboxes against the total disk', async () => {
-    const { key } = newKey('disk', '--max-disk', '15');
+    const { key } = cove.newKey('disk', '--max-disk', '15');
     const daytona = cove.daytona(key);
     const made: Sandbox[] = [];
     try {
@@ -144,7 +133,7 @@ describe('quotas per API key', () => {
   }, 120_000);
 
   it('refuses a sandbox over a per-sandbox maximum with a 400 naming the field and the maximum', async () => {
-    const { key } = newKey('plain');
+    const { key } = cove.newKey('plain');
     const daytona = cove.daytona(key);
     await expect(create(daytona, { cpu: 3 })).rejects.toMatchObject({ statusCode: 400, message: 'cpu 3 is over the maximum of 2 vCPU per sandbox for this API key' });
     await expect(create(daytona, { memory: 9 })).rejects.toMatchObject({ statusCode: 400, message: 'memory 9 is over the maximum of 8 GiB per sandbox for this API key' });
@@ -161,10 +150,10 @@ describe('quotas per API key', () => {
     try {
       // Over the server's per-sandbox disk maximum (10) and its total of 100 GiB: the admin key has no default limit.
       made.push(await create(admin, { disk: 200 }));
-      const adminId = cli('keys', 'list').stdout.split('\n').find((l) => l.includes('(admin)'))!.split(/\s+/)[0];
-      expect(cli('keys', 'set', adminId, '--max-sandbox-disk', '100').status).toBe(0);
+      const adminId = cove.cli('keys', 'list').stdout.split('\n').find((l) => l.includes('(admin)'))!.split(/\s+/)[0];
+      expect(cove.cli('keys', 'set', adminId, '--max-sandbox-disk', '100').status).toBe(0);
       await expect(create(admin, { disk: 200 })).rejects.toMatchObject({ statusCode: 400, message: 'disk 200 is over the maximum of 100 GiB per sandbox for this API key' });
-      expect(cli('keys', 'set', adminId, '--max-sandbox-disk', 'default').status).toBe(0);
+      expect(cove.cli('keys', 'set', adminId, '--max-sandbox-disk', 'default').status).toBe(0);
     } finally {
       await removeAll(made);
     }

@@ -8,7 +8,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Daytona } from '@daytonaio/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COVE_BIN } from '../helpers/agent';
 import { startCove, type TestCove } from '../helpers/cove';
 
 let cove: TestCove;
@@ -32,10 +31,8 @@ afterAll(async () => {
 }, 120_000);
 
 function newKey(name: string): { key: string; id: string; daytona: Daytona } {
-  const r = spawnSync(process.execPath, [COVE_BIN, 'keys', 'create', '--name', name, '--data-dir', cove.dataDir], { encoding: 'utf8' });
-  expect(r.status, r.stderr).toBe(0);
-  const key = r.stdout.trim();
-  return { key, id: /created key (\S+)/.exec(r.stderr)![1], daytona: cove.daytona(key) };
+  const made = cove.newKey(name);
+  return { ...made, daytona: cove.daytona(made.key) };
 }
 
 /** `POST /snapshots/{id}/deactivate` (in the SDK's api-client, not wrapped by the SDK): its status and body. */
