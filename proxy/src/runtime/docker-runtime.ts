@@ -14,6 +14,8 @@ import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
 import { ensureRunsc } from './runsc';
 import { tarLayer, untarLayer, writableLayer } from './layer';
+import { dockerfileContext } from './build-context';
+import { Readable } from 'node:stream';
 import { AGENT_SECRETS_MOUNT, AGENT_TOKEN_FILE, chooseUser, containerCreateOptions, NO_COPY, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
 import {
   AgentNotReadyError,
@@ -532,6 +534,32 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
           (event: { status?: string; id?: string; progress?: string; error?: string }) => {
             const text = event.error ?? [event.id, event.status, event.progress].filter(Boolean).join(' ');
             if (text) onLine(text);
+          },
+        );
+      });
+    },
+
+    async buildImage(dockerfile, tag, labels, onLine) {
+      let stream: NodeJS.ReadableStream;
+      try {
+        // No network for its RUN steps: a build must not reach what sandboxes cannot (the host, cloud metadata).
+        stream = await docker.buildImage(Readable.from([dockerfileContext(dockerfile)]), { t: tag, labels, networkmode: 'none', forcerm: true });
+      } catch (err) {
+        throw toRuntimeError(err, `build ${tag}`);
+      }
+      await new Promise<void>((resolve, reject) => {
+        let failure: string | undefined;
+        docker.modem.followProgress(
+          stream,
+          (err: Error | null) => {
+            const why = failure ?? err?.message;
+            if (why) reject(new RuntimeError('DOCKER_ERROR', `The build failed: ${why}`));
+            else resolve();
+          },
+          (event: { stream?: string; status?: string; error?: string; errorDetail?: { message?: string } }) => {
+            if (event.error) failure = event.errorDetail?.message ?? event.error;
+            const text = (event.error ?? event.stream ?? event.status ?? '').replace(/\n$/, '');
+            for (const line of text.split('\n')) if (line.trim()) onLine(line);
           },
         );
       });

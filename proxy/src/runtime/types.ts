@@ -185,6 +185,11 @@ export interface DockerRuntime {
    */
   pullImage(ref: string, onLine: (line: string) => void): Promise<void>;
   /**
+   * Builds `dockerfile` (no other files) into the image `tag` with the engine's layer cache, its steps run without a
+   * network; each line of the build's output goes to `onLine`. Rejects with the failing step's message.
+   */
+  buildImage(dockerfile: string, tag: string, labels: Record<string, string>, onLine: (line: string) => void): Promise<void>;
+  /**
    * Makes a container's file system (its image's and what it wrote, never its mounts) a new local image tagged
    * `repo:tag`, pausing a running container while its writes are read. The image is configured as the container's
    * image was (see commit-config.ts), with `labels` added.

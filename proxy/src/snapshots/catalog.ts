@@ -4,7 +4,7 @@ import { CoveError } from '../../../lib/errors';
 import { IMAGE_REF } from '../../../wire/sandbox';
 import { SnapshotName, type CreateSnapshotRequest, type ListSnapshotsQuery, type PaginatedSnapshots, type SnapshotDto, type SnapshotState } from '../../../wire/snapshots';
 import type { Principal } from '../auth/api-keys';
-import type { DockerRuntime } from '../runtime/types';
+import { LABEL_SNAPSHOT_OWNER, type DockerRuntime } from '../runtime/types';
 import type { SandboxRecord } from '../sandboxes/repo';
 import { now, type Db } from '../store/db';
 
@@ -41,6 +41,8 @@ interface CatalogOptions {
 
 /** States in which a snapshot is finished with, for good or ill: log followers stop there. */
 const SETTLED: ReadonlySet<SnapshotState> = new Set(['active', 'inactive', 'error', 'build_failed']);
+/** The longest Dockerfile a snapshot is built from. */
+const MAX_DOCKERFILE = 64 * 1024;
 /** Pull progress kept per snapshot (lines); the oldest go first. */
 const MAX_LOG_LINES = 2000;
 
@@ -188,6 +190,27 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     log.info({ snapshot: row.name, image: row.image, state: state.state }, 'snapshot pull ended');
   }
 
+  /** Builds a snapshot's Dockerfile; its output lines are the snapshot's logs. A failed build ends `build_failed`. */
+  async function build(row: SnapshotRow, dockerfile: string): Promise<void> {
+    live.set(row.id, { lines: [], listeners: new Set() });
+    let state: Partial<SnapshotRow>;
+    try {
+      await runtime.buildImage(dockerfile, row.image, { [LABEL_SNAPSHOT_OWNER]: row.owner_key_id }, (line) => appendLog(row.id, line));
+      const info = await runtime.imageInfo(row.image);
+      if (!info) throw new Error(`the engine reported ${row.image} built, but it is not on this host`);
+      state = { state: 'active', size: gb(info.size), entrypoint: info.entrypoint ? JSON.stringify(info.entrypoint) : null };
+      appendLog(row.id, `Built ${row.image}`);
+    } catch (err) {
+      const reason = (err as Error).message;
+      appendLog(row.id, reason);
+      state = { state: 'build_failed', error_reason: reason, owns_image: 0 };
+    }
+    if (byId.get(row.id)) update(row.id, state);
+    else if (state.state !== 'active' || (await removeIfUnused(row.image, row.id))) deleteRow.run(row.id);
+    settleLogs(row.id);
+    log.info({ snapshot: row.name, image: row.image, state: state.state }, 'snapshot build ended');
+  }
+
   /** Removes an image Cove made once neither a sandbox nor another snapshot needs it; false when it must stay. */
   async function removeIfUnused(image: string, exceptId: string): Promise<boolean> {
     if (opts.sandboxes().some((s) => s.image === image)) return false;
@@ -210,15 +233,25 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       if (!parsed.success) throw new CoveError('INVALID_REQUEST', `Invalid snapshot name ${JSON.stringify(req.name.slice(0, 100))}: ${parsed.error.issues[0].message}`);
       const name = parsed.data;
       let imageName = req.imageName?.trim();
+      let dockerfile: string | undefined;
       if (req.buildInfo) {
-        const from = /^FROM\s+(\S+)\s*$/i.exec(req.buildInfo.dockerfileContent.trim());
-        if (req.buildInfo.contextHashes?.length || !from) {
+        const content = req.buildInfo.dockerfileContent.trim();
+        if (req.buildInfo.contextHashes?.length) {
           throw new CoveError(
             'INVALID_REQUEST',
-            'Building snapshots from a declarative image (Image.debianSlim(…), a Dockerfile beyond one FROM line, or context files) is not supported yet; build the image with docker and pass its name as image',
+            'Declarative images with local files (addLocalFile, addLocalDir) are not supported yet; build the image with docker and pass its name as image',
           );
         }
-        imageName = from[1];
+        if (!content) throw new CoveError('INVALID_REQUEST', 'buildInfo.dockerfileContent is empty');
+        if (content.length > MAX_DOCKERFILE) throw new CoveError('INVALID_REQUEST', `buildInfo.dockerfileContent is over ${MAX_DOCKERFILE / 1024} KiB`);
+        const from = /^FROM\s+(\S+)\s*$/i.exec(content);
+        if (from) imageName = from[1];
+        else {
+          dockerfile = content;
+          // One image per key and Dockerfile: a second snapshot of the same one is built at once (and the engine's
+          // layer cache serves the steps any key built before).
+          imageName = `cove-build:${createHash('sha256').update(`${principal.keyId}\n${content}`).digest('hex').slice(0, 32)}`;
+        }
       }
       if (!imageName) throw new CoveError('INVALID_REQUEST', 'A snapshot needs an image: give image (imageName) as the name of an image');
       if (imageName.length > 255 || !IMAGE_REF.test(imageName)) throw new CoveError('INVALID_REQUEST', `Invalid image name ${JSON.stringify(imageName.slice(0, 200))}: an image reference such as name:tag or registry/name:tag`);
@@ -232,6 +265,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
 
       const image = withTag(imageName);
       const info = await runtime.imageInfo(image);
+      const fresh = info ? 'active' : dockerfile ? 'building' : 'pulling';
       if (info && !(await opts.mayUse(principal, image))) {
         throw new CoveError('INVALID_REQUEST', `Image ${image} is a snapshot or fork image of another API key; it cannot be used`);
       }
@@ -241,20 +275,20 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
         name,
         owner_key_id: principal.keyId,
         image,
-        state: info ? 'active' : 'pulling',
+        state: fresh,
         owns_image: info ? 0 : 1,
         size: info ? gb(info.size) : null,
         entrypoint: info?.entrypoint ? JSON.stringify(info.entrypoint) : null,
         error_reason: null,
         source_sandbox_id: null,
-        logs: info ? `${image} is on this host: nothing to pull` : '',
+        logs: info ? `${image} is on this host: nothing to ${dockerfile ? 'build' : 'pull'}` : '',
         created_at: time,
         updated_at: time,
         last_used_at: null,
       };
       insert.run(row);
       log.info({ snapshot: name, image, state: row.state }, 'snapshot created');
-      if (!info) void pull(row);
+      if (!info) void (dockerfile ? build(row, dockerfile) : pull(row));
       return dtoOf(row);
     },
 
@@ -288,8 +322,8 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
         deleteRow.run(row.id);
       } else {
         update(row.id, { state: 'removing' });
-        // A pull under way ends by removing what it pulled (see pull).
-        if (row.state !== 'pulling' && !(await removeIfUnused(row.image, row.id))) return;
+        // A pull or build under way ends by removing what it made (see pull, build).
+        if (row.state !== 'pulling' && row.state !== 'building' && !(await removeIfUnused(row.image, row.id))) return;
         deleteRow.run(row.id);
       }
       settleLogs(row.id);
@@ -395,9 +429,10 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       } satisfies SnapshotRow);
     },
 
-    /** At start: pulls a restart cut short end in `error`; deleted snapshots' images are removed when unused. */
+    /** At start: pulls a restart cut short end in `error`, builds in `build_failed`; deleted snapshots' images are removed when unused. */
     async recover(): Promise<void> {
       db.prepare(`UPDATE snapshots SET state = 'error', error_reason = 'Cove restarted while the image was being pulled; delete the snapshot and create it again', updated_at = ? WHERE state IN ('pending', 'pulling')`).run(now());
+      db.prepare(`UPDATE snapshots SET state = 'build_failed', error_reason = 'Cove restarted while the image was being built; delete the snapshot and create it again', updated_at = ? WHERE state = 'building'`).run(now());
       await this.collect();
     },
 
