@@ -149,11 +149,13 @@ export async function runServe(argv: string[]): Promise<void> {
     mayUseImage: (principal, image) => snapshots.mayUse(principal, image),
     volumes,
     resolveSnapshot: (principal, name) => catalog.resolve(principal, name),
+    buildImage: (principal, dockerfile) => catalog.buildForSandbox(principal, dockerfile),
     log,
   });
   const catalog = createSnapshotCatalog({
     db,
     runtime,
+    instance,
     defaultImage: config.image,
     defaults: DEFAULTS,
     sandboxes: () => sandboxes.records(),

@@ -193,6 +193,19 @@ describe('declarative images', () => {
     expect(again.state).toBe('active');
     expect(again.imageName).toBe(built.imageName);
 
+    // A create with a declarative image builds it first (SDK create({ image })).
+    const direct = await alice.daytona.create({ image: Image.base(localImage).runCommands(`echo direct-${suffix} > /tmp/direct.txt`) });
+    try {
+      expect((await direct.process.executeCommand('cat /tmp/direct.txt')).result).toBe(`direct-${suffix}\n`);
+    } finally {
+      await direct.delete();
+    }
+    // The image built for it goes once no sandbox uses it.
+    expect(direct.snapshot).toMatch(/^cove-build:/);
+    for (let i = 0; i < 100 && imageExists(direct.snapshot!); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(imageExists(direct.snapshot!)).toBe(false);
+    await expect(alice.daytona.create({ image: Image.base(localImage).runCommands('exit 5') })).rejects.toMatchObject({ statusCode: 400, message: expect.stringMatching(/could not be built.*non-zero code: 5/) });
+
     // A step that fails, and one that needs the network (build steps have none): build_failed with the reason.
     for (const [name, step, reason] of [
       [`fails-${suffix}`, 'exit 3', /returned a non-zero code: 3/],

@@ -75,6 +75,8 @@ interface SandboxServiceOptions {
   volumes?: Pick<VolumeService, 'resolve' | 'attach' | 'of' | 'mountsOf'>;
   /** The image of a snapshot (snapshots/catalog.ts) a create names, or undefined when the name is no snapshot's. */
   resolveSnapshot?: (principal: Principal, name: string) => string | undefined;
+  /** Builds the Dockerfile of a create (a declarative image) into an image of the key's; resolves with its name. */
+  buildImage?: (principal: Principal, dockerfile: string) => Promise<string>;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
   refuseDisk?: string;
   /** Set where a container's disk size is fixed when it is made (storage-opt): `disk` cannot change afterwards. */
@@ -215,14 +217,21 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     throw new CoveError('SANDBOX_NOT_FOUND', `Sandbox ${idOrName} not found`);
   }
 
-  function imageOf(req: CreateSandboxRequest): string {
+  async function imageOf(principal: Principal, req: CreateSandboxRequest): Promise<string> {
     if (req.buildInfo?.contextHashes?.length) {
-      throw new CoveError('INVALID_REQUEST', 'Building images from a context is not supported; build the image with docker and pass its name');
+      throw new CoveError('INVALID_REQUEST', 'Declarative images with local files (addLocalFile, addLocalDir) are not supported yet; build the image with docker and pass its name');
     }
     const dockerfile = req.buildInfo?.dockerfileContent?.trim();
     if (dockerfile) {
       const from = /^FROM\s+(\S+)\s*$/i.exec(dockerfile);
-      if (!from) throw new CoveError('INVALID_REQUEST', 'Only a one-line "FROM image" Dockerfile is supported; build the image with docker and pass its name');
+      if (!from) {
+        if (!opts.buildImage) throw new CoveError('INVALID_REQUEST', 'Only a one-line "FROM image" Dockerfile is supported; build the image with docker and pass its name');
+        // Read before anything is built: the base image must be a reference Docker can read.
+        const first = dockerfile.split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('#')) ?? '';
+        const base = /^FROM\s+(\S+)(?:\s+AS\s+\S+)?$/i.exec(first);
+        if (!base || !IMAGE_REF.test(base[1])) throw new CoveError('INVALID_REQUEST', `A Dockerfile must start with FROM and an image reference, not ${JSON.stringify(first.slice(0, 100))}`);
+        return opts.buildImage(principal, dockerfile);
+      }
       if (!IMAGE_REF.test(from[1])) throw new CoveError('INVALID_REQUEST', `Invalid image reference in FROM: ${from[1].slice(0, 200)}`);
       return from[1];
     }
@@ -394,7 +403,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
       // A snapshot's name is its image's; any other name is a local image's.
-      const image = (req.snapshot && !req.image && !req.buildInfo && opts.resolveSnapshot?.(principal, req.snapshot)) || imageOf(req);
+      const image = (req.snapshot && !req.image && !req.buildInfo && opts.resolveSnapshot?.(principal, req.snapshot)) || (await imageOf(principal, req));
       // Another key's snapshot is as absent as a missing image: its files are that key's.
       if (image !== opts.image && !((await runtime.imageExists(image)) && (await opts.mayUseImage?.(principal, image)) !== false)) {
         throw new CoveError('IMAGE_NOT_FOUND', `Image ${image} does not exist on this host; build it (docker build) or run "cove images build" for the default`);

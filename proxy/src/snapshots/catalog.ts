@@ -4,7 +4,7 @@ import { CoveError } from '../../../lib/errors';
 import { IMAGE_REF } from '../../../wire/sandbox';
 import { SnapshotName, type CreateSnapshotRequest, type ListSnapshotsQuery, type PaginatedSnapshots, type SnapshotDto, type SnapshotState } from '../../../wire/snapshots';
 import type { Principal } from '../auth/api-keys';
-import { LABEL_SNAPSHOT_OWNER, type DockerRuntime } from '../runtime/types';
+import { LABEL_BUILT, LABEL_COMMITTED_BY, LABEL_SNAPSHOT_OWNER, type DockerRuntime } from '../runtime/types';
 import type { SandboxRecord } from '../sandboxes/repo';
 import { now, type Db } from '../store/db';
 
@@ -28,6 +28,8 @@ interface SnapshotRow {
 interface CatalogOptions {
   db: Db;
   runtime: DockerRuntime;
+  /** This server's instance id: the images it builds carry it, and it removes only its own. */
+  instance: string;
   /** The default image: listed to every key as the one general snapshot. */
   defaultImage: string;
   /** The resources a sandbox gets when its create names none: what a snapshot's DTO reports. */
@@ -41,6 +43,9 @@ interface CatalogOptions {
 
 /** States in which a snapshot is finished with, for good or ill: log followers stop there. */
 const SETTLED: ReadonlySet<SnapshotState> = new Set(['active', 'inactive', 'error', 'build_failed']);
+/** The image a key's Dockerfile is built into: one per key and Dockerfile. */
+const builtImageName = (keyId: string, dockerfile: string) => `cove-build:${createHash('sha256').update(`${keyId}\n${dockerfile}`).digest('hex').slice(0, 32)}`;
+
 /** The longest Dockerfile a snapshot is built from. */
 const MAX_DOCKERFILE = 64 * 1024;
 /** Pull progress kept per snapshot (lines); the oldest go first. */
@@ -195,7 +200,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     live.set(row.id, { lines: [], listeners: new Set() });
     let state: Partial<SnapshotRow>;
     try {
-      await runtime.buildImage(dockerfile, row.image, { [LABEL_SNAPSHOT_OWNER]: row.owner_key_id }, (line) => appendLog(row.id, line));
+      await runtime.buildImage(dockerfile, row.image, { [LABEL_SNAPSHOT_OWNER]: row.owner_key_id, [LABEL_BUILT]: '1', [LABEL_COMMITTED_BY]: opts.instance }, (line) => appendLog(row.id, line));
       const info = await runtime.imageInfo(row.image);
       if (!info) throw new Error(`the engine reported ${row.image} built, but it is not on this host`);
       state = { state: 'active', size: gb(info.size), entrypoint: info.entrypoint ? JSON.stringify(info.entrypoint) : null };
@@ -250,7 +255,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
           dockerfile = content;
           // One image per key and Dockerfile: a second snapshot of the same one is built at once (and the engine's
           // layer cache serves the steps any key built before).
-          imageName = `cove-build:${createHash('sha256').update(`${principal.keyId}\n${content}`).digest('hex').slice(0, 32)}`;
+          imageName = builtImageName(principal.keyId, content);
         }
       }
       if (!imageName) throw new CoveError('INVALID_REQUEST', 'A snapshot needs an image: give image (imageName) as the name of an image');
@@ -290,6 +295,24 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       log.info({ snapshot: name, image, state: row.state }, 'snapshot created');
       if (!info) void (dockerfile ? build(row, dockerfile) : pull(row));
       return dtoOf(row);
+    },
+
+    /**
+     * Builds a Dockerfile of a sandbox create (`create({ image: Image… })`) into the key's image for it, unless it is
+     * there already; resolves with the image's name. Its steps run without a network, as a snapshot's do.
+     */
+    async buildForSandbox(principal: Principal, dockerfile: string): Promise<string> {
+      if (dockerfile.length > MAX_DOCKERFILE) throw new CoveError('INVALID_REQUEST', `buildInfo.dockerfileContent is over ${MAX_DOCKERFILE / 1024} KiB`);
+      const image = builtImageName(principal.keyId, dockerfile);
+      if (await runtime.imageInfo(image)) return image;
+      const lines: string[] = [];
+      try {
+        await runtime.buildImage(dockerfile, image, { [LABEL_SNAPSHOT_OWNER]: principal.keyId, [LABEL_BUILT]: '1', [LABEL_COMMITTED_BY]: opts.instance }, (line) => lines.push(line) > 200 && lines.shift());
+      } catch (err) {
+        throw new CoveError('INVALID_REQUEST', `The image could not be built: ${(err as Error).message}`, lines.join('\n'));
+      }
+      log.info({ image }, 'image built for a sandbox');
+      return image;
     },
 
     /** Numbered pages of the snapshots the caller sees: the general one first, then its own, newest first. */
@@ -441,6 +464,11 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       const removing = db.prepare<[], SnapshotRow>(`SELECT * FROM snapshots WHERE state = 'removing'`).all();
       for (const row of removing) {
         if (await removeIfUnused(row.image, row.id)) deleteRow.run(row.id);
+      }
+      // Images built for sandbox creates (no snapshot holds them) go once no sandbox or snapshot uses them.
+      const used = new Set([...opts.sandboxes().map((r) => r.image), ...db.prepare<[], { image: string }>(`SELECT image FROM snapshots`).all().map((r) => r.image)]);
+      for (const built of await runtime.imagesLabelled({ [LABEL_BUILT]: '1', [LABEL_COMMITTED_BY]: opts.instance })) {
+        for (const tag of built.tags) if (!used.has(tag)) await runtime.removeImage(tag).catch(() => false);
       }
     },
   };
