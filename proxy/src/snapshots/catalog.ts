@@ -174,47 +174,40 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     for (const listener of entry.listeners) listener(null);
   }
 
-  async function pull(row: SnapshotRow): Promise<void> {
+  /**
+   * Makes a snapshot's image (a pull or a build), its output lines the snapshot's logs: `active` once the image is
+   * on this host, else `failed` with the reason. A snapshot deleted meanwhile loses what was made.
+   */
+  async function make(row: SnapshotRow, how: { verb: 'pulled' | 'built'; failed: SnapshotState; run: (onLine: (line: string) => void) => Promise<void> }): Promise<void> {
     live.set(row.id, { lines: [], listeners: new Set() });
     let state: Partial<SnapshotRow>;
     try {
-      await runtime.pullImage(row.image, (line) => appendLog(row.id, line));
+      await how.run((line) => appendLog(row.id, line));
       const info = await runtime.imageInfo(row.image);
-      if (!info) throw new Error(`the engine reported ${row.image} pulled, but it is not on this host`);
+      if (!info) throw new Error(`the engine reported ${row.image} ${how.verb}, but it is not on this host`);
       state = { state: 'active', size: gb(info.size), entrypoint: info.entrypoint ? JSON.stringify(info.entrypoint) : null };
-      appendLog(row.id, `Pulled ${row.image}`);
+      appendLog(row.id, `${how.verb === 'pulled' ? 'Pulled' : 'Built'} ${row.image}`);
     } catch (err) {
       const reason = (err as Error).message;
       appendLog(row.id, reason);
-      state = { state: 'error', error_reason: reason, owns_image: 0 };
+      state = { state: how.failed, error_reason: reason, owns_image: 0 };
     }
     if (byId.get(row.id)) update(row.id, state);
-    // Deleted while it was pulled: what was pulled goes too.
+    // Deleted while it was made: what was made goes too.
     else if (state.state !== 'active' || (await removeIfUnused(row.image, row.id))) deleteRow.run(row.id);
     settleLogs(row.id);
-    log.info({ snapshot: row.name, image: row.image, state: state.state }, 'snapshot pull ended');
+    log.info({ snapshot: row.name, image: row.image, state: state.state }, `snapshot image ${how.verb}`);
   }
 
-  /** Builds a snapshot's Dockerfile; its output lines are the snapshot's logs. A failed build ends `build_failed`. */
-  async function build(row: SnapshotRow, dockerfile: string): Promise<void> {
-    live.set(row.id, { lines: [], listeners: new Set() });
-    let state: Partial<SnapshotRow>;
-    try {
-      await runtime.buildImage(dockerfile, row.image, { [LABEL_SNAPSHOT_OWNER]: row.owner_key_id, [LABEL_BUILT]: '1', [LABEL_COMMITTED_BY]: opts.instance }, (line) => appendLog(row.id, line));
-      const info = await runtime.imageInfo(row.image);
-      if (!info) throw new Error(`the engine reported ${row.image} built, but it is not on this host`);
-      state = { state: 'active', size: gb(info.size), entrypoint: info.entrypoint ? JSON.stringify(info.entrypoint) : null };
-      appendLog(row.id, `Built ${row.image}`);
-    } catch (err) {
-      const reason = (err as Error).message;
-      appendLog(row.id, reason);
-      state = { state: 'build_failed', error_reason: reason, owns_image: 0 };
-    }
-    if (byId.get(row.id)) update(row.id, state);
-    else if (state.state !== 'active' || (await removeIfUnused(row.image, row.id))) deleteRow.run(row.id);
-    settleLogs(row.id);
-    log.info({ snapshot: row.name, image: row.image, state: state.state }, 'snapshot build ended');
-  }
+  const pull = (row: SnapshotRow) => make(row, { verb: 'pulled', failed: 'error', run: (onLine) => runtime.pullImage(row.image, onLine) });
+
+  /** Builds a snapshot's Dockerfile; a failed build ends `build_failed`. */
+  const build = (row: SnapshotRow, dockerfile: string) =>
+    make(row, {
+      verb: 'built',
+      failed: 'build_failed',
+      run: (onLine) => runtime.buildImage(dockerfile, row.image, { [LABEL_SNAPSHOT_OWNER]: row.owner_key_id, [LABEL_BUILT]: '1', [LABEL_COMMITTED_BY]: opts.instance }, onLine),
+    });
 
   /** Removes an image Cove made once neither a sandbox nor another snapshot needs it; false when it must stay. */
   async function removeIfUnused(image: string, exceptId: string): Promise<boolean> {
