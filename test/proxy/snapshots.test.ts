@@ -232,6 +232,9 @@ describe('refusals', () => {
     }
     await expect(alice.daytona.snapshot.create({ name: `bad-image-${suffix}`, image: 'Not An Image' })).rejects.toMatchObject({ statusCode: 400, message: expect.stringMatching(/Invalid image name/) });
     const { Image } = await import('@daytonaio/sdk');
+    const elsewhere = await cove.api('/snapshots', { method: 'POST', key: alice.key, body: JSON.stringify({ name: `region-${suffix}`, imageName: localImage, regionId: 'eu' }) });
+    expect(elsewhere.status).toBe(400);
+    expect((await elsewhere.json()).message).toMatch(/one region, local/);
     await expect(alice.daytona.snapshot.create({ name: `res-${suffix}`, image: localImage, resources: { cpu: 2 } })).rejects.toMatchObject({ statusCode: 400, message: expect.stringMatching(/resources\.cpu is not supported/) });
     // A Dockerfile that is one FROM line is that image.
     const base = await alice.daytona.snapshot.create({ name: `base-${suffix}`, image: Image.base(localImage) });

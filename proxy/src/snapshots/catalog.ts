@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CoveError } from '../../../lib/errors';
+import { settle } from '../../../lib/guard';
 import { IMAGE_REF } from '../../../wire/sandbox';
 import { SnapshotName, type CreateSnapshotRequest, type ListSnapshotsQuery, type PaginatedSnapshots, type SnapshotDto, type SnapshotState } from '../../../wire/snapshots';
 import type { Principal } from '../auth/api-keys';
@@ -258,6 +259,8 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       for (const field of ['cpu', 'memory', 'disk'] as const) {
         if (req[field] !== undefined) throw new CoveError('INVALID_REQUEST', `resources.${field} is not supported on snapshots yet; give cpu, memory and disk when creating the sandbox`);
       }
+      // The one region (Daytona's target) a Cove server has; the SDK sends its target here.
+      if (req.regionId !== undefined && req.regionId !== 'local') throw new CoveError('INVALID_REQUEST', `regionId ${req.regionId.slice(0, 40)}: this Cove server has one region, local`);
       if (req.sandboxClass && req.sandboxClass !== 'container') throw new CoveError('INVALID_REQUEST', `sandboxClass ${req.sandboxClass} is not supported: Cove's sandboxes are containers`);
       if (isGeneral(name) || ownNamed.get(principal.keyId, name)) throw new CoveError('CONFLICT', `A snapshot named ${name} already exists`);
 
@@ -286,7 +289,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       };
       insert.run(row);
       log.info({ snapshot: name, image, state: row.state }, 'snapshot created');
-      if (!info) void (dockerfile ? build(row, dockerfile) : pull(row));
+      if (!info) settle('snapshot image', dockerfile ? build(row, dockerfile) : pull(row));
       return dtoOf(row);
     },
 
