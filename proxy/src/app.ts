@@ -18,6 +18,8 @@ import { registerSigningRoutes } from './auth/routes';
 import type { SshAccess } from './auth/ssh-tokens';
 import { registerSshRoutes, type SshEndpoint } from './ssh/routes';
 import { registerVolumeRoutes } from './volumes/routes';
+import { registerObjectStorageRoutes } from './object-storage/routes';
+import type { ObjectStorage } from './object-storage/service';
 import type { VolumeService } from './volumes/service';
 
 /** Base path of the control API: the SDK's `apiUrl` is `http(s)://HOST[:PORT]/api`. */
@@ -33,6 +35,8 @@ export interface ApiOptions {
   volumes: VolumeService;
   /** Daytona's snapshots: named images per API key. */
   catalog: SnapshotCatalog;
+  /** Build contexts' uploads: credentials here, the S3 endpoint in server.ts. */
+  objectStorage: ObjectStorage;
   pool?: WarmPool;
   previewTokens: PreviewTokens;
   /** Keys of signed file URLs (`sandbox.downloadUrl`, `uploadUrl`). */
@@ -65,6 +69,7 @@ export function createApiApp(opts: ApiOptions) {
   registerSnapshotRoutes(router, opts.snapshots);
   registerVolumeRoutes(router, opts.volumes);
   registerSnapshotCatalogRoutes(router, opts.catalog, () => `${opts.publicUrl()}${API_BASE}`);
+  registerObjectStorageRoutes(router, opts.objectStorage);
   registerPoolRoutes(router, opts.pool);
   registerPreviewRoutes(router, { sandboxes: opts.sandboxes, tokens: opts.previewTokens, publicUrl: opts.publicUrl, domain: opts.previewDomain });
   registerSshRoutes(router, { sandboxes: opts.sandboxes, access: opts.ssh.access, endpoint: opts.ssh.endpoint });

@@ -21,6 +21,7 @@ import { EVENTS_PATH, startProxyServer, TOOLBOX_BASE } from './server';
 import { createSnapshotService } from './snapshots/service';
 import { createVolumeService } from './volumes/service';
 import { createSnapshotCatalog } from './snapshots/catalog';
+import { createObjectStorage } from './object-storage/service';
 import { openDatabase } from './store/db';
 import { createToolboxAccess } from './toolbox/access';
 import { createToolboxForwarder } from './toolbox/forward';
@@ -113,6 +114,9 @@ export async function runServe(argv: string[]): Promise<void> {
   const archives = createDirectoryStore(path.join(config.dataDir, 'archives'));
   archives.sweep();
   const quotas = createQuotaService({ db, defaults: config.limits });
+  // Build contexts the SDK uploads (addLocalFile/addLocalDir), S3-compatible, under the data dir.
+  const objectStorage = createObjectStorage({ dataDir: config.dataDir, publicUrl: () => publicUrl, log });
+  await objectStorage.start();
   const volumes = createVolumeService({
     db,
     runtime,
@@ -149,7 +153,7 @@ export async function runServe(argv: string[]): Promise<void> {
     mayUseImage: (principal, image) => snapshots.mayUse(principal, image),
     volumes,
     resolveSnapshot: (principal, name) => catalog.resolve(principal, name),
-    buildImage: (principal, dockerfile) => catalog.buildForSandbox(principal, dockerfile),
+    buildImage: (principal, dockerfile, contextHashes) => catalog.buildForSandbox(principal, dockerfile, contextHashes),
     log,
   });
   const catalog = createSnapshotCatalog({
@@ -159,6 +163,7 @@ export async function runServe(argv: string[]): Promise<void> {
     defaultImage: config.image,
     defaults: DEFAULTS,
     sandboxes: () => sandboxes.records(),
+    contexts: { has: (keyId, hash) => objectStorage.hasContext(keyId, hash), open: (keyId, hash) => objectStorage.openContext(keyId, hash) },
     mayUse: (principal, image) => snapshots.mayUse(principal, image),
     log,
   });
@@ -250,6 +255,7 @@ export async function runServe(argv: string[]): Promise<void> {
     snapshots,
     volumes,
     catalog,
+    objectStorage,
     pool,
     forwarder: createToolboxForwarder({ onActivity: (id) => sandboxes.touch(id), onRequest: (id) => sandboxes.busyWith(id) }),
     toolboxAccess: createToolboxAccess({ keys, sandboxes, signing, previewTokens }),

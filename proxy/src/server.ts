@@ -85,6 +85,11 @@ export async function startProxyServer(
       opts.events.request(req, res);
       return;
     }
+    // The S3-compatible endpoint of build contexts: its own authentication (AWS signatures of push-access credentials).
+    if (opts.objectStorage.handles(req.url)) {
+      opts.objectStorage.request(req, res);
+      return;
+    }
     if (api) {
       settle('api request', apiListener(req, res), (error) => sendError(res, error, ERROR_SOURCE.api));
       return;

@@ -14,7 +14,7 @@ import { engineMessage, engineStatus, toRuntimeError } from './docker-errors';
 import { defaultBridgeName, ensureBridgeNetwork, ensureHostIsolation } from './network';
 import { ensureRunsc } from './runsc';
 import { tarLayer, untarLayer, writableLayer } from './layer';
-import { dockerfileContext } from './build-context';
+import { buildContext, CONTEXT_DOCKERFILE } from './build-context';
 import { Readable } from 'node:stream';
 import { AGENT_SECRETS_MOUNT, AGENT_TOKEN_FILE, chooseUser, containerCreateOptions, NO_COPY, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
 import {
@@ -34,6 +34,11 @@ import {
 
 /** How many times pause tries a freeze that runc reports as failed before the error reaches the caller. */
 const PAUSE_ATTEMPTS = 8;
+/**
+ * What one image build may use (the engine's build API takes no more than memory and CPU): 2 vCPU and 4 GiB without
+ * swap, so an untrusted Dockerfile cannot take the host.
+ */
+const BUILD_LIMITS = { cpuperiod: 100_000, cpuquota: 200_000, memory: 4 * 1024 ** 3, memswap: 4 * 1024 ** 3 };
 
 /**
  * Creates the Docker runtime: sandboxes are containers on Cove's bridge network whose PID 1 is the agent from the
@@ -539,12 +544,34 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       });
     },
 
-    async buildImage(dockerfile, tag, labels, onLine) {
+    async buildImage(dockerfile, tag, labels, onLine, contexts = []) {
       let stream: NodeJS.ReadableStream;
+      // Its RUN steps join the sandboxes' network, under the same firewall: what a sandbox cannot reach (the host,
+      // other sandboxes, cloud metadata, private ranges unless allowed), a build cannot either.
+      await ensureNetwork();
+      // A context archive that is not a whole tar ends the upload to the engine; its reason is the build's.
+      let contextError: string | undefined;
+      const context = Readable.from(
+        (async function* () {
+          try {
+            yield* buildContext(dockerfile, contexts);
+          } catch (err) {
+            contextError = (err as Error).message;
+            throw err;
+          }
+        })(),
+      );
       try {
-        // No network for its RUN steps: a build must not reach what sandboxes cannot (the host, cloud metadata).
-        stream = await docker.buildImage(Readable.from([dockerfileContext(dockerfile)]), { t: tag, labels, networkmode: 'none', forcerm: true });
+        stream = await docker.buildImage(context, {
+          t: tag,
+          labels,
+          dockerfile: CONTEXT_DOCKERFILE,
+          networkmode: network,
+          forcerm: true,
+          ...BUILD_LIMITS,
+        });
       } catch (err) {
+        if (contextError) throw new RuntimeError('DOCKER_ERROR', `The build failed: ${contextError}`);
         throw toRuntimeError(err, `build ${tag}`);
       }
       await new Promise<void>((resolve, reject) => {
@@ -552,7 +579,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         docker.modem.followProgress(
           stream,
           (err: Error | null) => {
-            const why = failure ?? err?.message;
+            const why = contextError ?? failure ?? err?.message;
             if (why) reject(new RuntimeError('DOCKER_ERROR', `The build failed: ${why}`));
             else resolve();
           },

@@ -187,10 +187,18 @@ export interface DockerRuntime {
    */
   pullImage(ref: string, onLine: (line: string) => void): Promise<void>;
   /**
-   * Builds `dockerfile` (no other files) into the image `tag` with the engine's layer cache, its steps run without a
-   * network; each line of the build's output goes to `onLine`. Rejects with the failing step's message.
+   * Builds `dockerfile` into the image `tag` with the engine's layer cache; the build context is the files of the
+   * `contexts` tar archives (opened one after another as the engine reads them; none: an empty context). Its steps run
+   * on the sandboxes' network under their firewall, within fixed CPU and memory limits; each line of the build's
+   * output goes to `onLine`. Rejects with the failing step's message, or why a context archive is unusable.
    */
-  buildImage(dockerfile: string, tag: string, labels: Record<string, string>, onLine: (line: string) => void): Promise<void>;
+  buildImage(
+    dockerfile: string,
+    tag: string,
+    labels: Record<string, string>,
+    onLine: (line: string) => void,
+    contexts?: (() => Promise<AsyncIterable<Buffer>>)[],
+  ): Promise<void>;
   /**
    * Makes a container's file system (its image's and what it wrote, never its mounts) a new local image tagged
    * `repo:tag`, pausing a running container while its writes are read. The image is configured as the container's

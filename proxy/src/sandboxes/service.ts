@@ -75,8 +75,11 @@ interface SandboxServiceOptions {
   volumes?: Pick<VolumeService, 'resolve' | 'attach' | 'of' | 'mountsOf'>;
   /** The image of a snapshot (snapshots/catalog.ts) a create names, or undefined when the name is no snapshot's. */
   resolveSnapshot?: (principal: Principal, name: string) => string | undefined;
-  /** Builds the Dockerfile of a create (a declarative image) into an image of the key's; resolves with its name. */
-  buildImage?: (principal: Principal, dockerfile: string) => Promise<string>;
+  /**
+   * Builds the Dockerfile of a create (a declarative image) with the key's uploaded contexts of those hashes into an
+   * image of the key's; resolves with its name.
+   */
+  buildImage?: (principal: Principal, dockerfile: string, contextHashes: string[]) => Promise<string>;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
   refuseDisk?: string;
   /** Set where a container's disk size is fixed when it is made (storage-opt): `disk` cannot change afterwards. */
@@ -218,9 +221,6 @@ export function createSandboxService(opts: SandboxServiceOptions) {
   }
 
   async function imageOf(principal: Principal, req: CreateSandboxRequest): Promise<string> {
-    if (req.buildInfo?.contextHashes?.length) {
-      throw new CoveError('INVALID_REQUEST', 'Declarative images with local files (addLocalFile, addLocalDir) are not supported yet; build the image with docker and pass its name');
-    }
     const dockerfile = req.buildInfo?.dockerfileContent?.trim();
     if (dockerfile) {
       const from = /^FROM\s+(\S+)\s*$/i.exec(dockerfile);
@@ -230,7 +230,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         const first = dockerfile.split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('#')) ?? '';
         const base = /^FROM\s+(\S+)(?:\s+AS\s+\S+)?$/i.exec(first);
         if (!base || !IMAGE_REF.test(base[1])) throw new CoveError('INVALID_REQUEST', `A Dockerfile must start with FROM and an image reference, not ${JSON.stringify(first.slice(0, 100))}`);
-        return opts.buildImage(principal, dockerfile);
+        return opts.buildImage(principal, dockerfile, req.buildInfo?.contextHashes ?? []);
       }
       if (!IMAGE_REF.test(from[1])) throw new CoveError('INVALID_REQUEST', `Invalid image reference in FROM: ${from[1].slice(0, 200)}`);
       return from[1];

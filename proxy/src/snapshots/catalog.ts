@@ -37,6 +37,8 @@ interface CatalogOptions {
   defaults: { cpu: number; memory: number; disk: number };
   /** Sandboxes as recorded now: an image one of them was made from stays. */
   sandboxes: () => SandboxRecord[];
+  /** The build contexts keys uploaded (`Image.addLocalFile/addLocalDir`): whether one is there, and its tar bytes. */
+  contexts: { has(keyId: string, hash: string): Promise<boolean>; open(keyId: string, hash: string): Promise<AsyncIterable<Buffer>> };
   /** Whether a key may create sandboxes of a local image (not another key's snapshot, not a fork image). */
   mayUse: (principal: Principal, image: string) => Promise<boolean>;
   log: Logger;
@@ -44,8 +46,14 @@ interface CatalogOptions {
 
 /** States in which a snapshot is finished with, for good or ill: log followers stop there. */
 const SETTLED: ReadonlySet<SnapshotState> = new Set(['active', 'inactive', 'error', 'build_failed']);
-/** The image a key's Dockerfile is built into: one per key and Dockerfile. */
-const builtImageName = (keyId: string, dockerfile: string) => `cove-build:${createHash('sha256').update(`${keyId}\n${dockerfile}`).digest('hex').slice(0, 32)}`;
+/**
+ * The image a key's Dockerfile is built into: one per key, Dockerfile and uploaded contexts (a context's hash is of its
+ * files' paths and contents, so changed files are another image).
+ */
+const builtImageName = (keyId: string, dockerfile: string, contextHashes: string[]) =>
+  `cove-build:${createHash('sha256').update(`${keyId}\n${dockerfile}${contextHashes.length ? `\n${contextHashes.join(',')}` : ''}`).digest('hex').slice(0, 32)}`;
+/** How many context archives one build may name. */
+const MAX_CONTEXTS = 100;
 
 /** The longest Dockerfile a snapshot is built from. */
 const MAX_DOCKERFILE = 64 * 1024;
@@ -202,13 +210,32 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
 
   const pull = (row: SnapshotRow) => make(row, { verb: 'pulled', failed: 'error', run: (onLine) => runtime.pullImage(row.image, onLine) });
 
+  /** Builds a Dockerfile with a key's uploaded contexts into `image`, labelled as a build of this server's. */
+  const buildInto = (keyId: string, image: string, dockerfile: string, contextHashes: string[], onLine: (line: string) => void) =>
+    runtime.buildImage(
+      dockerfile,
+      image,
+      { [LABEL_SNAPSHOT_OWNER]: keyId, [LABEL_BUILT]: '1', [LABEL_COMMITTED_BY]: opts.instance },
+      onLine,
+      contextHashes.map((hash) => () => opts.contexts.open(keyId, hash)),
+    );
+
   /** Builds a snapshot's Dockerfile; a failed build ends `build_failed`. */
-  const build = (row: SnapshotRow, dockerfile: string) =>
-    make(row, {
-      verb: 'built',
-      failed: 'build_failed',
-      run: (onLine) => runtime.buildImage(dockerfile, row.image, { [LABEL_SNAPSHOT_OWNER]: row.owner_key_id, [LABEL_BUILT]: '1', [LABEL_COMMITTED_BY]: opts.instance }, onLine),
-    });
+  const build = (row: SnapshotRow, dockerfile: string, contextHashes: string[]) =>
+    make(row, { verb: 'built', failed: 'build_failed', run: (onLine) => buildInto(row.owner_key_id, row.image, dockerfile, contextHashes, onLine) });
+
+  /** Refuses context hashes that are malformed, too many, or not uploaded by this key; the distinct ones, in order. */
+  async function checkContexts(keyId: string, hashes: string[]): Promise<string[]> {
+    const distinct = [...new Set(hashes)];
+    if (distinct.length > MAX_CONTEXTS) throw new CoveError('INVALID_REQUEST', `buildInfo.contextHashes: at most ${MAX_CONTEXTS} contexts per image`);
+    for (const hash of distinct) {
+      if (!/^[0-9a-f]{32}$/.test(hash)) throw new CoveError('INVALID_REQUEST', `buildInfo.contextHashes: ${JSON.stringify(hash.slice(0, 80))} is not a context hash (32 hex digits)`);
+      if (!(await opts.contexts.has(keyId, hash))) {
+        throw new CoveError('INVALID_REQUEST', `buildInfo.contextHashes: no build context ${hash} was uploaded with this API key (the SDK uploads it through /api/object-storage/push-access)`);
+      }
+    }
+    return distinct;
+  }
 
   /** Removes an image Cove made once neither a sandbox nor another snapshot needs it; false when it must stay. */
   async function removeIfUnused(image: string, exceptId: string): Promise<boolean> {
@@ -233,23 +260,19 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       const name = parsed.data;
       let imageName = req.imageName?.trim();
       let dockerfile: string | undefined;
+      let contextHashes: string[] = [];
       if (req.buildInfo) {
         const content = req.buildInfo.dockerfileContent.trim();
-        if (req.buildInfo.contextHashes?.length) {
-          throw new CoveError(
-            'INVALID_REQUEST',
-            'Declarative images with local files (addLocalFile, addLocalDir) are not supported yet; build the image with docker and pass its name as image',
-          );
-        }
         if (!content) throw new CoveError('INVALID_REQUEST', 'buildInfo.dockerfileContent is empty');
         if (content.length > MAX_DOCKERFILE) throw new CoveError('INVALID_REQUEST', `buildInfo.dockerfileContent is over ${MAX_DOCKERFILE / 1024} KiB`);
         const from = /^FROM\s+(\S+)\s*$/i.exec(content);
         if (from) imageName = from[1];
         else {
           dockerfile = content;
-          // One image per key and Dockerfile: a second snapshot of the same one is built at once (and the engine's
-          // layer cache serves the steps any key built before).
-          imageName = builtImageName(principal.keyId, content);
+          contextHashes = await checkContexts(principal.keyId, req.buildInfo.contextHashes ?? []);
+          // One image per key, Dockerfile and contexts: a second snapshot of the same is active at once (and the
+          // engine's layer cache serves the steps any key built before).
+          imageName = builtImageName(principal.keyId, content, contextHashes);
         }
       }
       if (!imageName) throw new CoveError('INVALID_REQUEST', 'A snapshot needs an image: give image (imageName) as the name of an image');
@@ -289,21 +312,22 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       };
       insert.run(row);
       log.info({ snapshot: name, image, state: row.state }, 'snapshot created');
-      if (!info) settle('snapshot image', dockerfile ? build(row, dockerfile) : pull(row));
+      if (!info) settle('snapshot image', dockerfile ? build(row, dockerfile, contextHashes) : pull(row));
       return dtoOf(row);
     },
 
     /**
-     * Builds a Dockerfile of a sandbox create (`create({ image: Image… })`) into the key's image for it, unless it is
-     * there already; resolves with the image's name. Its steps run without a network, as a snapshot's do.
+     * Builds a Dockerfile of a sandbox create (`create({ image: Image… })`) with the key's uploaded contexts into the
+     * key's image for it, unless it is there already; resolves with the image's name. Built as a snapshot's is.
      */
-    async buildForSandbox(principal: Principal, dockerfile: string): Promise<string> {
+    async buildForSandbox(principal: Principal, dockerfile: string, hashes: string[]): Promise<string> {
       if (dockerfile.length > MAX_DOCKERFILE) throw new CoveError('INVALID_REQUEST', `buildInfo.dockerfileContent is over ${MAX_DOCKERFILE / 1024} KiB`);
-      const image = builtImageName(principal.keyId, dockerfile);
+      const contextHashes = await checkContexts(principal.keyId, hashes);
+      const image = builtImageName(principal.keyId, dockerfile, contextHashes);
       if (await runtime.imageInfo(image)) return image;
       const lines: string[] = [];
       try {
-        await runtime.buildImage(dockerfile, image, { [LABEL_SNAPSHOT_OWNER]: principal.keyId, [LABEL_BUILT]: '1', [LABEL_COMMITTED_BY]: opts.instance }, (line) => lines.push(line) > 200 && lines.shift());
+        await buildInto(principal.keyId, image, dockerfile, contextHashes, (line) => lines.push(line) > 200 && lines.shift());
       } catch (err) {
         throw new CoveError('INVALID_REQUEST', `The image could not be built: ${(err as Error).message}`, lines.join('\n'));
       }

@@ -1,0 +1,15 @@
+declare module 's3rver' {
+  import type { IncomingMessage, ServerResponse } from 'node:http';
+
+  /** The parts of s3rver (an S3-compatible server on the file system, a Koa app) that Cove uses. */
+  export default class S3rver {
+    constructor(options: { silent?: boolean; directory: string; vhostBuckets?: boolean; configureBuckets?: { name: string; configs: string[] }[] });
+    store: {
+      getObject(bucket: string, key: string): Promise<unknown>;
+      existsObject(bucket: string, key: string): Promise<boolean>;
+    };
+    configureBuckets(): Promise<void>;
+    callback(): (req: IncomingMessage, res: ServerResponse) => void;
+    on(event: 'error', listener: (err: Error) => void): this;
+  }
+}
