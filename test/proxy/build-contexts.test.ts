@@ -11,7 +11,18 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, DeleteObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  ListBucketsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { Image, type Daytona } from '@daytonaio/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCove, type TestCove } from '../helpers/cove';
@@ -179,6 +190,20 @@ describe('the S3 endpoint', () => {
     await denied(s3.send(new PutObjectCommand({ Bucket: 'other', Key: `${bob.id}/${hash}/context.tar`, Body: 'x' })), 'AccessDenied');
     await denied(s3.send(new CreateBucketCommand({ Bucket: 'mine' })), 'AccessDenied');
     await denied(s3.send(new ListBucketsCommand({})), 'AccessDenied');
+    // Multipart uploads: ids the server did not issue, or issued for another object, go nowhere.
+    const started = await s3.send(new CreateMultipartUploadCommand({ Bucket: access.bucket, Key: `${bob.id}/${hash}/context.tar` }));
+    const otherHash = randomBytes(16).toString('hex');
+    for (const [key, uploadId] of [
+      [`${bob.id}/${hash}/context.tar`, '../../../../../tmp/cove-escape'],
+      [`${bob.id}/${hash}/context.tar`, 'f'.repeat(32)],
+      [`${bob.id}/${otherHash}/context.tar`, started.UploadId!],
+    ]) {
+      await denied(s3.send(new UploadPartCommand({ Bucket: access.bucket, Key: key, UploadId: uploadId, PartNumber: 1, Body: 'x' })), 'AccessDenied');
+      await denied(s3.send(new CompleteMultipartUploadCommand({ Bucket: access.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: 'x' }] } })), 'AccessDenied');
+    }
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: access.bucket, Key: `${bob.id}/${hash}/context.tar`, UploadId: started.UploadId! }));
+    // Aborted: its id is gone.
+    await denied(s3.send(new UploadPartCommand({ Bucket: access.bucket, Key: `${bob.id}/${hash}/context.tar`, UploadId: started.UploadId!, PartNumber: 1, Body: 'x' })), 'AccessDenied');
     // Wrong secret, wrong session token, unknown key id.
     await denied(s3Of(access, { secret: 'nope' }).send(new ListObjectsV2Command({ Bucket: access.bucket, Prefix: `${bob.id}/` })), 'SignatureDoesNotMatch');
     await denied(s3Of(access, { sessionToken: 'nope' }).send(new ListObjectsV2Command({ Bucket: access.bucket, Prefix: `${bob.id}/` })), 'InvalidToken');

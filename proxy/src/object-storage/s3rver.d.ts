@@ -7,6 +7,8 @@ declare module 's3rver' {
     store: {
       getObject(bucket: string, key: string): Promise<unknown>;
       existsObject(bucket: string, key: string): Promise<boolean>;
+      /** Where the store keeps a resource (`uploads`: the folder of multipart uploads, one folder per upload id). */
+      getResourcePath(bucket: string, key: string | undefined, resource: string): string;
     };
     configureBuckets(): Promise<void>;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -22,6 +22,8 @@ const CREDENTIALS_TTL_MS = 60 * 60_000;
 const MAX_CREDENTIALS_PER_KEY = 20;
 /** The largest body of one request (a PutObject or one part of a multipart upload; the SDK's parts are 5 MiB). */
 const MAX_REQUEST_BODY = 256 * 1024 * 1024;
+/** A multipart upload unfinished for this long is dropped at the next start. */
+const STALE_UPLOAD_MS = 24 * 60 * 60_000;
 /** The largest body of a request that only carries XML (a multipart upload's completion). */
 const MAX_XML_BODY = 1024 * 1024;
 
@@ -60,7 +62,23 @@ export function createObjectStorage(opts: { dataDir: string; publicUrl: () => st
     return grant;
   }
 
-  /** Which S3 operation a request is, when it is one a context upload uses on the caller's own objects. */
+  /** The folder where s3rver keeps a multipart upload's parts (and the key it was started for). */
+  const uploadDirOf = (uploadId: string) => path.join(s3.store.getResourcePath(CONTEXT_BUCKET, undefined, 'uploads'), uploadId);
+
+  /** The object key a multipart upload was started for, or undefined. */
+  function uploadKeyOf(uploadId: string): string | undefined {
+    try {
+      return readFileSync(path.join(uploadDirOf(uploadId), 'key'), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Allows a request only when it is an S3 operation context uploads use, on the caller's own objects. A multipart
+   * upload's id and part number are checked before they reach the store (which makes paths of them), and an upload's
+   * parts, completion and abort must name the object the upload was started for.
+   */
   function authorize(method: string, objectPath: string, query: URLSearchParams, keyId: string): void {
     const deny = (why: string) => {
       throw new S3Error('AccessDenied', why);
@@ -80,12 +98,22 @@ export function createObjectStorage(opts: { dataDir: string; publicUrl: () => st
     if (parts.length !== 3 || `${parts[0]}/` !== own || !CONTEXT_HASH.test(parts[1]) || parts[2] !== 'context.tar') {
       deny(`Objects here are build contexts: ${own}{md5 hex}/context.tar`);
     }
+    const names = [...query.keys()];
+    const only = (...allowed: string[]) => names.every((n) => allowed.includes(n));
+    const uploadId = query.get('uploadId');
+    if (uploadId !== null) {
+      if (!/^[0-9a-f]{32}$/.test(uploadId)) deny('uploadId is not one this server issued');
+      if (uploadKeyOf(uploadId) !== key) deny('No multipart upload of that id was started for this object');
+    }
+    const partNumber = query.get('partNumber');
+    if (partNumber !== null && (!/^[1-9][0-9]{0,4}$/.test(partNumber) || Number(partNumber) > 10_000)) deny('partNumber must be a whole number from 1 to 10000');
     const ok =
-      (method === 'PUT' && !query.has('uploadId')) ||
-      (method === 'PUT' && query.has('uploadId') && query.has('partNumber')) ||
-      (method === 'POST' && (query.has('uploads') || query.has('uploadId'))) ||
-      (method === 'DELETE' && (query.has('uploadId') || [...query.keys()].every((k) => k === 'x-id'))) ||
-      ((method === 'GET' || method === 'HEAD') && ![...query.keys()].some((k) => k !== 'x-id' && k !== 'partNumber'));
+      (method === 'PUT' && uploadId === null && partNumber === null && only('x-id')) ||
+      (method === 'PUT' && uploadId !== null && partNumber !== null && only('x-id', 'uploadId', 'partNumber')) ||
+      (method === 'POST' && uploadId === null && query.has('uploads') && only('x-id', 'uploads')) ||
+      (method === 'POST' && uploadId !== null && only('x-id', 'uploadId')) ||
+      (method === 'DELETE' && only('x-id', 'uploadId')) ||
+      ((method === 'GET' || method === 'HEAD') && uploadId === null && only('x-id', 'partNumber'));
     if (!ok) deny(`${method} with these parameters is not an operation of context uploads`);
   }
 
@@ -144,6 +172,12 @@ export function createObjectStorage(opts: { dataDir: string; publicUrl: () => st
           sendS3Error(res, new S3Error('AccessDenied', `A request body may hold at most ${limit / 1024 / 1024} MiB here`), 400);
           return;
         }
+        // AbortMultipartUpload, which s3rver lacks (the id was checked to be this object's upload above).
+        if (req.method === 'DELETE' && target.searchParams.has('uploadId')) {
+          rmSync(uploadDirOf(target.searchParams.get('uploadId')!), { recursive: true, force: true });
+          res.writeHead(204).end();
+          return;
+        }
         // The store sees a plain path-style request for a bucket on this host; credentials stop here.
         req.url = `${target.pathname}${target.search}`;
         req.headers.host = 'localhost';
@@ -173,9 +207,20 @@ export function createObjectStorage(opts: { dataDir: string; publicUrl: () => st
       return CONTEXT_HASH.test(hash) && (await s3.store.existsObject(CONTEXT_BUCKET, `${keyId}/${hash}/context.tar`)) === true;
     },
 
-    /** Creates the bucket when missing. */
+    /** Creates the bucket when missing, and removes multipart uploads left unfinished for a day (their parts). */
     async start(): Promise<void> {
       await s3.configureBuckets();
+      const uploads = s3.store.getResourcePath(CONTEXT_BUCKET, undefined, 'uploads');
+      let ids: string[] = [];
+      try {
+        ids = readdirSync(uploads);
+      } catch {
+        return;
+      }
+      for (const id of ids) {
+        const dir = path.join(uploads, id);
+        if (Date.now() - statSync(dir).mtimeMs > STALE_UPLOAD_MS) rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }
