@@ -17,6 +17,8 @@ import type { SnapshotCatalog } from './snapshots/catalog';
 import { registerSigningRoutes } from './auth/routes';
 import type { SshAccess } from './auth/ssh-tokens';
 import { registerSshRoutes, type SshEndpoint } from './ssh/routes';
+import { registerRegistryRoutes } from './registries/routes';
+import type { RegistryService } from './registries/service';
 import { registerVolumeRoutes } from './volumes/routes';
 import type { VolumeService } from './volumes/service';
 
@@ -33,6 +35,8 @@ export interface ApiOptions {
   volumes: VolumeService;
   /** Daytona's snapshots: named images per API key. */
   catalog: SnapshotCatalog;
+  /** Registry credentials for pulls (`/docker-registry`). */
+  registries: RegistryService;
   pool?: WarmPool;
   previewTokens: PreviewTokens;
   /** Keys of signed file URLs (`sandbox.downloadUrl`, `uploadUrl`). */
@@ -64,6 +68,7 @@ export function createApiApp(opts: ApiOptions) {
   registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
   registerSnapshotRoutes(router, opts.snapshots);
   registerVolumeRoutes(router, opts.volumes);
+  registerRegistryRoutes(router, opts.registries);
   registerSnapshotCatalogRoutes(router, opts.catalog, () => `${opts.publicUrl()}${API_BASE}`);
   registerPoolRoutes(router, opts.pool);
   registerPreviewRoutes(router, { sandboxes: opts.sandboxes, tokens: opts.previewTokens, publicUrl: opts.publicUrl, domain: opts.previewDomain });

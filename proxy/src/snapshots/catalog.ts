@@ -39,6 +39,8 @@ interface CatalogOptions {
   sandboxes: () => SandboxRecord[];
   /** Whether a key may create sandboxes of a local image (not another key's snapshot, not a fork image). */
   mayUse: (principal: Principal, image: string) => Promise<boolean>;
+  /** Pulls an image for a key with its registry credentials (registries/); without it, pulls are anonymous. */
+  pullImage?: (principal: Principal, image: string, onLine: (line: string) => void) => Promise<void>;
   log: Logger;
 }
 
@@ -200,7 +202,8 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     log.info({ snapshot: row.name, image: row.image, state: state.state }, `snapshot image ${how.verb}`);
   }
 
-  const pull = (row: SnapshotRow) => make(row, { verb: 'pulled', failed: 'error', run: (onLine) => runtime.pullImage(row.image, onLine) });
+  const pull = (row: SnapshotRow, principal: Principal) =>
+    make(row, { verb: 'pulled', failed: 'error', run: (onLine) => (opts.pullImage ? opts.pullImage(principal, row.image, onLine) : runtime.pullImage(row.image, onLine)) });
 
   /** Builds a snapshot's Dockerfile; a failed build ends `build_failed`. */
   const build = (row: SnapshotRow, dockerfile: string) =>
@@ -289,7 +292,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       };
       insert.run(row);
       log.info({ snapshot: name, image, state: row.state }, 'snapshot created');
-      if (!info) settle('snapshot image', dockerfile ? build(row, dockerfile) : pull(row));
+      if (!info) settle('snapshot image', dockerfile ? build(row, dockerfile) : pull(row, principal));
       return dtoOf(row);
     },
 
