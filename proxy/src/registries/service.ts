@@ -136,7 +136,9 @@ export function createRegistryService(opts: RegistryServiceOptions) {
     } catch (err) {
       const how = row ? `with the credentials of registry ${row.name} (${row.url})` : `anonymously: no registry of this API key, nor a default one, matches ${placeOfImage(image).host}`;
       const code = err instanceof RuntimeError ? err.code : 'DOCKER_ERROR';
-      throw new RuntimeError(code, `${(err as Error).message.trim()} (pulled ${how})`);
+      // docker-modem's "(HTTP code 500) server error - " says nothing the engine's own words do not.
+      const reason = (err as Error).message.replace(/\(HTTP code \d+\) [a-z ]+ - /, '').trim();
+      throw new RuntimeError(code, `${reason} (pulled ${how})`);
     }
     const own = row && row.owner_key_id === principal.keyId && !row.is_default;
     if (own || q.holders.all(image).length) q.hold.run(image, principal.keyId);
@@ -200,12 +202,6 @@ export function createRegistryService(opts: RegistryServiceOptions) {
     },
 
     setDefault,
-
-    /** The credentials that pull `image` for the caller (its own registry's, else a default one's), if any. */
-    credentialsFor(principal: Principal, image: string): RegistryAuth | undefined {
-      const row = chosen(principal, image);
-      return row ? authOf(row) : undefined;
-    },
 
     pull,
 
