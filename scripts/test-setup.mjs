@@ -30,6 +30,8 @@ const needed = {
   // The storage-opt disk test: a second Docker engine on a file system with quotas made on a loop device (xfs with
   // project quotas, or btrfs where the kernel has no XFS quotas).
   '/usr/sbin/mkfs.xfs': 'xfsprogs', '/usr/sbin/mkfs.btrfs': 'btrfs-progs',
+  // The registry tests: a real registry on loopback (the CNCF distribution registry) and htpasswd for its credentials.
+  'docker-registry': 'docker-registry', htpasswd: 'apache2-utils',
 };
 const missing = [...new Set(Object.entries(needed).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];
 if (missing.length) {

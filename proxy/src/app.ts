@@ -17,6 +17,8 @@ import type { SnapshotCatalog } from './snapshots/catalog';
 import { registerSigningRoutes } from './auth/routes';
 import type { SshAccess } from './auth/ssh-tokens';
 import { registerSshRoutes, type SshEndpoint } from './ssh/routes';
+import { registerRegistryRoutes } from './registries/routes';
+import type { RegistryService } from './registries/service';
 import { registerVolumeRoutes } from './volumes/routes';
 import { registerObjectStorageRoutes } from './object-storage/routes';
 import type { ObjectStorage } from './object-storage/service';
@@ -37,6 +39,8 @@ export interface ApiOptions {
   catalog: SnapshotCatalog;
   /** Build contexts' uploads: credentials here, the S3 endpoint in server.ts. */
   objectStorage: ObjectStorage;
+  /** Registry credentials for pulls (`/docker-registry`). */
+  registries: RegistryService;
   pool?: WarmPool;
   previewTokens: PreviewTokens;
   /** Keys of signed file URLs (`sandbox.downloadUrl`, `uploadUrl`). */
@@ -68,6 +72,7 @@ export function createApiApp(opts: ApiOptions) {
   registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
   registerSnapshotRoutes(router, opts.snapshots);
   registerVolumeRoutes(router, opts.volumes);
+  registerRegistryRoutes(router, opts.registries);
   registerSnapshotCatalogRoutes(router, opts.catalog, () => `${opts.publicUrl()}${API_BASE}`);
   registerObjectStorageRoutes(router, opts.objectStorage);
   registerPoolRoutes(router, opts.pool);

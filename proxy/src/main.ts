@@ -6,7 +6,7 @@ import { buildImages, SANDBOX_IMAGE } from '../../images/src/build';
 import { ensureCommands } from '../../images/src/host';
 import { AGENT_VERSION } from '../../wire/agent';
 import { readProxyConfig, SERVE_USAGE } from './config';
-import { createKeysService } from './auth/api-keys';
+import { createKeysService, type Principal } from './auth/api-keys';
 import { createWarmPool } from './pool/service';
 import { createQuotaService } from './quotas/service';
 import { createDockerRuntime } from './runtime/docker-runtime';
@@ -22,6 +22,7 @@ import { createSnapshotService } from './snapshots/service';
 import { createVolumeService } from './volumes/service';
 import { createSnapshotCatalog } from './snapshots/catalog';
 import { createObjectStorage } from './object-storage/service';
+import { createRegistryService } from './registries/service';
 import { openDatabase } from './store/db';
 import { createToolboxAccess } from './toolbox/access';
 import { createToolboxForwarder } from './toolbox/forward';
@@ -125,6 +126,13 @@ export async function runServe(argv: string[]): Promise<void> {
     sandboxOf: (id) => sandboxes.find(id),
     log,
   });
+  const registries = createRegistryService({ db, runtime, log });
+  /** Whether a key may use a local image: not another key's snapshot or fork, nor one pulled with another key's credentials. */
+  const mayUseImage = async (principal: Principal, image: string) => (await snapshots.mayUse(principal, image)) && (await registries.mayUse(principal, image));
+  /** Images pulled for sandbox creates go once no sandbox or snapshot uses them. */
+  const everyKey: Principal = { keyId: '', admin: true };
+  const collectPulls = () =>
+    registries.collect((image) => sandboxes.records().some((r) => r.image === image) || catalog.list(everyKey, { limit: Number.MAX_SAFE_INTEGER }).items.some((s) => s.imageName === image));
   const sandboxes = createSandboxService({
     repo: sandboxRepo,
     runtime,
@@ -149,11 +157,13 @@ export async function runServe(argv: string[]): Promise<void> {
       // A deleted fork's image goes with it, as does a replaced snapshot this sandbox still ran from.
       settle('collect committed images', snapshots.collectImages());
       settle('collect the images of deleted snapshots', catalog.collect());
+      settle('collect the images pulled for sandboxes', collectPulls());
     },
-    mayUseImage: (principal, image) => snapshots.mayUse(principal, image),
+    mayUseImage,
     volumes,
     resolveSnapshot: (principal, name) => catalog.resolve(principal, name),
     buildImage: (principal, dockerfile, contextHashes) => catalog.buildForSandbox(principal, dockerfile, contextHashes),
+    pullImage: (principal, image) => registries.pullForSandbox(principal, image),
     log,
   });
   const catalog = createSnapshotCatalog({
@@ -164,7 +174,8 @@ export async function runServe(argv: string[]): Promise<void> {
     defaults: DEFAULTS,
     sandboxes: () => sandboxes.records(),
     contexts: { has: (keyId, hash) => objectStorage.hasContext(keyId, hash), open: (keyId, hash) => objectStorage.openContext(keyId, hash) },
-    mayUse: (principal, image) => snapshots.mayUse(principal, image),
+    mayUse: mayUseImage,
+    pullImage: (principal, image, onLine) => registries.pull(principal, image, onLine),
     log,
   });
   const snapshots = createSnapshotService({ sandboxes, runtime, quotas, instance, catalog, log });
@@ -174,6 +185,7 @@ export async function runServe(argv: string[]): Promise<void> {
   // Forks deleted while the server was down (or a fork it stopped in the middle of) leave their images.
   await snapshots.collectImages().catch((err: Error) => log.error({ err: err.message }, 'could not remove the images Cove committed that nothing uses'));
   await catalog.recover().catch((err: Error) => log.error({ err: err.message }, 'could not recover the snapshots'));
+  await collectPulls().catch((err: Error) => log.error({ err: err.message }, 'could not remove the images pulled for sandboxes that nothing uses'));
   if (pool) await pool.start(poolContainers);
   else for (const c of poolContainers) await runtime.remove(c.id).catch(() => {});
   const watchdog =
@@ -256,6 +268,7 @@ export async function runServe(argv: string[]): Promise<void> {
     volumes,
     catalog,
     objectStorage,
+    registries,
     pool,
     forwarder: createToolboxForwarder({ onActivity: (id) => sandboxes.touch(id), onRequest: (id) => sandboxes.busyWith(id) }),
     toolboxAccess: createToolboxAccess({ keys, sandboxes, signing, previewTokens }),

@@ -525,10 +525,11 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       }
     },
 
-    async pullImage(ref, onLine) {
+    async pullImage(ref, onLine, auth) {
       let stream: NodeJS.ReadableStream;
       try {
-        stream = await docker.pull(ref);
+        // dockerode sends authconfig as X-Registry-Auth (base64url JSON), never in the URL.
+        stream = await docker.pull(ref, auth ? { authconfig: { ...auth } } : {});
       } catch (err) {
         throw toRuntimeError(err, `pull ${ref}`);
       }

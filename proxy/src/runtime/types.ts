@@ -182,10 +182,10 @@ export interface DockerRuntime {
   /** A local image's id, labels, size (bytes) and entrypoint, or undefined when there is no image of that name. */
   imageInfo(name: string): Promise<{ id: string; labels: Record<string, string>; size?: number; entrypoint?: string[] | null } | undefined>;
   /**
-   * Pulls an image from its registry (anonymously) through the engine, handing each progress line to `onLine`;
-   * rejects with the engine's reason when the pull fails.
+   * Pulls an image from its registry through the engine (with `auth` when given, sent as `X-Registry-Auth`, else
+   * anonymously), handing each progress line to `onLine`; rejects with the engine's reason when the pull fails.
    */
-  pullImage(ref: string, onLine: (line: string) => void): Promise<void>;
+  pullImage(ref: string, onLine: (line: string) => void, auth?: RegistryAuth): Promise<void>;
   /**
    * Builds `dockerfile` into the image `tag` with the engine's layer cache; the build context is the files of the
    * `contexts` tar archives (opened one after another as the engine reads them; none: an empty context). Its steps run
@@ -284,4 +284,12 @@ export class ContainerNotFoundError extends RuntimeError {
 /** The agent did not answer in time, or its container stopped. `detail` carries the container's last log lines. */
 export class AgentNotReadyError extends RuntimeError {
   override name = 'AgentNotReadyError';
+}
+
+/** Credentials of a registry for the engine (its `X-Registry-Auth`): never logged, never in an error. */
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  /** The registry's `host[:port]` (Docker Hub's `https://index.docker.io/v1/`). */
+  serveraddress: string;
 }

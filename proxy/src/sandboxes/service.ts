@@ -80,6 +80,8 @@ interface SandboxServiceOptions {
    * image of the key's; resolves with its name.
    */
   buildImage?: (principal: Principal, dockerfile: string, contextHashes: string[]) => Promise<string>;
+  /** Pulls the image a create names (`image`, or a one-line `FROM`) when it is not on this host, with the key's registry credentials. */
+  pullImage?: (principal: Principal, image: string) => Promise<void>;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
   refuseDisk?: string;
   /** Set where a container's disk size is fixed when it is made (storage-opt): `disk` cannot change afterwards. */
@@ -404,6 +406,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
       // A snapshot's name is its image's; any other name is a local image's.
       const image = (req.snapshot && !req.image && !req.buildInfo && opts.resolveSnapshot?.(principal, req.snapshot)) || (await imageOf(principal, req));
+      // An image reference (not a snapshot's name) that is not on this host is pulled first, when this server can.
+      if (opts.pullImage && (req.image || req.buildInfo) && image !== opts.image && !(await runtime.imageExists(image))) await opts.pullImage(principal, image);
       // Another key's snapshot is as absent as a missing image: its files are that key's.
       if (image !== opts.image && !((await runtime.imageExists(image)) && (await opts.mayUseImage?.(principal, image)) !== false)) {
         throw new CoveError('IMAGE_NOT_FOUND', `Image ${image} does not exist on this host; build it (docker build) or run "cove images build" for the default`);

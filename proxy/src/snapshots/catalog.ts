@@ -41,6 +41,8 @@ interface CatalogOptions {
   contexts: { has(keyId: string, hash: string): Promise<boolean>; open(keyId: string, hash: string): Promise<AsyncIterable<Buffer>> };
   /** Whether a key may create sandboxes of a local image (not another key's snapshot, not a fork image). */
   mayUse: (principal: Principal, image: string) => Promise<boolean>;
+  /** Pulls an image for a key with its registry credentials (registries/); without it, pulls are anonymous. */
+  pullImage?: (principal: Principal, image: string, onLine: (line: string) => void) => Promise<void>;
   log: Logger;
 }
 
@@ -208,7 +210,8 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     log.info({ snapshot: row.name, image: row.image, state: state.state }, `snapshot image ${how.verb}`);
   }
 
-  const pull = (row: SnapshotRow) => make(row, { verb: 'pulled', failed: 'error', run: (onLine) => runtime.pullImage(row.image, onLine) });
+  const pull = (row: SnapshotRow, principal: Principal) =>
+    make(row, { verb: 'pulled', failed: 'error', run: (onLine) => (opts.pullImage ? opts.pullImage(principal, row.image, onLine) : runtime.pullImage(row.image, onLine)) });
 
   /** Builds a Dockerfile with a key's uploaded contexts into `image`, labelled as a build of this server's. */
   const buildInto = (keyId: string, image: string, dockerfile: string, contextHashes: string[], onLine: (line: string) => void) =>
@@ -312,7 +315,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       };
       insert.run(row);
       log.info({ snapshot: name, image, state: row.state }, 'snapshot created');
-      if (!info) settle('snapshot image', dockerfile ? build(row, dockerfile, contextHashes) : pull(row));
+      if (!info) settle('snapshot image', dockerfile ? build(row, dockerfile, contextHashes) : pull(row, principal));
       return dtoOf(row);
     },
 

@@ -170,6 +170,29 @@ const MIGRATIONS: string[] = [
    );
    CREATE UNIQUE INDEX IF NOT EXISTS snapshots_owner_name ON snapshots(owner_key_id, name) WHERE state != 'removing';
    CREATE INDEX IF NOT EXISTS snapshots_name ON snapshots(name);`,
+  // Registries (registries/): credentials per API key for the engine's pulls; the password is stored for the engine
+  // (this file is its owner's only) and never answered. private_images: keys that pulled an image with their own
+  // credentials or proved since that theirs can; sandbox_pulls: images pulled for creates, removed once unused.
+  `CREATE TABLE IF NOT EXISTS registries (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     owner_key_id TEXT NOT NULL,
+     url TEXT NOT NULL,
+     username TEXT NOT NULL,
+     password TEXT NOT NULL,
+     project TEXT NOT NULL DEFAULT '',
+     registry_type TEXT NOT NULL,
+     is_default INTEGER NOT NULL DEFAULT 0,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS registries_owner ON registries(owner_key_id);
+   CREATE TABLE IF NOT EXISTS private_images (
+     image TEXT NOT NULL,
+     key_id TEXT NOT NULL,
+     PRIMARY KEY (image, key_id)
+   );
+   CREATE TABLE IF NOT EXISTS sandbox_pulls (image TEXT PRIMARY KEY);`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */
