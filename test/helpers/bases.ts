@@ -33,7 +33,7 @@ export const PYTHON_IMAGE = 'cove-test-python:latest';
 export const NODE_IMAGE = 'cove-test-node:latest';
 
 /** Bumped when the musl image's recipe changes (its content hash includes it). */
-const MUSL_RECIPE = 1;
+const MUSL_RECIPE = 2;
 
 const MUSL_PASSWD = [
   'root:x:0:0:root:/root:/bin/sh',
@@ -100,7 +100,7 @@ export function ensureTestBases(log: BuildLog = (line) => process.stderr.write(`
 async function buildMuslImage(log: BuildLog): Promise<void> {
   const hash = sha256(`musl recipe ${MUSL_RECIPE}`, MUSL_PASSWD, MUSL_GROUP);
   if (imageLabel(MUSL_IMAGE, CONTENT_HASH_LABEL) === hash) return;
-  await importBusyboxRoot({
+  await replacing(MUSL_IMAGE, () => importBusyboxRoot({
     name: MUSL_IMAGE,
     packages: ['musl'],
     changes: [`LABEL ${CONTENT_HASH_LABEL}=${hash}`],
@@ -119,7 +119,7 @@ async function buildMuslImage(log: BuildLog): Promise<void> {
       chmodSync(path.join(rootfs, 'root'), 0o700);
       mkdirSync(path.join(rootfs, 'home'));
     },
-  });
+  }));
 }
 
 /** `docker build` of a Dockerfile without context (from stdin), labelled with the hash of it and of its base. */
@@ -127,5 +127,23 @@ async function buildFromDockerfile(name: string, dockerfile: string, baseId: str
   const hash = sha256(dockerfile, baseId);
   if (imageLabel(name, CONTENT_HASH_LABEL) === hash) return;
   log(`docker build ${name} (apt-get from Debian's mirror)`);
-  await run('docker', ['build', '-q', '--label', `${CONTENT_HASH_LABEL}=${hash}`, '-t', name, '-'], { input: Readable.from([dockerfile]), log });
+  await replacing(name, () => run('docker', ['build', '-q', '--label', `${CONTENT_HASH_LABEL}=${hash}`, '-t', name, '-'], { input: Readable.from([dockerfile]), log }));
+}
+
+/** Runs a build of `name`, then removes the image it replaced (an older recipe's) unless something still uses it. */
+async function replacing(name: string, build: () => Promise<void>): Promise<void> {
+  let previous: string | undefined;
+  try {
+    previous = docker(['image', 'inspect', '--format', '{{.Id}}', name]);
+  } catch {
+    /* first build */
+  }
+  await build();
+  if (previous && previous !== docker(['image', 'inspect', '--format', '{{.Id}}', name])) {
+    try {
+      docker(['image', 'rm', previous]);
+    } catch {
+      // Used by a container or another tag: left alone.
+    }
+  }
 }
