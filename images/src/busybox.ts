@@ -14,19 +14,33 @@ export const BUSYBOX_IMAGE = 'cove-test-busybox:latest';
  */
 export async function buildBusyboxImage(opts: { name?: string; log?: BuildLog } = {}): Promise<string> {
   const name = opts.name ?? BUSYBOX_IMAGE;
-  const log = opts.log ?? (() => {});
   if (imageExists(name)) return name;
+  await importBusyboxRoot({ name, log: opts.log });
+  return name;
+}
+
+/**
+ * Imports an image made of Debian's static busybox with one symlink per applet, plus the files of `packages` (Debian
+ * packages, unpacked with `dpkg-deb -x`, their /usr/share dropped) and what `prepare` adds to the root; `changes` are
+ * `docker import --change` lines (CMD ["/bin/sh"] is always one).
+ */
+export async function importBusyboxRoot(opts: { name: string; packages?: string[]; prepare?: (rootfs: string) => void; changes?: string[]; log?: BuildLog }): Promise<void> {
+  const { name } = opts;
+  const log = opts.log ?? (() => {});
+  const packages = ['busybox-static', ...(opts.packages ?? [])];
   ensureCommands({ 'dpkg-deb': 'dpkg', 'apt-get': 'apt' }, log);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cove-busybox-'));
   try {
-    log(`apt-get download busybox-static (for ${name})`);
+    log(`apt-get download ${packages.join(' ')} (for ${name})`);
     // apt drops to the _apt user for downloads; it must be able to write the folder.
     chmodSync(dir, 0o777);
-    await run('apt-get', ['download', '-q', 'busybox-static'], { cwd: dir, log });
-    const deb = readdirSync(dir).find((f) => f.startsWith('busybox-static') && f.endsWith('.deb'));
-    if (!deb) throw new Error('apt-get download busybox-static left no .deb');
+    await run('apt-get', ['download', '-q', ...packages], { cwd: dir, log });
     const rootfs = path.join(dir, 'rootfs');
-    execFileSync('dpkg-deb', ['-x', path.join(dir, deb), rootfs]);
+    for (const pkg of packages) {
+      const deb = readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+      if (!deb) throw new Error(`apt-get download ${pkg} left no .deb`);
+      execFileSync('dpkg-deb', ['-x', path.join(dir, deb), rootfs]);
+    }
     rmSync(path.join(rootfs, 'usr/share'), { recursive: true, force: true });
     // The binary is static, so the host can ask it for its applets.
     const applets = execFileSync(path.join(rootfs, 'bin/busybox'), ['--list-full'], { encoding: 'utf8' }).split('\n').filter(Boolean);
@@ -42,10 +56,11 @@ export async function buildBusyboxImage(opts: { name?: string; log?: BuildLog } 
     }
     mkdirSync(path.join(rootfs, 'tmp'), { mode: 0o1777 });
     chmodSync(path.join(rootfs, 'tmp'), 0o1777);
+    opts.prepare?.(rootfs);
     log(`importing ${name}`);
     const tar = spawn('tar', ['-C', rootfs, '--owner=0', '--group=0', '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await run('docker', ['import', '--change', 'CMD ["/bin/sh"]', '-', name], { input: tar.stdout, log });
-    return name;
+    const changes = ['CMD ["/bin/sh"]', ...(opts.changes ?? [])].flatMap((c) => ['--change', c]);
+    await run('docker', ['import', ...changes, '-', name], { input: tar.stdout, log });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -123,7 +123,8 @@ export function createGitRunner(ctx: SandboxContext) {
       if (stopping.signal.aborted) throw new CoveError('INTERNAL_ERROR', 'The agent is stopping; the git command was killed');
       const message = (err as Error).message ?? String(err);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' || /spawn git ENOENT/.test(message)) {
-        throw new CoveError('INTERNAL_ERROR', 'git is not installed in this sandbox', message);
+        // The image lacks git (busybox, Alpine, slim images): a request this sandbox cannot serve, not a fault of Cove's.
+        throw new CoveError('INVALID_REQUEST', 'git is not installed in this sandbox: no git command on its PATH; install git in the image', `${message} (PATH=${env.PATH ?? ''})`);
       }
       throw gitFailure(scrub(message, opts.network?.credentials, ...hosts), opts.context);
     }

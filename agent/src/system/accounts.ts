@@ -1,4 +1,5 @@
 import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 
 /** The lines that add a login account, and where it lives. */
 interface NewAccount {
@@ -66,7 +67,10 @@ export function ensureAccount(name: string): void {
   if (plan.groupLine) append('/etc/group', plan.groupLine, group);
   append('/etc/passwd', plan.passwdLine, passwd);
   if (!existsSync(plan.home)) {
-    mkdirSync(plan.home, { recursive: true, mode: 0o750 });
+    // Images without /home (busybox-only ones) get it as useradd would have it: open to everyone, as root's. A
+    // recursive mkdir with the home's own 0750 would shut every other account out of /home, the user itself included.
+    mkdirSync(path.dirname(plan.home), { recursive: true, mode: 0o755 });
+    mkdirSync(plan.home, { mode: 0o750 });
     chownSync(plan.home, plan.uid, plan.gid);
   }
 }
