@@ -273,6 +273,17 @@ describe('refusals', () => {
       await expect(bobs.createSnapshot(name)).rejects.toMatchObject({ statusCode: 400, message: expect.stringMatching(/is not a snapshot of this API key/) });
       // A fork's image is for that fork alone, even to its owner.
       for (const key of [alice.key, bob.key]) expect((await of(fork.snapshot!, key)).status).toBe(400);
+      // Nor build from either, as a base or a stage to copy from.
+      for (const dockerfile of [`FROM ${name}\nRUN true\n`, `FROM cove-sandbox:latest\nCOPY --from=${fork.snapshot!} /etc/hostname /x\n`]) {
+        for (const [path, body] of [
+          ['/snapshots', { name: `cove-test-bob-build-${suffix}`, buildInfo: { dockerfileContent: dockerfile } }],
+          ['/sandbox', { buildInfo: { dockerfileContent: dockerfile } }],
+        ] as const) {
+          const res = await cove.api(path, { method: 'POST', key: bob.key, body: JSON.stringify(body) });
+          expect(res.status, `${path} ${dockerfile}`).toBe(400);
+          expect((await res.json()).message).toMatch(/an image of another API key/);
+        }
+      }
       expect(JSON.parse(docker('image', 'inspect', name))[0].Config.Labels['dev.cove.snapshot.owner']).toBe(alice.id);
     } finally {
       await remove(bobs, fork, source);

@@ -181,6 +181,18 @@ describe('pulls', () => {
     }
     for (let i = 0; i < 100 && imageExists(ref); i++) await new Promise((r) => setTimeout(r, 100));
     expect(imageExists(ref)).toBe(false);
+
+    // A declarative image whose base is there: the build pulls it first with the same credentials.
+    const base = locked.push(BUSYBOX_IMAGE, `cove-test-build-base-${suffix}`);
+    const { Image } = await import('@daytonaio/sdk');
+    const built = await alice.daytona.create({ image: Image.base(base).runCommands('echo built-on-a-private-base > /built') });
+    try {
+      expect((await built.process.executeCommand('cat /built')).result.trim()).toBe('built-on-a-private-base');
+    } finally {
+      await built.delete();
+    }
+    // Bob may not build on it: the base on this host was pulled with Alice's credentials.
+    await expect(bob.daytona.create({ image: Image.base(base).runCommands('true') })).rejects.toMatchObject({ statusCode: 400, message: matching(/another API key/) });
     expect((await registryApi(alice.key, 'DELETE', `/${registry.id}`)).status).toBe(204);
   });
 

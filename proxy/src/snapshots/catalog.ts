@@ -8,6 +8,7 @@ import type { Principal } from '../auth/api-keys';
 import { LABEL_BUILT, LABEL_COMMITTED_BY, LABEL_SNAPSHOT_OWNER, type DockerRuntime } from '../runtime/types';
 import type { SandboxRecord } from '../sandboxes/repo';
 import { now, type Db } from '../store/db';
+import { baseImages } from './dockerfile';
 
 interface SnapshotRow {
   id: string;
@@ -210,8 +211,40 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     log.info({ snapshot: row.name, image: row.image, state: state.state }, `snapshot image ${how.verb}`);
   }
 
-  const pull = (row: SnapshotRow, principal: Principal) =>
-    make(row, { verb: 'pulled', failed: 'error', run: (onLine) => (opts.pullImage ? opts.pullImage(principal, row.image, onLine) : runtime.pullImage(row.image, onLine)) });
+  /** Pulls an image with the key's registry credentials (anonymously without registries). */
+  const pullAs = (principal: Principal, image: string, onLine: (line: string) => void) => (opts.pullImage ? opts.pullImage(principal, image, onLine) : runtime.pullImage(image, onLine));
+
+  const pull = (row: SnapshotRow, principal: Principal) => make(row, { verb: 'pulled', failed: 'error', run: (onLine) => pullAs(principal, row.image, onLine) });
+
+  /**
+   * The images a Dockerfile builds from that are not on this host yet (the build pulls them first, with the key's
+   * credentials). One that is here must be one the key may use: a Dockerfile cannot start from another key's snapshot,
+   * fork or privately pulled image. A 400 says what is wrong.
+   */
+  async function checkBases(principal: Principal, dockerfile: string): Promise<string[]> {
+    let bases: string[];
+    try {
+      bases = baseImages(dockerfile);
+    } catch (err) {
+      throw new CoveError('INVALID_REQUEST', `buildInfo.dockerfileContent: ${(err as Error).message}`);
+    }
+    const missing: string[] = [];
+    for (const base of bases) {
+      const ref = withTag(base);
+      if (!(await runtime.imageInfo(ref))) missing.push(ref);
+      else if (!(await opts.mayUse(principal, ref))) throw new CoveError('INVALID_REQUEST', `The Dockerfile builds from ${base}, an image of another API key; it cannot be used`);
+    }
+    return missing;
+  }
+
+  /** Pulls the bases a build needs, then builds. */
+  async function pullAndBuild(principal: Principal, image: string, dockerfile: string, contextHashes: string[], missing: string[], onLine: (line: string) => void): Promise<void> {
+    for (const base of missing) {
+      onLine(`Pulling ${base}`);
+      await pullAs(principal, base, onLine);
+    }
+    await buildInto(principal.keyId, image, dockerfile, contextHashes, onLine);
+  }
 
   /** Builds a Dockerfile with a key's uploaded contexts into `image`, labelled as a build of this server's. */
   const buildInto = (keyId: string, image: string, dockerfile: string, contextHashes: string[], onLine: (line: string) => void) =>
@@ -223,9 +256,9 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       contextHashes.map((hash) => () => opts.contexts.open(keyId, hash)),
     );
 
-  /** Builds a snapshot's Dockerfile; a failed build ends `build_failed`. */
-  const build = (row: SnapshotRow, dockerfile: string, contextHashes: string[]) =>
-    make(row, { verb: 'built', failed: 'build_failed', run: (onLine) => buildInto(row.owner_key_id, row.image, dockerfile, contextHashes, onLine) });
+  /** Builds a snapshot's Dockerfile (pulling its missing bases first); a failed build ends `build_failed`. */
+  const build = (row: SnapshotRow, principal: Principal, dockerfile: string, contextHashes: string[], missing: string[]) =>
+    make(row, { verb: 'built', failed: 'build_failed', run: (onLine) => pullAndBuild(principal, row.image, dockerfile, contextHashes, missing, onLine) });
 
   /** Refuses context hashes that are malformed, too many, or not uploaded by this key; the distinct ones, in order. */
   async function checkContexts(keyId: string, hashes: string[]): Promise<string[]> {
@@ -264,6 +297,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       let imageName = req.imageName?.trim();
       let dockerfile: string | undefined;
       let contextHashes: string[] = [];
+      let missingBases: string[] = [];
       if (req.buildInfo) {
         const content = req.buildInfo.dockerfileContent.trim();
         if (!content) throw new CoveError('INVALID_REQUEST', 'buildInfo.dockerfileContent is empty');
@@ -273,6 +307,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
         else {
           dockerfile = content;
           contextHashes = await checkContexts(principal.keyId, req.buildInfo.contextHashes ?? []);
+          missingBases = await checkBases(principal, content);
           // One image per key, Dockerfile and contexts: a second snapshot of the same is active at once (and the
           // engine's layer cache serves the steps any key built before).
           imageName = builtImageName(principal.keyId, content, contextHashes);
@@ -315,7 +350,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       };
       insert.run(row);
       log.info({ snapshot: name, image, state: row.state }, 'snapshot created');
-      if (!info) settle('snapshot image', dockerfile ? build(row, dockerfile, contextHashes) : pull(row, principal));
+      if (!info) settle('snapshot image', dockerfile ? build(row, principal, dockerfile, contextHashes, missingBases) : pull(row, principal));
       return dtoOf(row);
     },
 
@@ -326,11 +361,12 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     async buildForSandbox(principal: Principal, dockerfile: string, hashes: string[]): Promise<string> {
       if (dockerfile.length > MAX_DOCKERFILE) throw new CoveError('INVALID_REQUEST', `buildInfo.dockerfileContent is over ${MAX_DOCKERFILE / 1024} KiB`);
       const contextHashes = await checkContexts(principal.keyId, hashes);
+      const missing = await checkBases(principal, dockerfile);
       const image = builtImageName(principal.keyId, dockerfile, contextHashes);
       if (await runtime.imageInfo(image)) return image;
       const lines: string[] = [];
       try {
-        await buildInto(principal.keyId, image, dockerfile, contextHashes, (line) => lines.push(line) > 200 && lines.shift());
+        await pullAndBuild(principal, image, dockerfile, contextHashes, missing, (line) => lines.push(line) > 200 && lines.shift());
       } catch (err) {
         throw new CoveError('INVALID_REQUEST', `The image could not be built: ${(err as Error).message}`, lines.join('\n'));
       }
