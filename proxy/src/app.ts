@@ -4,7 +4,7 @@ import { Router } from '../../lib/http/router';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { authenticate } from './auth/principal';
 import type { KeysService } from './auth/api-keys';
-import type { WarmPool } from './pool/service';
+import type { Pools } from './pool/pools';
 import { registerPoolRoutes } from './pool/routes';
 import { registerPreviewRoutes } from './preview/routes';
 import type { PreviewTokens } from './auth/preview-tokens';
@@ -33,7 +33,7 @@ export interface ApiOptions {
   volumes: VolumeService;
   /** Daytona's snapshots: named images per API key. */
   catalog: SnapshotCatalog;
-  pool?: WarmPool;
+  pool?: Pools;
   previewTokens: PreviewTokens;
   /** Keys of signed file URLs (`sandbox.downloadUrl`, `uploadUrl`). */
   signing: SigningKeys;

@@ -170,6 +170,16 @@ const MIGRATIONS: string[] = [
    );
    CREATE UNIQUE INDEX IF NOT EXISTS snapshots_owner_name ON snapshots(owner_key_id, name) WHERE state != 'removing';
    CREATE INDEX IF NOT EXISTS snapshots_name ON snapshots(name);`,
+  // A snapshot's resources and the entrypoint given when it was made (sandboxes from it get them); a sandbox's
+  // snapshot name (its DTO's `snapshot`) and the entrypoint it runs instead of its image's; the account a pool member
+  // runs user code as.
+  `ALTER TABLE snapshots ADD COLUMN cpu REAL;
+   ALTER TABLE snapshots ADD COLUMN memory REAL;
+   ALTER TABLE snapshots ADD COLUMN disk REAL;
+   ALTER TABLE snapshots ADD COLUMN run_entrypoint TEXT;
+   ALTER TABLE sandboxes ADD COLUMN snapshot TEXT;
+   ALTER TABLE sandboxes ADD COLUMN entrypoint TEXT;
+   ALTER TABLE pool_members ADD COLUMN user TEXT;`,
 ];
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */
