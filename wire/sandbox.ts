@@ -236,7 +236,7 @@ export const ToolboxProxyUrl = z.object({ url: z.string() });
 export type ToolboxProxyUrl = z.infer<typeof ToolboxProxyUrl>;
 
 /** One warm pool: of the default image and class, or of a snapshot (`snapshot`: `NAME[@KEY]` as configured). */
-export const PoolView = z.object({
+const PoolView = z.object({
   snapshot: z.string().optional(),
   /** Containers the pool keeps ready. */
   target: z.number().int(),

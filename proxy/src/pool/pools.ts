@@ -17,7 +17,7 @@ export interface SnapshotPoolSpec {
 export type SnapshotPoolTarget = { poolClass: PoolClass } | { waiting: string };
 
 /** One configured pool as operators see it (`GET /api/pool`). */
-export interface PoolView {
+interface PoolView {
   /** `NAME[@KEY]` of a snapshot pool; unset for the default image's. */
   snapshot?: string;
   target: number;

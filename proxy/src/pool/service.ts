@@ -38,7 +38,7 @@ export const sameClass = (a: PoolClass, b: PoolClass): boolean => poolKey(a) ===
 const AGENT_READY_TIMEOUT_MS = 60_000;
 
 /** The label value of a class's members (unchanged for the default pool's classes, whose members earlier runs made). */
-export const poolKey = (c: PoolClass): string =>
+const poolKey = (c: PoolClass): string =>
   createHash('sha256')
     .update(`${c.image}|${c.cpu}|${c.memoryGiB}${c.diskGiB === undefined ? '' : `|${c.diskGiB}`}${c.entrypoint === undefined ? '' : `|${JSON.stringify(c.entrypoint)}`}`)
     .digest('hex')
