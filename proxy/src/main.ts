@@ -188,6 +188,7 @@ export async function runServe(argv: string[]): Promise<void> {
     sandboxes: () => sandboxes.records(),
     mayUse: (principal, image) => snapshots.mayUse(principal, image),
     checkSize: (keyId, wanted) => quotas.checkSize(keyId, wanted),
+    refuseDisk: disk.kind === 'off' ? disk.why : undefined,
     log,
   });
   const snapshots = createSnapshotService({ sandboxes, runtime, quotas, instance, catalog, log });

@@ -56,6 +56,8 @@ interface CatalogOptions {
   mayUse: (principal: Principal, image: string) => Promise<boolean>;
   /** Refuses resources over the key's per-sandbox maximums (quotas), naming the field. */
   checkSize?: (keyId: string, wanted: { cpu?: number; memory?: number; disk?: number }) => void;
+  /** Set when nothing on this server can enforce `disk` (disk mode off): why; snapshots that set it are refused. */
+  refuseDisk?: string;
   log: Logger;
 }
 
@@ -281,6 +283,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       if (imageName.length > 255 || !IMAGE_REF.test(imageName)) throw new CoveError('INVALID_REQUEST', `Invalid image name ${JSON.stringify(imageName.slice(0, 200))}: an image reference such as name:tag or registry/name:tag`);
       if (req.gpu || req.gpuType?.length) throw new CoveError('INVALID_REQUEST', 'GPUs are not supported by this Cove server');
       // Sandboxes of the snapshot get these; one over the key's per-sandbox maximums could never be created.
+      if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       opts.checkSize?.(principal.keyId, { cpu: req.cpu, memory: req.memory, disk: req.disk });
       if (req.entrypoint?.some((a) => a.includes('\0'))) throw new CoveError('INVALID_REQUEST', 'entrypoint: an argument holds a NUL character');
       const runEntrypoint = req.entrypoint?.length ? JSON.stringify(req.entrypoint) : null;
