@@ -235,14 +235,29 @@ export type ListSandboxesPageResponse = z.infer<typeof ListSandboxesPageResponse
 export const ToolboxProxyUrl = z.object({ url: z.string() });
 export type ToolboxProxyUrl = z.infer<typeof ToolboxProxyUrl>;
 
-/** `GET /pool` (admin): the warm pool of the default image and class. */
-export const PoolStatus = z.object({
+/** One warm pool: of the default image and class, or of a snapshot (`snapshot`: `NAME[@KEY]` as configured). */
+const PoolView = z.object({
+  snapshot: z.string().optional(),
   /** Containers the pool keeps ready. */
   target: z.number().int(),
   /** Containers ready now. */
   ready: z.number().int(),
+  /** The ready containers' ids: a create that hits the pool gets one of these. */
+  members: z.array(z.string()),
   image: z.string(),
   cpu: z.number(),
   memory: z.number(),
+  /** Why a snapshot's pool has no members (its snapshot missing, not active, or of several keys). */
+  waiting: z.string().optional(),
+});
+
+/** `GET /pool` (admin): the default image's pool at the top level (zeros when there is none), and every pool in `pools`. */
+export const PoolStatus = z.object({
+  target: z.number().int(),
+  ready: z.number().int(),
+  image: z.string(),
+  cpu: z.number(),
+  memory: z.number(),
+  pools: z.array(PoolView),
 });
 export type PoolStatus = z.infer<typeof PoolStatus>;

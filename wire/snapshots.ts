@@ -25,12 +25,14 @@ export const CreateSnapshotRequest = z.object({
   name: z.string().max(1000),
   /** The image to make a snapshot of: used as it is when on this host, else pulled. */
   imageName: z.string().max(1000).optional(),
-  entrypoint: z.array(z.string()).optional(),
-  cpu: z.number().optional(),
+  /** What sandboxes of the snapshot run as their `entrypoint` session instead of the image's ENTRYPOINT and CMD. */
+  entrypoint: z.array(z.string().max(4096)).max(256).optional(),
+  /** The resources of every sandbox made from the snapshot (vCPU, GiB, GiB), as a sandbox create takes them. */
+  cpu: z.number().int().min(1).max(64).optional(),
   gpu: z.number().optional(),
   gpuType: z.array(z.string()).optional(),
-  memory: z.number().optional(),
-  disk: z.number().optional(),
+  memory: z.number().int().min(1).max(256).optional(),
+  disk: z.number().int().min(1).max(1024).optional(),
   /** A declarative image (`Image.debianSlim(…)`): a Dockerfile and the hashes of its uploaded context. */
   buildInfo: z.object({ dockerfileContent: z.string(), contextHashes: z.array(z.string()).optional() }).optional(),
   regionId: z.string().optional(),

@@ -4,7 +4,7 @@ import { Router } from '../../lib/http/router';
 import { ERROR_SOURCE } from '../../wire/errors';
 import { authenticate } from './auth/principal';
 import type { KeysService } from './auth/api-keys';
-import type { WarmPool } from './pool/service';
+import type { Pools } from './pool/pools';
 import { registerPoolRoutes } from './pool/routes';
 import { registerPreviewRoutes } from './preview/routes';
 import type { PreviewTokens } from './auth/preview-tokens';
@@ -41,7 +41,7 @@ export interface ApiOptions {
   objectStorage: ObjectStorage;
   /** Registry credentials for pulls (`/docker-registry`). */
   registries: RegistryService;
-  pool?: WarmPool;
+  pool?: Pools;
   previewTokens: PreviewTokens;
   /** Keys of signed file URLs (`sandbox.downloadUrl`, `uploadUrl`). */
   signing: SigningKeys;

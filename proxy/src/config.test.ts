@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readProxyConfig } from './config';
+import { parsePools, readProxyConfig } from './config';
 
 describe('readProxyConfig', () => {
   it('has defaults for everything but the key', () => {
@@ -12,6 +12,7 @@ describe('readProxyConfig', () => {
       previewDomain: 'localhost',
       sshPort: 2222,
       pool: 2,
+      snapshotPools: [],
       apiKey: undefined,
       publicUrl: undefined,
       image: 'cove-sandbox:latest',
@@ -85,5 +86,31 @@ describe('readProxyConfig', () => {
     expect(() => readProxyConfig(['--unknown'], {}, '/')).toThrow();
     expect(() => readProxyConfig(['--max-cpu', 'lots'], {}, '/')).toThrow(/^max-cpu: lots is not a whole number/);
     expect(() => readProxyConfig([], { COVE_MAX_DISK: '-5' }, '/')).toThrow(/^max-disk: /);
+  });
+
+  it('reads warm pools of snapshots from repeated --pool flags, else from COVE_POOL as a list', () => {
+    const flags = readProxyConfig(['--pool', '0', '--pool', 'my-snap=3', '--pool', 'tools/py:3.12@alice=1,other@k_1=0'], { COVE_POOL: '5' }, '/');
+    expect(flags.pool).toBe(0);
+    expect(flags.snapshotPools).toEqual([
+      { snapshot: 'my-snap', size: 3 },
+      { snapshot: 'tools/py:3.12', key: 'alice', size: 1 },
+      { snapshot: 'other', key: 'k_1', size: 0 },
+    ]);
+    const env = readProxyConfig([], { COVE_POOL: '2, my-snap=3' }, '/');
+    expect(env.pool).toBe(2);
+    expect(env.snapshotPools).toEqual([{ snapshot: 'my-snap', size: 3 }]);
+    expect(readProxyConfig([], { COVE_POOL: 'my-snap=1' }, '/')).toMatchObject({ pool: 2, snapshotPools: [{ snapshot: 'my-snap', size: 1 }] });
+  });
+
+  it('refuses pools it cannot read, naming the entry', () => {
+    expect(() => parsePools(['x=-1'], 'img')).toThrow(/size of the pool of x must be a whole number/);
+    expect(() => parsePools(['two'], 'img')).toThrow(/size of the default pool must be a whole number/);
+    expect(() => parsePools(['=3'], 'img')).toThrow(/is not NAME=N or NAME@KEY=N/);
+    expect(() => parsePools(['a@=3'], 'img')).toThrow(/is not NAME=N or NAME@KEY=N/);
+    expect(() => parsePools(['My-Snap=1'], 'img')).toThrow(/is not a snapshot name/);
+    expect(() => parsePools(['a=1', 'a=2'], 'img')).toThrow(/a is given twice/);
+    expect(parsePools(['a=1', 'a@k=2'], 'img').snapshotPools).toHaveLength(2);
+    expect(() => parsePools(['cove-sandbox:latest=2'], 'cove-sandbox:latest')).toThrow(/is the default image/);
+    expect(() => readProxyConfig(['--pool', 'x=1001'], {}, '/')).toThrow(/from 0 to 1000/);
   });
 });

@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { SnapshotName } from '../../wire/snapshots';
 import { normalizeOrigin } from './http/cors';
 import { LIMIT_NAMES, LIMITS, parseLimit, showLimit, type Limits } from './quotas/limits';
 import { OCI_RUNTIMES } from './runtime/runsc-config';
@@ -15,6 +16,8 @@ const ProxyConfig = z.object({
   sshPort: z.number().int().min(0).max(65535),
   /** Warm containers kept ready for the default image and class. */
   pool: z.number().int().min(0).max(1000),
+  /** Warm pools of snapshots (`--pool NAME[@KEY]=N`): N ready sandboxes of that snapshot, of that key when given. */
+  snapshotPools: z.array(z.object({ snapshot: z.string(), key: z.string().optional(), size: z.number().int().min(0).max(1000) })),
   /** Admin API key; generated and printed at first start when absent. */
   apiKey: z.string().min(16, 'COVE_API_KEY must be at least 16 characters').optional(),
   /** Base URL clients reach this server at (for toolbox and preview URLs). Defaults to http://localhost:PORT. */
@@ -46,7 +49,12 @@ export const SERVE_USAGE = `Usage: cove serve [options]
   --data-dir DIR       state: SQLite database, host keys (COVE_DATA_DIR, default ~/.cove)
   --preview-domain D   preview URLs are {port}-{id}.D (COVE_PREVIEW_DOMAIN, default localhost)
   --ssh-port P         SSH gateway port (COVE_SSH_PORT, default 2222)
-  --pool N             warm containers kept ready (COVE_POOL, default 2)
+  --pool N             warm containers of the default image kept ready (COVE_POOL, default 2)
+  --pool NAME=N        N warm sandboxes of the snapshot NAME kept ready, so that creates from it start at once;
+                       repeatable. NAME is a snapshot's name when one API key alone has a snapshot of that
+                       name, else NAME@KEY with KEY an API key's id or name ("cove keys list"). A pool waits
+                       until its snapshot is active and is emptied when it is deleted or deactivated.
+                       COVE_POOL takes a comma-separated list, e.g. COVE_POOL=2,my-snap=3
   --public-url URL     how clients reach this server (COVE_PUBLIC_URL, default http://localhost:PORT)
   --image NAME         default sandbox image (COVE_IMAGE, default cove-sandbox:latest)
   --network NAME       Docker network of sandboxes (COVE_NETWORK, default cove)
@@ -80,6 +88,40 @@ function envFlag(value: string | undefined, name: string): boolean {
   throw new Error(`${name}: ${value.slice(0, 50)} is not 1/true/yes or 0/false/no`);
 }
 
+/**
+ * The warm pools `--pool` (repeatable) or COVE_POOL ask for, each a comma-separated list of `N` (the default image's
+ * pool; default 2) and `NAME[@KEY]=N` (a snapshot's). `@` and `=` cannot be in snapshot names, so the split is
+ * unambiguous; a snapshot named twice, or the default image named as a snapshot, is refused.
+ */
+export function parsePools(entries: string[], defaultImage: string): { pool: number; snapshotPools: { snapshot: string; key?: string; size: number }[] } {
+  let pool = 2;
+  const snapshotPools: { snapshot: string; key?: string; size: number }[] = [];
+  const size = (text: string, what: string): number => {
+    if (!/^\d+$/.test(text.trim()) || Number(text) > 1000) throw new Error(`pool: ${what} must be a whole number from 0 to 1000, not ${JSON.stringify(text.slice(0, 40))}`);
+    return Number(text);
+  };
+  for (const entry of entries.flatMap((e) => e.split(','))) {
+    const item = entry.trim();
+    if (!item) continue;
+    const eq = item.lastIndexOf('=');
+    if (eq < 0) {
+      pool = size(item, 'the size of the default pool');
+      continue;
+    }
+    const target = item.slice(0, eq).trim();
+    const at = target.indexOf('@');
+    const snapshot = (at < 0 ? target : target.slice(0, at)).trim();
+    const key = at < 0 ? undefined : target.slice(at + 1).trim();
+    if (!snapshot || key === '') throw new Error(`pool: ${JSON.stringify(item.slice(0, 100))} is not NAME=N or NAME@KEY=N`);
+    if (!SnapshotName.safeParse(snapshot).success) throw new Error(`pool: ${JSON.stringify(snapshot.slice(0, 100))} is not a snapshot name (lowercase, as an image name)`);
+    if (snapshot === defaultImage) throw new Error(`pool: ${snapshot} is the default image; give its pool's size as a bare number (--pool N)`);
+    const label = key ? `${snapshot}@${key}` : snapshot;
+    if (snapshotPools.some((p) => p.snapshot === snapshot && p.key === key)) throw new Error(`pool: ${label} is given twice`);
+    snapshotPools.push({ snapshot, ...(key ? { key } : {}), size: size(item.slice(eq + 1), `the size of the pool of ${label}`) });
+  }
+  return { pool, snapshotPools };
+}
+
 /** Reads flags over environment over defaults, once. Throws with a message for people when something is invalid. */
 export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string): ProxyConfig {
   const { values } = parseArgs({
@@ -90,7 +132,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       'data-dir': { type: 'string' },
       'preview-domain': { type: 'string' },
       'ssh-port': { type: 'string' },
-      pool: { type: 'string' },
+      pool: { type: 'string', multiple: true },
       'public-url': { type: 'string' },
       image: { type: 'string' },
       network: { type: 'string' },
@@ -115,6 +157,8 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     const given = (values as Record<string, string | undefined>)[LIMITS[n].flag] ?? env[LIMITS[n].env];
     limits[n] = given === undefined || given === '' ? LIMITS[n].fallback : parseLimit(given, LIMITS[n].flag);
   }
+  const image = values.image ?? env.COVE_IMAGE ?? 'cove-sandbox:latest';
+  const pools = parsePools(values.pool?.length ? values.pool : env.COVE_POOL ? [env.COVE_POOL] : [], image);
   const dataDir = path.resolve(cwd, values['data-dir'] ?? env.COVE_DATA_DIR ?? path.join(os.homedir(), '.cove'));
   const result = ProxyConfig.safeParse({
     host: values.host ?? env.COVE_HOST ?? '0.0.0.0',
@@ -122,10 +166,10 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     dataDir,
     previewDomain: values['preview-domain'] ?? env.COVE_PREVIEW_DOMAIN ?? 'localhost',
     sshPort: num(values['ssh-port'] ?? env.COVE_SSH_PORT, 2222),
-    pool: num(values.pool ?? env.COVE_POOL, 2),
+    ...pools,
     apiKey: env.COVE_API_KEY || undefined,
     publicUrl: values['public-url'] ?? env.COVE_PUBLIC_URL,
-    image: values.image ?? env.COVE_IMAGE ?? 'cove-sandbox:latest',
+    image,
     network: values.network ?? env.COVE_NETWORK ?? 'cove',
     logLevel: values['log-level'] ?? env.COVE_LOG_LEVEL ?? 'info',
     corsOrigins,

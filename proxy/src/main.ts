@@ -7,7 +7,7 @@ import { ensureCommands } from '../../images/src/host';
 import { AGENT_VERSION } from '../../wire/agent';
 import { readProxyConfig, SERVE_USAGE } from './config';
 import { createKeysService, type Principal } from './auth/api-keys';
-import { createWarmPool } from './pool/service';
+import { createPools, type SnapshotPoolSpec, type SnapshotPoolTarget } from './pool/pools';
 import { createQuotaService } from './quotas/service';
 import { createDockerRuntime } from './runtime/docker-runtime';
 import { createExitTracker, followContainerEvents } from './runtime/events';
@@ -94,16 +94,43 @@ export async function runServe(argv: string[]): Promise<void> {
   // Known for sure only once the server listens (port 0 picks one).
   let publicUrl = (config.publicUrl ?? `http://localhost:${config.port}`).replace(/\/$/, '');
   const toolboxUrl = () => `${publicUrl}${TOOLBOX_BASE}`;
+  /** A snapshot pool's members now: its snapshot's image, resources and entrypoint (see pool/pools.ts). */
+  const snapshotPoolTarget = (spec: SnapshotPoolSpec): SnapshotPoolTarget => {
+    let owners: string[] | undefined;
+    if (spec.key !== undefined) {
+      const named = keys.list().filter((k) => !k.revokedAt && (k.id === spec.key || k.name === spec.key));
+      if (named.length === 0) return { waiting: `no API key has the id or name ${spec.key}` };
+      if (named.length > 1 && !named.some((k) => k.id === spec.key)) return { waiting: `several API keys are named ${spec.key}: name the key by its id (cove keys list)` };
+      owners = named.some((k) => k.id === spec.key) ? [spec.key] : named.map((k) => k.id);
+    }
+    const found = catalog.forPool(spec.snapshot, owners);
+    if ('waiting' in found) return found;
+    const { cpu, memory, disk: diskGiB } = found.resources!;
+    return {
+      poolClass: { image: found.image, cpu, memoryGiB: memory, diskGiB: disk.kind === 'storage-opt' ? diskGiB : undefined, ...(found.entrypoint ? { entrypoint: found.entrypoint } : {}) },
+    };
+  };
   const pool =
-    config.pool > 0 && config.image === SANDBOX_IMAGE
-      ? createWarmPool({
+    config.pool > 0 || config.snapshotPools.length
+      ? createPools({
           runtime,
           db,
-          size: config.pool,
-          // Where the engine limits sizes, members are made with the default size, and only creates of it are hits.
-          poolClass: { image: config.image, cpu: DEFAULTS.cpu, memoryGiB: DEFAULTS.memory, diskGiB: disk.kind === 'storage-opt' ? DEFAULTS.disk : undefined },
           labels: { [LABEL_INSTANCE]: instance },
           log,
+          defaultPool:
+            config.pool > 0
+              ? {
+                  size: config.pool,
+                  // Where the engine limits sizes, members are made with the default size, and only creates of it are hits.
+                  poolClass: { image: config.image, cpu: DEFAULTS.cpu, memoryGiB: DEFAULTS.memory, diskGiB: disk.kind === 'storage-opt' ? DEFAULTS.disk : undefined },
+                  // Another default image may have an entrypoint of its own: it starts when a create claims the member.
+                  hold: config.image !== SANDBOX_IMAGE,
+                }
+              : undefined,
+          snapshotPools: config.snapshotPools,
+          resolve: snapshotPoolTarget,
+          // A deleted snapshot's image goes once no sandbox and no pool member uses it.
+          onDrained: () => settle('collect the images of deleted snapshots', catalog.collect()),
         })
       : undefined;
   const previewTokens = createPreviewTokens(db);
@@ -176,6 +203,8 @@ export async function runServe(argv: string[]): Promise<void> {
     contexts: { has: (keyId, hash) => objectStorage.hasContext(keyId, hash), open: (keyId, hash) => objectStorage.openContext(keyId, hash) },
     mayUse: mayUseImage,
     pullImage: (principal, image, onLine) => registries.pull(principal, image, onLine),
+    checkSize: (keyId, wanted) => quotas.checkSize(keyId, wanted),
+    refuseDisk: disk.kind === 'off' ? disk.why : undefined,
     log,
   });
   const snapshots = createSnapshotService({ sandboxes, runtime, quotas, instance, catalog, log });

@@ -26,11 +26,11 @@ export interface TestBase {
 }
 
 /** Alpine-like: musl's loader and libc and busybox's userland, an /etc/passwd with users; no glibc, no package manager. */
-export const MUSL_IMAGE = 'cove-test-musl:latest';
+const MUSL_IMAGE = 'cove-test-musl:latest';
 /** python:*-like: Debian's python3 on the Debian base; USER is a bare uid, WORKDIR /app, CMD a Python web server. */
-export const PYTHON_IMAGE = 'cove-test-python:latest';
+const PYTHON_IMAGE = 'cove-test-python:latest';
 /** node:*-like: Debian's nodejs and git; a `node` account, no USER, ENTRYPOINT docker-entrypoint.sh, CMD node. */
-export const NODE_IMAGE = 'cove-test-node:latest';
+const NODE_IMAGE = 'cove-test-node:latest';
 
 /** Bumped when the musl image's recipe changes (its content hash includes it). */
 const MUSL_RECIPE = 2;

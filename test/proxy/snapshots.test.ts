@@ -232,7 +232,9 @@ describe('refusals', () => {
     const elsewhere = await cove.api('/snapshots', { method: 'POST', key: alice.key, body: JSON.stringify({ name: `region-${suffix}`, imageName: localImage, regionId: 'eu' }) });
     expect(elsewhere.status).toBe(400);
     expect((await elsewhere.json()).message).toMatch(/one region, local/);
-    await expect(alice.daytona.snapshot.create({ name: `res-${suffix}`, image: localImage, resources: { cpu: 2 } })).rejects.toMatchObject({ statusCode: 400, message: expect.stringMatching(/resources\.cpu is not supported/) });
+    // A snapshot's sandboxes get its resources: one over the key's per-sandbox maximum could never be made.
+    await expect(alice.daytona.snapshot.create({ name: `res-${suffix}`, image: localImage, resources: { cpu: 5 } })).rejects.toMatchObject({ statusCode: 400, message: expect.stringMatching(/cpu 5 is over the maximum of 4 vCPU per sandbox/) });
+    await expect(alice.daytona.snapshot.create({ name: `res-${suffix}`, image: localImage, resources: { memory: 9 } })).rejects.toMatchObject({ statusCode: 400, message: expect.stringMatching(/memory 9 is over the maximum of 8 GiB/) });
     // A Dockerfile that is one FROM line is that image.
     const base = await alice.daytona.snapshot.create({ name: `base-${suffix}`, image: Image.base(localImage) });
     expect(base).toMatchObject({ state: 'active', imageName: localImage });

@@ -5,10 +5,17 @@ import type { Db } from '../store/db';
 import { now } from '../store/db';
 
 /** A started container whose agent answers, waiting to become a sandbox. */
-interface PoolMember {
+export interface PoolMember {
   containerId: string;
   ip: string;
   agentToken: string;
+  /** The account user code runs as (what the image chose). */
+  user: string;
+  /**
+   * Its image's entrypoint waits for the first request with the token (the pool never made one): the claimer sends it
+   * once the sandbox's egress policy is in force (runtime.waitForAgent).
+   */
+  held: boolean;
 }
 
 /** The resource class a pool serves; a create that asks for exactly this is a pool hit. */
@@ -21,12 +28,21 @@ export interface PoolClass {
    * of this size are hits. Unset: members serve any size (the disk watchdog enforces each sandbox's own).
    */
   diskGiB?: number;
+  /** What members run as their `entrypoint` session instead of the image's (a snapshot's own entrypoint). */
+  entrypoint?: string[];
 }
+
+/** Whether two classes make identical containers. */
+export const sameClass = (a: PoolClass, b: PoolClass): boolean => poolKey(a) === poolKey(b);
 
 const AGENT_READY_TIMEOUT_MS = 60_000;
 
+/** The label value of a class's members (unchanged for the default pool's classes, whose members earlier runs made). */
 const poolKey = (c: PoolClass): string =>
-  createHash('sha256').update(`${c.image}|${c.cpu}|${c.memoryGiB}${c.diskGiB === undefined ? '' : `|${c.diskGiB}`}`).digest('hex').slice(0, 16);
+  createHash('sha256')
+    .update(`${c.image}|${c.cpu}|${c.memoryGiB}${c.diskGiB === undefined ? '' : `|${c.diskGiB}`}${c.entrypoint === undefined ? '' : `|${JSON.stringify(c.entrypoint)}`}`)
+    .digest('hex')
+    .slice(0, 16);
 
 /**
  * The warm pool: `size` started containers of one class with ready agents. `claim()` hands one out synchronously —
@@ -42,13 +58,21 @@ export function createWarmPool(opts: {
   labels: Record<string, string>;
   log: Logger;
   concurrency?: number;
+  /**
+   * Leave the image's entrypoint held in members (snapshot pools): it then starts when a create claims the member,
+   * under that sandbox's egress policy, as in a cold start. The default image has none.
+   */
+  hold?: boolean;
 }) {
   const key = poolKey(opts.poolClass);
+  const hold = opts.hold ?? false;
+  /** Set by retire(): members still starting are removed when they are ready, not kept. */
+  let retired = false;
   const ready: PoolMember[] = [];
   let inFlight = 0;
   let closed = false;
   let failures = 0;
-  const insert = opts.db.prepare('INSERT INTO pool_members (container_id, pool_key, agent_token, ip, created_at) VALUES (?, ?, ?, ?, ?)');
+  const insert = opts.db.prepare('INSERT INTO pool_members (container_id, pool_key, agent_token, ip, created_at, user) VALUES (?, ?, ?, ?, ?, ?)');
   const remove = opts.db.prepare('DELETE FROM pool_members WHERE container_id = ?');
   const concurrency = opts.concurrency ?? 2;
   let idle: (() => void)[] = [];
@@ -67,12 +91,17 @@ export function createWarmPool(opts: {
         cpu: opts.poolClass.cpu,
         memoryGiB: opts.poolClass.memoryGiB,
         diskGiB: opts.poolClass.diskGiB,
+        entrypoint: opts.poolClass.entrypoint,
       });
       containerId = created.containerId;
-      await opts.runtime.waitForAgent(created.ip, agentToken, AGENT_READY_TIMEOUT_MS);
+      await opts.runtime.waitForAgent(created.ip, agentToken, AGENT_READY_TIMEOUT_MS, created.containerId, { hold });
+      if (retired) {
+        await opts.runtime.remove(created.containerId).catch(() => {});
+        return;
+      }
       if (closed) return;
-      insert.run(created.containerId, key, agentToken, created.ip, now());
-      ready.push({ containerId: created.containerId, ip: created.ip, agentToken });
+      insert.run(created.containerId, key, agentToken, created.ip, now(), created.user);
+      ready.push({ containerId: created.containerId, ip: created.ip, agentToken, user: created.user, held: hold });
       failures = 0;
     } catch (err) {
       failures++;
@@ -115,7 +144,10 @@ export function createWarmPool(opts: {
 
   return {
     poolClass: opts.poolClass,
+    key,
     status: () => ({ target: opts.size, ready: ready.length, image: opts.poolClass.image, cpu: opts.poolClass.cpu, memory: opts.poolClass.memoryGiB }),
+    /** The ready members' containers (for operators and tests: which container a create will get). */
+    members: (): string[] => ready.map((m) => m.containerId),
 
     /**
      * Adopts the members an earlier run recorded whose containers still run, and removes every other pool container
@@ -123,10 +155,11 @@ export function createWarmPool(opts: {
      * Then refills.
      */
     async start(containers: { id: string; state: string; ip: string; labels: Record<string, string> }[]): Promise<string[]> {
-      const rows = opts.db.prepare('SELECT container_id, agent_token, ip FROM pool_members WHERE pool_key = ?').all(key) as {
+      const rows = opts.db.prepare('SELECT container_id, agent_token, ip, user FROM pool_members WHERE pool_key = ?').all(key) as {
         container_id: string;
         agent_token: string;
         ip: string;
+        user: string | null;
       }[];
       const recorded = new Map(rows.map((r) => [r.container_id, r]));
       const adopted: string[] = [];
@@ -134,8 +167,9 @@ export function createWarmPool(opts: {
         const row = recorded.get(container.id);
         // Containers from before runtimes were labelled ran under runc.
         const sameRuntime = (container.labels[LABEL_RUNTIME] || 'runc') === opts.runtime.ociRuntime;
-        if (row && sameRuntime && container.state === 'running' && ready.length < opts.size) {
-          ready.push({ containerId: container.id, ip: container.ip || row.ip, agentToken: row.agent_token });
+        // Members recorded before users were (no user) are replaced: a claim must know whom its code runs as.
+        if (row?.user && sameRuntime && container.state === 'running' && ready.length < opts.size) {
+          ready.push({ containerId: container.id, ip: container.ip || row.ip, agentToken: row.agent_token, user: row.user, held: hold });
           adopted.push(container.id);
           recorded.delete(container.id);
         } else {
@@ -149,8 +183,9 @@ export function createWarmPool(opts: {
 
     /** Takes a ready member for a sandbox of this class, or undefined (a miss: the caller cold-starts). */
     claim(c: PoolClass): PoolMember | undefined {
-      const { image, cpu, memoryGiB, diskGiB } = opts.poolClass;
+      const { image, cpu, memoryGiB, diskGiB, entrypoint } = opts.poolClass;
       if (c.image !== image || c.cpu !== cpu || c.memoryGiB !== memoryGiB || (diskGiB !== undefined && c.diskGiB !== diskGiB)) return undefined;
+      if (JSON.stringify(c.entrypoint ?? null) !== JSON.stringify(entrypoint ?? null)) return undefined;
       const member = ready.shift();
       if (member) remove.run(member.containerId);
       refill();
@@ -179,6 +214,13 @@ export function createWarmPool(opts: {
     /** Stops refilling. Ready members keep running, to be adopted by the next start. */
     close(): void {
       closed = true;
+    },
+
+    /** Stops refilling for good and removes every member, ready or still starting (its snapshot is gone). */
+    async retire(): Promise<void> {
+      closed = true;
+      retired = true;
+      await this.drain();
     },
 
     /** Removes every ready member (used when the pool is resized down to nothing). */

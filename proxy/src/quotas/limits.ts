@@ -97,20 +97,27 @@ export function usageOf(sandboxes: Iterable<Resources & { state: SandboxState }>
 const over = (limit: number | null, total: number): limit is number => limit !== null && total > limit;
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
-/**
- * Why a sandbox of `wanted` resources may not start beside the `usage` of the key's other sandboxes, or undefined
- * when it may. A sandbox larger than a per-sandbox maximum is a bad request (INVALID_REQUEST, naming the field); one
- * that does not fit the key's totals is QUOTA_EXCEEDED, naming the limit and its value.
- */
-export function refusal(limits: Limits, usage: Usage, wanted: Resources, opts: { /** false: the sandbox stays stopped (disk only) */ holdsCompute?: boolean } = {}): CoveError | undefined {
+/** Why no sandbox of `wanted` resources may exist at all (over a per-sandbox maximum: a bad request naming the field). */
+export function sizeRefusal(limits: Limits, wanted: Partial<Resources>): CoveError | undefined {
   const perSandbox = [
     ['cpu', wanted.cpu, limits.maxSandboxCpu, 'vCPU'],
     ['memory', wanted.memory, limits.maxSandboxMemory, 'GiB'],
     ['disk', wanted.disk, limits.maxSandboxDisk, 'GiB'],
   ] as const;
   for (const [field, value, max, unit] of perSandbox) {
-    if (over(max, value)) return new CoveError('INVALID_REQUEST', `${field} ${value} is over the maximum of ${max} ${unit} per sandbox for this API key`);
+    if (value !== undefined && over(max, value)) return new CoveError('INVALID_REQUEST', `${field} ${value} is over the maximum of ${max} ${unit} per sandbox for this API key`);
   }
+  return undefined;
+}
+
+/**
+ * Why a sandbox of `wanted` resources may not start beside the `usage` of the key's other sandboxes, or undefined
+ * when it may. A sandbox larger than a per-sandbox maximum is a bad request (INVALID_REQUEST, naming the field); one
+ * that does not fit the key's totals is QUOTA_EXCEEDED, naming the limit and its value.
+ */
+export function refusal(limits: Limits, usage: Usage, wanted: Resources, opts: { /** false: the sandbox stays stopped (disk only) */ holdsCompute?: boolean } = {}): CoveError | undefined {
+  const tooLarge = sizeRefusal(limits, wanted);
+  if (tooLarge) return tooLarge;
   const quota = (message: string, detail: string) => new CoveError('QUOTA_EXCEEDED', message, detail);
   const compute = opts.holdsCompute ?? true;
   if (compute && over(limits.maxSandboxes, usage.started + 1)) {

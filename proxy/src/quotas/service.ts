@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { SandboxState } from '../../../wire/sandbox';
 import type { Db } from '../store/db';
-import { effectiveLimits, LIMIT_NAMES, refusal, usageOf, type LimitOverrides, type Limits, type Resources } from './limits';
+import { effectiveLimits, LIMIT_NAMES, refusal, sizeRefusal, usageOf, type LimitOverrides, type Limits, type Resources } from './limits';
 
 /** A key's own limits as stored (`api_key_quotas.limits`, JSON): a number, or null for no limit; absent: the default. */
 const StoredOverrides = z.object(Object.fromEntries(LIMIT_NAMES.map((n) => [n, z.number().int().min(0).nullable().optional()]))).partial();
@@ -71,6 +71,11 @@ export function createQuotaService(opts: { db: Db; defaults: Limits }) {
     return effectiveLimits(defaults, own, admin);
   };
   return {
+    /** Refuses (INVALID_REQUEST, naming the field) resources over the key's per-sandbox maximums; a snapshot's, say. */
+    checkSize(keyId: string, wanted: Partial<Resources>): void {
+      const refused = sizeRefusal(limitsOf(keyId), wanted);
+      if (refused) throw refused;
+    },
 
     /**
      * Runs `reserve` (the write that makes `sandbox` hold its resources) if the owner's limits allow one more

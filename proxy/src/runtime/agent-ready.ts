@@ -41,6 +41,8 @@ export async function pollAgent(opts: {
   checkAlive?: () => Promise<void>;
   checkEveryMs?: number;
   whenListening?: () => Promise<void>;
+  /** Return once the agent listens (after `whenListening`), without a request with the token. */
+  untilListening?: boolean;
 }): Promise<'timeout' | 'unauthorized' | undefined> {
   const deadline = Date.now() + opts.timeoutMs;
   let nextCheck = Date.now() + (opts.checkEveryMs ?? 250);
@@ -50,6 +52,7 @@ export async function pollAgent(opts: {
     if (!listening && probe !== 'not-ready') {
       listening = true;
       await opts.whenListening!();
+      if (opts.untilListening) return undefined;
       continue;
     }
     if (probe === 'ready') return undefined;

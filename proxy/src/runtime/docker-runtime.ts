@@ -288,7 +288,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       }
     },
 
-    async waitForAgent(ip, token, timeoutMs, containerId) {
+    async waitForAgent(ip, token, timeoutMs, containerId, waitOpts) {
       const id = containerId ?? containerOfIp.get(ip);
       const started = Date.now();
       const failure = await pollAgent({
@@ -297,6 +297,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         token,
         timeoutMs,
         whenListening: () => Promise.resolve(eraseToken(token)),
+        untilListening: waitOpts?.hold,
         checkAlive: id
           ? async () => {
               const info = await inspect(id);

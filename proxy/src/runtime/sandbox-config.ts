@@ -175,7 +175,7 @@ export function containerCreateOptions(opts: {
       createUser: opts.createUser,
       workdir: chooseWorkdir(image),
       port: opts.agentPort,
-      entrypoint: imageEntrypoint(image),
+      entrypoint: spec.entrypoint ?? imageEntrypoint(image),
     }),
     // Setting Entrypoint already stops Docker from appending the image's CMD; say so explicitly anyway.
     Cmd: [],

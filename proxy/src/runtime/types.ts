@@ -60,6 +60,8 @@ export interface SandboxSpec {
   layer?: () => Readable;
   /** Named Docker volumes mounted read-write at absolute paths (the engine copies nothing of the image into them). */
   volumes?: VolumeMount[];
+  /** What the agent runs as the `entrypoint` session instead of the image's ENTRYPOINT and CMD (a snapshot's own). */
+  entrypoint?: string[];
 }
 
 /** A named Docker volume mounted in a sandbox. */
@@ -142,10 +144,10 @@ export interface DockerRuntime {
   /** Creates and starts a sandbox container; resolves once it runs (not once its agent answers: see waitForAgent). */
   createSandbox(spec: SandboxSpec): Promise<{ containerId: string; ip: string; /** the account user code runs as */ user: string }>;
   /**
-   * Polls the agent's `GET /version` until it answers 200. Throws AgentNotReadyError on timeout, or as soon as the
+   * Polls the agent's `GET /version` until it answers 200 (with `hold`: until it answers at all, having read its token). Throws AgentNotReadyError on timeout, or as soon as the
    * container is seen exited, with the container's last log lines.
    */
-  waitForAgent(ip: string, token: string, timeoutMs: number, containerId?: string): Promise<void>;
+  waitForAgent(ip: string, token: string, timeoutMs: number, containerId?: string, opts?: { /** stop once the agent listens, before any request with the token: the image's entrypoint stays held */ hold?: boolean }): Promise<void>;
   /** Starts a stopped container (its agent gets `agentToken`) with its egress policy in force; its address may change. */
   start(containerId: string, agentToken: string, egress?: EgressPolicy): Promise<{ ip: string }>;
   /**

@@ -45,7 +45,7 @@ function dateOf(name: string, text: string | undefined): string | undefined {
 
 /**
  * Daytona's sandbox search over records (pure): id and name prefixes (case-insensitive), labels (all given must
- * match), states, images (`snapshots`), targets, resource ranges, public, recoverable, creation and activity time
+ * match), states, snapshots (`snapshots`: a snapshot's name or an image), targets, resource ranges, public, recoverable, creation and activity time
  * ranges; sorted by `sort` (default lastActivityAt) in `order` (default desc), ties broken by id; a page of `limit`
  * after `cursor`, with the cursor of the next page or null.
  */
@@ -75,7 +75,7 @@ export function searchSandboxes(records: SandboxRecord[], query: Partial<ListSan
       (!namePrefix || r.name.toLowerCase().startsWith(namePrefix)) &&
       Object.entries(labels).every(([k, v]) => r.labels[k] === v) &&
       (!states || states.includes(r.state)) &&
-      (!snapshots || snapshots.includes(r.image)) &&
+      (!snapshots || snapshots.includes(r.snapshot ?? r.image) || snapshots.includes(r.image)) &&
       (!targets || targets.includes(query.target)) &&
       within(r.cpu, query.minCpu, query.maxCpu) &&
       within(r.memory, query.minMemoryGiB, query.maxMemoryGiB) &&

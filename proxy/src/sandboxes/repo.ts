@@ -10,6 +10,10 @@ export interface SandboxRecord {
   ownerKeyId: string;
   state: SandboxState;
   image: string;
+  /** The name of the snapshot (snapshots/catalog.ts) it was made from; null when made from an image. */
+  snapshot: string | null;
+  /** What runs as its `entrypoint` session instead of its image's ENTRYPOINT and CMD (its snapshot's); null: the image's. */
+  entrypoint: string[] | null;
   user: string;
   env: Record<string, string>;
   labels: Record<string, string>;
@@ -45,6 +49,8 @@ interface Row {
   owner_key_id: string;
   state: SandboxState;
   image: string;
+  snapshot: string | null;
+  entrypoint: string | null;
   user: string;
   env: string;
   labels: string;
@@ -75,6 +81,8 @@ const fromRow = (r: Row): SandboxRecord => ({
   ownerKeyId: r.owner_key_id,
   state: r.state,
   image: r.image,
+  snapshot: r.snapshot ?? null,
+  entrypoint: r.entrypoint ? (JSON.parse(r.entrypoint) as string[]) : null,
   user: r.user,
   env: JSON.parse(r.env) as Record<string, string>,
   labels: JSON.parse(r.labels) as Record<string, string>,
@@ -105,6 +113,8 @@ const COLUMNS: Record<keyof SandboxRecord, string> = {
   ownerKeyId: 'owner_key_id',
   state: 'state',
   image: 'image',
+  snapshot: 'snapshot',
+  entrypoint: 'entrypoint',
   user: 'user',
   env: 'env',
   labels: 'labels',
@@ -139,7 +149,7 @@ export type SandboxChange =
   | { kind: 'removed'; record: SandboxRecord };
 
 const toColumn = (key: keyof SandboxRecord, value: unknown): unknown =>
-  key === 'env' || key === 'labels' ? JSON.stringify(value) : key === 'public' || key === 'networkBlockAll' ? (value ? 1 : 0) : value;
+  key === 'env' || key === 'labels' || (key === 'entrypoint' && value !== null) ? JSON.stringify(value) : key === 'public' || key === 'networkBlockAll' ? (value ? 1 : 0) : value;
 
 /**
  * Sandboxes in SQLite. Every write is one statement, so each is atomic. Records read by id are kept in memory:

@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import { CoveError } from '../../../lib/errors';
 import { IMAGE_REF, type ResizeSandboxRequest, type UpdateNetworkSettingsRequest, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
 import type { Principal } from '../auth/api-keys';
-import type { PoolClass, WarmPool } from '../pool/service';
+import type { PoolClass } from '../pool/service';
+import type { Pools } from '../pool/pools';
+import type { ResolvedSnapshot } from '../snapshots/catalog';
 import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
 import type { ContainerEnd } from '../runtime/events';
 import type { QuotaService } from '../quotas/service';
@@ -45,7 +47,7 @@ const TARGET = 'local';
 interface SandboxServiceOptions {
   repo: SandboxRepo;
   runtime: DockerRuntime;
-  pool?: WarmPool;
+  pool?: Pick<Pools, 'claim'>;
   /** Each API key's limits, checked and reserved atomically with the write that makes a sandbox hold resources. */
   quotas: QuotaService;
   /** Default image, and the user that image runs code as (for the DTO). */
@@ -73,8 +75,8 @@ interface SandboxServiceOptions {
   mayUseImage?: (principal: Principal, image: string) => Promise<boolean>;
   /** Volumes: checks a create's `volumes`, records the sandbox's mounts, and says what its containers mount. */
   volumes?: Pick<VolumeService, 'resolve' | 'attach' | 'of' | 'mountsOf'>;
-  /** The image of a snapshot (snapshots/catalog.ts) a create names, or undefined when the name is no snapshot's. */
-  resolveSnapshot?: (principal: Principal, name: string) => string | undefined;
+  /** The snapshot (snapshots/catalog.ts) a create names, or undefined when the name is no snapshot's. */
+  resolveSnapshot?: (principal: Principal, name: string) => ResolvedSnapshot | undefined;
   /**
    * Builds the Dockerfile of a create (a declarative image) with the key's uploaded contexts of those hashes into an
    * image of the key's; resolves with its name.
@@ -136,7 +138,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       id: r.id,
       organizationId: r.ownerKeyId,
       name: r.name,
-      snapshot: r.image,
+      snapshot: r.snapshot ?? r.image,
       user: r.user,
       env: r.env,
       labels: r.labels,
@@ -295,6 +297,10 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     });
   }
 
+  /** The account a sandbox's container is made with: unset when the image decides (its own, or Cove's default one). */
+  const containerUser = (r: Pick<SandboxRecord, 'user' | 'image'>): string | undefined =>
+    (r.user === opts.defaultUser && r.image === opts.image) || !r.user ? undefined : r.user;
+
   /** Makes and starts a container for the sandbox (with `layer`: the files of its archive in place first). */
   async function coldStart(record: SandboxRecord, layer?: () => Readable): Promise<{ containerId: string; ip: string }> {
     const created = await runtime.createSandbox({
@@ -304,13 +310,14 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       env: record.env,
       agentToken: record.agentToken,
       // Empty: the image decides (its USER, else Cove's non-root account); the runtime says whom it chose.
-      user: (record.user === opts.defaultUser && record.image === opts.image) || !record.user ? undefined : record.user,
+      user: containerUser(record),
       cpu: record.cpu,
       memoryGiB: record.memory,
       diskGiB: record.disk,
       egress: egressOf(record),
       layer,
       volumes: opts.volumes?.mountsOf(record.id),
+      ...(record.entrypoint ? { entrypoint: record.entrypoint } : {}),
     });
     repo.update(record.id, { containerId: created.containerId, ip: created.ip, user: created.user });
     await runtime.waitForAgent(created.ip, record.agentToken, AGENT_READY_TIMEOUT_MS);
@@ -404,8 +411,19 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (req.outboundProxyUrl?.trim()) throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl is not supported by this Cove server');
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
-      // A snapshot's name is its image's; any other name is a local image's.
-      const image = (req.snapshot && !req.image && !req.buildInfo && opts.resolveSnapshot?.(principal, req.snapshot)) || (await imageOf(principal, req));
+      // A snapshot of the catalog gives its image, resources and entrypoint; any other name is a local image's.
+      const snapshot = req.snapshot && !req.image && !req.buildInfo ? opts.resolveSnapshot?.(principal, req.snapshot) : undefined;
+      if (snapshot?.resources) {
+        // As Daytona: a snapshot's sandboxes get its resources; a create chooses its own from an image.
+        const given = (['cpu', 'memory', 'disk'] as const).filter((f) => req[f] !== undefined);
+        if (given.length) {
+          throw new CoveError(
+            'INVALID_REQUEST',
+            `Cannot specify sandbox resources (${given.join(', ')}) when creating from snapshot ${snapshot.name}: its sandboxes get its own (cpu ${snapshot.resources.cpu}, memory ${snapshot.resources.memory} GiB, disk ${snapshot.resources.disk} GiB); create from an image to choose them`,
+          );
+        }
+      }
+      const image = snapshot?.image ?? (await imageOf(principal, req));
       // An image reference (not a snapshot's name) that is not on this host is pulled first, when this server can.
       if (opts.pullImage && (req.image || req.buildInfo) && image !== opts.image && !(await runtime.imageExists(image))) await opts.pullImage(principal, image);
       // Another key's snapshot is as absent as a missing image: its files are that key's.
@@ -426,14 +444,16 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         ownerKeyId: principal.keyId,
         state: 'creating',
         image,
+        snapshot: snapshot && snapshot.name !== image ? snapshot.name : null,
+        entrypoint: snapshot?.entrypoint ?? null,
         user: req.user ?? (image === opts.image ? opts.defaultUser : ''),
         env: req.env ?? {},
         labels: req.labels ?? {},
         public: req.public ?? false,
         ...network,
-        cpu: req.cpu ?? DEFAULTS.cpu,
-        memory: req.memory ?? DEFAULTS.memory,
-        disk: req.disk ?? DEFAULTS.disk,
+        cpu: snapshot?.resources?.cpu ?? req.cpu ?? DEFAULTS.cpu,
+        memory: snapshot?.resources?.memory ?? req.memory ?? DEFAULTS.memory,
+        disk: snapshot?.resources?.disk ?? req.disk ?? DEFAULTS.disk,
         containerId: null,
         agentToken: randomBytes(32).toString('hex'),
         ip: null,
@@ -459,22 +479,22 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         throw err;
       }
 
-      // A pool member fits when the sandbox asks for nothing the member was not started with (members mount no volumes).
-      const poolClass: PoolClass = { image, cpu: record.cpu, memoryGiB: record.memory, diskGiB: record.disk };
-      const member = Object.keys(record.env).length === 0 && record.user === opts.defaultUser && !mounts.length ? opts.pool?.claim(poolClass) : undefined;
+      // A pool member fits when the sandbox asks for nothing the member was not started with: same class (image,
+      // resources, entrypoint), no environment, the account the image decides, no volumes (members mount none).
+      const poolClass: PoolClass = { image, cpu: record.cpu, memoryGiB: record.memory, diskGiB: record.disk, ...(record.entrypoint ? { entrypoint: record.entrypoint } : {}) };
+      const member = Object.keys(record.env).length === 0 && containerUser(record) === undefined && !mounts.length ? opts.pool?.claim(poolClass) : undefined;
       if (member) {
         const policy = egressOf(record);
-        if (policy !== OPEN) {
-          // Members run open; nothing of the user's has run in this one yet.
-          try {
-            await runtime.setEgress(member.containerId, member.ip, policy);
-          } catch (err) {
-            await runtime.remove(member.containerId).catch(() => {});
-            markError(id, (err as Error).message);
-            throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`, (err as Error).stack);
-          }
+        // Members run open; nothing of the user's has run in this one yet (a held entrypoint waits for the request below).
+        try {
+          if (policy !== OPEN) await runtime.setEgress(member.containerId, member.ip, policy);
+          if (member.held) await runtime.waitForAgent(member.ip, member.agentToken, AGENT_READY_TIMEOUT_MS, member.containerId);
+        } catch (err) {
+          await runtime.remove(member.containerId).catch(() => {});
+          markError(id, (err as Error).message);
+          throw new CoveError('SANDBOX_ERROR', `The sandbox could not be started: ${(err as Error).message}`, (err as Error).stack);
         }
-        const started = repo.update(id, { state: 'started', containerId: member.containerId, ip: member.ip, agentToken: member.agentToken })!;
+        const started = repo.update(id, { state: 'started', containerId: member.containerId, ip: member.ip, agentToken: member.agentToken, user: member.user })!;
         log.debug({ sandboxId: id, pool: true }, 'sandbox created from the warm pool');
         return toDto(started);
       }

@@ -25,6 +25,21 @@ interface SnapshotRow {
   created_at: string;
   updated_at: string;
   last_used_at: string | null;
+  /** Resources of the snapshot's sandboxes; null: the server's defaults. */
+  cpu: number | null;
+  memory: number | null;
+  disk: number | null;
+  /** The entrypoint given at create (JSON), which its sandboxes run; `entrypoint` is then the same, else the image's. */
+  run_entrypoint: string | null;
+}
+
+/** What a create naming a snapshot gets: its name and image, the resources and entrypoint of its sandboxes. */
+export interface ResolvedSnapshot {
+  name: string;
+  image: string;
+  /** Unset for the general snapshot (the default image), whose creates choose their own. */
+  resources?: { cpu: number; memory: number; disk: number };
+  entrypoint?: string[];
 }
 
 interface CatalogOptions {
@@ -44,6 +59,10 @@ interface CatalogOptions {
   mayUse: (principal: Principal, image: string) => Promise<boolean>;
   /** Pulls an image for a key with its registry credentials (registries/); without it, pulls are anonymous. */
   pullImage?: (principal: Principal, image: string, onLine: (line: string) => void) => Promise<void>;
+  /** Refuses resources over the key's per-sandbox maximums (quotas), naming the field. */
+  checkSize?: (keyId: string, wanted: { cpu?: number; memory?: number; disk?: number }) => void;
+  /** Set when nothing on this server can enforce `disk` (disk mode off): why; snapshots that set it are refused. */
+  refuseDisk?: string;
   log: Logger;
 }
 
@@ -97,8 +116,8 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
   const visible = db.prepare<[string, number], SnapshotRow>(`SELECT * FROM snapshots WHERE state != 'removing' AND (owner_key_id = ? OR ?) ORDER BY created_at DESC, id`);
   const deleteRow = db.prepare<[string]>('DELETE FROM snapshots WHERE id = ?');
   const insert = db.prepare(
-    `INSERT INTO snapshots (id, name, owner_key_id, image, state, owns_image, size, entrypoint, error_reason, source_sandbox_id, logs, created_at, updated_at, last_used_at)
-     VALUES (@id, @name, @owner_key_id, @image, @state, @owns_image, @size, @entrypoint, @error_reason, @source_sandbox_id, @logs, @created_at, @updated_at, @last_used_at)`,
+    `INSERT INTO snapshots (id, name, owner_key_id, image, state, owns_image, size, entrypoint, error_reason, source_sandbox_id, logs, created_at, updated_at, last_used_at, cpu, memory, disk, run_entrypoint)
+     VALUES (@id, @name, @owner_key_id, @image, @state, @owns_image, @size, @entrypoint, @error_reason, @source_sandbox_id, @logs, @created_at, @updated_at, @last_used_at, @cpu, @memory, @disk, @run_entrypoint)`,
   );
 
   function update(id: string, fields: Partial<Omit<SnapshotRow, 'id'>>): void {
@@ -130,6 +149,9 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     };
   }
 
+  /** A snapshot's resources as its DTO says them: its own, else the defaults every create without its own gets. */
+  const resourcesOf = (r: SnapshotRow) => ({ cpu: r.cpu ?? opts.defaults.cpu, gpu: 0, mem: r.memory ?? opts.defaults.memory, disk: r.disk ?? opts.defaults.disk });
+
   function dtoOf(r: SnapshotRow): SnapshotDto {
     return {
       id: r.id,
@@ -139,11 +161,8 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       imageName: r.image,
       state: r.state,
       size: r.size,
-      entrypoint: r.entrypoint ? (JSON.parse(r.entrypoint) as string[]) : null,
-      cpu: opts.defaults.cpu,
-      gpu: 0,
-      mem: opts.defaults.memory,
-      disk: opts.defaults.disk,
+      entrypoint: r.run_entrypoint || r.entrypoint ? (JSON.parse((r.run_entrypoint ?? r.entrypoint)!) as string[]) : null,
+      ...resourcesOf(r),
       errorReason: r.error_reason,
       createdAt: r.created_at,
       updatedAt: r.updated_at,
@@ -284,11 +303,19 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     });
   }
 
+  /** What a sandbox of a snapshot runs: its image, resources (its own, else the defaults) and entrypoint when given. */
+  const runsAs = (row: SnapshotRow): ResolvedSnapshot => ({
+    name: row.name,
+    image: row.image,
+    resources: { cpu: row.cpu ?? opts.defaults.cpu, memory: row.memory ?? opts.defaults.memory, disk: row.disk ?? opts.defaults.disk },
+    ...(row.run_entrypoint ? { entrypoint: JSON.parse(row.run_entrypoint) as string[] } : {}),
+  });
+
   return {
     /**
      * Makes a snapshot of an image: active at once when the image is on this host, else pulled in the background
-     * (answered `pulling`). A one-line `FROM image` Dockerfile is read as that image; anything to build is refused
-     * (not supported yet), as are resources, an entrypoint and GPUs, which Cove's creates would not apply.
+     * (answered `pulling`). A one-line `FROM image` Dockerfile is read as that image. Resources (within the key's
+     * per-sandbox maximums) and an entrypoint are kept for the snapshot's sandboxes; GPUs are refused.
      */
     async create(principal: Principal, req: CreateSnapshotRequest): Promise<SnapshotDto> {
       const parsed = SnapshotName.safeParse(req.name);
@@ -315,11 +342,12 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       }
       if (!imageName) throw new CoveError('INVALID_REQUEST', 'A snapshot needs an image: give image (imageName) as the name of an image');
       if (imageName.length > 255 || !IMAGE_REF.test(imageName)) throw new CoveError('INVALID_REQUEST', `Invalid image name ${JSON.stringify(imageName.slice(0, 200))}: an image reference such as name:tag or registry/name:tag`);
-      if (req.entrypoint?.length) throw new CoveError('INVALID_REQUEST', "entrypoint is not supported on snapshots yet; set the image's ENTRYPOINT instead");
       if (req.gpu || req.gpuType?.length) throw new CoveError('INVALID_REQUEST', 'GPUs are not supported by this Cove server');
-      for (const field of ['cpu', 'memory', 'disk'] as const) {
-        if (req[field] !== undefined) throw new CoveError('INVALID_REQUEST', `resources.${field} is not supported on snapshots yet; give cpu, memory and disk when creating the sandbox`);
-      }
+      // Sandboxes of the snapshot get these; one over the key's per-sandbox maximums could never be created.
+      if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
+      opts.checkSize?.(principal.keyId, { cpu: req.cpu, memory: req.memory, disk: req.disk });
+      if (req.entrypoint?.some((a) => a.includes('\0'))) throw new CoveError('INVALID_REQUEST', 'entrypoint: an argument holds a NUL character');
+      const runEntrypoint = req.entrypoint?.length ? JSON.stringify(req.entrypoint) : null;
       // The one region (Daytona's target) a Cove server has; the SDK sends its target here.
       if (req.regionId !== undefined && req.regionId !== 'local') throw new CoveError('INVALID_REQUEST', `regionId ${req.regionId.slice(0, 40)}: this Cove server has one region, local`);
       if (req.sandboxClass && req.sandboxClass !== 'container') throw new CoveError('INVALID_REQUEST', `sandboxClass ${req.sandboxClass} is not supported: Cove's sandboxes are containers`);
@@ -347,6 +375,10 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
         created_at: time,
         updated_at: time,
         last_used_at: null,
+        cpu: req.cpu ?? null,
+        memory: req.memory ?? null,
+        disk: req.disk ?? null,
+        run_entrypoint: runEntrypoint,
       };
       insert.run(row);
       log.info({ snapshot: name, image, state: row.state }, 'snapshot created');
@@ -453,12 +485,12 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     },
 
     /**
-     * The image a create's `snapshot` names, when it names a snapshot of the caller's (any key's for an admin key) or
-     * the general one; undefined for a name that is no snapshot (creates then read it as a local image). A snapshot
+     * The snapshot a create's `snapshot` names, when it names a snapshot of the caller's (any key's for an admin key)
+     * or the general one; undefined for a name that is no snapshot (creates then read it as a local image). A snapshot
      * that is not active is refused, naming its state.
      */
-    resolve(principal: Principal, name: string): string | undefined {
-      if (isGeneral(name)) return opts.defaultImage;
+    resolve(principal: Principal, name: string): ResolvedSnapshot | undefined {
+      if (isGeneral(name)) return { name: opts.defaultImage, image: opts.defaultImage };
       let row = ownNamed.get(principal.keyId, name);
       if (!row && principal.admin) {
         const named = anyNamed.all(name);
@@ -470,7 +502,19 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
         throw new CoveError('INVALID_REQUEST', `Snapshot ${row.name} is ${row.state}${why}`);
       }
       update(row.id, { last_used_at: now() });
-      return row.image;
+      return runsAs(row);
+    },
+
+    /**
+     * The snapshot a warm pool is configured for (`--pool NAME=N`): the one of that name among `ownerKeyIds`' (every
+     * key's when not given), when exactly one exists and is active; otherwise why the pool waits.
+     */
+    forPool(name: string, ownerKeyIds?: string[]): ResolvedSnapshot | { waiting: string } {
+      const rows = db.prepare<[string], SnapshotRow>(`SELECT * FROM snapshots WHERE name = ? AND state != 'removing'`).all(name).filter((r) => !ownerKeyIds || ownerKeyIds.includes(r.owner_key_id));
+      if (rows.length === 0) return { waiting: `no snapshot named ${name}${ownerKeyIds ? ' of that API key' : ''} exists yet` };
+      if (rows.length > 1) return { waiting: `API keys ${rows.map((r) => r.owner_key_id).join(', ')} each have a snapshot named ${name}: name one as ${name}@KEY (a key's id or name)` };
+      if (rows[0].state !== 'active') return { waiting: `snapshot ${name} is ${rows[0].state}` };
+      return runsAs(rows[0]);
     },
 
     /**
@@ -508,6 +552,10 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
         created_at: time,
         updated_at: time,
         last_used_at: null,
+        cpu: null,
+        memory: null,
+        disk: null,
+        run_entrypoint: null,
       } satisfies SnapshotRow);
     },
 

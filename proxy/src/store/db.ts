@@ -8,7 +8,7 @@ export type Db = Database.Database;
  * Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Append, never edit: a data dir
  * written by an older Cove is upgraded in place.
  */
-const MIGRATIONS: string[] = [
+const MIGRATIONS: (string | ((db: Db) => void))[] = [
   `CREATE TABLE api_keys (
      id TEXT PRIMARY KEY,
      name TEXT NOT NULL,
@@ -193,7 +193,24 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (image, key_id)
    );
    CREATE TABLE IF NOT EXISTS sandbox_pulls (image TEXT PRIMARY KEY);`,
+  // A snapshot's resources and the entrypoint given when it was made (sandboxes from it get them); a sandbox's
+  // snapshot name (its DTO's `snapshot`) and the entrypoint it runs instead of its image's; the account a pool member
+  // runs user code as.
+  (db) =>
+    addColumns(db, {
+      snapshots: ['cpu REAL', 'memory REAL', 'disk REAL', 'run_entrypoint TEXT'],
+      sandboxes: ['snapshot TEXT', 'entrypoint TEXT'],
+      pool_members: ['user TEXT'],
+    }),
 ];
+
+/** Adds the columns a table lacks (SQLite has no ADD COLUMN IF NOT EXISTS): re-runnable, as migrations must be. */
+function addColumns(db: Db, columns: Record<string, string[]>): void {
+  for (const [table, defs] of Object.entries(columns)) {
+    const have = new Set((db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name));
+    for (const def of defs) if (!have.has(def.split(' ')[0])) db.exec(`ALTER TABLE ${table} ADD COLUMN ${def}`);
+  }
+}
 
 /** Opens (creating if needed) Cove's SQLite database in `dataDir` and brings its schema up to date. */
 export function openDatabase(dataDir: string): Db {
@@ -209,7 +226,10 @@ export function openDatabase(dataDir: string): Db {
   if (version() < MIGRATIONS.length) {
     // The version is read again under the write lock: `cove keys` may open the database while the server starts.
     db.transaction(() => {
-      for (const sql of MIGRATIONS.slice(version())) db.exec(sql);
+      for (const step of MIGRATIONS.slice(version())) {
+        if (typeof step === 'string') db.exec(step);
+        else step(db);
+      }
       db.pragma(`user_version = ${MIGRATIONS.length}`);
     }).immediate();
   }
