@@ -196,7 +196,6 @@ export async function runServe(argv: string[]): Promise<void> {
   const catalog = createSnapshotCatalog({
     db,
     runtime,
-    instance,
     defaultImage: config.image,
     defaults: DEFAULTS,
     sandboxes: () => sandboxes.records(),

@@ -17,8 +17,6 @@ export const LABEL_AGENT = 'dev.cove.agent';
 export const LABEL_RUNTIME = 'dev.cove.runtime';
 /** Image label: the API key (id) whose sandbox's file system an image Cove committed holds; only that key may use it. */
 export const LABEL_SNAPSHOT_OWNER = 'dev.cove.snapshot.owner';
-/** On images Cove built from a Dockerfile (`cove-build:…`): removed once no sandbox or snapshot uses them. */
-export const LABEL_BUILT = 'dev.cove.built';
 /** Image label: the instance (see LABEL_INSTANCE) of the server that committed the image; it removes its leftovers. */
 export const LABEL_COMMITTED_BY = 'dev.cove.committed-by';
 /** Image label: `1` on the image of a fork (its file system at the fork), which goes when the fork does. */

@@ -5,7 +5,7 @@ import { settle } from '../../../lib/guard';
 import { IMAGE_REF } from '../../../wire/sandbox';
 import { SnapshotName, type CreateSnapshotRequest, type ListSnapshotsQuery, type PaginatedSnapshots, type SnapshotDto, type SnapshotState } from '../../../wire/snapshots';
 import type { Principal } from '../auth/api-keys';
-import { LABEL_BUILT, LABEL_COMMITTED_BY, LABEL_SNAPSHOT_OWNER, type DockerRuntime } from '../runtime/types';
+import type { DockerRuntime } from '../runtime/types';
 import type { SandboxRecord } from '../sandboxes/repo';
 import { now, type Db } from '../store/db';
 import { baseImages } from './dockerfile';
@@ -45,8 +45,6 @@ export interface ResolvedSnapshot {
 interface CatalogOptions {
   db: Db;
   runtime: DockerRuntime;
-  /** This server's instance id: the images it builds carry it, and it removes only its own. */
-  instance: string;
   /** The default image: listed to every key as the one general snapshot. */
   defaultImage: string;
   /** The resources a sandbox gets when its create names none: what a snapshot's DTO reports. */
@@ -265,15 +263,24 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     await buildInto(principal.keyId, image, dockerfile, contextHashes, onLine);
   }
 
-  /** Builds a Dockerfile with a key's uploaded contexts into `image`, labelled as a build of this server's. */
-  const buildInto = (keyId: string, image: string, dockerfile: string, contextHashes: string[], onLine: (line: string) => void) =>
-    runtime.buildImage(
-      dockerfile,
-      image,
-      { [LABEL_SNAPSHOT_OWNER]: keyId, [LABEL_BUILT]: '1', [LABEL_COMMITTED_BY]: opts.instance },
-      onLine,
-      contextHashes.map((hash) => () => opts.contexts.open(keyId, hash)),
-    );
+  /** Images being built now: collect leaves them (their record is there before the image). */
+  const building = new Set<string>();
+  const recordBuilt = db.prepare<[string, string, string]>('INSERT OR IGNORE INTO built_images (image, owner_key_id, created_at) VALUES (?, ?, ?)');
+  const builtOwner = db.prepare<[string], { owner_key_id: string }>('SELECT owner_key_id FROM built_images WHERE image = ?');
+
+  /**
+   * Builds a Dockerfile with a key's uploaded contexts into `image`, recorded as this server's build for that key
+   * first (no labels: the engine's builder would add them as one more step).
+   */
+  async function buildInto(keyId: string, image: string, dockerfile: string, contextHashes: string[], onLine: (line: string) => void): Promise<void> {
+    building.add(image);
+    try {
+      recordBuilt.run(image, keyId, now());
+      await runtime.buildImage(dockerfile, image, {}, onLine, contextHashes.map((hash) => () => opts.contexts.open(keyId, hash)));
+    } finally {
+      building.delete(image);
+    }
+  }
 
   /** Builds a snapshot's Dockerfile (pulling its missing bases first); a failed build ends `build_failed`. */
   const build = (row: SnapshotRow, principal: Principal, dockerfile: string, contextHashes: string[], missing: string[]) =>
@@ -566,6 +573,11 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       await this.collect();
     },
 
+    /** The API key an image this server built from a Dockerfile is for; undefined for any other image. */
+    builtFor(image: string): string | undefined {
+      return builtOwner.get(image)?.owner_key_id;
+    },
+
     /** Removes the images of deleted snapshots that no sandbox needs any more, and their rows. */
     async collect(): Promise<void> {
       const removing = db.prepare<[], SnapshotRow>(`SELECT * FROM snapshots WHERE state = 'removing'`).all();
@@ -574,8 +586,9 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
       }
       // Images built for sandbox creates (no snapshot holds them) go once no sandbox or snapshot uses them.
       const used = new Set([...opts.sandboxes().map((r) => r.image), ...db.prepare<[], { image: string }>(`SELECT image FROM snapshots`).all().map((r) => r.image)]);
-      for (const built of await runtime.imagesLabelled({ [LABEL_BUILT]: '1', [LABEL_COMMITTED_BY]: opts.instance })) {
-        for (const tag of built.tags) if (!used.has(tag)) await runtime.removeImage(tag).catch(() => false);
+      for (const { image } of db.prepare<[], { image: string }>('SELECT image FROM built_images').all()) {
+        if (used.has(image) || building.has(image)) continue;
+        if (await runtime.removeImage(image).catch(() => false)) db.prepare('DELETE FROM built_images WHERE image = ?').run(image);
       }
     },
   };

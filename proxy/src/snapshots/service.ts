@@ -150,7 +150,7 @@ export function createSnapshotService(opts: SnapshotServiceOptions) {
     async mayUse(principal: Principal, image: string): Promise<boolean> {
       const labels = (await runtime.imageInfo(image))?.labels ?? {};
       if (labels[LABEL_FORK]) return pendingForks.has(image);
-      const owner = labels[LABEL_SNAPSHOT_OWNER];
+      const owner = labels[LABEL_SNAPSHOT_OWNER] ?? opts.catalog?.builtFor(image);
       return !owner || principal.admin || owner === principal.keyId;
     },
 

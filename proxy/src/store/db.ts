@@ -202,6 +202,9 @@ const MIGRATIONS: (string | ((db: Db) => void))[] = [
       sandboxes: ['snapshot TEXT', 'entrypoint TEXT'],
       pool_members: ['user TEXT'],
     }),
+  // Images this server built from Dockerfiles (`cove-build:…`), and the API key each is for: recorded here rather than
+  // in image labels, which the engine's builder adds as one more step of every build.
+  `CREATE TABLE IF NOT EXISTS built_images (image TEXT PRIMARY KEY, owner_key_id TEXT NOT NULL, created_at TEXT NOT NULL);`,
 ];
 
 /** Adds the columns a table lacks (SQLite has no ADD COLUMN IF NOT EXISTS): re-runnable, as migrations must be. */
