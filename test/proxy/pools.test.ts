@@ -5,6 +5,7 @@
  * entrypoint in that sandbox, creates that may not take a member, draining on deactivate and delete, and adoption or
  * removal of members across restarts.
  */
+import type { PoolStatus } from '../../wire/sandbox';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -19,14 +20,7 @@ const name = `pool-snap-${suffix}`;
 const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
 const running = (id: string) => spawnSync('docker', ['inspect', '-f', '{{.State.Running}}', id], { encoding: 'utf8' }).stdout.trim() === 'true';
 
-interface PoolView {
-  snapshot?: string;
-  target: number;
-  ready: number;
-  members: string[];
-  image: string;
-  waiting?: string;
-}
+type PoolView = PoolStatus['pools'][number];
 
 let cove: TestCove;
 let alice: { key: string; id: string; daytona: Daytona };
@@ -48,7 +42,7 @@ afterAll(async () => {
 }, 120_000);
 
 async function snapshotPool(): Promise<PoolView> {
-  const body = (await (await cove.api('/pool')).json()) as { pools: PoolView[] };
+  const body = (await (await cove.api('/pool')).json()) as PoolStatus;
   return body.pools.find((p) => p.snapshot === name)!;
 }
 

@@ -1,3 +1,4 @@
+import type { PoolStatus } from '../../../wire/sandbox';
 import type { Logger } from 'pino';
 import { unexpected } from '../../../lib/guard';
 import { LABEL_POOL, type DockerRuntime } from '../runtime/types';
@@ -16,20 +17,6 @@ export interface SnapshotPoolSpec {
 /** What a snapshot pool's spec resolves to now: the class of its members, or why it waits. */
 export type SnapshotPoolTarget = { poolClass: PoolClass } | { waiting: string };
 
-/** One configured pool as operators see it (`GET /api/pool`). */
-interface PoolView {
-  /** `NAME[@KEY]` of a snapshot pool; unset for the default image's. */
-  snapshot?: string;
-  target: number;
-  ready: number;
-  /** Containers ready to be claimed. */
-  members: string[];
-  image: string;
-  cpu: number;
-  memory: number;
-  /** Why a snapshot pool has no members: its snapshot is missing, not active, or ambiguous. */
-  waiting?: string;
-}
 
 interface Entry {
   spec?: SnapshotPoolSpec;
@@ -157,7 +144,7 @@ export function createPools(opts: {
     },
 
     /** Every configured pool, the default image's first. */
-    status(): PoolView[] {
+    status(): PoolStatus['pools'] {
       return entries.map((e) => {
         const s = e.pool?.status();
         return {
