@@ -1,6 +1,6 @@
-import type { PoolStatus } from '../../../wire/sandbox';
 import type { Logger } from 'pino';
 import { unexpected } from '../../../lib/guard';
+import type { PoolStatus } from '../../../wire/sandbox';
 import { LABEL_POOL, type DockerRuntime } from '../runtime/types';
 import type { Db } from '../store/db';
 import { createWarmPool, sameClass, type PoolClass, type PoolMember, type WarmPool } from './service';
@@ -16,7 +16,6 @@ export interface SnapshotPoolSpec {
 
 /** What a snapshot pool's spec resolves to now: the class of its members, or why it waits. */
 export type SnapshotPoolTarget = { poolClass: PoolClass } | { waiting: string };
-
 
 interface Entry {
   spec?: SnapshotPoolSpec;
