@@ -189,8 +189,8 @@ describe('declarative images', () => {
       await sandbox.delete();
     }
     // The image is Alice's: Bob can neither create from it nor build on it.
-    await expect(bob.daytona.create({ image: built.imageName })).rejects.toMatchObject({ statusCode: 400 });
-    await expect(bob.daytona.create({ image: Image.base(built.imageName).runCommands('true') })).rejects.toMatchObject({ statusCode: 400, message: expect.stringMatching(/another API key/) });
+    await expect(bob.daytona.create({ image: built.imageName! })).rejects.toMatchObject({ statusCode: 400 });
+    await expect(bob.daytona.create({ image: Image.base(built.imageName!).runCommands('true') })).rejects.toMatchObject({ statusCode: 400, message: expect.stringMatching(/another API key/) });
     // The same Dockerfile again: the image is there, nothing to build.
     const again = await alice.daytona.snapshot.create({ name: `again-${suffix}`, image });
     expect(again.state).toBe('active');
