@@ -1,5 +1,5 @@
 /** Lines kept per build or pull under way; the oldest go first. */
-export const MAX_LOG_LINES = 2000;
+const MAX_LOG_LINES = 2000;
 
 interface Entry {
   lines: string[];
