@@ -6,9 +6,10 @@ import { z } from 'zod';
  * Sandbox states, with Daytona's names (the SDK waits on `started`, `stopped`, `error`, `destroyed`). `destroyed` is
  * never stored: only a deleted sandbox's tombstone has it (proxy/src/sandboxes/tombstones.ts). `forking` and
  * `snapshotting`: its file system is being copied (a fork, a snapshot); it returns to the state it had once the copy
- * is made.
+ * is made. `pending_build` and `building_snapshot`: the Dockerfile of its create is waiting to be built, being built;
+ * `build_failed`: it could not be built (`errorReason` says why; the sandbox has no container, only delete is left).
  */
-export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'destroyed', 'error', 'pausing', 'paused', 'resuming', 'archiving', 'archived', 'restoring', 'forking', 'snapshotting'] as const;
+export const SANDBOX_STATES = ['creating', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'destroyed', 'error', 'pausing', 'paused', 'resuming', 'archiving', 'archived', 'restoring', 'forking', 'snapshotting', 'pending_build', 'building_snapshot', 'build_failed'] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
 
 const stringMap = StringMap;

@@ -69,7 +69,7 @@ export function createApiApp(opts: ApiOptions) {
 
   // Control API bodies are small (a create request with env and labels): 256 KiB bounds what one connection can hold.
   const router = new Router(app, { maxJsonBody: 256 * 1024 });
-  registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl);
+  registerSandboxRoutes(router, opts.sandboxes, opts.toolboxUrl, () => `${opts.publicUrl()}${API_BASE}`);
   registerSnapshotRoutes(router, opts.snapshots);
   registerVolumeRoutes(router, opts.volumes);
   registerRegistryRoutes(router, opts.registries);

@@ -189,7 +189,8 @@ export async function runServe(argv: string[]): Promise<void> {
     mayUseImage,
     volumes,
     resolveSnapshot: (principal, name) => catalog.resolve(principal, name),
-    buildImage: (principal, dockerfile, contextHashes) => catalog.buildForSandbox(principal, dockerfile, contextHashes),
+    prepareBuild: (principal, dockerfile, contextHashes) => catalog.prepareBuild(principal, dockerfile, contextHashes),
+    onBuildDiscarded: () => settle('collect the images of deleted snapshots', catalog.collect()),
     pullImage: (principal, image) => registries.pullForSandbox(principal, image),
     log,
   });

@@ -207,7 +207,11 @@ describe('declarative images', () => {
     expect(direct.snapshot).toMatch(/^cove-build:/);
     for (let i = 0; i < 100 && imageExists(direct.snapshot!); i++) await new Promise((r) => setTimeout(r, 100));
     expect(imageExists(direct.snapshot!)).toBe(false);
-    await expect(alice.daytona.create({ image: Image.base(localImage).runCommands('exit 5') })).rejects.toMatchObject({ statusCode: 400, message: expect.stringMatching(/could not be built.*non-zero code: 5/) });
+    // One that cannot be built: the create (answered pending_build) rejects once the sandbox is build_failed.
+    await expect(alice.daytona.create({ name: `exit5-${suffix}`, image: Image.base(localImage).runCommands('exit 5') })).rejects.toThrow(/failed to start with status: build_failed/);
+    const unbuilt = await alice.daytona.get(`exit5-${suffix}`);
+    expect(unbuilt).toMatchObject({ state: 'build_failed', errorReason: expect.stringMatching(/non-zero code: 5/) });
+    await unbuilt.delete();
 
     // A step that fails: build_failed with the reason.
     for (const [name, step, reason] of [[`fails-${suffix}`, 'exit 3', /returned a non-zero code: 3/]] as const) {

@@ -47,10 +47,11 @@ describe('dueAction', () => {
   });
 
   it('destroys at the ttl whatever the state, and leaves operations in progress alone', () => {
-    for (const state of ['started', 'stopped', 'archived', 'error'] as const) {
+    for (const state of ['started', 'stopped', 'archived', 'error', 'build_failed'] as const) {
       expect(dueAction(record({ state, autoDestroyAt: at(5 * MIN) }), T0 + 5 * MIN, MIN)).toBe('destroy');
     }
-    for (const state of ['creating', 'starting', 'stopping', 'destroying'] as const) {
+    // A build under way (pending_build, building_snapshot) is an operation in progress too.
+    for (const state of ['creating', 'starting', 'stopping', 'destroying', 'pending_build', 'building_snapshot'] as const) {
       expect(dueAction(record({ state, autoDestroyAt: at(0) }), T0 + MIN, MIN)).toBeUndefined();
     }
     expect(nextDue(record({ autoDestroyAt: at(3 * MIN) }), T0, MIN)).toBe(3 * MIN);

@@ -20,10 +20,10 @@ const archiveAfter = (r: SandboxRecord) => r.autoArchiveInterval || MAX_AUTO_ARC
  * - **archive** a stopped sandbox `autoArchiveInterval` minutes after its stop (0: the maximum, 30 days), unless it
  *   is to be deleted by then.
  * Sandboxes in the middle of an operation (creating, starting, stopping, pausing, resuming, archiving, restoring,
- * destroying) are left alone.
+ * destroying, their image being built) are left alone; one whose build failed is only destroyed by its ttl.
  */
 export function dueAction(r: SandboxRecord, now: number, minuteMs: number): TimerAction | undefined {
-  if (!['started', 'paused', 'stopped', 'archived', 'error'].includes(r.state)) return undefined;
+  if (!['started', 'paused', 'stopped', 'archived', 'error', 'build_failed'].includes(r.state)) return undefined;
   if (r.autoDestroyAt && Date.parse(r.autoDestroyAt) <= now) return 'destroy';
   const since = (iso: string | null) => (iso ? now - Date.parse(iso) : 0);
   const idle = since(r.lastActivityAt);

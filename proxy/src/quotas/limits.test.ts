@@ -7,7 +7,8 @@ const limits = (over: Partial<Limits> = {}): Limits => ({ ...DEFAULT_LIMITS, ...
 const one = { cpu: 1, memory: 1, disk: 10 };
 
 describe('usageOf', () => {
-  it('counts compute while a sandbox is created, starting, started or stopping, and disk while stopped too', () => {
+  it('counts compute while a sandbox is created (its image built too), starting, started or stopping, and disk while stopped too', () => {
+    expect(usageOf([sandbox('pending_build', 1, 2, 3), sandbox('building_snapshot', 1, 2, 3), sandbox('build_failed', 4, 8, 7)])).toEqual({ started: 2, cpu: 2, memory: 4, disk: 6 });
     const usage = usageOf([
       sandbox('creating', 1, 1, 3),
       sandbox('starting', 2, 2, 3),

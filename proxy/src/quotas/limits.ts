@@ -64,8 +64,9 @@ export function effectiveLimits(defaults: Limits, own: LimitOverrides, admin: bo
  */
 // A paused sandbox keeps its memory (its processes are frozen, not gone): it holds compute too. One being copied (a
 // fork, a snapshot) counts as a started one: a stopped one holds compute for the seconds the copy takes. An archived
-// one holds nothing: its files are in the archive store, not on the engine's disk.
-const COMPUTE_STATES: readonly SandboxState[] = ['creating', 'starting', 'started', 'stopping', 'pausing', 'paused', 'resuming', 'restoring', 'forking', 'snapshotting'];
+// one holds nothing: its files are in the archive store, not on the engine's disk. One whose image is being built is
+// being made (as Daytona counts it); one whose build failed holds nothing.
+const COMPUTE_STATES: readonly SandboxState[] = ['creating', 'starting', 'started', 'stopping', 'pausing', 'paused', 'resuming', 'restoring', 'forking', 'snapshotting', 'pending_build', 'building_snapshot'];
 const DISK_STATES: readonly SandboxState[] = [...COMPUTE_STATES, 'stopped', 'archiving'];
 
 /** The resources of one sandbox (vCPU, GiB, GiB). */

@@ -227,8 +227,15 @@ export function createSandboxRepo(db: Db) {
       const cached = cache.get(id);
       if (cached) cache.set(id, { ...cached, lastActivityAt: time });
     },
+    /** Records the build logs of a sandbox created from a Dockerfile (`''` while it builds). */
+    setBuildLogs(id: string, logs: string): void {
+      db.prepare('INSERT INTO sandbox_build_logs (sandbox_id, logs) VALUES (?, ?) ON CONFLICT (sandbox_id) DO UPDATE SET logs = excluded.logs').run(id, logs);
+    },
+    /** The stored build logs of a sandbox; undefined for one not created from a Dockerfile. */
+    buildLogs: (id: string): string | undefined => db.prepare<[string], { logs: string }>('SELECT logs FROM sandbox_build_logs WHERE sandbox_id = ?').get(id)?.logs,
     remove(id: string): void {
       const record = cache.get(id) ?? load(id);
+      db.prepare('DELETE FROM sandbox_build_logs WHERE sandbox_id = ?').run(id);
       db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
       cache.delete(id);
       if (record) notify({ kind: 'removed', record });

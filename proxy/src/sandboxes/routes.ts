@@ -14,15 +14,26 @@ import {
   ToolboxProxyUrl,
   UpdateNetworkSettingsRequest,
 } from '../../../wire/sandbox';
+import { SnapshotLogsQuery, SnapshotLogsUrl } from '../../../wire/snapshots';
 import { CoveError } from '../../../lib/errors';
 import { principalOf } from '../auth/principal';
 import type { SandboxService } from './service';
 
-/** The Daytona-compatible sandbox routes (mounted under the API base path). */
-export function registerSandboxRoutes(router: Router, sandboxes: SandboxService, toolboxUrl: () => string): void {
+/**
+ * The Daytona-compatible sandbox routes (mounted under the API base path). `apiUrl` is how clients reach the API (the
+ * build-logs URL the SDK follows).
+ */
+export function registerSandboxRoutes(router: Router, sandboxes: SandboxService, toolboxUrl: () => string, apiUrl: () => string): void {
   const tag = 'sandbox';
   router.route(
-    { method: 'post', path: '/sandbox', tag, summary: 'Create a sandbox (started when this returns)', body: CreateSandboxRequest, response: SandboxDto },
+    {
+      method: 'post',
+      path: '/sandbox',
+      tag,
+      summary: 'Create a sandbox (started when this returns; pending_build when its Dockerfile is built first, in the background)',
+      body: CreateSandboxRequest,
+      response: SandboxDto,
+    },
     ({ c, body }) => sandboxes.create(principalOf(c), body),
   );
   router.route(
@@ -129,6 +140,25 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
       sandboxes.get(principalOf(c), params.sandboxIdOrName);
       return { url: toolboxUrl() };
     },
+  );
+  router.route(
+    { method: 'get', path: '/sandbox/{sandboxIdOrName}/build-logs-url', tag, summary: "The URL of the sandbox's build logs (what the SDK follows while its image is built)", response: SnapshotLogsUrl },
+    ({ c, params }) => {
+      const { id } = sandboxes.get(principalOf(c), params.sandboxIdOrName);
+      return { url: `${apiUrl()}/sandbox/${encodeURIComponent(id)}/build-logs` };
+    },
+  );
+  router.route(
+    {
+      method: 'get',
+      path: '/sandbox/{sandboxIdOrName}/build-logs',
+      tag,
+      summary: "The build logs of a sandbox created from a Dockerfile, as text; follow=true streams them until the build and the sandbox's start settle",
+      query: SnapshotLogsQuery,
+      rawResponse: 'text/plain',
+    },
+    ({ c, params, query }) =>
+      new Response(sandboxes.buildLogs(principalOf(c), params.sandboxIdOrName, query.follow === 'true'), { headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' } }),
   );
 }
 

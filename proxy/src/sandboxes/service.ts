@@ -2,11 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { CoveError } from '../../../lib/errors';
+import { settle } from '../../../lib/guard';
 import { IMAGE_REF, type ResizeSandboxRequest, type UpdateNetworkSettingsRequest, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
 import type { Principal } from '../auth/api-keys';
 import type { PoolClass } from '../pool/service';
 import type { Pools } from '../pool/pools';
 import type { ResolvedSnapshot } from '../snapshots/catalog';
+import { createLiveLogs } from '../snapshots/build-logs';
 import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
 import type { ContainerEnd } from '../runtime/events';
 import type { QuotaService } from '../quotas/service';
@@ -78,10 +80,13 @@ interface SandboxServiceOptions {
   /** The snapshot (snapshots/catalog.ts) a create names, or undefined when the name is no snapshot's. */
   resolveSnapshot?: (principal: Principal, name: string) => ResolvedSnapshot | undefined;
   /**
-   * Builds the Dockerfile of a create (a declarative image) with the key's uploaded contexts of those hashes into an
-   * image of the key's; resolves with its name.
+   * Checks the Dockerfile of a create (a declarative image) and the key's uploaded contexts of those hashes (a 400 says
+   * what is wrong, nothing is made); answers the key's image for it and, when that image is not on this host yet,
+   * `build`, which builds it (its output lines to `onLine`).
    */
-  buildImage?: (principal: Principal, dockerfile: string, contextHashes: string[]) => Promise<string>;
+  prepareBuild?: (principal: Principal, dockerfile: string, contextHashes: string[]) => Promise<{ image: string; build?: (onLine: (line: string) => void) => Promise<void> }>;
+  /** Called when a build ended for a sandbox deleted meanwhile: nothing uses its image (it can be collected). */
+  onBuildDiscarded?: () => void;
   /** Pulls the image a create names (`image`, or a one-line `FROM`) when it is not on this host, with the key's registry credentials. */
   pullImage?: (principal: Principal, image: string) => Promise<void>;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; creates that set it are refused. */
@@ -110,6 +115,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
   const busy = new Map<string, number>();
   /** Sandboxes deleted in the last minutes, answered as `destroyed` by getOrDestroyed. */
   const tombstones = createTombstones();
+  /** Build logs of sandboxes whose image is being built and started, and who follows them. */
+  const buildLogs = createLiveLogs();
 
   /** Runs `fn` after every earlier operation on the same sandbox has finished. */
   function serialized<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -224,22 +231,26 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     throw new CoveError('SANDBOX_NOT_FOUND', `Sandbox ${idOrName} not found`);
   }
 
-  async function imageOf(principal: Principal, req: CreateSandboxRequest): Promise<string> {
+  /**
+   * The image a create asks for. A Dockerfile of more than one `FROM` line is the key's image built of it (`built`),
+   * with `build` when that image is not on this host yet.
+   */
+  async function imageOf(principal: Principal, req: CreateSandboxRequest): Promise<{ image: string; built?: boolean; build?: (onLine: (line: string) => void) => Promise<void> }> {
     const dockerfile = req.buildInfo?.dockerfileContent?.trim();
     if (dockerfile) {
       const from = /^FROM\s+(\S+)\s*$/i.exec(dockerfile);
       if (!from) {
-        if (!opts.buildImage) throw new CoveError('INVALID_REQUEST', 'Only a one-line "FROM image" Dockerfile is supported; build the image with docker and pass its name');
+        if (!opts.prepareBuild) throw new CoveError('INVALID_REQUEST', 'Only a one-line "FROM image" Dockerfile is supported; build the image with docker and pass its name');
         // Read before anything is built: the base image must be a reference Docker can read.
         const first = dockerfile.split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('#')) ?? '';
         const base = /^FROM\s+(\S+)(?:\s+AS\s+\S+)?$/i.exec(first);
         if (!base || !IMAGE_REF.test(base[1])) throw new CoveError('INVALID_REQUEST', `A Dockerfile must start with FROM and an image reference, not ${JSON.stringify(first.slice(0, 100))}`);
-        return opts.buildImage(principal, dockerfile, req.buildInfo?.contextHashes ?? []);
+        return { ...(await opts.prepareBuild(principal, dockerfile, req.buildInfo?.contextHashes ?? [])), built: true };
       }
       if (!IMAGE_REF.test(from[1])) throw new CoveError('INVALID_REQUEST', `Invalid image reference in FROM: ${from[1].slice(0, 200)}`);
-      return from[1];
+      return { image: from[1] };
     }
-    return req.image ?? req.snapshot ?? opts.image;
+    return { image: req.image ?? req.snapshot ?? opts.image };
   }
 
   function markError(id: string, reason: string): void {
@@ -393,6 +404,76 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     return kept;
   }
 
+  /** The cold start of a new sandbox: `started`, or `error` with the reason and no container left. */
+  async function firstStart(record: SandboxRecord): Promise<SandboxDto> {
+    const { id } = record;
+    try {
+      await coldStart(record);
+      log.debug({ sandboxId: id, pool: false }, 'sandbox created (cold start)');
+      // Idle time counts from when it runs, not from when its create began.
+      repo.touch(id);
+      touched.set(id, Date.now());
+      return toDto(repo.update(id, { state: 'started' })!);
+    } catch (err) {
+      const made = repo.get(id);
+      if (made?.containerId) await runtime.remove(made.containerId).catch(() => {});
+      repo.update(id, { containerId: null, ip: null });
+      throw failed(id, err, 'started', 'error');
+    }
+  }
+
+  /**
+   * The background part of a create whose image must be built: `building_snapshot` while it builds (its output lines
+   * the sandbox's build logs), then started as any create (`creating` → `started`, or `error`); a failed build ends
+   * `build_failed` with the build's message. Not under the sandbox's lock while it builds, so a delete can go on: the
+   * build's outcome is then discarded (nothing started; its image is collected as unused).
+   */
+  async function buildThenStart(id: string, build: (onLine: (line: string) => void) => Promise<void>): Promise<void> {
+    const gone = () => {
+      buildLogs.end(id);
+      opts.onBuildDiscarded?.();
+    };
+    const keep = () =>
+      buildLogs.end(id, (logs) => {
+        if (repo.get(id)) repo.setBuildLogs(id, logs);
+      });
+    if (repo.get(id)?.state !== 'pending_build') return gone();
+    repo.update(id, { state: 'building_snapshot' });
+    try {
+      await build((line) => buildLogs.append(id, line));
+    } catch (err) {
+      const reason = (err as Error).message;
+      buildLogs.append(id, reason);
+      if (repo.get(id)?.state !== 'building_snapshot') return gone();
+      repo.update(id, { state: 'build_failed', errorReason: reason });
+      log.info({ sandboxId: id, reason }, 'the image of a sandbox could not be built');
+      return keep();
+    }
+    try {
+      await serialized(id, async () => {
+        const record = repo.get(id);
+        if (record?.state !== 'building_snapshot') return gone();
+        buildLogs.append(id, `Built ${record.image}; starting the sandbox`);
+        await firstStart(repo.update(id, { state: 'creating' })!);
+        buildLogs.append(id, 'Sandbox started');
+      });
+    } catch (err) {
+      buildLogs.append(id, (err as Error).message);
+    } finally {
+      keep();
+    }
+  }
+
+  /** Refuses what cannot be done to a sandbox whose image is being built or could not be built. */
+  function refuseBuilding(record: SandboxRecord, what: string): void {
+    if (record.state === 'pending_build' || record.state === 'building_snapshot') {
+      throw new CoveError('SANDBOX_NOT_STARTED', `Sandbox ${record.id} is ${record.state}: its image is being built; it cannot be ${what} until it is started`);
+    }
+    if (record.state === 'build_failed') {
+      throw new CoveError('INVALID_REQUEST', `Sandbox ${record.id} is build_failed (${record.errorReason ?? 'no reason recorded'}): it has no container to be ${what}; delete it and create it again`);
+    }
+  }
+
   const service = {
     toDto,
 
@@ -423,12 +504,15 @@ export function createSandboxService(opts: SandboxServiceOptions) {
           );
         }
       }
-      const image = snapshot?.image ?? (await imageOf(principal, req));
-      // An image reference (not a snapshot's name) that is not on this host is pulled first, when this server can.
-      if (opts.pullImage && (req.image || req.buildInfo) && image !== opts.image && !(await runtime.imageExists(image))) await opts.pullImage(principal, image);
-      // Another key's snapshot is as absent as a missing image: its files are that key's.
-      if (image !== opts.image && !((await runtime.imageExists(image)) && (await opts.mayUseImage?.(principal, image)) !== false)) {
-        throw new CoveError('IMAGE_NOT_FOUND', `Image ${image} does not exist on this host; build it (docker build) or run "cove images build" for the default`);
+      const { image, built, build } = snapshot ? { image: snapshot.image } : await imageOf(principal, req);
+      // An image to build is the key's own, its Dockerfile and contexts checked: it is made after the answer.
+      if (!build) {
+        // An image reference (not a snapshot's name) that is not on this host is pulled first, when this server can.
+        if (opts.pullImage && (req.image || req.buildInfo) && image !== opts.image && !(await runtime.imageExists(image))) await opts.pullImage(principal, image);
+        // Another key's snapshot is as absent as a missing image: its files are that key's.
+        if (image !== opts.image && !((await runtime.imageExists(image)) && (await opts.mayUseImage?.(principal, image)) !== false)) {
+          throw new CoveError('IMAGE_NOT_FOUND', `Image ${image} does not exist on this host; build it (docker build) or run "cove images build" for the default`);
+        }
       }
       // Checked after the last wait: nothing can delete a volume between this and the insert below.
       if (req.volumes?.length && !opts.volumes) throw new CoveError('INVALID_REQUEST', 'volumes are not supported by this Cove server');
@@ -442,7 +526,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         id,
         name,
         ownerKeyId: principal.keyId,
-        state: 'creating',
+        state: build ? 'pending_build' : 'creating',
         image,
         snapshot: snapshot && snapshot.name !== image ? snapshot.name : null,
         entrypoint: snapshot?.entrypoint ?? null,
@@ -473,10 +557,17 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         opts.quotas.admit(principal.keyId, record, () => {
           repo.insert(record);
           if (mounts.length) opts.volumes?.attach(id, mounts);
+          if (built) repo.setBuildLogs(id, build ? '' : `${image} is on this host: nothing to build`);
         });
       } catch (err) {
         if (/UNIQUE/.test((err as Error).message)) throw new CoveError('SANDBOX_EXISTS', `A sandbox named ${name} already exists`);
         throw err;
+      }
+      if (build) {
+        // Answered now (pending_build): the SDK follows the build logs, then waits for started.
+        buildLogs.begin(id);
+        settle('sandbox image build', buildThenStart(id, build));
+        return toDto(record);
       }
 
       // A pool member fits when the sandbox asks for nothing the member was not started with: same class (image,
@@ -498,21 +589,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         log.debug({ sandboxId: id, pool: true }, 'sandbox created from the warm pool');
         return toDto(started);
       }
-      return serialized(id, async () => {
-        try {
-          await coldStart(record);
-          log.debug({ sandboxId: id, pool: false }, 'sandbox created (cold start)');
-          // Idle time counts from when it runs, not from when its create began.
-          repo.touch(id);
-          touched.set(id, Date.now());
-          return toDto(repo.update(id, { state: 'started' })!);
-        } catch (err) {
-          const made = repo.get(id);
-          if (made?.containerId) await runtime.remove(made.containerId).catch(() => {});
-          repo.update(id, { containerId: null, ip: null });
-          throw failed(id, err, 'started', 'error');
-        }
-      });
+      return serialized(id, () => firstStart(record));
     },
 
     get(principal: Principal, idOrName: string): SandboxDto {
@@ -554,6 +631,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       return serialized(id, async () => {
         const record = repo.get(id)!;
         if (record.state === 'started') return toDto(record);
+        refuseBuilding(record, 'started');
         if (record.state === 'paused' && record.containerId) {
           // Resumed where it was: its processes thaw with their memory; its address and rules never changed.
           repo.update(id, { state: 'resuming' });
@@ -578,6 +656,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       return serialized(id, async () => {
         const record = repo.get(id)!;
         if (record.state === 'stopped') return toDto(record);
+        refuseBuilding(record, 'stopped');
         repo.update(id, { state: 'stopping' });
         try {
           // Frozen processes cannot take the SIGTERM that lets them stop cleanly: thaw them first.
@@ -608,6 +687,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         await opts.archives.delete(id);
         if (record.state === 'archived') await runtime.untagImage(archivedImage(id)).catch(() => {});
         repo.remove(id);
+        // A build under way goes on; its outcome is discarded (buildThenStart). Its followers are told the end now.
+        buildLogs.end(id);
         tombstones.bury(toDto(record), record.ownerKeyId);
         touched.delete(id);
         opts.onDeleted?.(id);
@@ -799,6 +880,19 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       return updated;
     },
 
+    /**
+     * The build logs of a sandbox created from a Dockerfile (`create({ image: Image… })`) as text: the build's output
+     * lines (the last 2,000, in memory while it builds, stored with the sandbox once it settled), then how its start
+     * went. `follow`: streamed until the build and the start settle. A sandbox of no Dockerfile has none (a 400, as
+     * Daytona answers a sandbox without build info).
+     */
+    buildLogs(principal: Principal, idOrName: string, follow: boolean): ReadableStream<Uint8Array> {
+      const { id } = visible(principal, idOrName);
+      const stored = repo.buildLogs(id);
+      if (stored === undefined && !buildLogs.has(id)) throw new CoveError('INVALID_REQUEST', `Sandbox ${id} was not created from a Dockerfile: it has no build logs`);
+      return buildLogs.stream(id, stored ?? '', follow);
+    },
+
     /** Counts as activity now (SDK `refreshActivity`): the auto-stop and auto-pause timers start again. */
     refreshActivity(principal: Principal, idOrName: string): void {
       const { id } = visible(principal, idOrName);
@@ -934,6 +1028,9 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         if (!mode.live && record.state !== 'archived' && opts.archives.has(record.id)) await opts.archives.delete(record.id);
         if (!record.containerId) {
           if (!mode.live && (record.state === 'creating' || record.state === 'starting')) markError(record.id, 'Cove stopped while the sandbox was starting');
+          if (!mode.live && (record.state === 'pending_build' || record.state === 'building_snapshot')) {
+            repo.update(record.id, { state: 'build_failed', errorReason: 'Cove restarted while the image was being built' });
+          }
           continue;
         }
         owned.add(record.containerId);

@@ -8,6 +8,7 @@ import type { Principal } from '../auth/api-keys';
 import type { DockerRuntime } from '../runtime/types';
 import type { SandboxRecord } from '../sandboxes/repo';
 import { now, type Db } from '../store/db';
+import { createLiveLogs } from './build-logs';
 import { baseImages } from './dockerfile';
 
 interface SnapshotRow {
@@ -77,8 +78,6 @@ const MAX_CONTEXTS = 100;
 
 /** The longest Dockerfile a snapshot is built from. */
 const MAX_DOCKERFILE = 64 * 1024;
-/** Pull progress kept per snapshot (lines); the oldest go first. */
-const MAX_LOG_LINES = 2000;
 
 /** A stable UUID-shaped id for a name (the general snapshot's, which has no row). */
 function idOf(name: string): string {
@@ -105,8 +104,8 @@ const gb = (bytes: number | undefined): number | null => (bytes === undefined ? 
  */
 export function createSnapshotCatalog(opts: CatalogOptions) {
   const { db, runtime, log } = opts;
-  /** Logs of snapshots being pulled, and who follows them. */
-  const live = new Map<string, { lines: string[]; listeners: Set<(line: string | null) => void> }>();
+  /** Logs of snapshots being pulled or built, and who follows them. */
+  const live = createLiveLogs();
 
   const byId = db.prepare<[string], SnapshotRow>(`SELECT * FROM snapshots WHERE id = ? AND state != 'removing'`);
   const ownNamed = db.prepare<[string, string], SnapshotRow>(`SELECT * FROM snapshots WHERE owner_key_id = ? AND name = ? AND state != 'removing'`);
@@ -186,29 +185,20 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
 
   const isGeneral = (idOrName: string) => idOrName === opts.defaultImage || idOrName === idOf(opts.defaultImage);
 
-  function appendLog(id: string, line: string): void {
-    const entry = live.get(id);
-    if (!entry) return;
-    entry.lines.push(line);
-    if (entry.lines.length > MAX_LOG_LINES) entry.lines.splice(0, entry.lines.length - MAX_LOG_LINES);
-    for (const listener of entry.listeners) listener(line);
-  }
+  const appendLog = (id: string, line: string) => live.append(id, line);
 
   /** Ends a pull's logs: kept in the row, followers told the end. */
-  function settleLogs(id: string): void {
-    const entry = live.get(id);
-    if (!entry) return;
-    live.delete(id);
-    if (byId.get(id)) update(id, { logs: entry.lines.join('\n') });
-    for (const listener of entry.listeners) listener(null);
-  }
+  const settleLogs = (id: string) =>
+    live.end(id, (logs) => {
+      if (byId.get(id)) update(id, { logs });
+    });
 
   /**
    * Makes a snapshot's image (a pull or a build), its output lines the snapshot's logs: `active` once the image is
    * on this host, else `failed` with the reason. A snapshot deleted meanwhile loses what was made.
    */
   async function make(row: SnapshotRow, how: { verb: 'pulled' | 'built'; failed: SnapshotState; run: (onLine: (line: string) => void) => Promise<void> }): Promise<void> {
-    live.set(row.id, { lines: [], listeners: new Set() });
+    live.begin(row.id);
     let state: Partial<SnapshotRow>;
     try {
       await how.run((line) => appendLog(row.id, line));
@@ -263,8 +253,8 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     await buildInto(principal.keyId, image, dockerfile, contextHashes, onLine);
   }
 
-  /** Images being built now: collect leaves them (their record is there before the image). */
-  const building = new Set<string>();
+  /** Images being built now, and by how many builds: collect leaves them (their record is there before the image). */
+  const building = new Map<string, number>();
   const recordBuilt = db.prepare<[string, string, string]>('INSERT OR IGNORE INTO built_images (image, owner_key_id, created_at) VALUES (?, ?, ?)');
   const builtOwner = db.prepare<[string], { owner_key_id: string }>('SELECT owner_key_id FROM built_images WHERE image = ?');
 
@@ -273,12 +263,14 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
    * first (no labels: the engine's builder would add them as one more step).
    */
   async function buildInto(keyId: string, image: string, dockerfile: string, contextHashes: string[], onLine: (line: string) => void): Promise<void> {
-    building.add(image);
+    building.set(image, (building.get(image) ?? 0) + 1);
     try {
       recordBuilt.run(image, keyId, now());
       await runtime.buildImage(dockerfile, image, {}, onLine, contextHashes.map((hash) => () => opts.contexts.open(keyId, hash)));
     } finally {
-      building.delete(image);
+      const left = building.get(image)! - 1;
+      if (left > 0) building.set(image, left);
+      else building.delete(image);
     }
   }
 
@@ -394,23 +386,24 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
     },
 
     /**
-     * Builds a Dockerfile of a sandbox create (`create({ image: Image… })`) with the key's uploaded contexts into the
-     * key's image for it, unless it is there already; resolves with the image's name. Built as a snapshot's is.
+     * Checks a Dockerfile of a sandbox create (`create({ image: Image… })`) and the key's uploaded contexts it names
+     * (a 400 says what is wrong, nothing is made); answers the key's image for it, and `build` when that image is not
+     * on this host yet: it builds it (pulling missing bases first), as a snapshot's is, its output lines to `onLine`.
      */
-    async buildForSandbox(principal: Principal, dockerfile: string, hashes: string[]): Promise<string> {
+    async prepareBuild(principal: Principal, dockerfile: string, hashes: string[]): Promise<{ image: string; build?: (onLine: (line: string) => void) => Promise<void> }> {
       if (dockerfile.length > MAX_DOCKERFILE) throw new CoveError('INVALID_REQUEST', `buildInfo.dockerfileContent is over ${MAX_DOCKERFILE / 1024} KiB`);
       const contextHashes = await checkContexts(principal.keyId, hashes);
       const missing = await checkBases(principal, dockerfile);
       const image = builtImageName(principal.keyId, dockerfile, contextHashes);
-      if (await runtime.imageInfo(image)) return image;
-      const lines: string[] = [];
-      try {
-        await pullAndBuild(principal, image, dockerfile, contextHashes, missing, (line) => lines.push(line) > 200 && lines.shift());
-      } catch (err) {
-        throw new CoveError('INVALID_REQUEST', `The image could not be built: ${(err as Error).message}`, lines.join('\n'));
-      }
-      log.info({ image }, 'image built for a sandbox');
-      return image;
+      if (await runtime.imageInfo(image)) return { image };
+      return {
+        image,
+        build: async (onLine) => {
+          await pullAndBuild(principal, image, dockerfile, contextHashes, missing, onLine);
+          if (!(await runtime.imageInfo(image))) throw new Error(`the engine reported ${image} built, but it is not on this host`);
+          log.info({ image }, 'image built for a sandbox');
+        },
+      };
     },
 
     /** Numbered pages of the snapshots the caller sees: the general one first, then its own, newest first. */
@@ -468,27 +461,8 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
      */
     logs(principal: Principal, idOrName: string, follow: boolean): ReadableStream<Uint8Array> {
       const dto = this.get(principal, idOrName);
-      const encoder = new TextEncoder();
-      const entry = live.get(dto.id);
-      const done = !entry || SETTLED.has(dto.state);
-      const past = entry ? entry.lines.join('\n') : dto.general ? '' : find(principal, idOrName).logs;
-      let listener: ((line: string | null) => void) | undefined;
-      return new ReadableStream<Uint8Array>({
-        start(controller) {
-          if (past) controller.enqueue(encoder.encode(`${past}\n`));
-          if (!follow || done) return controller.close();
-          listener = (line) => {
-            if (line === null) {
-              entry.listeners.delete(listener!);
-              controller.close();
-            } else controller.enqueue(encoder.encode(`${line}\n`));
-          };
-          entry.listeners.add(listener);
-        },
-        cancel() {
-          if (listener) entry?.listeners.delete(listener);
-        },
-      });
+      const past = dto.general || live.has(dto.id) ? '' : find(principal, idOrName).logs;
+      return live.stream(dto.id, past, follow && !SETTLED.has(dto.state));
     },
 
     /**

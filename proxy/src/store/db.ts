@@ -205,6 +205,9 @@ const MIGRATIONS: (string | ((db: Db) => void))[] = [
   // Images this server built from Dockerfiles (`cove-build:…`), and the API key each is for: recorded here rather than
   // in image labels, which the engine's builder adds as one more step of every build.
   `CREATE TABLE IF NOT EXISTS built_images (image TEXT PRIMARY KEY, owner_key_id TEXT NOT NULL, created_at TEXT NOT NULL);`,
+  // The build logs of sandboxes created from a Dockerfile (`create({ image: Image… })`), once the build and start
+  // settled: a row per such sandbox (empty while it builds), gone with it.
+  `CREATE TABLE IF NOT EXISTS sandbox_build_logs (sandbox_id TEXT PRIMARY KEY, logs TEXT NOT NULL);`,
 ];
 
 /** Adds the columns a table lacks (SQLite has no ADD COLUMN IF NOT EXISTS): re-runnable, as migrations must be. */
