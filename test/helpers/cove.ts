@@ -27,6 +27,8 @@ export interface TestCove {
   cli(...args: string[]): { stdout: string; stderr: string; status: number | null };
   /** A new non-admin API key (`cove keys create --name name …flags`): its secret and id. */
   newKey(name: string, ...flags: string[]): { key: string; id: string };
+  /** A new non-admin API key with an SDK client of its own. */
+  newClient(name: string, ...flags: string[]): { key: string; id: string; daytona: Daytona };
   /** SIGTERM: the server exits and leaves its containers for the next start. */
   stop(): Promise<number | null>;
   /** Stops the server and removes its containers, volumes and data. */
@@ -101,6 +103,10 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
       const r = cove.cli('keys', 'create', '--name', name, ...flags);
       if (r.status !== 0) throw new Error(`cove keys create failed: ${r.stderr}`);
       return { key: r.stdout, id: /created key (\S+)/.exec(r.stderr)![1] };
+    },
+    newClient(name, ...flags) {
+      const made = cove.newKey(name, ...flags);
+      return { ...made, daytona: cove.daytona(made.key) };
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

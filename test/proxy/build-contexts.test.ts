@@ -48,10 +48,8 @@ interface PushAccess {
 
 beforeAll(async () => {
   cove = await startCove({ pool: 0 });
-  alice = { ...cove.newKey('alice'), daytona: undefined as never };
-  alice.daytona = cove.daytona(alice.key);
-  bob = { ...cove.newKey('bob'), daytona: undefined as never };
-  bob.daytona = cove.daytona(bob.key);
+  alice = cove.newClient('alice');
+  bob = cove.newClient('bob');
   dir = mkdtempSync(path.join(os.tmpdir(), 'cove-ctx-'));
   mkdirSync(path.join(dir, 'app', 'sub'), { recursive: true });
   writeFileSync(path.join(dir, 'app', 'hello.txt'), `hello ${suffix}\n`);

@@ -49,10 +49,8 @@ async function until(c: TestCove, key: string, id: string, passing: string[]): P
 
 beforeAll(async () => {
   cove = await startCove({ pool: 0 });
-  alice = { ...cove.newKey('alice'), daytona: undefined as never };
-  alice.daytona = cove.daytona(alice.key);
-  bob = { ...cove.newKey('bob'), daytona: undefined as never };
-  bob.daytona = cove.daytona(bob.key);
+  alice = cove.newClient('alice');
+  bob = cove.newClient('bob');
 }, 900_000);
 
 afterAll(async () => {

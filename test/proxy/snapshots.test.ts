@@ -22,18 +22,14 @@ const imageExists = (name: string) => spawnSync('docker', ['image', 'inspect', n
 beforeAll(async () => {
   cove = await startCove({ pool: 0 });
   docker('tag', 'cove-sandbox:latest', localImage);
-  alice = newKey('alice');
-  bob = newKey('bob');
+  alice = cove.newClient('alice');
+  bob = cove.newClient('bob');
 }, 20 * 60_000);
 afterAll(async () => {
   await cove?.destroy();
   spawnSync('docker', ['rmi', localImage], { stdio: 'ignore' });
 }, 120_000);
 
-function newKey(name: string): { key: string; id: string; daytona: Daytona } {
-  const made = cove.newKey(name);
-  return { ...made, daytona: cove.daytona(made.key) };
-}
 
 /** `POST /snapshots/{id}/deactivate` (in the SDK's api-client, not wrapped by the SDK): its status and body. */
 async function deactivate(key: string, idOrName: string): Promise<{ status: number; body: { state?: string; message?: string } }> {
