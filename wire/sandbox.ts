@@ -62,9 +62,10 @@ export const CreateSandboxRequest = z.object({
   networkBlockAll: z.boolean().optional(),
   /** Comma-separated IPv4 networks, at most 5: the only destinations allowed. */
   networkAllowList: z.string().max(1000).optional(),
-  /** Refused by name while Cove has no egress proxy: hostnames cannot be enforced at the IP layer. */
-  domainAllowList: z.string().optional(),
-  outboundProxyUrl: z.string().optional(),
+  /** Comma-separated host names and `*.` wildcards, at most 100: reached on ports 80 and 443 through Cove's egress proxy. */
+  domainAllowList: z.string().max(10_000).optional(),
+  /** An http(s) proxy set as HTTP(S)_PROXY in the sandbox's environment (convenience routing, not a boundary). */
+  outboundProxyUrl: z.string().max(2048).optional(),
   /** Volumes to mount (the caller's, `ready`); kept by the sandbox through stop, start, archive and restore. */
   volumes: z.array(SandboxVolume).optional(),
   /** Daytona's region; a Cove server has one, `local`. */
@@ -91,6 +92,8 @@ export const SandboxDto = z.object({
   public: z.boolean(),
   networkBlockAll: z.boolean(),
   networkAllowList: z.string().optional(),
+  domainAllowList: z.string().optional(),
+  outboundProxyUrl: z.string().optional(),
   target: z.string(),
   cpu: z.number(),
   gpu: z.number(),
@@ -153,7 +156,7 @@ export const IntervalParam = z.coerce.number().int().min(-1).max(525_600);
 export const UpdateNetworkSettingsRequest = z.object({
   networkBlockAll: z.boolean().optional(),
   networkAllowList: z.string().max(1000).optional(),
-  domainAllowList: z.string().optional(),
+  domainAllowList: z.string().max(10_000).optional(),
 });
 export type UpdateNetworkSettingsRequest = z.infer<typeof UpdateNetworkSettingsRequest>;
 

@@ -20,6 +20,7 @@ describe('readProxyConfig', () => {
       logLevel: 'info',
       corsOrigins: [],
       allowPrivateEgress: false,
+      dnsServers: [],
       diskCheckInterval: 5,
       minuteMs: 60_000,
       runtime: 'runc',
@@ -45,6 +46,14 @@ describe('readProxyConfig', () => {
     expect(readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: 'yes' }, '/').allowPrivateEgress).toBe(true);
     expect(readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: '0' }, '/').allowPrivateEgress).toBe(false);
     expect(() => readProxyConfig([], { COVE_ALLOW_PRIVATE_EGRESS: 'maybe' }, '/')).toThrow(/COVE_ALLOW_PRIVATE_EGRESS: maybe is not/);
+  });
+
+  it("reads the egress services' name servers, and refuses what is not an IPv4 address with an optional port", () => {
+    expect(readProxyConfig(['--dns-server', '10.0.0.2, 127.0.0.1:5353'], {}, '/').dnsServers).toEqual(['10.0.0.2', '127.0.0.1:5353']);
+    expect(readProxyConfig([], { COVE_DNS_SERVER: '1.1.1.1' }, '/').dnsServers).toEqual(['1.1.1.1']);
+    expect(() => readProxyConfig(['--dns-server', 'dns.example.com'], {}, '/')).toThrow(/dns-server: dns.example.com is not an IPv4 address/);
+    expect(() => readProxyConfig(['--dns-server', '10.0.0.256'], {}, '/')).toThrow(/dns-server/);
+    expect(() => readProxyConfig(['--dns-server', '10.0.0.2:0'], {}, '/')).toThrow(/dns-server/);
   });
 
   it('reads the disk watchdog interval in seconds, and refuses one that is not positive', () => {

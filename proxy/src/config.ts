@@ -31,6 +31,8 @@ const ProxyConfig = z.object({
   corsOrigins: z.array(z.string()),
   /** Sandboxes may reach private ranges (RFC 1918, CGNAT); never link-local (cloud metadata) or the host. */
   allowPrivateEgress: z.boolean(),
+  /** Name servers (`ip` or `ip:port`) the egress proxy and DNS resolve with; the host's own when empty. */
+  dnsServers: z.array(z.string()),
   /** Milliseconds in a minute of the sandbox timers: 60,000, scaled down only by tests (COVE_TEST_MINUTE_MS). */
   minuteMs: z.number().int().min(10).max(60_000),
   /** Seconds between two measurements of sandboxes' writable layers, where the disk watchdog enforces sizes. */
@@ -65,6 +67,8 @@ export const SERVE_USAGE = `Usage: cove serve [options]
                        let sandboxes reach private networks (10/8, 172.16/12, 192.168/16, 100.64/10);
                        link-local addresses (cloud metadata), the host and other sandboxes stay out of
                        reach (COVE_ALLOW_PRIVATE_EGRESS=1, default off)
+  --dns-server LIST    name servers (IPv4, optionally :port, comma-separated) that resolve the names of
+                       sandboxes' domain allow-lists; the host's own by default (COVE_DNS_SERVER)
   --disk-check-interval S
                        where the engine cannot limit sandboxes' disk sizes itself (not overlay2 on xfs
                        with pquota, nor btrfs), seconds between two measurements of each started
@@ -139,6 +143,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       'log-level': { type: 'string' },
       'cors-origins': { type: 'string' },
       'allow-private-egress': { type: 'boolean' },
+      'dns-server': { type: 'string' },
       'disk-check-interval': { type: 'string' },
       runtime: { type: 'string' },
       ...Object.fromEntries(LIMIT_NAMES.map((n) => [LIMITS[n].flag, { type: 'string' as const }])),
@@ -151,6 +156,16 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     const origin = normalizeOrigin(entry);
     if (!origin) throw new Error(`cors-origins: ${entry.trim().slice(0, 200)} is not an origin (scheme://host[:port], or *)`);
     if (!corsOrigins.includes(origin)) corsOrigins.push(origin);
+  }
+  const dnsServers: string[] = [];
+  for (const entry of (values['dns-server'] ?? env.COVE_DNS_SERVER ?? '').split(',')) {
+    const server = entry.trim();
+    if (!server) continue;
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(server);
+    if (!m || m[1].split('.').some((o) => Number(o) > 255) || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535))) {
+      throw new Error(`dns-server: ${server.slice(0, 100)} is not an IPv4 address with an optional port, such as 10.0.0.2 or 127.0.0.1:5353`);
+    }
+    dnsServers.push(server);
   }
   const limits = {} as Limits;
   for (const n of LIMIT_NAMES) {
@@ -174,6 +189,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     logLevel: values['log-level'] ?? env.COVE_LOG_LEVEL ?? 'info',
     corsOrigins,
     allowPrivateEgress: values['allow-private-egress'] ?? envFlag(env.COVE_ALLOW_PRIVATE_EGRESS, 'COVE_ALLOW_PRIVATE_EGRESS'),
+    dnsServers,
     minuteMs: num(env.COVE_TEST_MINUTE_MS, 60_000),
     diskCheckInterval: num(values['disk-check-interval'] ?? env.COVE_DISK_CHECK_INTERVAL, 5),
     runtime: values.runtime || env.COVE_RUNTIME || 'runc',

@@ -36,6 +36,9 @@ import { createPreviewHandler } from './preview/handler';
 import { createPreviewTokens } from './auth/preview-tokens';
 import { createSshAccess } from './auth/ssh-tokens';
 import { startSshGateway, type SshGateway } from './ssh/gateway';
+import { createEgressLog } from './egress/log';
+import { startEgressServices, type EgressServices } from './egress/service';
+import type { EgressSandbox } from './egress/types';
 
 /** Printed on stdout once the proxy serves; supervisors and tests wait for it. */
 const SERVE_READY_PREFIX = 'cove listening on ';
@@ -90,7 +93,26 @@ export async function runServe(argv: string[]): Promise<void> {
   if ((await runtime.ensureOciRuntime()) === 'registered') {
     process.stderr.write('[runtime] registered runsc (gVisor) with the Docker engine: added to its daemon.json, dockerd reloaded\n');
   }
-  await runtime.ensureNetwork();
+  const bridge = await runtime.ensureNetwork();
+  // The egress proxy and DNS (egress/), on the bridge's gateway: what domain allow-lists go through. Sandboxes are
+  // looked up once the sandbox service exists; until then every request is refused.
+  const egressLog = createEgressLog();
+  let egressAt: (ip: string) => EgressSandbox | undefined = () => undefined;
+  let egress: EgressServices | undefined;
+  try {
+    egress = await startEgressServices({
+      gateway: bridge.gateway,
+      subnet: bridge.subnet,
+      allowPrivate: config.allowPrivateEgress,
+      dnsServers: config.dnsServers,
+      sandboxAt: (ip) => egressAt(ip),
+      log: egressLog,
+      logger: log,
+    });
+    runtime.setEgressPorts(egress.ports);
+  } catch (err) {
+    log.error({ err: (err as Error).message, gateway: bridge.gateway }, 'the egress proxy could not start: domain allow-lists are refused');
+  }
   // Known for sure only once the server listens (port 0 picks one).
   let publicUrl = (config.publicUrl ?? `http://localhost:${config.port}`).replace(/\/$/, '');
   const toolboxUrl = () => `${publicUrl}${TOOLBOX_BASE}`;
@@ -172,6 +194,7 @@ export async function runServe(argv: string[]): Promise<void> {
     agentVersion: AGENT_VERSION,
     instance,
     allowPrivateEgress: config.allowPrivateEgress,
+    egressLog: egress ? egressLog : undefined,
     refuseDisk: disk.kind === 'off' ? disk.why : undefined,
     diskFixed: disk.kind === 'storage-opt',
     minuteMs: config.minuteMs,
@@ -181,6 +204,7 @@ export async function runServe(argv: string[]): Promise<void> {
       sshAccess.removeForSandbox(id);
       signing.removeForSandbox(id);
       volumes.forget(id);
+      egressLog.drop(id);
       // A deleted fork's image goes with it, as does a replaced snapshot this sandbox still ran from.
       settle('collect committed images', snapshots.collectImages());
       settle('collect the images of deleted snapshots', catalog.collect());
@@ -207,6 +231,7 @@ export async function runServe(argv: string[]): Promise<void> {
     refuseDisk: disk.kind === 'off' ? disk.why : undefined,
     log,
   });
+  egressAt = (ip) => sandboxes.egressAt(ip);
   const snapshots = createSnapshotService({ sandboxes, runtime, quotas, instance, catalog, log });
   const { poolContainers, removed } = await sandboxes.reconcile();
   if (removed.length) log.info({ removed: removed.length }, 'removed containers no sandbox owns');
@@ -332,6 +357,7 @@ export async function runServe(argv: string[]): Promise<void> {
     pool?.close();
     watchdog?.close();
     void ssh?.close();
+    void egress?.close();
     server
       .close()
       .catch(() => {})

@@ -18,7 +18,11 @@ export interface TestHost {
   remove(): Promise<void>;
 }
 
-export async function createTestHost(opts: { addresses: string[]; port?: number }): Promise<TestHost> {
+/**
+ * `web`: the test host also serves ports 80 (HTTP) and 443 (HTTPS with this certificate) on every address, answering
+ * each request with JSON of what reached it: `{ address, host, path, authorization, servername }`.
+ */
+export async function createTestHost(opts: { addresses: string[]; port?: number; web?: { cert: string; key: string } }): Promise<TestHost> {
   const ip = (...args: string[]) => run('ip', args);
   const id = randomBytes(3).toString('hex');
   const ns = `cove-test-${id}`;
@@ -53,7 +57,12 @@ export async function createTestHost(opts: { addresses: string[]; port?: number 
       await ip('route', 'replace', `${address}/32`, 'via', linkAddress);
       routes.push(address);
     }
-    const script = `require('http').createServer((q, s) => s.end(q.socket.localAddress)).listen(${port}, '0.0.0.0', () => console.log('up'))`;
+    const web = opts.web
+      ? `const echo = (q, s) => s.end(JSON.stringify({ address: q.socket.localAddress, host: q.headers.host, path: q.url, authorization: q.headers.authorization ?? null, servername: q.socket.servername ?? null }));
+         require('http').createServer(echo).listen(80, '0.0.0.0');
+         require('https').createServer({ cert: ${JSON.stringify(opts.web.cert)}, key: ${JSON.stringify(opts.web.key)} }, echo).listen(443, '0.0.0.0');`
+      : '';
+    const script = `${web} require('http').createServer((q, s) => s.end(q.socket.localAddress)).listen(${port}, '0.0.0.0', () => console.log('up'))`;
     server = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       server!.stdout!.once('data', () => resolve());

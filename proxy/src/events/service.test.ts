@@ -26,7 +26,7 @@ let n = 0;
 const record = (fields: Partial<SandboxRecord> = {}): SandboxRecord => {
   const id = `sb-${++n}`;
   return {
-    id, name: id, ownerKeyId: 'key-a', state: 'creating', image: 'i', snapshot: null, entrypoint: null, user: 'u', env: {}, labels: {}, public: false, networkBlockAll: false, networkAllowList: null, cpu: 1, memory: 1, disk: 10,
+    id, name: id, ownerKeyId: 'key-a', state: 'creating', image: 'i', snapshot: null, entrypoint: null, user: 'u', env: {}, labels: {}, public: false, networkBlockAll: false, networkAllowList: null, domainAllowList: null, outboundProxyUrl: null, cpu: 1, memory: 1, disk: 10,
     containerId: null, agentToken: 'agent-secret', ip: null, errorReason: null, autoStopInterval: 0, autoArchiveInterval: 0, autoDeleteInterval: -1, autoPauseInterval: 0, autoDestroyAt: null, stateChangedAt: null,
     createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', lastActivityAt: '2026-01-01T00:00:00.000Z', ...fields,
   };

@@ -7,7 +7,7 @@ const T0 = Date.parse('2026-12-01T00:00:00.000Z');
 const at = (ms: number) => new Date(T0 + ms).toISOString();
 const record = (fields: Partial<SandboxRecord> = {}): SandboxRecord => ({
   id: 's', name: 's', ownerKeyId: 'k', state: 'started', image: 'i', snapshot: null, entrypoint: null, user: 'u', env: {}, labels: {}, public: false,
-  networkBlockAll: false, networkAllowList: null, cpu: 1, memory: 1, disk: 10, containerId: 'c', agentToken: 't', ip: '1.2.3.4', errorReason: null,
+  networkBlockAll: false, networkAllowList: null, domainAllowList: null, outboundProxyUrl: null, cpu: 1, memory: 1, disk: 10, containerId: 'c', agentToken: 't', ip: '1.2.3.4', errorReason: null,
   autoStopInterval: 15, autoArchiveInterval: 0, autoDeleteInterval: -1, autoPauseInterval: 0, autoDestroyAt: null, stateChangedAt: at(0),
   createdAt: at(0), updatedAt: at(0), lastActivityAt: at(0), ...fields,
 });

@@ -23,7 +23,7 @@ let n = 0;
 const record = (ownerKeyId: string, fields: Partial<SandboxRecord> = {}): SandboxRecord => {
   const id = `sb-${++n}`;
   return {
-    id, name: id, ownerKeyId, state: 'creating', image: 'i', snapshot: null, entrypoint: null, user: 'u', env: {}, labels: {}, public: false, networkBlockAll: false, networkAllowList: null, cpu: 1, memory: 1, disk: 10,
+    id, name: id, ownerKeyId, state: 'creating', image: 'i', snapshot: null, entrypoint: null, user: 'u', env: {}, labels: {}, public: false, networkBlockAll: false, networkAllowList: null, domainAllowList: null, outboundProxyUrl: null, cpu: 1, memory: 1, disk: 10,
     containerId: null, agentToken: 't', ip: null, errorReason: null, autoStopInterval: 0, autoArchiveInterval: 0, autoDeleteInterval: -1, autoPauseInterval: 0, autoDestroyAt: null, stateChangedAt: null,
     createdAt: 'x', updatedAt: 'x', lastActivityAt: 'x', ...fields,
   };

@@ -395,6 +395,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       await egress.apply(ip, policy);
     },
 
+    setEgressPorts: (ports) => egress.setPorts(ports),
+
     remove,
     inspect,
 

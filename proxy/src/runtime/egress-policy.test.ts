@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { addressRestoreScript, bridgeDnsRules, bridgeGuardRules, EgressPolicyError, OPEN, parseAllowList, policyOf, resolversOf } from './egress-policy';
+import {
+  addressRestoreScript,
+  bridgeDnsRules,
+  bridgeGuardRules,
+  EgressPolicyError,
+  inNetworks,
+  OPEN,
+  parseAllowList,
+  policyOf,
+  refusedDestination,
+  resolversOf,
+} from './egress-policy';
 
 const strict = { allowPrivate: false };
 
@@ -43,6 +54,34 @@ describe('policyOf', () => {
     expect(policyOf(false, ['1.1.1.1/32'])).toEqual({ kind: 'allow-list', cidrs: ['1.1.1.1/32'] });
     expect(policyOf(false, [])).toBe(OPEN);
   });
+
+  it('send web traffic and DNS to the egress services for a domain list, web traffic only for secrets', () => {
+    expect(policyOf(false, [], { domains: true })).toEqual({ kind: 'allow-list', cidrs: [], redirect: { web: true, dns: true } });
+    expect(policyOf(false, ['1.1.1.1/32'], { domains: true, secrets: true })).toEqual({
+      kind: 'allow-list',
+      cidrs: ['1.1.1.1/32'],
+      redirect: { web: true, dns: true },
+    });
+    expect(policyOf(false, [], { secrets: true })).toEqual({ kind: 'open', redirect: { web: true, dns: false } });
+    expect(policyOf(true, [], { domains: true, secrets: true })).toEqual({ kind: 'block-all' });
+  });
+});
+
+describe('inNetworks and refusedDestination', () => {
+  it('place an address inside or outside networks', () => {
+    expect(inNetworks('10.1.2.3', ['10.0.0.0/8'])).toBe(true);
+    expect(inNetworks('11.1.2.3', ['10.0.0.0/8', '192.168.0.0/16'])).toBe(false);
+    expect(inNetworks('not-an-ip', ['0.0.0.0/0'])).toBe(false);
+  });
+
+  it('refuse loopback, link-local and metadata always, private ranges unless allowed', () => {
+    expect(refusedDestination('127.0.0.1', { allowPrivate: true })).toMatch(/loopback/);
+    expect(refusedDestination('169.254.169.254', { allowPrivate: true })).toMatch(/link-local/);
+    expect(refusedDestination('10.0.0.5', { allowPrivate: false })).toMatch(/private/);
+    expect(refusedDestination('10.0.0.5', { allowPrivate: true })).toBeUndefined();
+    expect(refusedDestination('93.184.215.14', { allowPrivate: false })).toBeUndefined();
+    expect(refusedDestination('::1', { allowPrivate: true })).toMatch(/IPv4/);
+  });
 });
 
 describe('firewall rules', () => {
@@ -51,9 +90,12 @@ describe('firewall rules', () => {
 
   it('give each address one chain, declared (created or emptied) in one transaction', () => {
     const script = rules(OPEN, false, true);
-    expect(script[0]).toBe('*filter');
-    expect(script[1]).toBe(':COVE-IP-172.18.0.5 - [0:0]');
-    expect(script[2]).toMatch(/^-A COVE-EG-cove0 -s 172\.18\.0\.5\/32 .*-j COVE-IP-172\.18\.0\.5$/);
+    expect(script.slice(0, 2)).toEqual(['*nat', ':COVE-NA-172.18.0.5 - [0:0]']);
+    expect(script[2]).toMatch(/^-A COVE-NAT-cove0 -s 172\.18\.0\.5\/32 .*-j COVE-NA-172\.18\.0\.5$/);
+    expect(script[3]).toBe('COMMIT');
+    expect(script[4]).toBe('*filter');
+    expect(script[5]).toBe(':COVE-IP-172.18.0.5 - [0:0]');
+    expect(script[6]).toMatch(/^-A COVE-EG-cove0 -s 172\.18\.0\.5\/32 .*-j COVE-IP-172\.18\.0\.5$/);
     expect(script.at(-2)).toBe('COMMIT');
     expect(rules(OPEN).some((l) => l.startsWith('-A COVE-EG-'))).toBe(false);
   });
@@ -74,6 +116,24 @@ describe('firewall rules', () => {
       '-A COVE-IP-172.18.0.5 -d 8.8.8.8/32 -j RETURN',
       '-A COVE-IP-172.18.0.5 -j REJECT --reject-with icmp-admin-prohibited',
     ]);
+  });
+
+  it('redirect web ports and DNS to the egress services, except to the allowed networks', () => {
+    const ports = { http: 4001, tls: 4002, dns: 4003 };
+    const policy = { kind: 'allow-list' as const, cidrs: ['198.51.100.0/24'], redirect: { web: true, dns: true } };
+    const script = addressRestoreScript({ bridge: 'cove0', ip: '172.18.0.5', policy, allowPrivate: false, addJump: false, ports }).split('\n');
+    const nat = script.slice(0, script.indexOf('COMMIT')).filter((l) => l.startsWith('-A ')).map((l) => l.replace(/ -m comment --comment "[^"]*"/, ''));
+    expect(nat).toEqual([
+      '-A COVE-NA-172.18.0.5 -d 198.51.100.0/24 -j RETURN',
+      '-A COVE-NA-172.18.0.5 -p tcp --dport 80 -j REDIRECT --to-ports 4001',
+      '-A COVE-NA-172.18.0.5 -p tcp --dport 443 -j REDIRECT --to-ports 4002',
+      '-A COVE-NA-172.18.0.5 -p udp --dport 53 -j REDIRECT --to-ports 4003',
+      '-A COVE-NA-172.18.0.5 -p tcp --dport 53 -j REDIRECT --to-ports 4003',
+    ]);
+    // Block-all redirects nothing (nothing passes at all), and no ports means no redirect can be written.
+    const blocked = addressRestoreScript({ bridge: 'cove0', ip: '172.18.0.5', policy: { kind: 'block-all' }, allowPrivate: false, addJump: false, ports });
+    expect(blocked).not.toMatch(/REDIRECT/);
+    expect(() => addressRestoreScript({ bridge: 'cove0', ip: '172.18.0.5', policy, allowPrivate: false, addJump: false })).toThrow(EgressPolicyError);
   });
 
   it('leave the chain of an address that is no sandbox empty', () => {

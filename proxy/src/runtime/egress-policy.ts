@@ -11,8 +11,28 @@
  * other sandboxes by Docker (inter-container traffic is disabled on the bridge), and IPv6 is dropped from the bridge.
  */
 
-/** What a sandbox may reach beyond the default guard. */
-export type EgressPolicy = { kind: 'open' } | { kind: 'block-all' } | { kind: 'allow-list'; cidrs: string[] };
+/**
+ * What a sandbox may reach beyond the default guard, and which of its traffic the host hands to Cove's egress
+ * services (proxy/src/egress) instead of forwarding it: its web ports (TCP 80 and 443, for a domain allow-list or
+ * secrets) and its DNS (UDP and TCP 53, for a domain allow-list). What is redirected never reaches the chains below,
+ * so an allow-list with no networks and a redirect lets out only what the egress proxy passes.
+ */
+export type EgressPolicy =
+  | { kind: 'open'; redirect?: Redirect }
+  | { kind: 'block-all' }
+  | { kind: 'allow-list'; cidrs: string[]; redirect?: Redirect };
+
+export interface Redirect {
+  web: boolean;
+  dns: boolean;
+}
+
+/** Where Cove's egress services listen on the bridge's gateway address (REDIRECT's target ports). */
+export interface EgressPorts {
+  http: number;
+  tls: number;
+  dns: number;
+}
 
 export const OPEN: EgressPolicy = { kind: 'open' };
 
@@ -108,15 +128,48 @@ export function parseAllowList(text: string, opts: { allowPrivate: boolean }): s
   return cidrs;
 }
 
-/** The policy that `networkBlockAll` and `networkAllowList` (already parsed) ask for. */
-export function policyOf(blockAll: boolean, allowList: string[]): EgressPolicy {
+/**
+ * The policy that `networkBlockAll`, `networkAllowList` (already parsed), a domain allow-list and mounted secrets ask
+ * for. Block-all wins; a domain allow-list is an allow-list (of its networks, maybe none) whose web traffic and DNS go
+ * to the egress services; secrets send web traffic through the egress proxy whatever else the policy says.
+ */
+export function policyOf(blockAll: boolean, allowList: string[], opts: { domains?: boolean; secrets?: boolean } = {}): EgressPolicy {
   if (blockAll) return { kind: 'block-all' };
-  if (allowList.length) return { kind: 'allow-list', cidrs: allowList };
-  return OPEN;
+  if (opts.domains) return { kind: 'allow-list', cidrs: allowList, redirect: { web: true, dns: true } };
+  const redirect = opts.secrets ? { redirect: { web: true, dns: false } } : {};
+  if (allowList.length) return { kind: 'allow-list', cidrs: allowList, ...redirect };
+  return opts.secrets ? { kind: 'open', ...redirect } : OPEN;
+}
+
+/** Whether `ip` (a dotted quad) is inside one of `cidrs` (normalised networks). */
+export function inNetworks(ip: string, cidrs: readonly string[]): boolean {
+  const n = ipv4(ip);
+  if (n === undefined) return false;
+  return cidrs.some((text) => {
+    const c = parseCidr(text);
+    return !!c && n >= c.base && n < c.base + size(c);
+  });
+}
+
+/**
+ * Why no sandbox traffic may go to `ip`, or undefined when it may: the always-blocked ranges, and the private ones
+ * unless the operator allows them. For connections the egress proxy makes from the host on a sandbox's behalf, which
+ * the forwarding chains never see (the host's own addresses are loopback or private, or refused by the caller).
+ */
+export function refusedDestination(ip: string, opts: { allowPrivate: boolean }): string | undefined {
+  if (ipv4(ip) === undefined) return 'not an IPv4 address';
+  if (inNetworks(ip, ALWAYS_BLOCKED)) return 'a loopback, link-local, multicast or reserved address';
+  if (!opts.allowPrivate && inNetworks(ip, PRIVATE_RANGES)) return 'a private address';
+  return undefined;
 }
 
 /** The chain of one sandbox address (28 characters at most, as iptables wants). */
 const addressChain = (ip: string): string => `COVE-IP-${ip}`;
+/** The nat chain of one sandbox address: its redirects to the egress services. */
+const addressNatChain = (ip: string): string => `COVE-NA-${ip}`;
+
+/** The nat chain every packet from the bridge passes first (from PREROUTING). */
+export const bridgeNatChain = (bridge: string): string => `COVE-NAT-${bridge}`.slice(0, 28);
 
 /** The chain every packet from the bridge passes first. */
 export const bridgeEgressChain = (bridge: string): string => `COVE-EG-${bridge}`.slice(0, 28);
@@ -156,15 +209,45 @@ export function resolversOf(resolvConf: string): string[] {
 }
 
 /**
- * `iptables-restore --noflush` input that gives `ip` exactly `policy`: the address's chain is declared (which creates
- * it, or empties it), the jump to it added when `addJump` (the caller knows whether it exists), then its rules.
- * One transaction: the kernel never sees the chain half-filled.
+ * `iptables-restore --noflush` input that gives `ip` exactly `policy`: the address's chains (filter and nat) are
+ * declared (which creates them, or empties them), the jumps to them added when `addJump` (the caller knows whether
+ * they exist), then their rules. One transaction per table: the kernel never sees a chain half-filled. A policy that
+ * redirects needs `ports`, where the egress services listen.
  */
-export function addressRestoreScript(opts: { bridge: string; ip: string; policy: EgressPolicy | undefined; allowPrivate: boolean; addJump: boolean }): string {
+export function addressRestoreScript(opts: {
+  bridge: string;
+  ip: string;
+  policy: EgressPolicy | undefined;
+  allowPrivate: boolean;
+  addJump: boolean;
+  /** The nat table's jump, likewise (servers before the egress proxy made filter jumps only); default `addJump`. */
+  addNatJump?: boolean;
+  ports?: EgressPorts;
+}): string {
   const { ip, policy } = opts;
   if (ipv4(ip) === undefined) throw new EgressPolicyError(`not an IPv4 address: ${JSON.stringify(ip)}`);
+  const redirect = policy && policy.kind !== 'block-all' ? policy.redirect : undefined;
+  if (redirect && !opts.ports) throw new EgressPolicyError('the egress proxy is not running, so traffic cannot be sent through it');
+  const nat = addressNatChain(ip);
+  const lines = ['*nat', `:${nat} - [0:0]`];
+  if (opts.addNatJump ?? opts.addJump) lines.push(['-A', bridgeNatChain(opts.bridge), '-s', `${ip}/32`, ...comment, '-j', nat].join(' '));
+  if (redirect && opts.ports) {
+    const to = (proto: string, dport: number, port: number) =>
+      lines.push(['-A', nat, '-p', proto, '--dport', String(dport), ...comment, '-j', 'REDIRECT', '--to-ports', String(port)].join(' '));
+    // The networks of its allow-list are reached directly, on every port, as without a redirect.
+    if (policy?.kind === 'allow-list') for (const cidr of policy.cidrs) lines.push(['-A', nat, '-d', cidr, ...comment, '-j', 'RETURN'].join(' '));
+    if (redirect.web) {
+      to('tcp', 80, opts.ports.http);
+      to('tcp', 443, opts.ports.tls);
+    }
+    if (redirect.dns) {
+      to('udp', 53, opts.ports.dns);
+      to('tcp', 53, opts.ports.dns);
+    }
+  }
+  lines.push('COMMIT');
   const chain = addressChain(ip);
-  const lines = ['*filter', `:${chain} - [0:0]`];
+  lines.push('*filter', `:${chain} - [0:0]`);
   if (opts.addJump) lines.push(['-A', bridgeEgressChain(opts.bridge), '-s', `${ip}/32`, ...comment, '-j', chain].join(' '));
   // No policy: the address belongs to no sandbox of ours (stopped, removed); its chain stays empty.
   if (policy) {

@@ -6,9 +6,11 @@ import {
   bridgeDnsRules,
   bridgeEgressChain,
   bridgeGuardRules,
+  bridgeNatChain,
   resolversOf,
   EGRESS_COMMENT,
   type EgressPolicy,
+  type EgressPorts,
 } from './egress-policy';
 
 /**
@@ -39,8 +41,12 @@ const run = promisify(execFile);
 export function createEgressFirewall(opts: { bridge: string; allowPrivate: boolean; resolvers: string[] }) {
   const { bridge, allowPrivate } = opts;
   const chain = bridgeEgressChain(bridge);
-  /** Addresses whose chain the bridge's chain already jumps to. */
+  const natChain = bridgeNatChain(bridge);
+  /** Addresses whose chains the bridge's chains already jump to, in the filter and the nat table. */
   const jumps = new Set<string>();
+  const natJumps = new Set<string>();
+  /** Where the egress services listen, once they do (redirecting policies need it). */
+  let ports: EgressPorts | undefined;
   let ready: Promise<void> | undefined;
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -53,7 +59,13 @@ export function createEgressFirewall(opts: { bridge: string; allowPrivate: boole
       const args = splitRule(rule).slice(2);
       if (!(await succeeds('iptables', ['-C', chain, ...args]))) await iptables(['-I', chain, '1', ...args]);
     }
+    // The bridge's nat chain, from the top of PREROUTING: redirects of sandboxes' traffic to the egress services.
+    if (!(await succeeds('iptables', ['-t', 'nat', '-n', '-L', natChain]))) await tolerateExists(['-t', 'nat', '-N', natChain]);
+    const listedNat = await iptables(['-t', 'nat', '-S', natChain]);
+    for (const match of listedNat.matchAll(/-s (\d+\.\d+\.\d+\.\d+)\/32 .*-j COVE-NA-/g)) natJumps.add(match[1]);
     for (const match of listed.matchAll(/-s (\d+\.\d+\.\d+\.\d+)\/32 .*-j COVE-IP-/g)) jumps.add(match[1]);
+    const natJump = ['PREROUTING', '-i', bridge, '-m', 'comment', '--comment', EGRESS_COMMENT, '-j', natChain];
+    if (!(await succeeds('iptables', ['-t', 'nat', '-C', ...natJump]))) await iptables(['-t', 'nat', '-I', 'PREROUTING', '1', ...natJump.slice(1)]);
     // Every packet a sandbox sends beyond the bridge passes the chain before Docker's own forwarding rules.
     const jump = ['FORWARD', '-i', bridge, '-m', 'comment', '--comment', EGRESS_COMMENT, '-j', chain];
     if (!(await succeeds('iptables', ['-C', ...jump]))) await iptables(['-I', 'FORWARD', '1', ...jump.slice(1)]);
@@ -75,6 +87,11 @@ export function createEgressFirewall(opts: { bridge: string; allowPrivate: boole
       return ready;
     },
 
+    /** Says where the egress services listen; policies applied from now on redirect there. */
+    setPorts(next: EgressPorts): void {
+      ports = next;
+    },
+
     /**
      * Gives `ip` exactly `policy` (undefined: the address is no sandbox's any more, and its chain is emptied).
      * Resolves once the kernel enforces it.
@@ -82,13 +99,14 @@ export function createEgressFirewall(opts: { bridge: string; allowPrivate: boole
     apply(ip: string, policy: EgressPolicy | undefined): Promise<void> {
       const next = queue.then(async () => {
         await this.ensure();
-        const script = addressRestoreScript({ bridge, ip, policy, allowPrivate, addJump: !jumps.has(ip) });
+        const script = addressRestoreScript({ bridge, ip, policy, allowPrivate, addJump: !jumps.has(ip), addNatJump: !natJumps.has(ip), ports });
         try {
           await restore(script);
         } catch (err) {
           throw firewallError(err);
         }
         jumps.add(ip);
+        natJumps.add(ip);
       });
       queue = next.catch(() => {});
       return next;

@@ -78,7 +78,8 @@ async function inspectNetwork(docker: Dockerode, name: string): Promise<Dockerod
 /**
  * Installs (idempotently) the rules that keep sandboxes away from the host's own services: packets that arrive from
  * the bridge and are addressed to the host (the INPUT chain; any of its addresses, not only the gateway) are dropped
- * unless they belong to a connection the host opened. The host still reaches containers (its SYNs leave through
+ * unless they belong to a connection the host opened, or the nat table redirected them to Cove's egress services (a
+ * domain allow-list's web ports and DNS; see egress-policy.ts). The host still reaches containers (its SYNs leave through
  * OUTPUT; the replies are ESTABLISHED). Traffic the host forwards (sandbox → internet) is not INPUT and is untouched;
  * sandbox → sandbox is dropped by Docker itself because ICC is disabled.
  *
@@ -88,10 +89,13 @@ async function inspectNetwork(docker: Dockerode, name: string): Promise<Dockerod
 export async function ensureHostIsolation(bridge: string): Promise<void> {
   const chain = `COVE-IN-${bridge}`.slice(0, 28);
   const comment = ['-m', 'comment', '--comment', FIREWALL_COMMENT];
-  const rules: string[][] = [
+  // Accepted ahead of the drop: replies, and connections the nat table redirected to the host (the egress policies'
+  // REDIRECT of web ports and DNS to Cove's egress services; nothing else DNATs bridge traffic to the host).
+  const accepts: string[][] = [
     [chain, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', ...comment, '-j', 'ACCEPT'],
-    [chain, ...comment, '-j', 'DROP'],
+    [chain, '-m', 'conntrack', '--ctstate', 'DNAT', ...comment, '-j', 'ACCEPT'],
   ];
+  const drop = [chain, ...comment, '-j', 'DROP'];
   const jump = ['INPUT', '-i', bridge, ...comment, '-j', chain];
 
   try {
@@ -104,7 +108,8 @@ export async function ensureHostIsolation(bridge: string): Promise<void> {
       if (!/exists/i.test(String((err as { stderr?: string }).stderr ?? err))) throw firewallError(err);
     }
   }
-  for (const rule of rules) if (!(await ruleExists(rule))) await iptablesOrThrow(['-A', ...rule]);
+  for (const rule of accepts) if (!(await ruleExists(rule))) await iptablesOrThrow(['-I', chain, '1', ...rule.slice(1)]);
+  if (!(await ruleExists(drop))) await iptablesOrThrow(['-A', ...drop]);
   if (!(await ruleExists(jump))) await iptablesOrThrow(['-I', 'INPUT', '1', ...jump.slice(1)]);
 }
 

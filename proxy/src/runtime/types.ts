@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
-import type { EgressPolicy } from './egress-policy';
+import type { EgressPolicy, EgressPorts } from './egress-policy';
 import type { OciRuntime } from './runsc-config';
 
 /** Label every container Cove creates carries (`=1`); the reconciler and `listManaged()` find them by it. */
@@ -155,6 +155,8 @@ export interface DockerRuntime {
   releaseAddress(containerId: string, ip: string): Promise<void>;
   /** Changes the egress policy of a running container at `ip`; resolves once the kernel enforces it. */
   setEgress(containerId: string, ip: string, egress: EgressPolicy): Promise<void>;
+  /** Says where Cove's egress services listen on the gateway: policies that redirect send traffic there. */
+  setEgressPorts(ports: EgressPorts): void;
   /** Changes a container's CPU and memory limits in place (running or not). */
   resize(containerId: string, limits: { cpu: number; memoryGiB: number }): Promise<void>;
   /** Freezes every process of a running container (cgroup freezer); memory is kept. */

@@ -4,7 +4,7 @@ import { searchSandboxes } from './list-query';
 
 const record = (id: string, fields: Partial<SandboxRecord> = {}): SandboxRecord => ({
   id, name: `box-${id}`, ownerKeyId: 'k', state: 'started', image: 'cove-sandbox:latest', snapshot: null, entrypoint: null, user: 'cove', env: {}, labels: {}, public: false,
-  networkBlockAll: false, networkAllowList: null, cpu: 1, memory: 1, disk: 10, containerId: null, agentToken: 't', ip: null, errorReason: null,
+  networkBlockAll: false, networkAllowList: null, domainAllowList: null, outboundProxyUrl: null, cpu: 1, memory: 1, disk: 10, containerId: null, agentToken: 't', ip: null, errorReason: null,
   autoStopInterval: 0, autoArchiveInterval: 0, autoDeleteInterval: -1, autoPauseInterval: 0, autoDestroyAt: null, stateChangedAt: null,
   createdAt: `2026-11-0${id}T00:00:00.000Z`, updatedAt: 'x', lastActivityAt: `2026-11-2${id}T00:00:00.000Z`, ...fields,
 });

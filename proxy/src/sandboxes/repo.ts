@@ -22,6 +22,10 @@ export interface SandboxRecord {
   networkBlockAll: boolean;
   /** Egress: only these IPv4 networks (normalised, comma-separated); null for none. Ignored under networkBlockAll. */
   networkAllowList: string | null;
+  /** Egress: host names and `*.` wildcards (normalised, comma-separated) reached through Cove's egress proxy; null for none. */
+  domainAllowList: string | null;
+  /** Set as HTTP(S)_PROXY in its containers' environment; null for none. */
+  outboundProxyUrl: string | null;
   cpu: number;
   memory: number;
   disk: number;
@@ -57,6 +61,8 @@ interface Row {
   public: number;
   network_block_all: number;
   network_allow_list: string | null;
+  domain_allow_list: string | null;
+  outbound_proxy_url: string | null;
   cpu: number;
   memory: number;
   disk: number;
@@ -89,6 +95,8 @@ const fromRow = (r: Row): SandboxRecord => ({
   public: r.public === 1,
   networkBlockAll: r.network_block_all === 1,
   networkAllowList: r.network_allow_list,
+  domainAllowList: r.domain_allow_list ?? null,
+  outboundProxyUrl: r.outbound_proxy_url ?? null,
   cpu: r.cpu,
   memory: r.memory,
   disk: r.disk,
@@ -121,6 +129,8 @@ const COLUMNS: Record<keyof SandboxRecord, string> = {
   public: 'public',
   networkBlockAll: 'network_block_all',
   networkAllowList: 'network_allow_list',
+  domainAllowList: 'domain_allow_list',
+  outboundProxyUrl: 'outbound_proxy_url',
   cpu: 'cpu',
   memory: 'memory',
   disk: 'disk',
@@ -169,6 +179,7 @@ export function createSandboxRepo(db: Db) {
   const byOwnerAndName = db.prepare<[string, string], Row>('SELECT * FROM sandboxes WHERE owner_key_id = ? AND name = ?');
   const byName = db.prepare<[string, number], Row>('SELECT * FROM sandboxes WHERE name = ? ORDER BY created_at, id LIMIT ?');
   const byContainer = db.prepare<[string], { id: string }>('SELECT id FROM sandboxes WHERE container_id = ?');
+  const byIp = db.prepare<[string], Row>("SELECT * FROM sandboxes WHERE ip = ? AND state IN ('started', 'paused', 'resuming', 'stopping')");
   const listeners = new Set<(change: SandboxChange) => void>();
   /** Told after the write; a listener that throws is reported and never fails the write that was made. */
   const notify = (change: SandboxChange): void => {
@@ -205,6 +216,11 @@ export function createSandboxRepo(db: Db) {
     /** The sandbox whose container this is (a container belongs to one sandbox at most). */
     findByContainer(containerId: string): SandboxRecord | undefined {
       const row = byContainer.get(containerId);
+      return row && (cache.get(row.id) ?? load(row.id));
+    },
+    /** The sandbox running (or paused) at this address on Cove's bridge: the egress services' lookup. */
+    findByIp(ip: string): SandboxRecord | undefined {
+      const row = byIp.get(ip);
       return row && (cache.get(row.id) ?? load(row.id));
     },
     /** Updates the given fields (and updatedAt; stateChangedAt when the state changes, unless given); returns the new record. */

@@ -15,6 +15,7 @@ import {
   UpdateNetworkSettingsRequest,
 } from '../../../wire/sandbox';
 import { SnapshotLogsQuery, SnapshotLogsUrl } from '../../../wire/snapshots';
+import { EgressLogResponse } from '../../../wire/egress';
 import { CoveError } from '../../../lib/errors';
 import { principalOf } from '../auth/principal';
 import type { SandboxService } from './service';
@@ -72,11 +73,22 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
       method: 'post',
       path: '/sandbox/{sandboxIdOrName}/network-settings',
       tag,
-      summary: 'Change what a sandbox may reach (block all, or an IPv4 allow-list), in force when this returns',
+      summary: 'Change what a sandbox may reach (block all, IPv4 networks, domains), in force when this returns',
       body: UpdateNetworkSettingsRequest,
       response: SandboxDto,
     },
     ({ c, params, body }) => sandboxes.updateNetworkSettings(principalOf(c), params.sandboxIdOrName, body),
+  );
+  router.route(
+    {
+      method: 'get',
+      path: '/sandbox/{sandboxIdOrName}/egress-log',
+      tag,
+      summary: "What the sandbox connected to through Cove's egress proxy and DNS (its last 1000 connections and queries, oldest first)",
+      query: z.object({ limit: z.coerce.number().int().min(1).max(1000).optional() }),
+      response: EgressLogResponse,
+    },
+    ({ c, params, query }) => sandboxes.egressLog(principalOf(c), params.sandboxIdOrName, query.limit),
   );
   router.route(
     { method: 'post', path: '/sandbox/{sandboxIdOrName}/pause', tag, summary: 'Pause a started sandbox: processes frozen, memory kept; start resumes it', response: SandboxDto },

@@ -10,6 +10,11 @@ import type { Pools } from '../pool/pools';
 import type { ResolvedSnapshot } from '../snapshots/catalog';
 import { createLiveLogs } from '../snapshots/build-logs';
 import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
+import { HostPatternError, parseHostList } from '../egress/domains';
+import type { EgressLog } from '../egress/log';
+import type { EgressSandbox } from '../egress/types';
+import type { EgressLogResponse } from '../../../wire/egress';
+import { parseProxyUrl as parseProxy, ProxyUrlError, proxyEnv } from '../egress/outbound-proxy';
 import type { ContainerEnd } from '../runtime/events';
 import type { QuotaService } from '../quotas/service';
 import { RuntimeError, type DockerRuntime } from '../runtime/types';
@@ -45,6 +50,18 @@ const archivedImage = (id: string) => `cove-archived:${id}`;
 const SYSTEM: Principal = { keyId: 'cove', admin: true };
 /** The one target (Daytona's region) a Cove server has. */
 const TARGET = 'local';
+/** Host names a domain allow-list may hold. */
+const MAX_DOMAINS = 100;
+
+/** `outboundProxyUrl` checked, or a 400 that says what is wrong with it. */
+function parseProxyUrl(text: string): string {
+  try {
+    return parseProxy(text);
+  } catch (err) {
+    if (err instanceof ProxyUrlError) throw new CoveError('INVALID_REQUEST', err.message);
+    throw err;
+  }
+}
 
 interface SandboxServiceOptions {
   repo: SandboxRepo;
@@ -62,6 +79,8 @@ interface SandboxServiceOptions {
   instance: string;
   /** Whether the operator lets sandboxes reach private ranges (allow-lists may then name them). */
   allowPrivateEgress?: boolean;
+  /** The log of Cove's egress proxy and DNS (proxy/src/egress), when they run: without them a domain allow-list is refused. */
+  egressLog?: EgressLog;
   /** Milliseconds in a lifecycle minute: 60,000, scaled down only by tests. */
   minuteMs: number;
   /**
@@ -152,6 +171,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       public: r.public,
       networkBlockAll: r.networkBlockAll,
       ...(r.networkAllowList ? { networkAllowList: r.networkAllowList } : {}),
+      ...(r.domainAllowList ? { domainAllowList: r.domainAllowList } : {}),
+      ...(r.outboundProxyUrl ? { outboundProxyUrl: r.outboundProxyUrl } : {}),
       target: TARGET,
       cpu: r.cpu,
       gpu: 0,
@@ -176,34 +197,51 @@ export function createSandboxService(opts: SandboxServiceOptions) {
   }
 
   /** The egress policy a record asks for. */
-  const egressOf = (r: Pick<SandboxRecord, 'networkBlockAll' | 'networkAllowList'>): EgressPolicy =>
-    policyOf(r.networkBlockAll, r.networkAllowList ? r.networkAllowList.split(',') : []);
+  const egressOf = (r: Pick<SandboxRecord, 'networkBlockAll' | 'networkAllowList' | 'domainAllowList'>): EgressPolicy =>
+    policyOf(r.networkBlockAll, r.networkAllowList ? r.networkAllowList.split(',') : [], { domains: !!r.domainAllowList });
+
+  type NetworkFields = Pick<SandboxRecord, 'networkBlockAll' | 'networkAllowList' | 'domainAllowList'>;
 
   /**
-   * The record fields for `networkBlockAll`/`networkAllowList` as given (undefined: not given). Refuses what cannot be
-   * enforced: a domain allow-list, both at once, a malformed or forbidden network.
+   * The record fields for `networkBlockAll`, `networkAllowList` and `domainAllowList` as given, over `current` (what
+   * the sandbox has: lists not given are kept); undefined when none is given. A sandbox may reach the union of its
+   * networks and its domains; block-all refuses everything, so it comes alone. Refuses what cannot be enforced: a
+   * malformed or forbidden network or name, a domain list without the egress proxy.
    */
-  function networkFields(req: { networkBlockAll?: boolean; networkAllowList?: string; domainAllowList?: string }): Pick<SandboxRecord, 'networkBlockAll' | 'networkAllowList'> | undefined {
-    if (req.domainAllowList?.trim()) {
-      throw new CoveError('INVALID_REQUEST', 'domainAllowList is not supported by this Cove server: allow IPv4 networks with networkAllowList instead');
-    }
+  function networkFields(
+    req: { networkBlockAll?: boolean; networkAllowList?: string; domainAllowList?: string },
+    current: NetworkFields = { networkBlockAll: false, networkAllowList: null, domainAllowList: null },
+  ): NetworkFields | undefined {
     const list = req.networkAllowList?.trim();
-    if (req.networkBlockAll && list) {
-      throw new CoveError('INVALID_REQUEST', 'Give networkBlockAll or networkAllowList, not both: networkBlockAll refuses every destination');
+    const domains = req.domainAllowList?.trim();
+    if (req.networkBlockAll && (list || domains)) {
+      throw new CoveError('INVALID_REQUEST', `Give networkBlockAll or ${list ? 'networkAllowList' : 'domainAllowList'}, not both: networkBlockAll refuses every destination`);
     }
-    if (req.networkBlockAll) return { networkBlockAll: true, networkAllowList: null };
+    if (req.networkBlockAll) return { networkBlockAll: true, networkAllowList: null, domainAllowList: null };
+    if (list === undefined && domains === undefined) {
+      return req.networkBlockAll === false ? { networkBlockAll: false, networkAllowList: null, domainAllowList: null } : undefined;
+    }
+    const next: NetworkFields = { networkBlockAll: false, networkAllowList: current.networkAllowList, domainAllowList: current.domainAllowList };
     if (list !== undefined) {
-      let cidrs: string[];
       try {
-        cidrs = parseAllowList(list, { allowPrivate: opts.allowPrivateEgress ?? false });
+        const cidrs = parseAllowList(list, { allowPrivate: opts.allowPrivateEgress ?? false });
+        next.networkAllowList = cidrs.length ? cidrs.join(',') : null;
       } catch (err) {
         if (err instanceof EgressPolicyError) throw new CoveError('INVALID_REQUEST', err.message);
         throw err;
       }
-      return { networkBlockAll: false, networkAllowList: cidrs.length ? cidrs.join(',') : null };
     }
-    if (req.networkBlockAll === false) return { networkBlockAll: false, networkAllowList: null };
-    return undefined;
+    if (domains !== undefined) {
+      if (domains && !opts.egressLog) throw new CoveError('INVALID_REQUEST', 'domainAllowList needs the egress proxy, which this Cove server does not run');
+      try {
+        const names = parseHostList(domains, 'domainAllowList', MAX_DOMAINS);
+        next.domainAllowList = names.length ? names.join(',') : null;
+      } catch (err) {
+        if (err instanceof HostPatternError) throw new CoveError('INVALID_REQUEST', err.message);
+        throw err;
+      }
+    }
+    return next;
   }
 
   /** Every sandbox a principal may list: its own, or all for an admin key. */
@@ -318,7 +356,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       name: `cove-${record.id}`,
       image: layer ? archivedImage(record.id) : record.image,
       labels: { [LABEL_SANDBOX]: record.id, [LABEL_INSTANCE]: opts.instance },
-      env: record.env,
+      env: { ...record.env, ...proxyEnv(record.outboundProxyUrl) },
       agentToken: record.agentToken,
       // Empty: the image decides (its USER, else Cove's non-root account); the runtime says whom it chose.
       user: containerUser(record),
@@ -489,9 +527,12 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       ] as const) {
         if (set) throw new CoveError('INVALID_REQUEST', `${field} is not supported by this Cove server`);
       }
-      if (req.outboundProxyUrl?.trim()) throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl is not supported by this Cove server');
+      const outboundProxyUrl = req.outboundProxyUrl?.trim() ? parseProxyUrl(req.outboundProxyUrl.trim()) : null;
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
-      const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null };
+      const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null, domainAllowList: null };
+      if (outboundProxyUrl && network.domainAllowList) {
+        throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl with domainAllowList is not supported by this Cove server: its egress proxy connects to allowed hosts directly');
+      }
       // A snapshot of the catalog gives its image, resources and entrypoint; any other name is a local image's.
       const snapshot = req.snapshot && !req.image && !req.buildInfo ? opts.resolveSnapshot?.(principal, req.snapshot) : undefined;
       if (snapshot?.resources) {
@@ -535,6 +576,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         labels: req.labels ?? {},
         public: req.public ?? false,
         ...network,
+        outboundProxyUrl,
         cpu: snapshot?.resources?.cpu ?? req.cpu ?? DEFAULTS.cpu,
         memory: snapshot?.resources?.memory ?? req.memory ?? DEFAULTS.memory,
         disk: snapshot?.resources?.disk ?? req.disk ?? DEFAULTS.disk,
@@ -573,7 +615,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       // A pool member fits when the sandbox asks for nothing the member was not started with: same class (image,
       // resources, entrypoint), no environment, the account the image decides, no volumes (members mount none).
       const poolClass: PoolClass = { image, cpu: record.cpu, memoryGiB: record.memory, diskGiB: record.disk, ...(record.entrypoint ? { entrypoint: record.entrypoint } : {}) };
-      const member = Object.keys(record.env).length === 0 && containerUser(record) === undefined && !mounts.length ? opts.pool?.claim(poolClass) : undefined;
+      const member = Object.keys(record.env).length === 0 && !record.outboundProxyUrl && containerUser(record) === undefined && !mounts.length ? opts.pool?.claim(poolClass) : undefined;
       if (member) {
         const policy = egressOf(record);
         // Members run open; nothing of the user's has run in this one yet (a held entrypoint waits for the request below).
@@ -933,11 +975,15 @@ export function createSandboxService(opts: SandboxServiceOptions) {
      * new policy refuses stop passing at once); a stopped one gets them at its next start.
      */
     updateNetworkSettings(principal: Principal, idOrName: string, req: UpdateNetworkSettingsRequest): Promise<SandboxDto> {
-      const { id } = visible(principal, idOrName);
-      const fields = networkFields(req);
-      if (!fields) throw new CoveError('INVALID_REQUEST', 'Give networkBlockAll or networkAllowList');
+      const current = visible(principal, idOrName);
+      const { id } = current;
+      if (!networkFields(req, current)) throw new CoveError('INVALID_REQUEST', 'Give networkBlockAll, networkAllowList or domainAllowList');
       return serialized(id, async () => {
         const record = repo.get(id)!;
+        const fields = networkFields(req, record)!;
+        if (record.outboundProxyUrl && fields.domainAllowList) {
+          throw new CoveError('INVALID_REQUEST', 'domainAllowList cannot be set on a sandbox with an outboundProxyUrl: its egress proxy connects to allowed hosts directly');
+        }
         if (record.state === 'started' && record.ip && record.containerId) {
           try {
             await runtime.setEgress(record.containerId, record.ip, egressOf(fields));
@@ -972,6 +1018,26 @@ export function createSandboxService(opts: SandboxServiceOptions) {
 
     /** A sandbox by id, without an ownership check: the preview layer decides who may open it. */
     find: (id: string): SandboxRecord | undefined => repo.get(id),
+
+    /**
+     * What the egress services (egress/) know of the sandbox at a bridge address: its domains and networks, or
+     * undefined when no sandbox of ours runs there (their answers to it are refusals).
+     */
+    egressAt(ip: string): EgressSandbox | undefined {
+      const r = repo.findByIp(ip);
+      if (!r) return undefined;
+      if (r.networkBlockAll) return { id: r.id, domains: [], cidrs: [], secrets: [] };
+      const domains = r.domainAllowList ? r.domainAllowList.split(',') : null;
+      const cidrs = r.networkAllowList ? r.networkAllowList.split(',') : domains ? [] : null;
+      return { id: r.id, domains, cidrs, secrets: [] };
+    },
+
+    /** `GET /sandbox/{id}/egress-log`: what the sandbox connected to through the egress services, newest last. */
+    egressLog(principal: Principal, idOrName: string, limit?: number): EgressLogResponse {
+      const { id } = visible(principal, idOrName);
+      if (!opts.egressLog) throw new CoveError('INVALID_REQUEST', 'This Cove server runs no egress proxy, so it keeps no egress log');
+      return opts.egressLog.list(id, limit);
+    },
 
     /** The sandbox a container belongs to, if any. */
     ofContainer: (containerId: string): SandboxRecord | undefined => repo.findByContainer(containerId),

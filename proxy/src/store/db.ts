@@ -208,6 +208,9 @@ const MIGRATIONS: (string | ((db: Db) => void))[] = [
   // The build logs of sandboxes created from a Dockerfile (`create({ image: Image… })`), once the build and start
   // settled: a row per such sandbox (empty while it builds), gone with it.
   `CREATE TABLE IF NOT EXISTS sandbox_build_logs (sandbox_id TEXT PRIMARY KEY, logs TEXT NOT NULL);`,
+  // Egress by name: a sandbox's domain allow-list (enforced by the egress proxy) and the outbound proxy its
+  // environment names.
+  (db) => addColumns(db, { sandboxes: ['domain_allow_list TEXT', 'outbound_proxy_url TEXT'] }),
 ];
 
 /** Adds the columns a table lacks (SQLite has no ADD COLUMN IF NOT EXISTS): re-runnable, as migrations must be. */
