@@ -74,7 +74,8 @@ export const CreateSandboxRequest = z.object({
   gpuType: z.array(z.string()).optional(),
   spot: z.boolean().optional(),
   kvm: z.boolean().optional(),
-  secrets: z.array(z.record(z.string(), z.string())).optional(),
+  /** Secrets to mount: each entry maps an environment variable to the name of one of the caller's secrets. */
+  secrets: z.array(z.record(z.string().max(256), z.string().max(255))).max(50).optional(),
   linkedSandbox: z.string().optional(),
   otelEndpointOverride: z.string().optional(),
 });
@@ -159,6 +160,12 @@ export const UpdateNetworkSettingsRequest = z.object({
   domainAllowList: z.string().max(10_000).optional(),
 });
 export type UpdateNetworkSettingsRequest = z.infer<typeof UpdateNetworkSettingsRequest>;
+
+/** `PUT /sandbox/{id}/secrets` (SDK 0.218 `updateSecrets`): the secrets mounted, replaced (an empty list detaches all). */
+export const UpdateSandboxSecretsRequest = z.object({
+  secrets: z.array(z.record(z.string().max(256), z.string().max(255))).max(50),
+});
+export type UpdateSandboxSecretsRequest = z.infer<typeof UpdateSandboxSecretsRequest>;
 
 /** A query-string boolean that may be absent (a filter not asked for). */
 const queryFlag = z

@@ -19,10 +19,12 @@ const AgentConfig = z.object({
   holdEntrypoint: z.boolean(),
   /** Create `user`'s account when the system lacks it. */
   createUser: z.boolean(),
+  /** A CA certificate (PEM file) that user code trusts: Cove's egress CA (system/trust.ts). */
+  trustCa: z.string().min(1).optional(),
 });
 type AgentConfig = z.infer<typeof AgentConfig>;
 
-export const AGENT_USAGE = `Usage: cove agent --token TOKEN|--token-file FILE [--port 2280] [--host 0.0.0.0] [--workdir DIR] [--user NAME [--create-user]] [--hold-entrypoint] [-- ENTRYPOINT...]
+export const AGENT_USAGE = `Usage: cove agent --token TOKEN|--token-file FILE [--port 2280] [--host 0.0.0.0] [--workdir DIR] [--user NAME [--create-user]] [--hold-entrypoint] [--trust-ca FILE] [-- ENTRYPOINT...]
 
   --token T     bearer token every request must carry (or ${TOKEN_ENV} in the environment)
   --token-file F  read the token from F at start (Cove's sandboxes: the file is gone once the agent listens)
@@ -32,6 +34,7 @@ export const AGENT_USAGE = `Usage: cove agent --token TOKEN|--token-file FILE [-
   --user NAME   run user code as this account (the agent must be root)
   --create-user add --user's account (home /home/NAME) when the system has none of that name
   --hold-entrypoint  start the entrypoint only once the first request with the token arrives
+  --trust-ca F  add the CA certificate in F to the system's trust store and point Node, Python and curl at it
   -- CMD...     run CMD as the "entrypoint" session`;
 
 /**
@@ -51,6 +54,7 @@ export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultW
       user: { type: 'string' },
       'hold-entrypoint': { type: 'boolean' },
       'create-user': { type: 'boolean' },
+      'trust-ca': { type: 'string' },
     },
   });
   let token = values.token;
@@ -73,6 +77,7 @@ export function readAgentConfig(argv: string[], env: NodeJS.ProcessEnv, defaultW
     entrypoint: positionals.length ? positionals.map(shellQuote).join(' ') : undefined,
     holdEntrypoint: values['hold-entrypoint'] ?? false,
     createUser: values['create-user'] ?? false,
+    trustCa: values['trust-ca'],
   });
   if (!result.success) {
     throw new Error(result.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; '));

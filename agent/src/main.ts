@@ -7,6 +7,7 @@ import { createSandboxContext } from './system/context';
 import { ensureAccount } from './system/accounts';
 import { confineAgent, resolveIdentity } from './system/identity';
 import { preferUserCodeForOom } from './system/oom';
+import { trustCa } from './system/trust';
 
 /** Printed on stdout once the agent accepts requests; supervisors and tests wait for it. */
 const READY_PREFIX = 'cove agent listening on ';
@@ -47,6 +48,14 @@ export async function runAgent(argv: string[]): Promise<void> {
 
   // User code, not the agent, is what the kernel's OOM killer takes first (system/oom.ts).
   preferUserCodeForOom();
+  if (config.trustCa) {
+    // A sandbox whose CA cannot be installed still runs; only its intercepted HTTPS would fail verification.
+    try {
+      Object.assign(process.env, trustCa(config.trustCa));
+    } catch (err) {
+      process.stderr.write(`cove agent: could not trust the CA in ${config.trustCa}: ${(err as Error).message}\n`);
+    }
+  }
   const ctx = createSandboxContext({ workdir: config.workdir, identity, env: process.env });
   let authorized!: () => void;
   const firstRequest = new Promise<void>((resolve) => (authorized = resolve));

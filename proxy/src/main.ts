@@ -36,6 +36,7 @@ import { createPreviewHandler } from './preview/handler';
 import { createPreviewTokens } from './auth/preview-tokens';
 import { createSshAccess } from './auth/ssh-tokens';
 import { startSshGateway, type SshGateway } from './ssh/gateway';
+import { loadEgressCa } from './egress/ca';
 import { createEgressLog } from './egress/log';
 import { startEgressServices, type EgressServices } from './egress/service';
 import type { EgressSandbox } from './egress/types';
@@ -80,8 +81,11 @@ export async function runServe(argv: string[]): Promise<void> {
   const docker = new Dockerode();
   const disk = await detectDiskMode({ docker, image: SANDBOX_IMAGE, labels: { [LABEL_INSTANCE]: instance } });
   process.stdout.write(`disk limits: ${describeDiskMode(disk, config.diskCheckInterval)}\n`);
+  // Cove's egress CA (egress/ca.ts): every sandbox trusts it, so requests to a mounted secret's hosts can carry its value.
+  const egressCa = await loadEgressCa(config.dataDir);
   const runtime = createDockerRuntime({
     bundleDir: images.bundleDir,
+    trustedCa: egressCa.certPem,
     secretsDir: path.join(config.dataDir, 'agent-secrets'),
     network: config.network,
     allowPrivateEgress: config.allowPrivateEgress,
@@ -106,6 +110,7 @@ export async function runServe(argv: string[]): Promise<void> {
       allowPrivate: config.allowPrivateEgress,
       dnsServers: config.dnsServers,
       sandboxAt: (ip) => egressAt(ip),
+      ca: egressCa,
       log: egressLog,
       logger: log,
     });

@@ -20,7 +20,8 @@ export interface TestHost {
 
 /**
  * `web`: the test host also serves ports 80 (HTTP) and 443 (HTTPS with this certificate) on every address, answering
- * each request with JSON of what reached it: `{ address, host, path, authorization, servername }`.
+ * each request with JSON of what reached it: `{ address, host, path, authorization, servername }`, or with N zero
+ * bytes for `/bytes/N`.
  */
 export async function createTestHost(opts: { addresses: string[]; port?: number; web?: { cert: string; key: string } }): Promise<TestHost> {
   const ip = (...args: string[]) => run('ip', args);
@@ -58,7 +59,15 @@ export async function createTestHost(opts: { addresses: string[]; port?: number;
       routes.push(address);
     }
     const web = opts.web
-      ? `const echo = (q, s) => s.end(JSON.stringify({ address: q.socket.localAddress, host: q.headers.host, path: q.url, authorization: q.headers.authorization ?? null, servername: q.socket.servername ?? null }));
+      ? `const zeros = Buffer.alloc(1 << 16);
+         const echo = (q, s) => {
+           const n = /^\\/bytes\\/(\\d+)$/.exec(q.url);
+           if (!n) return s.end(JSON.stringify({ address: q.socket.localAddress, host: q.headers.host, path: q.url, authorization: q.headers.authorization ?? null, servername: q.socket.servername ?? null }));
+           let left = Number(n[1]);
+           s.writeHead(200, { 'content-length': left });
+           const more = () => { while (left > 0) { const c = zeros.subarray(0, Math.min(left, zeros.length)); left -= c.length; if (!s.write(c)) return s.once('drain', more); } s.end(); };
+           more();
+         };
          require('http').createServer(echo).listen(80, '0.0.0.0');
          require('https').createServer({ cert: ${JSON.stringify(opts.web.cert)}, key: ${JSON.stringify(opts.web.key)} }, echo).listen(443, '0.0.0.0');`
       : '';

@@ -1,5 +1,7 @@
-import { createServer as createHttpServer, request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -7,7 +9,9 @@ import { inNetworks, refusedDestination } from '../runtime/egress-policy';
 import { hostMatches, normalHost } from './domains';
 import type { EgressLog } from './log';
 import type { NameResolver } from './resolver';
+import type { EgressCa } from './ca';
 import { readClientHello, tlsAlert } from './sni';
+import { substitute, substituteHeaders, substitutionsFor } from './substitute';
 import type { EgressSandbox } from './types';
 
 /**
@@ -78,6 +82,8 @@ export async function startEgressProxy(opts: {
   allowPrivate: boolean;
   /** Networks no sandbox reaches through the proxy whatever its policy (the sandboxes' own bridge). */
   refusedNetworks: string[];
+  /** Cove's egress CA: with it, TLS to a mounted secret's hosts is terminated here and the secret substituted. */
+  ca?: EgressCa;
 }): Promise<EgressProxy> {
   const hostAddresses = new Set<string>();
   const readHostAddresses = () => {
@@ -89,6 +95,7 @@ export async function startEgressProxy(opts: {
   refreshAddresses.unref();
   const env = { resolver: opts.resolver, allowPrivate: opts.allowPrivate, refusedNetworks: opts.refusedNetworks, isHostAddress: (ip: string) => hostAddresses.has(ip) };
   const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: IDLE_TIMEOUT_MS });
+  const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: IDLE_TIMEOUT_MS });
   const sockets = new Set<Socket>();
   const track = (socket: Socket) => {
     sockets.add(socket);
@@ -122,6 +129,66 @@ export async function startEgressProxy(opts: {
     res.end(`${text}\n`);
   };
 
+  /** Where an admitted request goes: the address Cove resolved, by plain HTTP or (intercepted) TLS to `servername`. */
+  interface Upstream {
+    sandbox: EgressSandbox;
+    host: string;
+    address: string;
+    /** Set for requests Cove terminated TLS for: the upstream is HTTPS to this name. */
+    servername?: string;
+  }
+
+  /**
+   * Forwards one admitted request upstream, with the placeholders of the sandbox's secrets for this host replaced in
+   * its URL and header values, and relays the answer; logs it (the path as the sandbox sent it, never a value).
+   */
+  function forward(req: IncomingMessage, res: ServerResponse, to: Upstream, path: string): void {
+    const subs = substitutionsFor(to.sandbox.secrets, normalHost(to.host) ?? '');
+    const used = new Set<string>();
+    const headers: [string, string][] = [];
+    const raw = subs.length ? substituteHeaders(req.rawHeaders, subs, used) : req.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) if (!HOP_BY_HOP.has(raw[i].toLowerCase())) headers.push([raw[i], raw[i + 1]]);
+    const outPath = subs.length ? substitute(path || '/', subs, used) : path || '/';
+    const entry = { protocol: to.servername ? ('https' as const) : ('http' as const), host: to.host, port: to.servername ? 443 : 80, method: req.method, path, address: to.address };
+    let bytesSent = 0;
+    let bytesReceived = 0;
+    let upstream: ClientRequest;
+    try {
+      const common = { host: to.address, method: req.method, path: outPath, headers: headers.flat(), setHost: false, timeout: CONNECT_TIMEOUT_MS };
+      upstream = to.servername
+        ? httpsRequest({ ...common, port: 443, servername: to.servername, agent: httpsAgent })
+        : httpRequest({ ...common, port: 80, agent });
+    } catch (err) {
+      // A value Node refuses in a header (a control character): the request cannot be sent as asked.
+      opts.log.add(to.sandbox.id, { ...entry, decision: 'refused', reason: `not sendable: ${(err as Error).message}`, secrets: [...used] });
+      return refuse(res, 400, `Cove egress: the request cannot be sent: ${(err as Error).message}`);
+    }
+    const secrets = used.size ? { secrets: [...used] } : {};
+    upstream.on('timeout', () => upstream.destroy(new Error('timed out')));
+    req.on('data', (chunk: Buffer) => (bytesSent += chunk.length));
+    req.pipe(upstream);
+    upstream.on('response', (answer) => {
+      upstream.setTimeout(IDLE_TIMEOUT_MS);
+      const out: [string, string][] = [];
+      for (let i = 0; i + 1 < answer.rawHeaders.length; i += 2) if (!HOP_BY_HOP.has(answer.rawHeaders[i].toLowerCase())) out.push([answer.rawHeaders[i], answer.rawHeaders[i + 1]]);
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out.flat());
+      answer.on('data', (chunk: Buffer) => (bytesReceived += chunk.length));
+      answer.pipe(res);
+      answer.on('error', () => res.destroy());
+      res.on('close', () => {
+        if (!answer.complete) answer.destroy();
+        opts.log.add(to.sandbox.id, { ...entry, status: answer.statusCode, bytesSent, bytesReceived, decision: 'allowed', ...secrets });
+      });
+    });
+    upstream.on('error', (err) => {
+      opts.log.add(to.sandbox.id, { ...entry, bytesSent, decision: 'allowed', reason: `failed: ${err.message}`, ...secrets });
+      refuse(res, 502, `Cove egress: ${to.host} (${to.address}) could not be reached: ${err.message}`);
+    });
+    res.on('close', () => {
+      if (!upstream.writableFinished || !res.writableFinished) upstream.destroy();
+    });
+  }
+
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const sandbox = sandboxOf(req.socket);
     if (!sandbox) return void req.socket.destroy();
@@ -136,76 +203,63 @@ export async function startEgressProxy(opts: {
       opts.log.add(sandbox.id, { ...entry, decision: 'refused', reason: decision.reason });
       return refuse(res, 403, `Cove egress: ${target.host} is refused for this sandbox: ${decision.reason}`);
     }
-    const headers: Record<string, string | string[]> = {};
-    for (const [key, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.has(key)) headers[key] = value;
-    let bytesSent = 0;
-    let bytesReceived = 0;
-    const upstream = httpRequest({
-      host: decision.address,
-      port: 80,
-      method: req.method,
-      path: target.path || '/',
-      headers,
-      agent,
-      setHost: false,
-      timeout: CONNECT_TIMEOUT_MS,
-    });
-    upstream.on('timeout', () => upstream.destroy(new Error('timed out')));
-    req.on('data', (chunk: Buffer) => (bytesSent += chunk.length));
-    req.pipe(upstream);
-    upstream.on('response', (answer) => {
-      upstream.setTimeout(IDLE_TIMEOUT_MS);
-      const out: Record<string, string | string[]> = {};
-      for (const [key, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(key)) out[key] = value;
-      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
-      answer.on('data', (chunk: Buffer) => (bytesReceived += chunk.length));
-      answer.pipe(res);
-      answer.on('error', () => res.destroy());
-      res.on('close', () => {
-        if (!answer.complete) answer.destroy();
-        opts.log.add(sandbox.id, { ...entry, address: decision.address, status: answer.statusCode, bytesSent, bytesReceived, decision: 'allowed' });
-      });
-    });
-    upstream.on('error', (err) => {
-      opts.log.add(sandbox.id, { ...entry, address: decision.address, bytesSent, decision: 'allowed', reason: `failed: ${err.message}` });
-      refuse(res, 502, `Cove egress: ${target.host} (${decision.address}) could not be reached: ${err.message}`);
-    });
-    res.on('close', () => {
-      if (!upstream.writableFinished || !res.writableFinished) upstream.destroy();
-    });
+    forward(req, res, { sandbox, host: target.host, address: decision.address }, target.path);
   }
 
-  /** A WebSocket (or other) upgrade on port 80: decided like a request, then relayed as raw bytes both ways. */
-  async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const sandbox = sandboxOf(req.socket);
+  /** A WebSocket (or other) upgrade: decided like a request, then relayed as raw bytes both ways. */
+  async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, intercepted?: Upstream): Promise<void> {
+    const sandbox = intercepted?.sandbox ?? sandboxOf(req.socket);
     if (!sandbox) return void socket.destroy();
-    const target = targetOf(req);
-    const entry = { protocol: 'http' as const, host: target?.host ?? '', port: 80, method: req.method, path: target?.path ?? req.url };
-    const decision = target ? await decide(sandbox, target.host, env) : ({ allowed: false, reason: 'no Host header' } as const);
+    const target = intercepted ? { host: intercepted.host, path: req.url ?? '/' } : targetOf(req);
+    const entry = { protocol: intercepted ? ('https' as const) : ('http' as const), host: target?.host ?? '', port: intercepted ? 443 : 80, method: req.method, path: target?.path ?? req.url };
+    const decision = intercepted
+      ? ({ allowed: true, address: intercepted.address } as const)
+      : target
+        ? await decide(sandbox, target.host, env)
+        : ({ allowed: false, reason: 'no Host header' } as const);
     if (!decision.allowed) {
       opts.log.add(sandbox.id, { ...entry, decision: 'refused', reason: decision.reason });
       const text = `Cove egress: ${entry.host || 'this request'} is refused for this sandbox: ${decision.reason}\n`;
       socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
       return;
     }
-    const lines = [`${req.method} ${target!.path || '/'} HTTP/1.1`];
-    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-    relay(socket, decision.address, 80, Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]), (sent, received, error) =>
-      opts.log.add(sandbox.id, { ...entry, address: decision.address, bytesSent: sent, bytesReceived: received, decision: 'allowed', ...(error ? { reason: `failed: ${error}` } : {}) }),
+    const subs = substitutionsFor(sandbox.secrets, normalHost(target!.host) ?? '');
+    const used = new Set<string>();
+    const raw = subs.length ? substituteHeaders(req.rawHeaders, subs, used) : req.rawHeaders;
+    const lines = [`${req.method} ${subs.length ? substitute(target!.path || '/', subs, used) : target!.path || '/'} HTTP/1.1`];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      // A value with a line break would make a second header (or end the head): refused, as Node refuses it.
+      if (/[\r\n\0]/.test(raw[i + 1])) return void socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      lines.push(`${raw[i]}: ${raw[i + 1]}`);
+    }
+    const connectTo = () =>
+      intercepted
+        ? tlsConnect({ host: decision.address, port: 443, servername: intercepted.servername, timeout: CONNECT_TIMEOUT_MS })
+        : connect({ host: decision.address, port: 80, timeout: CONNECT_TIMEOUT_MS });
+    relay(socket, connectTo, Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]), (sent, received, error) =>
+      opts.log.add(sandbox.id, {
+        ...entry,
+        address: decision.address,
+        bytesSent: sent,
+        bytesReceived: received,
+        decision: 'allowed',
+        ...(used.size ? { secrets: [...used] } : {}),
+        ...(error ? { reason: `failed: ${error}` } : {}),
+      }),
     );
   }
 
   /**
-   * Connects to `address:port`, sends `first`, then pipes both ways until either side ends; `done` gets the bytes
+   * Connects to the destination, sends `first`, then pipes both ways until either side ends; `done` gets the bytes
    * each way (the sandbox's included `first`) and the error that ended it, if any.
    */
-  function relay(client: Duplex, address: string, port: number, first: Buffer, done: (sent: number, received: number, error?: string) => void): void {
+  function relay(client: Duplex, connectTo: () => Socket, first: Buffer, done: (sent: number, received: number, error?: string) => void): void {
     let sent = first.length;
     let received = 0;
     let error: string | undefined;
-    const server = connect({ host: address, port, timeout: CONNECT_TIMEOUT_MS });
+    const server = connectTo();
     track(server);
-    server.once('connect', () => server.setTimeout(IDLE_TIMEOUT_MS));
+    server.once(server instanceof TLSSocket ? 'secureConnect' : 'connect', () => server.setTimeout(IDLE_TIMEOUT_MS));
     server.on('timeout', () => server.destroy(new Error('timed out')));
     server.on('error', (err) => {
       error ??= err.message;
@@ -280,7 +334,8 @@ export async function startEgressProxy(opts: {
         (decision) => {
           if (socket.destroyed) return;
           if (!decision.allowed) return refuseTls(name, decision.reason);
-          relay(socket, decision.address, 443, buffered, (sent, received, error) =>
+          if (opts.ca && substitutionsFor(sandbox.secrets, name).length) return intercept(socket, buffered, { sandbox, host: name, address: decision.address, servername: name });
+          relay(socket, () => connect({ host: decision.address, port: 443, timeout: CONNECT_TIMEOUT_MS }), buffered, (sent, received, error) =>
             opts.log.add(sandbox.id, {
               protocol: 'tls',
               host: name,
@@ -299,6 +354,52 @@ export async function startEgressProxy(opts: {
     };
     socket.on('data', onData);
   }
+  /**
+   * Terminates the sandbox's TLS with a certificate of Cove's CA for the name it asked for, and serves its requests
+   * through `forward` (secrets substituted) to the real host over TLS verified as any client would.
+   */
+  const intercepted = new WeakMap<Socket, Upstream>();
+  const mitm = createHttpServer({ requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 30_000, maxHeaderSize: 32 * 1024 });
+  mitm.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const to = intercepted.get(req.socket);
+    if (!to) return void req.socket.destroy();
+    // The request goes where its TLS went: a Host naming another server is refused, not sent there.
+    const named = /^([^:]+)(?::\d{1,5})?$/.exec(req.headers.host ?? '')?.[1]?.toLowerCase().replace(/\.$/, '');
+    if (named !== to.host) {
+      opts.log.add(to.sandbox.id, { protocol: 'https', host: to.host, port: 443, method: req.method, path: req.url, decision: 'refused', reason: `Host ${String(req.headers.host ?? '').slice(0, 100)} is not the TLS server name` });
+      return refuse(res, 421, `Cove egress: the Host header must name ${to.host}, the server this TLS connection is for`);
+    }
+    forward(req, res, to, req.url ?? '/');
+  });
+  mitm.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => {});
+    const to = intercepted.get(req.socket);
+    if (!to) return void socket.destroy();
+    onUpgrade(req, socket, head, to).catch(() => socket.destroy());
+  });
+  mitm.on('clientError', (_err, socket) => socket.destroy());
+
+  function intercept(socket: Socket, hello: Buffer, to: Upstream): void {
+    opts.ca!.contextFor(to.host).then(
+      (secureContext) => {
+        if (socket.destroyed) return;
+        // The ClientHello read so far goes back in front of the stream, for the TLS server to read.
+        socket.unshift(hello);
+        const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+        tlsSocket.on('error', () => socket.destroy());
+        intercepted.set(tlsSocket, to);
+        track(tlsSocket);
+        mitm.emit('connection', tlsSocket);
+        socket.resume();
+      },
+      (err: Error) => {
+        opts.logger.warn({ err: err.message }, 'egress proxy: no certificate could be made');
+        opts.log.add(to.sandbox.id, { protocol: 'https', host: to.host, port: 443, decision: 'refused', reason: 'no certificate could be made' });
+        socket.end(tlsAlert('internal_error'));
+      },
+    );
+  }
+
   const tls: Server = createServer({ pauseOnConnect: false }, (socket) => {
     try {
       onTls(socket);
@@ -325,6 +426,7 @@ export async function startEgressProxy(opts: {
       clearInterval(refreshAddresses);
       for (const socket of sockets) socket.destroy();
       agent.destroy();
+      httpsAgent.destroy();
       await Promise.all([new Promise((r) => http.close(r)), new Promise((r) => tls.close(r))]);
     },
   };

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { EgressPorts } from '../runtime/egress-policy';
+import type { EgressCa } from './ca';
 import { startDnsServer } from './dns';
 import type { EgressLog } from './log';
 import { startEgressProxy } from './proxy';
@@ -25,12 +26,14 @@ export async function startEgressServices(opts: {
   /** Name servers to resolve with (`--dns-server`); the host's own when empty. */
   dnsServers: string[];
   sandboxAt(ip: string): EgressSandbox | undefined;
+  /** With it, HTTPS to mounted secrets' hosts is intercepted to substitute them. */
+  ca?: EgressCa;
   log: EgressLog;
   logger: Logger;
 }): Promise<EgressServices> {
   const resolver = createNameResolver({ servers: opts.dnsServers });
   const common = { host: opts.gateway, sandboxAt: (ip: string) => opts.sandboxAt(ip), resolver, log: opts.log, logger: opts.logger };
-  const proxy = await startEgressProxy({ ...common, allowPrivate: opts.allowPrivate, refusedNetworks: opts.subnet ? [opts.subnet] : [] });
+  const proxy = await startEgressProxy({ ...common, allowPrivate: opts.allowPrivate, refusedNetworks: opts.subnet ? [opts.subnet] : [], ca: opts.ca });
   const dns = await startDnsServer(common).catch(async (err: Error) => {
     await proxy.close();
     throw err;

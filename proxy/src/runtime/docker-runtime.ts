@@ -16,7 +16,7 @@ import { ensureRunsc } from './runsc';
 import { tarLayer, untarLayer, writableLayer } from './layer';
 import { buildContext, CONTEXT_DOCKERFILE } from './build-context';
 import { Readable } from 'node:stream';
-import { AGENT_SECRETS_MOUNT, AGENT_TOKEN_FILE, chooseUser, containerCreateOptions, NO_COPY, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
+import { AGENT_SECRETS_MOUNT, AGENT_TOKEN_FILE, TRUSTED_CA_FILE, chooseUser, containerCreateOptions, NO_COPY, userNameOfUid, validateSpec, type SandboxUser } from './sandbox-config';
 import {
   AgentNotReadyError,
   COVE_LABEL_PREFIX,
@@ -60,6 +60,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
     const dir = secretsDirOf(token);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileSync(path.join(dir, AGENT_TOKEN_FILE), token, { mode: 0o600 });
+    if (opts.trustedCa) writeFileSync(path.join(dir, TRUSTED_CA_FILE), opts.trustedCa, { mode: 0o600 });
   }
   /** Deletes the token file once the agent has read it: from then on nothing in the container can. */
   const eraseToken = (token: string): void => rmSync(path.join(secretsDirOf(token), AGENT_TOKEN_FILE), { force: true });
@@ -266,6 +267,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         agentPort,
         storageOpt: opts.storageOpt,
         runtime: ociRuntime,
+        trustCa: !!opts.trustedCa,
       });
       let container: Dockerode.Container;
       try {
@@ -286,6 +288,21 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         await remove(container.id).catch(() => {});
         throw err;
       }
+    },
+
+    async updateAgentEnv(ip, token, change) {
+      let res: Response;
+      try {
+        res = await fetch(`http://${ip}:${agentPort}/env`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(change),
+          signal: AbortSignal.timeout(10_000),
+        });
+      } catch (err) {
+        throw new RuntimeError('AGENT_NOT_READY', `The agent at ${ip}:${agentPort} could not be reached: ${(err as Error).message}`);
+      }
+      if (!res.ok) throw new RuntimeError('AGENT_NOT_READY', `The agent at ${ip}:${agentPort} refused the environment change: ${res.status} ${(await res.text()).slice(0, 300)}`);
     },
 
     async waitForAgent(ip, token, timeoutMs, containerId, waitOpts) {

@@ -45,6 +45,8 @@ export const RUNSC_HOST_TASKS_PER_PROCESS = 16;
  */
 export const AGENT_SECRETS_MOUNT = '/run/cove';
 export const AGENT_TOKEN_FILE = 'agent-token';
+/** The CA every sandbox trusts (Cove's egress CA), beside the token; the agent installs it at start. */
+export const TRUSTED_CA_FILE = 'egress-ca.pem';
 /** The variable a user might pass that would name the agent's token; never set on a container. */
 const TOKEN_ENV = 'COVE_AGENT_TOKEN';
 
@@ -90,7 +92,7 @@ export function imageEntrypoint(image: Dockerode.ImageInspectInfo): string[] {
 }
 
 /** The container's command (under Docker's init): the mounted agent, then the image's entrypoint after `--`. */
-export function agentCommand(opts: { user: string; createUser?: boolean; workdir?: string; port: number; entrypoint: string[] }): string[] {
+export function agentCommand(opts: { user: string; createUser?: boolean; workdir?: string; port: number; entrypoint: string[]; trustCa?: boolean }): string[] {
   return [
     ...AGENT_COMMAND,
     '--token-file',
@@ -101,6 +103,7 @@ export function agentCommand(opts: { user: string; createUser?: boolean; workdir
     opts.user,
     ...(opts.createUser ? ['--create-user'] : []),
     ...(opts.workdir ? ['--workdir', opts.workdir] : []),
+    ...(opts.trustCa ? ['--trust-ca', `${AGENT_SECRETS_MOUNT}/${TRUSTED_CA_FILE}`] : []),
     // The image's entrypoint waits for the proxy's first request, which comes once the egress policy is in force.
     ...(opts.entrypoint.length ? ['--hold-entrypoint', '--', ...opts.entrypoint] : []),
   ];
@@ -150,6 +153,8 @@ export function containerCreateOptions(opts: {
   storageOpt?: { countsImage: boolean };
   /** Named on every container, runc included: an engine whose default runtime is another one must not pick for us. */
   runtime: OciRuntime;
+  /** The secrets folder holds a CA for the agent to install (TRUSTED_CA_FILE). */
+  trustCa?: boolean;
 }): Dockerode.ContainerCreateOptions {
   const { spec, image } = opts;
   const memory = Math.round((spec.memoryGiB ?? 1) * 1024 ** 3);
@@ -176,6 +181,7 @@ export function containerCreateOptions(opts: {
       workdir: chooseWorkdir(image),
       port: opts.agentPort,
       entrypoint: spec.entrypoint ?? imageEntrypoint(image),
+      trustCa: opts.trustCa,
     }),
     // Setting Entrypoint already stops Docker from appending the image's CMD; say so explicitly anyway.
     Cmd: [],

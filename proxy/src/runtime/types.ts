@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
+import type { UpdateEnvRequest } from '../../../wire/env';
 import type { EgressPolicy, EgressPorts } from './egress-policy';
 import type { OciRuntime } from './runsc-config';
 
@@ -114,6 +115,8 @@ export interface DockerRuntimeOptions {
   secretsDir?: string;
   /** Let sandboxes reach private ranges (RFC 1918, CGNAT); link-local and the host stay out of reach. */
   allowPrivateEgress?: boolean;
+  /** A CA certificate (PEM) every sandbox trusts: Cove's egress CA, installed by the agent (`--trust-ca`). */
+  trustedCa?: string;
   /**
    * The engine limits container sizes (disk mode `storage-opt`): containers of specs with `diskGiB` get
    * `HostConfig.StorageOpt.size`; `countsImage` when that size must include the image's (btrfs).
@@ -145,6 +148,8 @@ export interface DockerRuntime {
    * Polls the agent's `GET /version` until it answers 200 (with `hold`: until it answers at all, having read its token). Throws AgentNotReadyError on timeout, or as soon as the
    * container is seen exited, with the container's last log lines.
    */
+  /** Changes the environment the agent at `ip` starts processes with (its `POST /env`). */
+  updateAgentEnv(ip: string, token: string, change: UpdateEnvRequest): Promise<void>;
   waitForAgent(ip: string, token: string, timeoutMs: number, containerId?: string, opts?: { /** stop once the agent listens, before any request with the token: the image's entrypoint stays held */ hold?: boolean }): Promise<void>;
   /** Starts a stopped container (its agent gets `agentToken`) with its egress policy in force; its address may change. */
   start(containerId: string, agentToken: string, egress?: EgressPolicy): Promise<{ ip: string }>;

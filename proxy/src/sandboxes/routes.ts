@@ -13,6 +13,7 @@ import {
   ResizeSandboxRequest,
   ToolboxProxyUrl,
   UpdateNetworkSettingsRequest,
+  UpdateSandboxSecretsRequest,
 } from '../../../wire/sandbox';
 import { SnapshotLogsQuery, SnapshotLogsUrl } from '../../../wire/snapshots';
 import { EgressLogResponse } from '../../../wire/egress';
@@ -78,6 +79,17 @@ export function registerSandboxRoutes(router: Router, sandboxes: SandboxService,
       response: SandboxDto,
     },
     ({ c, params, body }) => sandboxes.updateNetworkSettings(principalOf(c), params.sandboxIdOrName, body),
+  );
+  router.route(
+    {
+      method: 'put',
+      path: '/sandbox/{sandboxIdOrName}/secrets',
+      tag,
+      summary: "Replace the secrets mounted in a sandbox (their placeholders in new processes' environment; values substituted on the way out)",
+      body: UpdateSandboxSecretsRequest,
+      response: SandboxDto,
+    },
+    ({ c, params, body }) => sandboxes.updateSecrets(principalOf(c), params.sandboxIdOrName, body),
   );
   router.route(
     {

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { CoveError } from '../../../lib/errors';
 import { settle } from '../../../lib/guard';
-import { IMAGE_REF, type ResizeSandboxRequest, type UpdateNetworkSettingsRequest, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
+import { IMAGE_REF, type UpdateSandboxSecretsRequest, type ResizeSandboxRequest, type UpdateNetworkSettingsRequest, type CreateSandboxRequest, type ListSandboxesQuery, type ListSandboxesPageQuery, type ListSandboxesPageResponse, type ListSandboxesResponse, type SandboxDto, type SandboxState } from '../../../wire/sandbox';
 import type { Principal } from '../auth/api-keys';
 import type { PoolClass } from '../pool/service';
 import type { Pools } from '../pool/pools';
@@ -12,7 +12,7 @@ import { createLiveLogs } from '../snapshots/build-logs';
 import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
 import { HostPatternError, parseHostList } from '../egress/domains';
 import type { EgressLog } from '../egress/log';
-import type { EgressSandbox } from '../egress/types';
+import type { EgressSandbox, Substitution } from '../egress/types';
 import type { EgressLogResponse } from '../../../wire/egress';
 import { parseProxyUrl as parseProxy, ProxyUrlError, proxyEnv } from '../egress/outbound-proxy';
 import type { ContainerEnd } from '../runtime/events';
@@ -53,6 +53,32 @@ const TARGET = 'local';
 /** Host names a domain allow-list may hold. */
 const MAX_DOMAINS = 100;
 
+/** What the sandbox service needs of the secrets service (secrets/service.ts). */
+export interface SecretMount {
+  envName: string;
+  secretId: string;
+  name: string;
+  placeholder: string;
+}
+interface SandboxSecrets {
+  resolveMounts(principal: Principal, entries: Record<string, string>): SecretMount[];
+  mount(sandboxId: string, mounts: SecretMount[]): void;
+  mountsOf(sandboxId: string): SecretMount[];
+  substitutions(sandboxId: string): Substitution[];
+}
+
+/** Daytona's `secrets` (an array of one-entry records, env name → secret name) as one record; a name twice is a 400. */
+function secretEntries(list: Record<string, string>[]): Record<string, string> {
+  const entries: Record<string, string> = {};
+  for (const item of list) {
+    for (const [envName, secretName] of Object.entries(item)) {
+      if (envName in entries) throw new CoveError('INVALID_REQUEST', `secrets: the environment variable ${envName.slice(0, 100)} is given twice`);
+      entries[envName] = secretName;
+    }
+  }
+  return entries;
+}
+
 /** `outboundProxyUrl` checked, or a 400 that says what is wrong with it. */
 function parseProxyUrl(text: string): string {
   try {
@@ -81,6 +107,8 @@ interface SandboxServiceOptions {
   allowPrivateEgress?: boolean;
   /** The log of Cove's egress proxy and DNS (proxy/src/egress), when they run: without them a domain allow-list is refused. */
   egressLog?: EgressLog;
+  /** Secrets mounted in sandboxes (secrets/): their placeholders in the environment, their values for the egress proxy. */
+  secrets?: SandboxSecrets;
   /** Milliseconds in a lifecycle minute: 60,000, scaled down only by tests. */
   minuteMs: number;
   /**
@@ -197,8 +225,22 @@ export function createSandboxService(opts: SandboxServiceOptions) {
   }
 
   /** The egress policy a record asks for. */
-  const egressOf = (r: Pick<SandboxRecord, 'networkBlockAll' | 'networkAllowList' | 'domainAllowList'>): EgressPolicy =>
-    policyOf(r.networkBlockAll, r.networkAllowList ? r.networkAllowList.split(',') : [], { domains: !!r.domainAllowList });
+  const egressOf = (r: Pick<SandboxRecord, 'id' | 'networkBlockAll' | 'networkAllowList' | 'domainAllowList'>): EgressPolicy =>
+    policyOf(r.networkBlockAll, r.networkAllowList ? r.networkAllowList.split(',') : [], { domains: !!r.domainAllowList, secrets: hasSecrets(r.id) });
+  /** Whether secrets are mounted in a sandbox: its web traffic then goes through the egress proxy. */
+  const hasSecrets = (id: string): boolean => !!opts.secrets && opts.secrets.mountsOf(id).length > 0;
+  /** The environment a sandbox's secrets give it: each variable holds its secret's placeholder, never the value. */
+  const secretEnv = (id: string): Record<string, string> => Object.fromEntries((opts.secrets?.mountsOf(id) ?? []).map((m) => [m.envName, m.placeholder]));
+
+  /** The mounts `secrets` asks for, checked (400 naming what is wrong), or none. */
+  function resolveSecrets(principal: Principal, list: Record<string, string>[] | undefined, env: Record<string, string>): SecretMount[] {
+    const entries = secretEntries(list ?? []);
+    if (!Object.keys(entries).length) return [];
+    if (!opts.secrets || !opts.egressLog) throw new CoveError('INVALID_REQUEST', 'secrets need the egress proxy, which this Cove server does not run');
+    const clash = Object.keys(entries).find((name) => name in env);
+    if (clash) throw new CoveError('INVALID_REQUEST', `secrets: ${clash.slice(0, 100)} is also given in env; give each variable once`);
+    return opts.secrets.resolveMounts(principal, entries);
+  }
 
   type NetworkFields = Pick<SandboxRecord, 'networkBlockAll' | 'networkAllowList' | 'domainAllowList'>;
 
@@ -356,7 +398,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       name: `cove-${record.id}`,
       image: layer ? archivedImage(record.id) : record.image,
       labels: { [LABEL_SANDBOX]: record.id, [LABEL_INSTANCE]: opts.instance },
-      env: { ...record.env, ...proxyEnv(record.outboundProxyUrl) },
+      env: { ...record.env, ...proxyEnv(record.outboundProxyUrl), ...secretEnv(record.id) },
       agentToken: record.agentToken,
       // Empty: the image decides (its USER, else Cove's non-root account); the runtime says whom it chose.
       user: containerUser(record),
@@ -521,7 +563,6 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       for (const [field, set] of [
         ['spot', req.spot === true],
         ['kvm', req.kvm === true],
-        ['secrets', !!req.secrets?.length],
         ['linkedSandbox', !!req.linkedSandbox],
         ['otelEndpointOverride', !!req.otelEndpointOverride],
       ] as const) {
@@ -530,6 +571,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       const outboundProxyUrl = req.outboundProxyUrl?.trim() ? parseProxyUrl(req.outboundProxyUrl.trim()) : null;
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null, domainAllowList: null };
+      const secretMounts = resolveSecrets(principal, req.secrets, req.env ?? {});
       if (outboundProxyUrl && network.domainAllowList) {
         throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl with domainAllowList is not supported by this Cove server: its egress proxy connects to allowed hosts directly');
       }
@@ -599,6 +641,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         opts.quotas.admit(principal.keyId, record, () => {
           repo.insert(record);
           if (mounts.length) opts.volumes?.attach(id, mounts);
+          if (secretMounts.length) opts.secrets?.mount(id, secretMounts);
           if (built) repo.setBuildLogs(id, build ? '' : `${image} is on this host: nothing to build`);
         });
       } catch (err) {
@@ -615,7 +658,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       // A pool member fits when the sandbox asks for nothing the member was not started with: same class (image,
       // resources, entrypoint), no environment, the account the image decides, no volumes (members mount none).
       const poolClass: PoolClass = { image, cpu: record.cpu, memoryGiB: record.memory, diskGiB: record.disk, ...(record.entrypoint ? { entrypoint: record.entrypoint } : {}) };
-      const member = Object.keys(record.env).length === 0 && !record.outboundProxyUrl && containerUser(record) === undefined && !mounts.length ? opts.pool?.claim(poolClass) : undefined;
+      const member = Object.keys(record.env).length === 0 && !record.outboundProxyUrl && !secretMounts.length && containerUser(record) === undefined && !mounts.length ? opts.pool?.claim(poolClass) : undefined;
       if (member) {
         const policy = egressOf(record);
         // Members run open; nothing of the user's has run in this one yet (a held entrypoint waits for the request below).
@@ -986,12 +1029,42 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         }
         if (record.state === 'started' && record.ip && record.containerId) {
           try {
-            await runtime.setEgress(record.containerId, record.ip, egressOf(fields));
+            await runtime.setEgress(record.containerId, record.ip, egressOf({ id, ...fields }));
           } catch (err) {
             throw new CoveError('SANDBOX_ERROR', `The network settings could not be applied: ${(err as Error).message}`);
           }
         }
         return toDto(repo.update(id, fields)!);
+      });
+    },
+
+    /**
+     * `PUT /sandbox/{id}/secrets` (SDK 0.218 `updateSecrets`): replaces the secrets mounted in a sandbox. A started one
+     * gets the change at once: the egress proxy substitutes the new set, and processes started from now on see the new
+     * variables (running ones keep their environment); removed variables are unset.
+     */
+    updateSecrets(principal: Principal, idOrName: string, req: UpdateSandboxSecretsRequest): Promise<SandboxDto> {
+      const current = visible(principal, idOrName);
+      const mounts = resolveSecrets(principal, req.secrets, current.env);
+      if (!opts.secrets) {
+        if (!mounts.length) return Promise.resolve(toDto(current));
+        throw new CoveError('INVALID_REQUEST', 'secrets need the egress proxy, which this Cove server does not run');
+      }
+      const secrets = opts.secrets;
+      return serialized(current.id, async () => {
+        const record = repo.get(current.id)!;
+        const before = secrets.mountsOf(record.id);
+        secrets.mount(record.id, mounts);
+        if (record.state === 'started' && record.ip && record.containerId) {
+          try {
+            await runtime.setEgress(record.containerId, record.ip, egressOf(record));
+            const gone = before.map((m) => m.envName).filter((name) => !mounts.some((m) => m.envName === name));
+            await runtime.updateAgentEnv(record.ip, record.agentToken, { set: secretEnv(record.id), ...(gone.length ? { unset: gone } : {}) });
+          } catch (err) {
+            throw new CoveError('SANDBOX_ERROR', `The secrets could not be applied: ${(err as Error).message}`);
+          }
+        }
+        return toDto(repo.update(record.id, {})!);
       });
     },
 
@@ -1029,7 +1102,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (r.networkBlockAll) return { id: r.id, domains: [], cidrs: [], secrets: [] };
       const domains = r.domainAllowList ? r.domainAllowList.split(',') : null;
       const cidrs = r.networkAllowList ? r.networkAllowList.split(',') : domains ? [] : null;
-      return { id: r.id, domains, cidrs, secrets: [] };
+      return { id: r.id, domains, cidrs, secrets: opts.secrets?.substitutions(r.id) ?? [] };
     },
 
     /** `GET /sandbox/{id}/egress-log`: what the sandbox connected to through the egress services, newest last. */
