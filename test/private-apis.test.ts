@@ -156,3 +156,31 @@ describe('Node child_process: ChildProcess.prototype.spawn (wrapChildProcessSpaw
     expect(readFileSync('/proc/self/oom_score_adj', 'utf8').trim()).toBe(own);
   });
 });
+
+describe("Node: a socket's _handle.fd (socketFd), read for getsockopt SO_ORIGINAL_DST", () => {
+  it('gives the descriptor of a connected socket, and the address a redirected connection was going to', async () => {
+    const { originalDestination, socketFd } = await import('../proxy/src/egress/original-dst');
+    const accepted: net.Socket[] = [];
+    const server = net.createServer((s) => accepted.push(s));
+    const port = await listen(server);
+    cleanups.push(() => server.close());
+    const arrived = () => new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+
+    let next = arrived();
+    const direct = net.connect(port, '127.0.0.1');
+    cleanups.push(() => direct.destroy());
+    const plain = await next;
+    expect(socketFd(plain)).toBeGreaterThan(2);
+    // Not redirected: conntrack's original destination is the socket's own address.
+    expect(originalDestination(plain)).toEqual({ address: '127.0.0.1', port });
+
+    // A connection to 127.0.0.77:9 redirected to the server by the nat table (as the egress firewall redirects).
+    const rule = ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '127.0.0.77', '--dport', '9', '-j', 'REDIRECT', '--to-ports', String(port)];
+    await new Promise<void>((resolve, reject) => execFile('iptables', ['-w', '5', ...rule], (err) => (err ? reject(err) : resolve())));
+    cleanups.push(() => new Promise<void>((resolve) => execFile('iptables', ['-w', '5', ...rule.map((a) => (a === '-A' ? '-D' : a))], () => resolve())));
+    next = arrived();
+    const redirected = net.connect(9, '127.0.0.77');
+    cleanups.push(() => redirected.destroy());
+    expect(originalDestination(await next)).toEqual({ address: '127.0.0.77', port: 9 });
+  });
+});

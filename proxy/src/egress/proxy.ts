@@ -10,6 +10,7 @@ import { hostMatches, normalHost } from './domains';
 import type { EgressLog } from './log';
 import type { NameResolver } from './resolver';
 import type { EgressCa } from './ca';
+import { originalDestination } from './original-dst';
 import { readClientHello, tlsAlert } from './sni';
 import { substitute, substituteHeaders, substitutionsFor } from './substitute';
 import type { EgressSandbox } from './types';
@@ -192,7 +193,9 @@ export async function startEgressProxy(opts: {
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const sandbox = sandboxOf(req.socket);
     if (!sandbox) return void req.socket.destroy();
-    const target = targetOf(req);
+    // A request without a Host (HTTP/1.0) is for the address the sandbox dialled.
+    const dialled = req.headers.host === undefined ? originalDestination(req.socket) : undefined;
+    const target = targetOf(req) ?? (dialled && { host: dialled.address, port: dialled.port, path: req.url ?? '/' });
     const entry = { protocol: 'http' as const, host: target?.host ?? String(req.headers.host ?? ''), port: 80, method: req.method, path: target?.path ?? req.url };
     if (!target) {
       opts.log.add(sandbox.id, { ...entry, decision: 'refused', reason: 'no Host header' });
@@ -327,19 +330,23 @@ export async function startEgressProxy(opts: {
       socket.off('data', onData);
       socket.pause();
       socket.setTimeout(0);
-      if (hello.state === 'invalid') return refuseTls('', hello.reason);
-      const name = hello.serverName;
-      if (!name) return refuseTls('', 'no server name (SNI) in the ClientHello');
-      decide(sandbox, name, env).then(
+      // No name to decide by (TLS to an address carries none; other protocols none at all): the address the sandbox
+      // dialled stands for it, decided like an address in a URL (a domain list never holds one).
+      const name = hello.state === 'done' ? hello.serverName : undefined;
+      const dialled = name ? undefined : originalDestination(socket);
+      const host = name ?? dialled?.address;
+      if (!host) return refuseTls('', hello.state === 'invalid' ? hello.reason : 'no server name (SNI) in the ClientHello');
+      const port = dialled?.port ?? 443;
+      decide(sandbox, host, env).then(
         (decision) => {
           if (socket.destroyed) return;
-          if (!decision.allowed) return refuseTls(name, decision.reason);
-          if (opts.ca && substitutionsFor(sandbox.secrets, name).length) return intercept(socket, buffered, { sandbox, host: name, address: decision.address, servername: name });
-          relay(socket, () => connect({ host: decision.address, port: 443, timeout: CONNECT_TIMEOUT_MS }), buffered, (sent, received, error) =>
+          if (!decision.allowed) return refuseTls(host, name ? decision.reason : `${decision.reason} (${hello.state === 'invalid' ? hello.reason : 'no server name'})`);
+          if (name && opts.ca && substitutionsFor(sandbox.secrets, name).length) return intercept(socket, buffered, { sandbox, host: name, address: decision.address, servername: name });
+          relay(socket, () => connect({ host: decision.address, port, timeout: CONNECT_TIMEOUT_MS }), buffered, (sent, received, error) =>
             opts.log.add(sandbox.id, {
               protocol: 'tls',
-              host: name,
-              port: 443,
+              host,
+              port,
               address: decision.address,
               bytesSent: sent,
               bytesReceived: received,
@@ -349,7 +356,7 @@ export async function startEgressProxy(opts: {
           );
           socket.resume();
         },
-        (err: Error) => refuseTls(name, `failed: ${err.message}`),
+        (err: Error) => refuseTls(host, `failed: ${err.message}`),
       );
     };
     socket.on('data', onData);
