@@ -12,6 +12,8 @@ const run = promisify(execFile);
 export interface TestHost {
   /** The namespace side of the link (a private address). */
   linkAddress: string;
+  /** The host side of the link: where connections from the host come from, as the test host sees them. */
+  hostAddress: string;
   port: number;
   /** GET http://address:port/ from the host itself: proves the address is reachable at all. */
   hostGet(address: string): Promise<string>;
@@ -20,10 +22,11 @@ export interface TestHost {
 
 /**
  * `web`: the test host also serves ports 80 (HTTP) and 443 (HTTPS with this certificate) on every address, answering
- * each request with JSON of what reached it: `{ address, host, path, authorization, servername }`, or with N zero
- * bytes for `/bytes/N`.
+ * each request with JSON of what reached it: `{ address, remote, host, path, authorization, servername, via }`, or with
+ * N zero bytes for `/bytes/N`. It also runs an HTTP proxy on port 3128 (CONNECT and absolute-form requests, which it
+ * marks with `via`), resolving names with `web.names`.
  */
-export async function createTestHost(opts: { addresses: string[]; port?: number; web?: { cert: string; key: string } }): Promise<TestHost> {
+export async function createTestHost(opts: { addresses: string[]; port?: number; web?: { cert: string; key: string; names?: Record<string, string> } }): Promise<TestHost> {
   const ip = (...args: string[]) => run('ip', args);
   const id = randomBytes(3).toString('hex');
   const ns = `cove-test-${id}`;
@@ -62,13 +65,27 @@ export async function createTestHost(opts: { addresses: string[]; port?: number;
       ? `const zeros = Buffer.alloc(1 << 16);
          const echo = (q, s) => {
            const n = /^\\/bytes\\/(\\d+)$/.exec(q.url);
-           if (!n) return s.end(JSON.stringify({ address: q.socket.localAddress, host: q.headers.host, path: q.url, authorization: q.headers.authorization ?? null, servername: q.socket.servername ?? null }));
+           if (!n) return s.end(JSON.stringify({ address: q.socket.localAddress, remote: q.socket.remoteAddress, host: q.headers.host, path: q.url, authorization: q.headers.authorization ?? null, servername: q.socket.servername ?? null, via: q.headers['x-via-test-proxy'] ?? null }));
            let left = Number(n[1]);
            s.writeHead(200, { 'content-length': left });
            const more = () => { while (left > 0) { const c = zeros.subarray(0, Math.min(left, zeros.length)); left -= c.length; if (!s.write(c)) return s.once('drain', more); } s.end(); };
            more();
          };
          require('http').createServer(echo).listen(80, '0.0.0.0');
+         const names = ${JSON.stringify(opts.web?.names ?? {})};
+         const proxy = require('http').createServer((q, s) => {
+           const u = new URL(q.url);
+           const up = require('http').request({ host: names[u.hostname] ?? u.hostname, port: u.port || 80, method: q.method, path: u.pathname + u.search, headers: { ...q.headers, 'x-via-test-proxy': q.headers['proxy-authorization'] ?? 'yes' } }, (r) => { s.writeHead(r.statusCode, r.headers); r.pipe(s); });
+           up.on('error', () => s.destroy());
+           q.pipe(up);
+         });
+         proxy.on('connect', (q, c, head) => {
+           const [h, p] = q.url.split(':');
+           const up = require('net').connect(Number(p), names[h] ?? h, () => { c.write('HTTP/1.1 200 Connection Established\\r\\n\\r\\n'); up.write(head); up.pipe(c); c.pipe(up); });
+           up.on('error', () => c.destroy());
+           c.on('error', () => up.destroy());
+         });
+         proxy.listen(3128, '0.0.0.0');
          require('https').createServer({ cert: ${JSON.stringify(opts.web.cert)}, key: ${JSON.stringify(opts.web.key)} }, echo).listen(443, '0.0.0.0');`
       : '';
     const script = `${web} require('http').createServer((q, s) => s.end(q.socket.localAddress)).listen(${port}, '0.0.0.0', () => console.log('up'))`;
@@ -83,6 +100,7 @@ export async function createTestHost(opts: { addresses: string[]; port?: number;
   }
   return {
     linkAddress,
+    hostAddress,
     port,
     async hostGet(address) {
       const res = await fetch(`http://${address}:${port}/`, { signal: AbortSignal.timeout(5000) });

@@ -13,6 +13,7 @@ import type { EgressCa } from './ca';
 import { originalDestination } from './original-dst';
 import { readClientHello, tlsAlert } from './sni';
 import { substitute, substituteHeaders, substitutionsFor } from './substitute';
+import { openTunnel, type UpstreamProxy } from './upstream';
 import type { EgressSandbox } from './types';
 
 /**
@@ -143,7 +144,7 @@ export async function startEgressProxy(opts: {
    * Forwards one admitted request upstream, with the placeholders of the sandbox's secrets for this host replaced in
    * its URL and header values, and relays the answer; logs it (the path as the sandbox sent it, never a value).
    */
-  function forward(req: IncomingMessage, res: ServerResponse, to: Upstream, path: string): void {
+  async function forward(req: IncomingMessage, res: ServerResponse, to: Upstream, path: string): Promise<void> {
     const subs = substitutionsFor(to.sandbox.secrets, normalHost(to.host) ?? '');
     const used = new Set<string>();
     const headers: [string, string][] = [];
@@ -153,16 +154,34 @@ export async function startEgressProxy(opts: {
     const entry = { protocol: to.servername ? ('https' as const) : ('http' as const), host: to.host, port: to.servername ? 443 : 80, method: req.method, path, address: to.address };
     let bytesSent = 0;
     let bytesReceived = 0;
+    const next = to.sandbox.upstream;
     let upstream: ClientRequest;
     try {
-      const common = { host: to.address, method: req.method, path: outPath, headers: headers.flat(), setHost: false, timeout: CONNECT_TIMEOUT_MS };
-      upstream = to.servername
-        ? httpsRequest({ ...common, port: 443, servername: to.servername, agent: httpsAgent })
-        : httpRequest({ ...common, port: 80, agent });
+      const common = { method: req.method, headers: headers.flat(), setHost: false, timeout: CONNECT_TIMEOUT_MS };
+      if (!next) {
+        upstream = to.servername
+          ? httpsRequest({ ...common, host: to.address, path: outPath, port: 443, servername: to.servername, agent: httpsAgent })
+          : httpRequest({ ...common, host: to.address, path: outPath, port: 80, agent });
+      } else if (to.servername) {
+        // Through the outbound proxy: TLS to the host inside a CONNECT tunnel.
+        const tunnel = await openTunnel(next, await proxyAddress(next), to.host, 443, CONNECT_TIMEOUT_MS);
+        const tls = tlsConnect({ socket: tunnel, servername: to.servername });
+        upstream = httpsRequest({ ...common, host: to.host, path: outPath, port: 443, agent: false, createConnection: () => tls });
+      } else {
+        // Through the outbound proxy: the request in absolute form, as clients send it to a proxy.
+        const auth = next.authorization ? ['Proxy-Authorization', next.authorization] : [];
+        const options = { ...common, headers: [...headers.flat(), ...auth], host: await proxyAddress(next), port: next.port, path: `http://${to.host}${outPath}` };
+        upstream = next.tls ? httpsRequest({ ...options, servername: next.host, agent: httpsAgent }) : httpRequest({ ...options, agent });
+      }
     } catch (err) {
-      // A value Node refuses in a header (a control character): the request cannot be sent as asked.
-      opts.log.add(to.sandbox.id, { ...entry, decision: 'refused', reason: `not sendable: ${(err as Error).message}`, secrets: [...used] });
-      return refuse(res, 400, `Cove egress: the request cannot be sent: ${(err as Error).message}`);
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (/^ERR_(INVALID_CHAR|HTTP_INVALID_HEADER_VALUE|INVALID_HTTP_TOKEN|UNESCAPED_CHARACTERS)$/.test(code)) {
+        // A value Node refuses in a request (a control character): it cannot be sent as asked.
+        opts.log.add(to.sandbox.id, { ...entry, decision: 'refused', reason: `not sendable: ${(err as Error).message}`, ...(used.size ? { secrets: [...used] } : {}) });
+        return refuse(res, 400, `Cove egress: the request cannot be sent: ${(err as Error).message}`);
+      }
+      opts.log.add(to.sandbox.id, { ...entry, decision: 'allowed', reason: `failed: ${(err as Error).message}` });
+      return refuse(res, 502, `Cove egress: ${to.host} could not be reached: ${(err as Error).message}`);
     }
     const secrets = used.size ? { secrets: [...used] } : {};
     upstream.on('timeout', () => upstream.destroy(new Error('timed out')));
@@ -206,7 +225,27 @@ export async function startEgressProxy(opts: {
       opts.log.add(sandbox.id, { ...entry, decision: 'refused', reason: decision.reason });
       return refuse(res, 403, `Cove egress: ${target.host} is refused for this sandbox: ${decision.reason}`);
     }
-    forward(req, res, { sandbox, host: target.host, address: decision.address }, target.path);
+    await forward(req, res, { sandbox, host: target.host, address: decision.address }, target.path);
+  }
+
+  /** The outbound proxy's address, checked as any destination is (never loopback, metadata, the host or a sandbox). */
+  async function proxyAddress(next: UpstreamProxy): Promise<string> {
+    const decision = await decide({ id: '', domains: null, cidrs: null, secrets: [] }, next.host, env);
+    if (!decision.allowed) throw new Error(`the outbound proxy ${next.host} is refused: ${decision.reason}`);
+    return decision.address;
+  }
+
+  /**
+   * A connection to `to` (its address, or through the sandbox's outbound proxy) on `port`; over TLS to `servername`
+   * when given. What relays and upgrades send their bytes on.
+   */
+  async function dial(to: Upstream, port: number, servername?: string): Promise<Socket> {
+    const next = to.sandbox.upstream;
+    if (next) {
+      const tunnel = await openTunnel(next, await proxyAddress(next), to.host, port, CONNECT_TIMEOUT_MS);
+      return servername ? tlsConnect({ socket: tunnel, servername }) : tunnel;
+    }
+    return servername ? tlsConnect({ host: to.address, port, servername, timeout: CONNECT_TIMEOUT_MS }) : connect({ host: to.address, port, timeout: CONNECT_TIMEOUT_MS });
   }
 
   /** A WebSocket (or other) upgrade: decided like a request, then relayed as raw bytes both ways. */
@@ -236,9 +275,7 @@ export async function startEgressProxy(opts: {
       lines.push(`${raw[i]}: ${raw[i + 1]}`);
     }
     const connectTo = () =>
-      intercepted
-        ? tlsConnect({ host: decision.address, port: 443, servername: intercepted.servername, timeout: CONNECT_TIMEOUT_MS })
-        : connect({ host: decision.address, port: 80, timeout: CONNECT_TIMEOUT_MS });
+      intercepted ? dial(intercepted, 443, intercepted.servername) : dial({ sandbox, host: target!.host, address: decision.address }, 80);
     relay(socket, connectTo, Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]), (sent, received, error) =>
       opts.log.add(sandbox.id, {
         ...entry,
@@ -256,13 +293,29 @@ export async function startEgressProxy(opts: {
    * Connects to the destination, sends `first`, then pipes both ways until either side ends; `done` gets the bytes
    * each way (the sandbox's included `first`) and the error that ended it, if any.
    */
-  function relay(client: Duplex, connectTo: () => Socket, first: Buffer, done: (sent: number, received: number, error?: string) => void): void {
+  function relay(client: Duplex, connectTo: () => Promise<Socket>, first: Buffer, done: (sent: number, received: number, error?: string) => void): void {
+    connectTo().then(
+      (server) => pipeBoth(client, server, first, done),
+      (err: Error) => {
+        client.destroy();
+        done(first.length, 0, err.message);
+      },
+    );
+  }
+
+  function pipeBoth(client: Duplex, server: Socket, first: Buffer, done: (sent: number, received: number, error?: string) => void): void {
     let sent = first.length;
     let received = 0;
     let error: string | undefined;
-    const server = connectTo();
+    if (client.destroyed) {
+      server.destroy();
+      return done(sent, 0, 'the sandbox closed the connection');
+    }
     track(server);
-    server.once(server instanceof TLSSocket ? 'secureConnect' : 'connect', () => server.setTimeout(IDLE_TIMEOUT_MS));
+    // A tunnel is connected already; a new connection is once it says so.
+    if (server.connecting || (server instanceof TLSSocket && !server.encrypted)) server.once(server instanceof TLSSocket ? 'secureConnect' : 'connect', () => server.setTimeout(IDLE_TIMEOUT_MS));
+    else server.setTimeout(IDLE_TIMEOUT_MS);
+    server.resume();
     server.on('timeout', () => server.destroy(new Error('timed out')));
     server.on('error', (err) => {
       error ??= err.message;
@@ -342,7 +395,7 @@ export async function startEgressProxy(opts: {
           if (socket.destroyed) return;
           if (!decision.allowed) return refuseTls(host, name ? decision.reason : `${decision.reason} (${hello.state === 'invalid' ? hello.reason : 'no server name'})`);
           if (name && opts.ca && substitutionsFor(sandbox.secrets, name).length) return intercept(socket, buffered, { sandbox, host: name, address: decision.address, servername: name });
-          relay(socket, () => connect({ host: decision.address, port, timeout: CONNECT_TIMEOUT_MS }), buffered, (sent, received, error) =>
+          relay(socket, () => dial({ sandbox, host, address: decision.address }, port), buffered, (sent, received, error) =>
             opts.log.add(sandbox.id, {
               protocol: 'tls',
               host,
@@ -376,7 +429,10 @@ export async function startEgressProxy(opts: {
       opts.log.add(to.sandbox.id, { protocol: 'https', host: to.host, port: 443, method: req.method, path: req.url, decision: 'refused', reason: `Host ${String(req.headers.host ?? '').slice(0, 100)} is not the TLS server name` });
       return refuse(res, 421, `Cove egress: the Host header must name ${to.host}, the server this TLS connection is for`);
     }
-    forward(req, res, to, req.url ?? '/');
+    forward(req, res, to, req.url ?? '/').catch((err: Error) => {
+      opts.log.add(to.sandbox.id, { protocol: 'https', host: to.host, port: 443, method: req.method, path: req.url, decision: 'allowed', reason: `failed: ${err.message}` });
+      refuse(res, 502, `Cove egress: ${to.host} could not be reached: ${err.message}`);
+    });
   });
   mitm.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});

@@ -1,3 +1,5 @@
+import type { UpstreamProxy } from './upstream';
+
 /** What the egress services know of the sandbox at one address, looked up per connection and per DNS query. */
 export interface EgressSandbox {
   id: string;
@@ -7,6 +9,8 @@ export interface EgressSandbox {
   cidrs: string[] | null;
   /** Secrets mounted in it, with their values: what replaces their placeholders on the way out. */
   secrets: Substitution[];
+  /** Its `outboundProxyUrl`: what the egress proxy lets out goes through it. */
+  upstream?: UpstreamProxy;
 }
 
 export interface Substitution {

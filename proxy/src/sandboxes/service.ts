@@ -15,6 +15,7 @@ import type { EgressLog } from '../egress/log';
 import type { EgressSandbox, Substitution } from '../egress/types';
 import type { EgressLogResponse } from '../../../wire/egress';
 import { parseProxyUrl as parseProxy, ProxyUrlError, proxyEnv } from '../egress/outbound-proxy';
+import { upstreamOf } from '../egress/upstream';
 import type { ContainerEnd } from '../runtime/events';
 import type { QuotaService } from '../quotas/service';
 import { RuntimeError, type DockerRuntime } from '../runtime/types';
@@ -398,7 +399,9 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       name: `cove-${record.id}`,
       image: layer ? archivedImage(record.id) : record.image,
       labels: { [LABEL_SANDBOX]: record.id, [LABEL_INSTANCE]: opts.instance },
-      env: { ...record.env, ...proxyEnv(record.outboundProxyUrl), ...secretEnv(record.id) },
+      // With a domain list, the egress proxy chains to the outbound proxy itself: the variables would only send clients to
+      // an address the firewall refuses.
+      env: { ...record.env, ...(record.domainAllowList ? {} : proxyEnv(record.outboundProxyUrl)), ...secretEnv(record.id) },
       agentToken: record.agentToken,
       // Empty: the image decides (its USER, else Cove's non-root account); the runtime says whom it chose.
       user: containerUser(record),
@@ -572,9 +575,6 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (req.disk !== undefined && opts.refuseDisk) throw new CoveError('INVALID_REQUEST', `disk cannot be enforced by this Cove server (${opts.refuseDisk}); leave it out`);
       const network = networkFields(req) ?? { networkBlockAll: false, networkAllowList: null, domainAllowList: null };
       const secretMounts = resolveSecrets(principal, req.secrets, req.env ?? {});
-      if (outboundProxyUrl && network.domainAllowList) {
-        throw new CoveError('INVALID_REQUEST', 'outboundProxyUrl with domainAllowList is not supported by this Cove server: its egress proxy connects to allowed hosts directly');
-      }
       // A snapshot of the catalog gives its image, resources and entrypoint; any other name is a local image's.
       const snapshot = req.snapshot && !req.image && !req.buildInfo ? opts.resolveSnapshot?.(principal, req.snapshot) : undefined;
       if (snapshot?.resources) {
@@ -1024,12 +1024,14 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       return serialized(id, async () => {
         const record = repo.get(id)!;
         const fields = networkFields(req, record)!;
-        if (record.outboundProxyUrl && fields.domainAllowList) {
-          throw new CoveError('INVALID_REQUEST', 'domainAllowList cannot be set on a sandbox with an outboundProxyUrl: its egress proxy connects to allowed hosts directly');
-        }
         if (record.state === 'started' && record.ip && record.containerId) {
           try {
             await runtime.setEgress(record.containerId, record.ip, egressOf({ id, ...fields }));
+            // The proxy variables name the outbound proxy only while no domain list chains to it transparently.
+            if (record.outboundProxyUrl && !!record.domainAllowList !== !!fields.domainAllowList) {
+              const vars = proxyEnv(record.outboundProxyUrl);
+              await runtime.updateAgentEnv(record.ip, record.agentToken, fields.domainAllowList ? { unset: Object.keys(vars) } : { set: vars });
+            }
           } catch (err) {
             throw new CoveError('SANDBOX_ERROR', `The network settings could not be applied: ${(err as Error).message}`);
           }
@@ -1102,7 +1104,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       if (r.networkBlockAll) return { id: r.id, domains: [], cidrs: [], secrets: [] };
       const domains = r.domainAllowList ? r.domainAllowList.split(',') : null;
       const cidrs = r.networkAllowList ? r.networkAllowList.split(',') : domains ? [] : null;
-      return { id: r.id, domains, cidrs, secrets: opts.secrets?.substitutions(r.id) ?? [] };
+      return { id: r.id, domains, cidrs, secrets: opts.secrets?.substitutions(r.id) ?? [], ...(r.outboundProxyUrl ? { upstream: upstreamOf(r.outboundProxyUrl) } : {}) };
     },
 
     /** `GET /sandbox/{id}/egress-log`: what the sandbox connected to through the egress services, newest last. */
