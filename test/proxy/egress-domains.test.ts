@@ -19,6 +19,8 @@ import { createTestHost, type TestHost } from '../helpers/netns';
 /** Stand-ins for internet hosts (TEST-NET-2). */
 const ALLOWED_IP = '198.51.100.21';
 const OTHER_IP = '198.51.100.22';
+/** The test host's HTTP proxy (port 3128), an outbound proxy for the chain. */
+const PROXY_IP = '198.51.100.23';
 const NAMES: Record<string, string> = {
   'allowed.test': ALLOWED_IP,
   'api.allowed.test': ALLOWED_IP,
@@ -63,13 +65,16 @@ async function startTestDns(): Promise<{ port: number; close(): void }> {
   return { port: socket.address().port, close: () => socket.close() };
 }
 
+/** The server resolves with the test DNS, and trusts the test CA for the HTTPS it makes itself (intercepted requests). */
+const coveEnv = () => ({ COVE_DNS_SERVER: `127.0.0.1:${dns.port}`, NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem') });
+
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'cove-egress-names-'));
   const certs = makeCertificates();
   ca = certs.ca;
-  host = await createTestHost({ addresses: [ALLOWED_IP, OTHER_IP], web: { cert: certs.cert, key: certs.key } });
+  host = await createTestHost({ addresses: [ALLOWED_IP, OTHER_IP, PROXY_IP], web: { cert: certs.cert, key: certs.key, names: NAMES } });
   dns = await startTestDns();
-  cove = await startCove({ pool: 1, env: { COVE_DNS_SERVER: `127.0.0.1:${dns.port}` } });
+  cove = await startCove({ pool: 1, env: coveEnv() });
 }, 20 * 60_000);
 afterAll(async () => {
   await cove?.destroy();
@@ -122,7 +127,8 @@ describe('domainAllowList', () => {
       expect(await sh(sandbox, 'getent hosts other.test')).toMatch(/^exit 2/);
 
       // Allowed: plain HTTP by Host, HTTPS by SNI (the sandbox's own TLS, end to end: the test CA's certificate).
-      expect(await get(sandbox, 'http://allowed.test/a?b=1')).toMatchObject({ address: ALLOWED_IP, host: 'allowed.test', path: '/a?b=1' });
+      // Cove's own connection, from the host (never from the sandbox's address).
+      expect(await get(sandbox, 'http://allowed.test/a?b=1')).toMatchObject({ address: ALLOWED_IP, remote: host.hostAddress, host: 'allowed.test', path: '/a?b=1', via: null });
       expect(await get(sandbox, 'https://api.allowed.test/tls')).toMatchObject({ address: ALLOWED_IP, host: 'api.allowed.test', servername: 'api.allowed.test' });
 
       // Another name, at its real address: a 403 from Cove for HTTP, a TLS alert for HTTPS — never a hang.
@@ -152,7 +158,8 @@ describe('domainAllowList', () => {
       expect(seen((e) => e.protocol === 'tls' && e.host === 'api.allowed.test' && e.address === ALLOWED_IP && e.decision === 'allowed' && (e.bytesSent ?? 0) > 0)).toBe(true);
       expect(seen((e) => e.protocol === 'http' && e.host === 'other.test' && e.decision === 'refused')).toBe(true);
       expect(seen((e) => e.protocol === 'tls' && e.host === 'other.test' && e.decision === 'refused')).toBe(true);
-      expect(seen((e) => e.protocol === 'tls' && e.host === '' && /no server name/.test(e.reason ?? ''))).toBe(true);
+      // Without a server name, the address dialled stands for the host (and is no listed name).
+      expect(seen((e) => e.protocol === 'tls' && e.host === OTHER_IP && e.decision === 'refused' && /no server name/.test(e.reason ?? ''))).toBe(true);
     } finally {
       await sandbox.delete();
     }
@@ -185,7 +192,7 @@ describe('domainAllowList', () => {
       expect(await sh(sandbox, `curl -sS -m 5 http://${OTHER_IP}:${host.port}/`)).toMatch(/^exit 7:/);
       const { dataDir, apiKey } = cove;
       await cove.stop();
-      cove = await startCove({ pool: 1, dataDir, apiKey, env: { COVE_DNS_SERVER: `127.0.0.1:${dns.port}` } });
+      cove = await startCove({ pool: 1, dataDir, apiKey, env: coveEnv() });
       sandbox = await withCa(await cove.daytona().get(sandbox.id));
       expect(sandbox.domainAllowList).toBe('other.test');
       expect(await get(sandbox, 'https://other.test/')).toMatchObject({ address: OTHER_IP });
@@ -213,7 +220,6 @@ describe('domainAllowList', () => {
     await bad({ domainAllowList: '*.com' }, /whole top-level domain/);
     await bad({ domainAllowList: Array.from({ length: 101 }, (_, i) => `h${i}.example.com`).join(',') }, /at most 100/);
     await bad({ networkBlockAll: true, domainAllowList: 'example.com' }, /not both/);
-    await bad({ outboundProxyUrl: 'http://proxy.example.com:3128', domainAllowList: 'example.com' }, /outboundProxyUrl with domainAllowList is not supported/);
     await bad({ outboundProxyUrl: 'socks5://proxy:1080' }, /scheme must be http or https/);
 
     const sandbox = await cove.daytona().create({ domainAllowList: 'allowed.test' });
@@ -229,7 +235,124 @@ describe('domainAllowList', () => {
   });
 });
 
+describe('secrets', () => {
+  const VALUE = `value-${Math.random().toString(36).slice(2)}-never-in-the-sandbox`;
+  const OTHER_VALUE = `other-${Math.random().toString(36).slice(2)}`;
+
+  /** Nothing in the sandbox holds the value: its environment, its processes' environments and command lines, its files. */
+  async function expectValueAbsent(sandbox: Sandbox): Promise<void> {
+    // The value, quoted in two pieces: the command line that looks for it does not hold it.
+    const pattern = `'${VALUE.slice(0, 8)}''${VALUE.slice(8)}'`;
+    const look = await sh(
+      sandbox,
+      `{ env; cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n'; ps auxe 2>/dev/null; grep -rsa -- ${pattern} /etc /run /tmp /home /root /usr/local /var 2>/dev/null; } | grep -c -- ${pattern} || true`,
+    );
+    expect(look).toBe('0');
+  }
+
+  it('mounts a placeholder that Cove replaces only on the way to the secret\'s hosts, over HTTPS and HTTP', async () => {
+    const daytona = cove.daytona();
+    const secret = await daytona.secret.create({ name: 'api-token', value: VALUE, hosts: ['api.allowed.test', 'allowed.test'] } as never);
+    await daytona.secret.create({ name: 'other-token', value: OTHER_VALUE, hosts: ['nowhere.test'] } as never);
+    const placeholder = (secret as { placeholder: string }).placeholder;
+    expect(placeholder).toMatch(/^dtn_secret_/);
+    const sandbox = await withCa(await daytona.create({ user: 'root', domainAllowList: 'allowed.test,*.allowed.test,other.test', secrets: { API_TOKEN: 'api-token', OTHER: 'other-token' } } as never));
+    try {
+      expect(await sh(sandbox, 'echo $API_TOKEN')).toBe(placeholder);
+      // HTTPS to the secret's host: intercepted with Cove's CA, which the sandbox trusts (no --cacert: the system store).
+      const https = JSON.parse(await sh(sandbox, 'curl -sS -m 5 -H "Authorization: Bearer $API_TOKEN" "https://api.allowed.test/v1?key=$API_TOKEN&other=$OTHER"'));
+      expect(https).toMatchObject({ address: ALLOWED_IP, host: 'api.allowed.test', authorization: `Bearer ${VALUE}`, servername: 'api.allowed.test' });
+      // The other secret's placeholder is not for this host: left as it was.
+      expect(https.path).toBe(`/v1?key=${VALUE}&other=${(await sh(sandbox, 'echo $OTHER'))}`);
+      // Plain HTTP to a secret's host, and Node and Python (which read the variables the agent set) over HTTPS.
+      expect(JSON.parse(await sh(sandbox, 'curl -sS -m 5 "http://allowed.test/p?t=$API_TOKEN"')).path).toBe(`/p?t=${VALUE}`);
+      const node = await sh(sandbox, `node -e "fetch('https://api.allowed.test/n', { headers: { authorization: process.env.API_TOKEN } }).then((r) => r.json()).then((j) => console.log(j.authorization))"`);
+      expect(node).toBe(VALUE);
+      const python = await sh(sandbox, `python3 -c "import json, os, urllib.request as u; print(json.load(u.urlopen(u.Request('https://api.allowed.test/py', headers={'X-Token': os.environ['API_TOKEN']})))['address'])"`);
+      expect(python).toBe(ALLOWED_IP);
+      // Another host gets the placeholder (its TLS is the test host's own: relayed, not intercepted).
+      const other = JSON.parse(await sh(sandbox, 'curl -sS -m 5 --cacert /tmp/test-ca.pem -H "Authorization: Bearer $API_TOKEN" https://other.test/'));
+      expect(other).toMatchObject({ address: OTHER_IP, authorization: `Bearer ${placeholder}` });
+      // A Host that is not the TLS name is refused rather than sent elsewhere with the secret.
+      expect(await sh(sandbox, `curl -sS -m 5 -o /dev/null -w '%{http_code}' -H 'Host: other.test' https://api.allowed.test/`)).toBe('421');
+
+      await expectValueAbsent(sandbox);
+      const log = await egressLog(sandbox);
+      expect(JSON.stringify(log)).not.toContain(VALUE);
+      expect(log.entries.some((e) => e.protocol === 'https' && e.host === 'api.allowed.test' && e.secrets?.includes('api-token') && e.path?.includes(placeholder))).toBe(true);
+      expect(log.entries.some((e) => e.protocol === 'tls' && e.host === 'other.test' && !e.secrets)).toBe(true);
+
+      // Detached: new processes lose the variable, and the placeholder is no longer replaced.
+      await sandbox.updateSecrets({});
+      expect(await sh(sandbox, 'echo "[$API_TOKEN]"')).toBe('[]');
+      const after = JSON.parse(await sh(sandbox, `curl -sS -m 5 -H "Authorization: Bearer ${placeholder}" https://api.allowed.test/`).catch(() => '{}'));
+      expect(after.authorization ?? 'refused').not.toContain(VALUE);
+    } finally {
+      await sandbox.delete();
+    }
+    expect(cove.output()).not.toContain(VALUE);
+  }, 120_000);
+
+  it('attaches to a running sandbox that had none, and rotating the value takes effect at once', async () => {
+    const daytona = cove.daytona();
+    const sandbox = await daytona.create({ user: 'root' });
+    try {
+      await daytona.secret.create({ name: 'rotated', value: 'first-value', hosts: ['api.allowed.test'] } as never);
+      await sandbox.updateSecrets({ TOKEN: 'rotated' });
+      expect(await sh(sandbox, 'echo $TOKEN')).toMatch(/^dtn_secret_/);
+      // An open sandbox: its DNS is the host's, so the test name is pinned (Cove connects where its own DNS says).
+      const ask = () => sh(sandbox, `curl -sS -m 5 --resolve api.allowed.test:443:${OTHER_IP} -H "X: $TOKEN" -H "Authorization: $TOKEN" https://api.allowed.test/`);
+      expect(JSON.parse(await ask())).toMatchObject({ address: ALLOWED_IP, authorization: 'first-value' });
+      // Traffic that names no host (TLS to an address) still goes where it was dialled, untouched.
+      expect(JSON.parse(await sh(sandbox, `curl -sS -m 5 -k -H "Authorization: $TOKEN" https://${OTHER_IP}/`))).toMatchObject({ address: OTHER_IP, authorization: expect.stringMatching(/^dtn_secret_/) });
+      const { items } = (await (daytona.secret as unknown as { list(q?: object): Promise<{ items: { id: string; name: string }[] }> }).list()) ?? { items: [] };
+      const id = items.find((i) => i.name === 'rotated')!.id;
+      await (daytona.secret as unknown as { update(id: string, body: object): Promise<unknown> }).update(id, { value: 'second-value' });
+      expect(JSON.parse(await ask())).toMatchObject({ authorization: 'second-value' });
+    } finally {
+      await sandbox.delete();
+    }
+  }, 120_000);
+
+  it('refuses an unknown secret, a variable given twice, and another key\'s secret, by name', async () => {
+    const bad = async (body: object, pattern: RegExp, key?: string) => {
+      const res = await cove.api('/sandbox', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' }, ...(key ? { key } : {}) });
+      const text = await res.text();
+      expect(res.status, text).toBeGreaterThanOrEqual(400);
+      expect(res.status, text).toBeLessThan(500);
+      expect(JSON.parse(text).message).toMatch(pattern);
+    };
+    await bad({ secrets: [{ A: 'no-such-secret' }] }, /no-such-secret/);
+    await bad({ secrets: [{ A: 'api-token' }, { A: 'api-token' }] }, /given twice/);
+    await bad({ env: { A: 'x' }, secrets: [{ A: 'api-token' }] }, /also given in env/);
+    const { key } = cove.newKey('secret-stranger');
+    await bad({ secrets: [{ A: 'api-token' }] }, /api-token/, key);
+  });
+});
+
 describe('outboundProxyUrl', () => {
+  it('with a domainAllowList, chains what the egress proxy lets out through the outbound proxy, at the network layer', async () => {
+    const url = `http://user:pw@${PROXY_IP}:3128`;
+    const sandbox = await withCa(await cove.daytona().create({ domainAllowList: 'allowed.test,*.allowed.test', outboundProxyUrl: url }));
+    try {
+      expect(sandbox.outboundProxyUrl).toBe(url);
+      // No variables: they would send clients to an address the firewall refuses; the chain needs none.
+      expect(await sh(sandbox, 'echo "[$HTTP_PROXY$https_proxy]"')).toBe('[]');
+      // Plain HTTP in absolute form with the URL's credentials; HTTPS through CONNECT (the test proxy connects from inside its namespace).
+      expect(await get(sandbox, 'http://allowed.test/chained')).toMatchObject({ address: ALLOWED_IP, path: '/chained', via: `Basic ${Buffer.from('user:pw').toString('base64')}` });
+      const tls = await get(sandbox, 'https://api.allowed.test/chained');
+      expect(tls).toMatchObject({ address: ALLOWED_IP, servername: 'api.allowed.test' });
+      expect((tls as { remote: string }).remote).not.toBe(host.hostAddress);
+      // The allow-list still decides first.
+      expect(await sh(sandbox, `curl -sS -m 5 -o /dev/null -w '%{http_code}' --resolve other.test:80:${OTHER_IP} http://other.test/`)).toBe('403');
+      // Without the list, the variables come back for processes started from then on.
+      await sandbox.updateNetworkSettings({ networkBlockAll: false });
+      expect(await sh(sandbox, 'echo $HTTP_PROXY')).toBe(url);
+    } finally {
+      await sandbox.delete();
+    }
+  });
+
   it("sets the proxy variables in the sandbox's environment, and shows the URL", async () => {
     const sandbox = await cove.daytona().create({ outboundProxyUrl: `http://${OTHER_IP}:${8080}` });
     try {

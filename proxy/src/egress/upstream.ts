@@ -32,7 +32,7 @@ export function upstreamOf(url: string): UpstreamProxy {
 const MAX_HEAD = 16 * 1024;
 
 /** A connection to the proxy itself, at `address` (resolved by the caller). */
-export function connectToProxy(proxy: UpstreamProxy, address: string, timeoutMs: number): Socket {
+function connectToProxy(proxy: UpstreamProxy, address: string, timeoutMs: number): Socket {
   return proxy.tls ? tlsConnect({ host: address, port: proxy.port, servername: proxy.host, timeout: timeoutMs }) : connect({ host: address, port: proxy.port, timeout: timeoutMs });
 }
 
