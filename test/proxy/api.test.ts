@@ -55,7 +55,6 @@ describe('control API', () => {
       ['gpuType', ['A100']],
       ['spot', true],
       ['kvm', true],
-      ['secrets', [{ TOKEN: 'my-secret' }]],
       ['linkedSandbox', 'other'],
       ['otelEndpointOverride', 'http://otel:4318'],
     ] as const) {

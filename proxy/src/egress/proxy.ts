@@ -407,7 +407,6 @@ export async function startEgressProxy(opts: {
               ...(error ? { reason: `failed: ${error}` } : {}),
             }),
           );
-          socket.resume();
         },
         (err: Error) => refuseTls(host, `failed: ${err.message}`),
       );
