@@ -2,7 +2,8 @@ import { z } from 'zod';
 
 /** A POSIX environment variable name: a letter or underscore, then letters, digits and underscores. */
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const NAME_RULE = 'not a valid environment variable name (letters, digits and _, not starting with a digit)';
+export const NAME_RULE = 'not a valid environment variable name (letters, digits and _, not starting with a digit)';
+export const isEnvName = (name: string): boolean => ENV_NAME.test(name) && name !== '__proto__';
 /** Variables per request, in `set` and in `unset`. */
 const MAX_ENV_CHANGES = 4096;
 

@@ -19,6 +19,8 @@ import type { SshAccess } from './auth/ssh-tokens';
 import { registerSshRoutes, type SshEndpoint } from './ssh/routes';
 import { registerRegistryRoutes } from './registries/routes';
 import type { RegistryService } from './registries/service';
+import { registerSecretRoutes } from './secrets/routes';
+import type { SecretService } from './secrets/service';
 import { registerVolumeRoutes } from './volumes/routes';
 import { registerObjectStorageRoutes } from './object-storage/routes';
 import type { ObjectStorage } from './object-storage/service';
@@ -41,6 +43,8 @@ export interface ApiOptions {
   objectStorage: ObjectStorage;
   /** Registry credentials for pulls (`/docker-registry`). */
   registries: RegistryService;
+  /** Secrets sandboxes mount (`/secret`). */
+  secrets: SecretService;
   pool?: Pools;
   previewTokens: PreviewTokens;
   /** Keys of signed file URLs (`sandbox.downloadUrl`, `uploadUrl`). */
@@ -73,6 +77,7 @@ export function createApiApp(opts: ApiOptions) {
   registerSnapshotRoutes(router, opts.snapshots);
   registerVolumeRoutes(router, opts.volumes);
   registerRegistryRoutes(router, opts.registries);
+  registerSecretRoutes(router, opts.secrets);
   registerSnapshotCatalogRoutes(router, opts.catalog, () => `${opts.publicUrl()}${API_BASE}`);
   registerObjectStorageRoutes(router, opts.objectStorage);
   registerPoolRoutes(router, opts.pool);

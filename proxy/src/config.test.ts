@@ -89,6 +89,8 @@ describe('readProxyConfig', () => {
     expect(() => readProxyConfig(['--port', '70000'], {}, '/')).toThrow(/^port: /);
     expect(() => readProxyConfig(['--pool', 'many'], {}, '/')).toThrow(/^pool: /);
     expect(() => readProxyConfig([], { COVE_API_KEY: 'short' }, '/')).toThrow(/COVE_API_KEY must be at least 16 characters/);
+    expect(() => readProxyConfig([], { COVE_SECRET_KEY: 's'.repeat(31) }, '/')).toThrow(/COVE_SECRET_KEY must be at least 32 characters/);
+    expect(readProxyConfig([], { COVE_SECRET_KEY: 's'.repeat(32) }, '/').secretKey).toBe('s'.repeat(32));
     expect(() => readProxyConfig(['--log-level', 'loud'], {}, '/')).toThrow(/^logLevel: /);
     expect(() => readProxyConfig(['--public-url', 'not a url'], {}, '/')).toThrow(/^publicUrl: /);
     expect(() => readProxyConfig(['--cors-origins', 'https://a.example/path'], {}, '/')).toThrow(/cors-origins: https:\/\/a.example\/path is not an origin/);

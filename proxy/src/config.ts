@@ -18,6 +18,8 @@ const ProxyConfig = z.object({
   pool: z.number().int().min(0).max(1000),
   /** Warm pools of snapshots (`--pool NAME[@KEY]=N`): N ready sandboxes of that snapshot, of that key when given. */
   snapshotPools: z.array(z.object({ snapshot: z.string(), key: z.string().optional(), size: z.number().int().min(0).max(1000) })),
+  /** What secrets' values are sealed with (COVE_SECRET_KEY); `<dataDir>/secrets.key` when absent. */
+  secretKey: z.string().min(32, 'COVE_SECRET_KEY must be at least 32 characters').optional(),
   /** Admin API key; generated and printed at first start when absent. */
   apiKey: z.string().min(16, 'COVE_API_KEY must be at least 16 characters').optional(),
   /** Base URL clients reach this server at (for toolbox and preview URLs). Defaults to http://localhost:PORT. */
@@ -82,7 +84,8 @@ Limits of each API key (Daytona's organization limits), a whole number or "unlim
 on the admin key itself apply to it. Going over answers 400 naming the limit.
 ${LIMIT_NAMES.map((n) => `  --${`${LIMITS[n].flag} N`.padEnd(22)}${LIMITS[n].says} (${LIMITS[n].env}, default ${showLimit(LIMITS[n].fallback)})`).join('\n')}
 
-The admin API key comes from COVE_API_KEY, or is generated and printed at first start.`;
+The admin API key comes from COVE_API_KEY, or is generated and printed at first start. Secrets' values are
+sealed with COVE_SECRET_KEY (at least 32 characters), or with a key made in the data dir (secrets.key).`;
 
 /** A boolean environment variable: 1/true/yes or 0/false/no (or unset: false). */
 function envFlag(value: string | undefined, name: string): boolean {
@@ -183,6 +186,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     sshPort: num(values['ssh-port'] ?? env.COVE_SSH_PORT, 2222),
     ...pools,
     apiKey: env.COVE_API_KEY || undefined,
+    secretKey: env.COVE_SECRET_KEY || undefined,
     publicUrl: values['public-url'] ?? env.COVE_PUBLIC_URL,
     image,
     network: values.network ?? env.COVE_NETWORK ?? 'cove',

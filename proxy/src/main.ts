@@ -39,6 +39,8 @@ import { startSshGateway, type SshGateway } from './ssh/gateway';
 import { loadEgressCa } from './egress/ca';
 import { createEgressLog } from './egress/log';
 import { startEgressServices, type EgressServices } from './egress/service';
+import { loadSecretKey } from './secrets/crypto';
+import { createSecretService } from './secrets/service';
 import type { EgressSandbox } from './egress/types';
 
 /** Printed on stdout once the proxy serves; supervisors and tests wait for it. */
@@ -62,6 +64,7 @@ export async function runServe(argv: string[]): Promise<void> {
     return;
   }
   delete process.env.COVE_API_KEY;
+  delete process.env.COVE_SECRET_KEY;
   const log = pino({ level: config.logLevel, base: undefined, redact: ['req.headers.authorization'] });
   setErrorReporter(({ id, where, err }) => log.error({ id, where, err: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'unexpected error'));
   installLastResort('cove serve');
@@ -181,6 +184,8 @@ export async function runServe(argv: string[]): Promise<void> {
     log,
   });
   const registries = createRegistryService({ db, runtime, log });
+  // Secrets' values are sealed with this key (secrets/crypto.ts); a key that opens none of them stops the start here.
+  const secrets = createSecretService({ db, key: loadSecretKey(config.dataDir, config.secretKey), log });
   /** Whether a key may use a local image: not another key's snapshot or fork, nor one pulled with another key's credentials. */
   const mayUseImage = async (principal: Principal, image: string) => (await snapshots.mayUse(principal, image)) && (await registries.mayUse(principal, image));
   /** Images pulled for sandbox creates go once no sandbox or snapshot uses them. */
@@ -210,6 +215,7 @@ export async function runServe(argv: string[]): Promise<void> {
       signing.removeForSandbox(id);
       volumes.forget(id);
       egressLog.drop(id);
+      secrets.unmountAll(id);
       // A deleted fork's image goes with it, as does a replaced snapshot this sandbox still ran from.
       settle('collect committed images', snapshots.collectImages());
       settle('collect the images of deleted snapshots', catalog.collect());
@@ -217,6 +223,7 @@ export async function runServe(argv: string[]): Promise<void> {
     },
     mayUseImage,
     volumes,
+    secrets,
     resolveSnapshot: (principal, name) => catalog.resolve(principal, name),
     prepareBuild: (principal, dockerfile, contextHashes) => catalog.prepareBuild(principal, dockerfile, contextHashes),
     onBuildDiscarded: () => settle('collect the images of deleted snapshots', catalog.collect()),
@@ -328,6 +335,7 @@ export async function runServe(argv: string[]): Promise<void> {
     catalog,
     objectStorage,
     registries,
+    secrets,
     pool,
     forwarder: createToolboxForwarder({ onActivity: (id) => sandboxes.touch(id), onRequest: (id) => sandboxes.busyWith(id) }),
     toolboxAccess: createToolboxAccess({ keys, sandboxes, signing, previewTokens }),

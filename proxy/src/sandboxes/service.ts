@@ -11,6 +11,7 @@ import type { ResolvedSnapshot } from '../snapshots/catalog';
 import { createLiveLogs } from '../snapshots/build-logs';
 import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
 import { HostPatternError, parseHostList } from '../egress/domains';
+import type { SecretMount } from '../secrets/service';
 import type { EgressLog } from '../egress/log';
 import type { EgressSandbox, Substitution } from '../egress/types';
 import type { EgressLogResponse } from '../../../wire/egress';
@@ -55,12 +56,6 @@ const TARGET = 'local';
 const MAX_DOMAINS = 100;
 
 /** What the sandbox service needs of the secrets service (secrets/service.ts). */
-export interface SecretMount {
-  envName: string;
-  secretId: string;
-  name: string;
-  placeholder: string;
-}
 interface SandboxSecrets {
   resolveMounts(principal: Principal, entries: Record<string, string>): SecretMount[];
   mount(sandboxId: string, mounts: SecretMount[]): void;

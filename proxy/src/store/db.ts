@@ -211,6 +211,25 @@ const MIGRATIONS: (string | ((db: Db) => void))[] = [
   // Egress by name: a sandbox's domain allow-list (enforced by the egress proxy) and the outbound proxy its
   // environment names.
   (db) => addColumns(db, { sandboxes: ['domain_allow_list TEXT', 'outbound_proxy_url TEXT'] }),
+  // Secrets (secrets/): values sealed with the server's secrets key; which sandbox mounts which, under what variable.
+  `CREATE TABLE IF NOT EXISTS secrets (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     owner_key_id TEXT NOT NULL,
+     description TEXT,
+     hosts TEXT NOT NULL,
+     value TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     UNIQUE (owner_key_id, name)
+   );
+   CREATE TABLE IF NOT EXISTS sandbox_secrets (
+     sandbox_id TEXT NOT NULL,
+     env_name TEXT NOT NULL,
+     secret_id TEXT NOT NULL REFERENCES secrets(id),
+     PRIMARY KEY (sandbox_id, env_name)
+   );
+   CREATE INDEX IF NOT EXISTS sandbox_secrets_by_secret ON sandbox_secrets (secret_id);`,
 ];
 
 /** Adds the columns a table lacks (SQLite has no ADD COLUMN IF NOT EXISTS): re-runnable, as migrations must be. */
