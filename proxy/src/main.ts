@@ -79,6 +79,9 @@ export async function runServe(argv: string[]): Promise<void> {
     process.stdout.write(`Admin API key (shown once; keep it): ${key}\n`);
   }
 
+  // Secrets' values are sealed with this key (secrets/crypto.ts): one that does not open them stops the start here.
+  const secrets = createSecretService({ db, key: loadSecretKey(config.dataDir, config.secretKey), log });
+
   const instance = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 12);
   // The engine named by DOCKER_HOST, else the local socket: one client for the runtime and the disk checks.
   const docker = new Dockerode();
@@ -184,8 +187,6 @@ export async function runServe(argv: string[]): Promise<void> {
     log,
   });
   const registries = createRegistryService({ db, runtime, log });
-  // Secrets' values are sealed with this key (secrets/crypto.ts); a key that opens none of them stops the start here.
-  const secrets = createSecretService({ db, key: loadSecretKey(config.dataDir, config.secretKey), log });
   /** Whether a key may use a local image: not another key's snapshot or fork, nor one pulled with another key's credentials. */
   const mayUseImage = async (principal: Principal, image: string) => (await snapshots.mayUse(principal, image)) && (await registries.mayUse(principal, image));
   /** Images pulled for sandbox creates go once no sandbox or snapshot uses them. */
