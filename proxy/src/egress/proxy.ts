@@ -14,6 +14,7 @@ import { originalDestination } from './original-dst';
 import { readClientHello, tlsAlert } from './sni';
 import { substitute, substituteHeaders, substitutionsFor } from './substitute';
 import { openTunnel, type UpstreamProxy } from './upstream';
+import { prefixed } from '../../../lib/net/prefixed';
 import type { EgressSandbox } from './types';
 
 /**
@@ -445,14 +446,12 @@ export async function startEgressProxy(opts: {
     opts.ca!.contextFor(to.host).then(
       (secureContext) => {
         if (socket.destroyed) return;
-        // The ClientHello read so far goes back in front of the stream, for the TLS server to read.
-        socket.unshift(hello);
-        const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+        // The ClientHello read so far comes first, for the TLS server to read.
+        const tlsSocket = new TLSSocket(prefixed(socket, hello), { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
         tlsSocket.on('error', () => socket.destroy());
         intercepted.set(tlsSocket, to);
         track(tlsSocket);
         mitm.emit('connection', tlsSocket);
-        socket.resume();
       },
       (err: Error) => {
         opts.logger.warn({ err: err.message }, 'egress proxy: no certificate could be made');
