@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { prefixed } from './prefixed';
 
 /** A connected pair of real sockets on loopback. */
-async function pair(): Promise<{ client: net.Socket; server: net.Socket; close(): void }> {
+async function pair(): Promise<{ client: net.Socket; server: net.Socket; close: () => void }> {
   const listener = net.createServer();
   listener.listen(0, '127.0.0.1');
   await once(listener, 'listening');
