@@ -30,7 +30,7 @@ const DOWNLOAD = 256 * 1024 ** 2;
 const CLIENT = `
 const https = require('https');
 const lookup = (h, o, cb) => (o && o.all ? cb(null, [{ address: '${SERVER_IP}', family: 4 }]) : cb(null, '${SERVER_IP}', 4));
-const [mode, n] = process.argv.slice(1);
+const [mode, n] = process.argv.slice(2);
 const agentKeep = new https.Agent({ keepAlive: true, maxSockets: 1 });
 function get(path, agent) {
   return new Promise((resolve, reject) => {
@@ -102,7 +102,9 @@ async function main(): Promise<void> {
     const run = async (sandbox: Sandbox, mode: string, n: number): Promise<number> => {
       const res = await sandbox.process.executeCommand(`NODE_EXTRA_CA_CERTS=/tmp/cas.pem node /tmp/client.js ${mode} ${n}`, undefined, undefined, 600);
       if (res.exitCode !== 0) throw new Error(`the client failed (${mode}): ${res.result}`);
-      return (JSON.parse(res.result.trim().split('\n').at(-1)!) as { p50: number }).p50;
+      const { p50 } = JSON.parse(res.result.trim().split('\n').at(-1)!) as { p50?: number };
+      if (typeof p50 !== 'number') throw new Error(`the client measured nothing (${mode}): ${res.result}`);
+      return p50;
     };
     const figures: Record<string, Record<string, number>> = {};
     for (const [label, sandbox] of [
