@@ -28,7 +28,8 @@ export function prefixed(socket: Socket, prefix: Buffer): Duplex {
     if (!stream.push(chunk)) socket.pause();
   });
   socket.on('end', () => stream.push(null));
-  socket.on('error', (err) => stream.destroy(err));
+  // The socket's error ends the stream without one: whoever reads it sees the close, and no error goes unheard.
+  socket.on('error', () => stream.destroy());
   socket.on('close', () => stream.destroy());
   return stream;
 }

@@ -222,8 +222,11 @@ describe('docker runtime', () => {
     }
     // The firewall rules are installed once, however often ensureNetwork runs.
     await Promise.all([runtime.ensureNetwork(), createDockerRuntime({ bundleDir: '/nonexistent', docker }).ensureNetwork()]);
+    // Of this bridge: the jump from INPUT, and its chain's accepts (replies, redirects to the egress services) and drop.
+    const { bridge } = await runtime.ensureNetwork();
     const { stdout } = await run('iptables', ['-w', '5', '-S']);
-    expect(stdout.split('\n').filter((l) => l.includes(FIREWALL_COMMENT))).toHaveLength(3);
+    const ours = stdout.split('\n').filter((l) => l.includes(FIREWALL_COMMENT) && (l.includes(`-i ${bridge} `) || l.includes(`COVE-IN-${bridge}`.slice(0, 28))));
+    expect(ours).toHaveLength(4);
   });
 
   it('creates 10 sandboxes at once, all ready, then removes them', async () => {
