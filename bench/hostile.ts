@@ -3,10 +3,12 @@
  * API stay quick, does its memory stay bounded, and does it keep running?
  *
  * One sandbox runs a small HTTP app on port 8080 (it never answers WebSocket upgrades), reached through its preview
- * host with a preview token. First the idle baseline: sequential `GET /api/sandbox/{id}` with the admin key for 10 s
- * (p50/p99) and the server's RSS (VmRSS of the server's own Node process). Then 100 hostile connections (split evenly
- * over the kinds below, each looping until the time is up) while the same latency is measured and RSS is sampled every
- * 500 ms. The hostile clients run in a child process, so their work does not sit in the measuring event loop.
+ * host with a preview token. The idle baseline is sequential `GET /api/sandbox/{id}` with the admin key (p50/p99) and
+ * the server's RSS (VmRSS of the server's own Node process), sampled every 500 ms; under load, the same while 100
+ * hostile connections (split evenly over the kinds below, each looping until the window ends) hit the server. Idle
+ * and loaded windows take turns: 10 s of idle and the load's seconds in all, cut into windows of about 10 s of load
+ * each after an idle one. The hostile clients run in a child process (one per window), so their work does not sit in
+ * the measuring event loop.
  *
  * Kinds (all to the server on 127.0.0.1):
  *   slowloris          a request head, then one byte every 100 ms, never finished (API and preview hosts)
@@ -52,6 +54,8 @@ type Kind = (typeof KINDS)[number];
 
 const CONNECTIONS = 100;
 const IDLE_SECONDS = 10;
+/** Length of one loaded window: the load is cut into windows of about this length, each after an idle one. */
+const LOADED_WINDOW_SECONDS = 10;
 const RSS_EVERY_MS = 500;
 const APP_PORT = 8080;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -364,7 +368,14 @@ function startRssSampler(pid: number) {
 
 interface Latency {
   stats: Stats;
+  samples: number[];
   failed: number;
+}
+
+/** Latencies of several windows as one. */
+function mergeLatency(parts: Latency[]): Latency {
+  const samples = parts.flatMap((p) => p.samples);
+  return { stats: samples.length ? stats(samples) : { n: 0, p50: NaN, p99: NaN, min: NaN }, samples, failed: parts.reduce((a, p) => a + p.failed, 0) };
 }
 
 /** Sequential GETs of one sandbox with the admin key, for `seconds` or until `stop()`; a failure counts its elapsed time. */
@@ -393,7 +404,7 @@ async function controlLatency(port: number, key: string, id: string, seconds: nu
     samples.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
   agent.destroy();
-  return { stats: samples.length ? stats(samples) : { n: 0, p50: NaN, p99: NaN, min: NaN }, failed };
+  return { stats: samples.length ? stats(samples) : { n: 0, p50: NaN, p99: NaN, min: NaN }, samples, failed };
 }
 
 function secondsWanted(values: { seconds?: string }): number {
@@ -415,6 +426,13 @@ function kindsWanted(values: { only?: string; skip?: string }): Kind[] {
   const kinds = only.filter((k) => !skip.includes(k));
   if (!kinds.length) throw new Error('no hostile kind left to run');
   return kinds;
+}
+
+/** The server's V8 heap and external (Buffer) memory in MB, from its /metrics. */
+async function serverMemory(url: string, key: string): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
+  const text = await (await fetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${key}` } })).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / MIB;
+  return { heapUsed: value('cove_nodejs_heap_size_used_bytes'), heapTotal: value('cove_nodejs_heap_size_total_bytes'), external: value('cove_nodejs_external_memory_bytes') };
 }
 
 /** One GET through the preview host with the token: proves the relay path the hostile clients aim at is open. */
@@ -463,51 +481,74 @@ async function main(): Promise<void> {
     const check = await previewGet(port, previewHost, link.token);
     if (check.status !== 200 || check.body !== 'ok\n') throw new Error(`the preview app did not answer through the proxy: ${check.status} ${check.body}`);
 
-    // Idle baseline.
+    // Idle and loaded windows take turns (WINDOWS of each), so that both see the same machine: on two shared cores
+    // the speed of the same idle loop drifts by 2-3× over a minute, and one idle window before the load would compare
+    // the load with whatever that minute was like.
     await controlLatency(port, cove.apiKey, id, 1);
     sampler = startRssSampler(pid);
     sampler.take();
-    const idle = await controlLatency(port, cove.apiKey, id, IDLE_SECONDS);
-    const idleRss = sampler.take();
     const uncaughtBefore = count('(uncaught)');
     const rejectionsBefore = count('(unhandled rejection)');
     const unexpectedBefore = count('unexpected error');
-
-    // Under hostile load.
+    const idleParts: Latency[] = [];
+    const loadedParts: Latency[] = [];
+    const idleRss: number[] = [];
+    const loadedRss: number[] = [];
+    const perKind: Record<string, KindStats> = {};
+    const windows = Math.max(1, Math.round(seconds / LOADED_WINDOW_SECONDS));
     const started = Date.now();
-    const config: ClientConfig = {
-      port,
-      apiHost: `127.0.0.1:${port}`,
-      previewHost,
-      previewToken: link.token,
-      apiKey: cove.apiKey,
-      seconds,
-      kinds,
-      connections: CONNECTIONS,
-    };
-    clients = fork(fileURLToPath(import.meta.url), ['--clients'], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    // Attackers' CPU is not the server's on a real deployment; here they share two cores with it and with the
-    // measuring loop, so they run at the lowest priority: the server and the measurement get the CPU first, and the
-    // clients take every cycle left (they still open thousands of connections a second).
-    try {
-      os.setPriority(clients.pid!, 19);
-    } catch {
-      // Not allowed here: the clients compete at normal priority, which the table's figures then include.
+    let loadedMs = 0;
+    for (let w = 0; w < windows && !exited; w++) {
+      idleParts.push(await controlLatency(port, cove.apiKey, id, IDLE_SECONDS / windows, () => !!exited));
+      idleRss.push(...sampler.take());
+      const config: ClientConfig = {
+        port,
+        apiHost: `127.0.0.1:${port}`,
+        previewHost,
+        previewToken: link.token,
+        apiKey: cove.apiKey,
+        seconds: seconds / windows,
+        kinds,
+        connections: CONNECTIONS,
+      };
+      clients = fork(fileURLToPath(import.meta.url), ['--clients'], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      // Attackers' CPU is not the server's on a real deployment; here they share two cores with it and with the
+      // measuring loop, so they run at the lowest priority: the server and the measurement get the CPU first, and
+      // the clients take every cycle left (they still open thousands of connections a second).
+      try {
+        os.setPriority(clients.pid!, 19);
+      } catch {
+        // Not allowed here: the clients compete at normal priority, which the table's figures then include.
+      }
+      const child = clients;
+      const report = new Promise<Record<string, KindStats>>((resolve, reject) => {
+        child.on('message', (m: { type: string; stats?: Record<string, KindStats> }) => {
+          if (m.type === 'ready') child.send({ type: 'start', config });
+          if (m.type === 'stats') resolve(m.stats!);
+        });
+        child.once('exit', (code) => reject(new Error(`the hostile clients exited with ${code} before reporting`)));
+      });
+      report.catch(() => {});
+      child.on('error', () => {});
+      // The window starts once the clients have loaded and begin their connections.
+      await new Promise<void>((resolve) => child.once('message', () => resolve()));
+      const windowStarted = Date.now();
+      // An exit ends the load early; an uncaught error the server survives is counted at the end, and the load goes on.
+      loadedParts.push(await controlLatency(port, cove.apiKey, id, seconds / windows, () => !!exited));
+      loadedMs += Date.now() - windowStarted;
+      // The clients may have ended on their own (their time is up): then their report is already on its way.
+      if (child.connected) child.send({ type: 'stop' });
+      const stats = await Promise.race([report, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the hostile clients did not report within 30 s')), 30_000))]);
+      for (const [kind, st] of Object.entries(stats)) {
+        const into = (perKind[kind] ??= { connections: 0, requests: 0, bytes: 0, answered: 0, closedByServer: 0, refused: 0 });
+        for (const k of Object.keys(st) as (keyof KindStats)[]) into[k] += st[k];
+      }
+      loadedRss.push(...sampler.take());
     }
-    const report = new Promise<Record<string, KindStats>>((resolve, reject) => {
-      clients!.on('message', (m: { type: string; stats: Record<string, KindStats> }) => m.type === 'stats' && resolve(m.stats));
-      clients!.once('exit', (code) => reject(new Error(`the hostile clients exited with ${code} before reporting`)));
-    });
-    report.catch(() => {});
-    clients.on('error', () => {});
-    clients.send({ type: 'start', config });
-    // An exit ends the load early; an uncaught error the server survives is counted at the end, and the load goes on.
-    const loaded = await controlLatency(port, cove.apiKey, id, seconds, () => !!exited);
-    const loadedFor = (Date.now() - started) / 1000;
-    // The clients may have ended on their own (their time is up): then their report is already on its way.
-    if (clients.connected) clients.send({ type: 'stop' });
-    const perKind = await Promise.race([report, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the hostile clients did not report within 30 s')), 30_000))]);
-    const loadedRss = sampler.take();
+    const memory = await serverMemory(cove.url, cove.apiKey);
+    const idle = mergeLatency(idleParts);
+    const loaded = mergeLatency(loadedParts);
+    const loadedFor = loadedMs / 1000;
 
     // After the load: does it answer, and does memory come back?
     let after: Latency | undefined;
@@ -530,6 +571,8 @@ async function main(): Promise<void> {
       { name: 'control API requests/s (sequential)', value: loaded.stats.n / loadedFor, unit: 'req/s', baseline: idle.stats.n / IDLE_SECONDS, baselineName: 'idle' },
       { name: 'control API requests failed', value: loaded.failed, unit: 'req', baseline: idle.failed, baselineName: 'idle' },
       { name: 'proxy RSS max under load', value: max(loadedRss), unit: 'MB', baseline: idleRssMax, baselineName: 'idle', target: '< 200 MB', ok: max(loadedRss) < 200 },
+      { name: 'proxy V8 heap used / total at the end of the load', value: memory.heapUsed, unit: `MB / ${memory.heapTotal.toFixed(0)} MB` },
+      { name: 'proxy external (Buffer) memory at the end of the load', value: memory.external, unit: 'MB' },
       { name: 'proxy RSS at the end of the load', value: loadedRss.at(-1) ?? NaN, unit: 'MB', baseline: idleRssMax, baselineName: 'idle' },
       ...(after
         ? [
@@ -573,6 +616,7 @@ if (process.argv.includes('--clients')) {
   process.once('message', (m: { type: string; config: ClientConfig }) => {
     void runClients(m.config).then((result) => process.send!({ type: 'stats', stats: result }, () => process.exit(0)));
   });
+  process.send!({ type: 'ready' });
 } else {
   await main();
 }

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bundle = `${root}dist/cli.mjs`;
-const SOURCES = ['agent', 'proxy', 'images', 'lib', 'wire', 'cli'];
+const SOURCES = ['agent', 'proxy', 'images', 'lib', 'wire', 'cli', 'dashboard'];
 
 function newestSource(dir) {
   let newest = 0;
@@ -31,5 +31,16 @@ if (!process.env.COVE_NO_BUILD && existsSync(`${root}scripts/build.mjs`)) {
   const built = existsSync(bundle) ? statSync(bundle).mtimeMs : 0;
   const newest = Math.max(...SOURCES.filter((d) => existsSync(root + d)).map((d) => newestSource(root + d)));
   if (newest > built) execFileSync(process.execPath, [`${root}scripts/build.mjs`], { stdio: ['ignore', process.stderr, 'inherit'] });
+}
+// Under npx, npm runs this command through `sh -c`, and a SIGTERM to npx ends that shell without passing the signal
+// on: once the process that started this one is gone, this one takes it as a SIGTERM (`cove serve` then stops).
+if (process.env.npm_command === 'exec') {
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGTERM');
+  }, 250);
+  watch.unref();
 }
 await import(bundle);

@@ -1,7 +1,7 @@
 // Bundles dist/cli.mjs (the `cove` command) and dist/agent.mjs (the agent alone, for the bundle inside sandboxes).
 // Native modules and the server's dependencies stay external.
 import { build } from 'esbuild';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -52,3 +52,18 @@ for (const name of ['cli.mjs', 'agent.mjs']) {
   const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (ascii !== text) writeFileSync(file, ascii);
 }
+
+// The web dashboard (dashboard/): one minified browser bundle, its CSS with xterm.js's, and the page, in
+// dist/dashboard/, which `cove serve` serves at /dashboard/ (proxy/src/dashboard/).
+await build({
+  entryPoints: { main: `${root}/dashboard/src/main.ts`, style: `${root}/dashboard/src/style.css` },
+  outdir: `${outdir}/dashboard`,
+  bundle: true,
+  minify: true,
+  platform: 'browser',
+  format: 'esm',
+  target: ['chrome111', 'firefox111', 'safari16'],
+  sourcemap: 'linked',
+  logLevel: 'warning',
+});
+copyFileSync(`${root}/dashboard/index.html`, `${outdir}/dashboard/index.html`);

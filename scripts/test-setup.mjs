@@ -79,3 +79,7 @@ if (!has('runsc')) {
     if (process.env.CI) process.exit(1);
   }
 }
+
+// The Docker engine (installed and started when it is missing or stopped, as root) and the images the tests start:
+// `cove images build` does both, as `cove serve` does at its start. Once here, so no test file waits for a build.
+execSync(`"${process.execPath}" bin/cove.mjs images build`, { stdio: ['ignore', 'ignore', 'inherit'], cwd: root });

@@ -3,7 +3,8 @@ import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, 
 import path from 'node:path';
 import { BASE_IMAGE, buildBaseImage } from './base';
 import { buildAgentBundle } from './bundle';
-import { checkoutRoot, docker, ensureCommands, ensureDocker, imageLabel, run, sha256, withLock, type BuildLog } from './host';
+import { ensureDockerEngine } from './engine';
+import { checkoutRoot, docker, ensureCommands, imageLabel, run, sha256, withLock, type BuildLog } from './host';
 
 /** The default sandbox image. */
 export const SANDBOX_IMAGE = 'cove-sandbox:latest';
@@ -58,13 +59,14 @@ export interface BuildResult {
  * Builds what is missing or out of date: the agent bundle (from the checkout's dist/agent.mjs), the Debian base image
  * and the default sandbox image. Cheap when all is up to date (hashes and `docker image inspect`), so it runs at
  * every start of the proxy. Concurrent calls, in this process or others, wait for each other (a lock in cacheDir).
- * Needs Docker; building the base image needs root and Debian's mirror, the image's npm packages the npm registry.
+ * Installs and starts the Docker engine when it is missing or stopped (as root, engine.ts); building the base image
+ * needs root and Debian's mirror, the image's npm packages the npm registry.
  */
 export async function buildImages(opts: BuildOptions = {}): Promise<BuildResult> {
   const log = opts.log ?? (() => {});
   const root = opts.root ?? checkoutRoot();
   const cacheDir = opts.cacheDir ?? defaultCacheDir(root);
-  ensureDocker();
+  await ensureDockerEngine(log);
   mkdirSync(cacheDir, { recursive: true });
   return withLock(path.join(cacheDir, 'build.lock'), log, async () => {
     const built: string[] = [];

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 export type BuildLog = (line: string) => void;
 
 /** Whether a command is on PATH. */
-function hasCommand(cmd: string): boolean {
+export function hasCommand(cmd: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
     return true;
@@ -30,22 +30,6 @@ export function ensureCommands(commands: Record<string, string>, log: BuildLog =
   log(`installing ${missing.join(' ')} (apt-get)`);
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
   execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-}
-
-/**
- * Fails with what to install or start when the Docker CLI is missing or its engine does not answer. Everything in
- * images/ needs both, and "docker: not found" deep inside a build explains nothing.
- */
-export function ensureDocker(): void {
-  if (!hasCommand('docker')) {
-    throw new Error('Docker is required but the docker command is missing: install it (apt-get install -y docker.io) and start dockerd');
-  }
-  try {
-    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'pipe', timeout: 20_000 });
-  } catch (err) {
-    const detail = (err as { stderr?: Buffer }).stderr?.toString().trim() ?? (err as Error).message;
-    throw new Error(`Docker is installed but its engine does not answer (start dockerd, as root: dockerd &): ${detail}`);
-  }
 }
 
 /** Runs a command, streaming its output lines to `log`; rejects with the tail of its output on failure. */

@@ -70,6 +70,18 @@ describe('readProxyConfig', () => {
     expect(() => readProxyConfig(['--runtime', 'kata'], {}, '/')).toThrow(/^runtime: kata is not a runtime Cove knows \(runc or runsc\)/);
   });
 
+  it('serves /metrics on a listener of its own only when --metrics-listen or COVE_METRICS_LISTEN gives HOST:PORT', () => {
+    expect(readProxyConfig([], {}, '/').metricsListen).toBeUndefined();
+    expect(readProxyConfig([], { COVE_METRICS_LISTEN: '' }, '/').metricsListen).toBeUndefined();
+    expect(readProxyConfig(['--metrics-listen', '127.0.0.1:9100'], { COVE_METRICS_LISTEN: '10.0.0.5:9200' }, '/').metricsListen).toEqual({ host: '127.0.0.1', port: 9100 });
+    expect(readProxyConfig([], { COVE_METRICS_LISTEN: '10.0.0.5:9200' }, '/').metricsListen).toEqual({ host: '10.0.0.5', port: 9200 });
+    expect(readProxyConfig(['--metrics-listen', '[::1]:0'], {}, '/').metricsListen).toEqual({ host: '::1', port: 0 });
+    expect(readProxyConfig(['--metrics-listen', 'metrics.internal:9100'], {}, '/').metricsListen).toEqual({ host: 'metrics.internal', port: 9100 });
+    for (const bad of ['9100', ':9100', '127.0.0.1', '127.0.0.1:99999', '::1:9100', 'host:port']) {
+      expect(() => readProxyConfig(['--metrics-listen', bad], {}, '/')).toThrow(/^metrics-listen: .* is not HOST:PORT/);
+    }
+  });
+
   it('takes flags over the environment, and data dirs relative to the working dir', () => {
     const env = { COVE_PORT: '4000', COVE_POOL: '5', COVE_DATA_DIR: 'from-env', COVE_API_KEY: 'k'.repeat(16), COVE_LOG_LEVEL: 'warn' };
     const config = readProxyConfig(['--port', '0', '--data-dir', 'data', '--pool', '0'], env, '/srv');

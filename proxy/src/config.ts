@@ -41,6 +41,8 @@ const ProxyConfig = z.object({
   diskCheckInterval: z.number().positive().max(3600),
   /** The OCI runtime of every sandbox: runc (the engine's own) or runsc (gVisor, registered with the engine at start). */
   runtime: z.enum(OCI_RUNTIMES, { error: (i) => `${String(i.input)} is not a runtime Cove knows (runc or runsc)` }),
+  /** A second listener serving /metrics without authentication (`--metrics-listen HOST:PORT`); none by default. */
+  metricsListen: z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) }).optional(),
   /** The limits of every API key that sets none of its own (admin keys excepted: see quotas/limits.ts). */
   limits: z.object(Object.fromEntries(LIMIT_NAMES.map((n) => [n, z.number().int().min(0).nullable()])) as Record<keyof Limits, z.ZodNullable<z.ZodNumber>>),
 });
@@ -78,6 +80,9 @@ export const SERVE_USAGE = `Usage: cove serve [options]
   --runtime R          OCI runtime of sandboxes: runc, or runsc to run them under gVisor (registered with
                        the Docker engine at start when it is not yet; needs root then) (COVE_RUNTIME,
                        default runc)
+  --metrics-listen H:P also serve /metrics (Prometheus) without authentication on this address, e.g.
+                       127.0.0.1:9100, for a private network only (COVE_METRICS_LISTEN, default off);
+                       /metrics on the main port always needs an admin API key
 
 Limits of each API key (Daytona's organization limits), a whole number or "unlimited". These are the defaults;
 "cove keys create|set KEY --max-… N" sets a key's own. Admin keys are not bound by these defaults: only limits set
@@ -129,6 +134,14 @@ export function parsePools(entries: string[], defaultImage: string): { pool: num
   return { pool, snapshotPools };
 }
 
+/** `HOST:PORT` (an IPv6 host in brackets, `[::1]:9100`) as host and port; undefined when empty. */
+function parseListen(text: string | undefined, what: string): { host: string; port: number } | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m || Number(m[3]) > 65535) throw new Error(`${what}: ${text.slice(0, 100)} is not HOST:PORT, such as 127.0.0.1:9100 or [::1]:9100`);
+  return { host: m[1] ?? m[2], port: Number(m[3]) };
+}
+
 /** Reads flags over environment over defaults, once. Throws with a message for people when something is invalid. */
 export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string): ProxyConfig {
   const { values } = parseArgs({
@@ -149,6 +162,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       'dns-server': { type: 'string' },
       'disk-check-interval': { type: 'string' },
       runtime: { type: 'string' },
+      'metrics-listen': { type: 'string' },
       ...Object.fromEntries(LIMIT_NAMES.map((n) => [LIMITS[n].flag, { type: 'string' as const }])),
     },
   });
@@ -197,6 +211,7 @@ export function readProxyConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     minuteMs: num(env.COVE_TEST_MINUTE_MS, 60_000),
     diskCheckInterval: num(values['disk-check-interval'] ?? env.COVE_DISK_CHECK_INTERVAL, 5),
     runtime: values.runtime || env.COVE_RUNTIME || 'runc',
+    metricsListen: parseListen(values['metrics-listen'] ?? env.COVE_METRICS_LISTEN, 'metrics-listen'),
     limits,
   });
   if (!result.success) {

@@ -8,6 +8,7 @@ import { AGENT_VERSION } from '../../wire/agent';
 import { readProxyConfig, SERVE_USAGE } from './config';
 import { createKeysService, type Principal } from './auth/api-keys';
 import { createPools, type SnapshotPoolSpec, type SnapshotPoolTarget } from './pool/pools';
+import { describeLimits } from './quotas/limits';
 import { createQuotaService } from './quotas/service';
 import { createDockerRuntime } from './runtime/docker-runtime';
 import { createExitTracker, followContainerEvents } from './runtime/events';
@@ -36,6 +37,8 @@ import { createPreviewHandler } from './preview/handler';
 import { createPreviewTokens } from './auth/preview-tokens';
 import { createSshAccess } from './auth/ssh-tokens';
 import { startSshGateway, type SshGateway } from './ssh/gateway';
+import { createMetrics } from './metrics/registry';
+import { startMetricsListener } from './metrics/routes';
 import { loadEgressCa } from './egress/ca';
 import { createEgressLog } from './egress/log';
 import { startEgressServices, type EgressServices } from './egress/service';
@@ -87,6 +90,7 @@ export async function runServe(argv: string[]): Promise<void> {
   const docker = new Dockerode();
   const disk = await detectDiskMode({ docker, image: SANDBOX_IMAGE, labels: { [LABEL_INSTANCE]: instance } });
   process.stdout.write(`disk limits: ${describeDiskMode(disk, config.diskCheckInterval)}\n`);
+  process.stdout.write(`quotas: ${describeLimits(config.limits)}\n`);
   // Cove's egress CA (egress/ca.ts): every sandbox trusts it, so requests to a mounted secret's hosts can carry its value.
   const egressCa = await loadEgressCa(config.dataDir);
   const runtime = createDockerRuntime({
@@ -170,6 +174,8 @@ export async function runServe(argv: string[]): Promise<void> {
   const sshAccess = createSshAccess(db);
   const signing = createSigningKeys(db);
   const sandboxRepo = createSandboxRepo(db);
+  // Prometheus metrics (metrics/): sandboxes and pools are read at each scrape, the rest counted as it happens.
+  const metrics = createMetrics({ sandboxStates: () => sandboxRepo.all().map((r) => r.state), pools: () => pool?.status() ?? [] });
   // Archives are zstd files; tar and zstd are installed here when missing (as root), like the image tools.
   ensureCommands({ tar: 'tar', zstd: 'zstd' }, (line) => process.stderr.write(`[archive] ${line}\n`));
   const archives = createDirectoryStore(path.join(config.dataDir, 'archives'));
@@ -229,6 +235,7 @@ export async function runServe(argv: string[]): Promise<void> {
     prepareBuild: (principal, dockerfile, contextHashes) => catalog.prepareBuild(principal, dockerfile, contextHashes),
     onBuildDiscarded: () => settle('collect the images of deleted snapshots', catalog.collect()),
     pullImage: (principal, image) => registries.pullForSandbox(principal, image),
+    metrics,
     log,
   });
   const catalog = createSnapshotCatalog({
@@ -313,7 +320,7 @@ export async function runServe(argv: string[]): Promise<void> {
   let ssh: SshGateway | undefined;
   let sshNote: string;
   try {
-    ssh = await startSshGateway({ host: config.host, port: config.sshPort, dataDir: config.dataDir, access: sshAccess, sandboxes, log });
+    ssh = await startSshGateway({ host: config.host, port: config.sshPort, dataDir: config.dataDir, access: sshAccess, sandboxes, metrics, log });
     sshNote = `SSH port ${ssh.port}`;
   } catch (err) {
     sshNote = `SSH off: ${(err as Error).message}`;
@@ -349,6 +356,7 @@ export async function runServe(argv: string[]): Promise<void> {
       tokens: previewTokens,
       credentials: createCredentialCheck({ keys, tokens: previewTokens, ssh: sshAccess }),
       secure: publicUrl.startsWith('https:'),
+      metrics,
     }),
     previewTokens,
     previewDomain: config.previewDomain,
@@ -356,27 +364,44 @@ export async function runServe(argv: string[]): Promise<void> {
     toolboxUrl,
     version: AGENT_VERSION,
     ssh: { access: sshAccess, endpoint: () => ({ host: sshHost(), port: ssh?.port ?? config.sshPort }) },
+    metrics,
     log,
   });
   if (!config.publicUrl) publicUrl = `http://localhost:${server.port}`;
   const runtimeNote = config.runtime === 'runsc' ? 'runtime runsc (gVisor)' : 'runtime runc';
-  process.stdout.write(`${SERVE_READY_PREFIX}${server.url} (API ${publicUrl}/api, ${runtimeNote}, ${sshNote})\n`);
+  // `--metrics-listen`: /metrics without authentication on the operator's address. Like SSH, one that cannot listen
+  // leaves the rest serving, and the ready line says so.
+  let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | undefined;
+  let metricsNote = '';
+  if (config.metricsListen) {
+    try {
+      metricsListener = await startMetricsListener({ ...config.metricsListen, metrics });
+      metricsNote = `, metrics on ${metricsListener.url}`;
+    } catch (err) {
+      metricsNote = `, metrics listener off: ${(err as Error).message}`;
+      log.error({ err: (err as Error).message, listen: config.metricsListen }, 'the metrics listener could not start');
+    }
+  }
+  process.stdout.write(`${SERVE_READY_PREFIX}${server.url} (API ${publicUrl}/api, ${runtimeNote}, ${sshNote}${metricsNote})\n`);
 
   let stopping = false;
-  const stop = () => {
+  const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
+    process.stdout.write(`cove stopping (${signal}): sandboxes keep running for the next start\n`);
     events.close();
     timers.close();
     pool?.close();
     watchdog?.close();
     void ssh?.close();
     void egress?.close();
+    void metricsListener?.close();
     server
       .close()
       .catch(() => {})
       .finally(() => {
         db.close();
+        process.stdout.write('cove stopped\n');
         process.exit(0);
       });
   };

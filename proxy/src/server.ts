@@ -17,6 +17,9 @@ import type { ToolboxAccess } from './toolbox/access';
 import type { ToolboxForwarder } from './toolbox/forward';
 import { isToolboxHost, legacyToolboxCall } from './toolbox/legacy';
 import { AGENT_PORT } from '../../wire/agent';
+import type { Metrics, RouteFamily } from './metrics/registry';
+import { isMetricsPath, serveMetrics } from './metrics/routes';
+import { builtDashboardDir, createDashboardHandler } from './dashboard/handler';
 
 export const TOOLBOX_BASE = '/toolbox';
 /** Where the Daytona SDK opens its Socket.IO connection for state events: `{apiUrl}/socket.io/`. */
@@ -50,16 +53,32 @@ function toolboxPath(url: string): { sandboxId: string; path: string } | undefin
  * served by the preview handler. Logs one line per request, without credentials or queries.
  */
 export async function startProxyServer(
-  opts: ApiOptions & { host: string; port: number; forwarder: ToolboxForwarder; toolboxAccess: ToolboxAccess; cors: Cors; preview: PreviewHandler; events: EventsGateway; log: Logger },
+  opts: ApiOptions & { host: string; port: number; forwarder: ToolboxForwarder; toolboxAccess: ToolboxAccess; cors: Cors; preview: PreviewHandler; events: EventsGateway; log: Logger; metrics?: Metrics },
 ): Promise<{ server: Server; port: number; url: string; close(): Promise<void> }> {
   const apiListener = getRequestListener(createApiApp(opts).fetch);
+  const dashboard = createDashboardHandler({ root: builtDashboardDir() });
   const { log } = opts;
 
   function logRequest(req: IncomingMessage, res: ServerResponse, started: bigint): void {
     res.once('close', () => {
       const path = (req.url ?? '').split('?')[0];
-      log.info({ method: req.method, path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log.info({ method: req.method, path, status: res.statusCode, ms }, 'request');
+      opts.metrics?.requestDone(familyOf(req), res.statusCode, ms / 1000);
     });
+  }
+
+  const toolboxPrefix = `${TOOLBOX_BASE}/`;
+  const legacyToolboxPrefix = `${API_BASE}/toolbox/`;
+  /** The family /metrics counts a request under, decided as onRequest routes it (only when metrics are kept). */
+  function familyOf(req: IncomingMessage): RouteFamily {
+    const url = req.url ?? '';
+    const preview = parsePreviewHost(req.headers.host, opts.previewDomain);
+    if (preview) return isToolboxHost(preview) ? 'toolbox' : 'preview';
+    if (url.startsWith(toolboxPrefix) || url.startsWith(legacyToolboxPrefix)) return 'toolbox';
+    if (opts.events.handles(url)) return 'events';
+    if (opts.objectStorage.handles(url)) return 'object-storage';
+    return url.startsWith(API_BASE) ? 'api' : 'other';
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
@@ -90,8 +109,18 @@ export async function startProxyServer(
       opts.objectStorage.request(req, res);
       return;
     }
+    // Prometheus metrics for operators: admin API keys only (metrics/routes.ts).
+    if (opts.metrics && isMetricsPath(req.url)) {
+      serveMetrics(req, res, opts.metrics, opts.keys);
+      return;
+    }
     if (api) {
       settle('api request', apiListener(req, res), (error) => sendError(res, error, ERROR_SOURCE.api));
+      return;
+    }
+    // The web dashboard's static files (dashboard/): no data in them, so no authentication.
+    if (dashboard.handles(req.url)) {
+      dashboard.request(req, res);
       return;
     }
     throw new CoveError('NOT_FOUND', `No route for ${req.method} ${(req.url ?? '').split('?')[0]}; the API is under ${API_BASE}`);
@@ -134,7 +163,11 @@ export async function startProxyServer(
     previewDomain: opts.previewDomain,
     isToolboxHost,
     handOff: (socket) => server.emit('connection', socket),
-    logRequest: (entry) => log.info(entry, 'request'),
+    logRequest: (entry) => {
+      log.info(entry, 'request');
+      opts.metrics?.requestDone('preview', entry.status, entry.ms / 1000);
+      opts.metrics?.preview('relayed');
+    },
   });
   const front = net.createServer({ noDelay: true }, (socket) => relay.accept(socket));
   const { port, url } = await listen(front, opts.port, opts.host);

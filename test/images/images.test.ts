@@ -7,7 +7,7 @@ import { BASE_IMAGE } from '../../images/src/base';
 import { buildImages, CONTENT_HASH_LABEL, ensureImages, sandboxContentHash, SANDBOX_IMAGE, type BuildResult } from '../../images/src/build';
 import { BUNDLE_MOUNT } from '../../images/src/bundle';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../images/src/busybox';
-import { docker, ensureDocker, imageLabel } from '../../images/src/host';
+import { docker, imageLabel } from '../../images/src/host';
 
 // Real Docker, real images, real agents in containers on a bridge network this file creates. Addresses used are
 // only those of these containers.
@@ -19,8 +19,6 @@ const log = (line: string) => process.stderr.write(`[images test] ${line}\n`);
 let images: BuildResult;
 
 beforeAll(async () => {
-  // Fails (never skips) with what to install when Docker is missing.
-  ensureDocker();
   images = await ensureImages(log);
   await buildBusyboxImage({ log });
   docker(['network', 'create', '--label', TEST_LABEL, network]);

@@ -17,7 +17,8 @@ LIMITS (each a whole number, "unlimited", or for set "default": back to the serv
 admin keys have no limit but those set on them):
 ${LIMIT_NAMES.map((n) => `  --${`${LIMITS[n].flag} N`.padEnd(22)}${LIMITS[n].says} (built-in server default ${showLimit(LIMITS[n].fallback)})`).join('\n')}
 
-  --data-dir DIR   the server's data dir (COVE_DATA_DIR, default ~/.cove)`;
+  --data-dir DIR   the server's data dir (COVE_DATA_DIR, default ~/.cove)
+  --json           JSON on stdout: the key and its record (create), the records (list), the record (set, revoke)`;
 
 /** The limits given as flags: a value, null (unlimited), or 'default' where `allowDefault`. */
 function limitFlags(values: Record<string, unknown>, allowDefault: boolean): OverridesPatch {
@@ -47,6 +48,7 @@ export function runKeysCommand(argv: string[]): void {
       admin: { type: 'boolean' },
       'data-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      json: { type: 'boolean' },
       ...Object.fromEntries(LIMIT_NAMES.map((n) => [LIMITS[n].flag, { type: 'string' as const }])),
     },
   });
@@ -55,6 +57,7 @@ export function runKeysCommand(argv: string[]): void {
     process.stdout.write(`${KEYS_USAGE}\n`);
     return;
   }
+  const json = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
   const dataDir = path.resolve(values['data-dir'] ?? process.env.COVE_DATA_DIR ?? path.join(os.homedir(), '.cove'));
   const db = openDatabase(dataDir);
   try {
@@ -69,11 +72,13 @@ export function runKeysCommand(argv: string[]): void {
           const created = keys.create({ name: values.name ?? 'key', admin });
           return { ...created, own: limits.set(created.info.id, patch) };
         })();
+        if (values.json) return void json({ key, ...info, limits: own });
         process.stdout.write(`${key}\n`);
         process.stderr.write(`created ${info.admin ? 'admin ' : ''}key ${info.id} (${info.name}), ${showOwn(own, info.admin)}; it is not shown again\n`);
         return;
       }
       case 'list':
+        if (values.json) return void json(keys.list().map((k) => ({ ...k, limits: limits.of(k.id).own })));
         for (const k of keys.list()) {
           const state = k.revokedAt ? `revoked ${k.revokedAt}` : `last used ${k.lastUsedAt ?? 'never'}`;
           const own = limits.of(k.id).own;
@@ -88,12 +93,14 @@ export function runKeysCommand(argv: string[]): void {
         if (matching.length === 0) throw new Error(`no active key with id or prefix ${target}`);
         if (matching.length > 1) throw new Error(`several keys have the prefix ${target}; give the id`);
         const own = limits.set(matching[0].id, patch);
+        if (values.json) return void json({ ...matching[0], limits: own });
         process.stdout.write(`key ${matching[0].id}: ${showOwn(own, matching[0].admin)}\n`);
         return;
       }
       case 'revoke':
         if (!target) throw new Error('revoke needs a key id or prefix');
         if (!keys.revoke(target)) throw new Error(`no active key with id or prefix ${target}`);
+        if (values.json) return void json(keys.list().find((k) => k.id === target || k.prefix === target));
         process.stdout.write(`revoked ${target}\n`);
         return;
       default:

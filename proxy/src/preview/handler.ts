@@ -18,6 +18,7 @@ import { parseQuery, splitTarget, targetWithout, type QueryParam } from './targe
 import type { PreviewHost } from './host';
 import { sendPreviewError, wantsHtml } from './pages';
 import type { PreviewTokens } from '../auth/preview-tokens';
+import type { CoveMetrics } from '../metrics/registry';
 
 const HOP_BY_HOP = new Set(HOP_BY_HOP_HEADERS);
 /** What a relay passes on of those: it forwards bodies and connection state as they are on the wire. */
@@ -45,7 +46,15 @@ interface Access {
  * credential ever reaches it, however the request was admitted: token headers, token parameters (in any encoding),
  * our cookie, and any Authorization that carries a Cove key or token are removed.
  */
-export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: KeysService; tokens: PreviewTokens; credentials: CredentialCheck; secure: boolean }) {
+export function createPreviewHandler(opts: {
+  sandboxes: SandboxService;
+  keys: KeysService;
+  tokens: PreviewTokens;
+  credentials: CredentialCheck;
+  secure: boolean;
+  /** Told whether each request and upgrade served here was admitted or refused, for /metrics (the relay's are counted where it logs them). */
+  metrics?: Pick<CoveMetrics, 'preview'>;
+}) {
   const agent = new PreviewAgent();
   const { sandboxes, keys, tokens, credentials } = opts;
   /** The cookie name we set and accept: over TLS only the `__Host-` form, which no sibling host can set. */
@@ -147,10 +156,12 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
       try {
         ({ path, access, target } = admit(req, host));
       } catch (err) {
+        opts.metrics?.preview('refused');
         const error = unexpected(err, 'preview admission');
         sendPreviewError(req, res, error, error.code === 'PREVIEW_UNAUTHORIZED' ? 'Open the link you were given, or ask for a new one (getPreviewLink).' : undefined);
         return;
       }
+      opts.metrics?.preview('admitted');
       // A token in the query becomes a cookie; browsers navigating get the same URL without it, so a reload works.
       if (access.setCookie && (req.method === 'GET' || req.method === 'HEAD') && wantsHtml(req)) {
         res.writeHead(302, { location: path, 'set-cookie': cookieHeader(access.setCookie), 'cache-control': 'no-store' }).end();
@@ -220,9 +231,11 @@ export function createPreviewHandler(opts: { sandboxes: SandboxService; keys: Ke
       try {
         ({ path, access, target } = admit(req, host));
       } catch (err) {
+        opts.metrics?.preview('refused');
         rejectSocket(socket, unexpected(err, 'preview upgrade admission'), ERROR_SOURCE.proxy);
         return;
       }
+      opts.metrics?.preview('admitted');
       const headers = upstreamHeaders(req, access, host.port, req.socket.remoteAddress);
       headers.connection = 'Upgrade';
       headers.upgrade = req.headers.upgrade;

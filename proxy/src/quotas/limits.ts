@@ -47,6 +47,12 @@ export function parseLimit(text: string, what: string): number | null {
 /** How a limit value reads in listings and help. */
 export const showLimit = (value: number | null): string => (value === null ? NO_LIMIT : String(value));
 
+/** The start-up line's account of the default limits: `quotas: per API key 10 started sandboxes at once, …`. */
+export function describeLimits(defaults: Limits): string {
+  const named = LIMIT_NAMES.map((n) => `${showLimit(defaults[n])} ${LIMITS[n].says}`);
+  return `per API key without limits of its own: ${named.join(', ')}; admin keys only by their own`;
+}
+
 /**
  * The limits in force for a key: its own values over the server's defaults. An admin key (the operator's) is not
  * bound by the defaults: only the limits set on the key itself apply to it.

@@ -7,6 +7,7 @@ import { IMAGE_REF, type UpdateSandboxSecretsRequest, type ResizeSandboxRequest,
 import type { Principal } from '../auth/api-keys';
 import type { PoolClass } from '../pool/service';
 import type { Pools } from '../pool/pools';
+import type { CoveMetrics } from '../metrics/registry';
 import type { ResolvedSnapshot } from '../snapshots/catalog';
 import { createLiveLogs } from '../snapshots/build-logs';
 import { EgressPolicyError, OPEN, parseAllowList, policyOf, type EgressPolicy } from '../runtime/egress-policy';
@@ -136,6 +137,8 @@ interface SandboxServiceOptions {
   refuseDisk?: string;
   /** Set where a container's disk size is fixed when it is made (storage-opt): `disk` cannot change afterwards. */
   diskFixed?: boolean;
+  /** Told of every create's pool hit or miss and its time to a started sandbox, for /metrics (metrics/registry.ts). */
+  metrics?: Pick<CoveMetrics, 'poolHit' | 'poolMiss' | 'createDone'>;
   log: Logger;
 }
 
@@ -556,6 +559,8 @@ export function createSandboxService(opts: SandboxServiceOptions) {
     toDto,
 
     async create(principal: Principal, req: CreateSandboxRequest): Promise<SandboxDto> {
+      const began = process.hrtime.bigint();
+      const seconds = () => Number(process.hrtime.bigint() - began) / 1e9;
       if (req.gpu || req.gpuType?.length) throw new CoveError('INVALID_REQUEST', 'GPUs are not available on this Cove server (gpu, gpuType)');
       if (req.target !== undefined && req.target !== TARGET) throw new CoveError('INVALID_REQUEST', `target ${req.target.slice(0, 40)}: this Cove server has one target, ${TARGET}`);
       for (const [field, set] of [
@@ -655,6 +660,7 @@ export function createSandboxService(opts: SandboxServiceOptions) {
       const poolClass: PoolClass = { image, cpu: record.cpu, memoryGiB: record.memory, diskGiB: record.disk, ...(record.entrypoint ? { entrypoint: record.entrypoint } : {}) };
       const member = Object.keys(record.env).length === 0 && !record.outboundProxyUrl && !secretMounts.length && containerUser(record) === undefined && !mounts.length ? opts.pool?.claim(poolClass) : undefined;
       if (member) {
+        opts.metrics?.poolHit();
         const policy = egressOf(record);
         // Members run open; nothing of the user's has run in this one yet (a held entrypoint waits for the request below).
         try {
@@ -667,9 +673,13 @@ export function createSandboxService(opts: SandboxServiceOptions) {
         }
         const started = repo.update(id, { state: 'started', containerId: member.containerId, ip: member.ip, agentToken: member.agentToken, user: member.user })!;
         log.debug({ sandboxId: id, pool: true }, 'sandbox created from the warm pool');
+        opts.metrics?.createDone('pool', seconds());
         return toDto(started);
       }
-      return serialized(id, () => firstStart(record));
+      opts.metrics?.poolMiss();
+      const dto = await serialized(id, () => firstStart(record));
+      opts.metrics?.createDone('cold', seconds());
+      return dto;
     },
 
     get(principal: Principal, idOrName: string): SandboxDto {

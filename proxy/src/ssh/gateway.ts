@@ -5,6 +5,7 @@ import type * as Ssh2 from 'ssh2';
 import { guard, unexpected } from '../../../lib/guard';
 import type { SandboxService } from '../sandboxes/service';
 import type { SshAccess, SshGrant } from '../auth/ssh-tokens';
+import type { CoveMetrics } from '../metrics/registry';
 import { openAgentTunnel, type AgentEndpoint } from './agent-link';
 import { createLoginBackoff } from './backoff';
 import { MAX_SESSIONS, type SshConnection } from './connection';
@@ -34,6 +35,8 @@ interface SshGatewayOptions {
   dataDir: string;
   access: SshAccess;
   sandboxes: SandboxService;
+  /** Told when a connection logs in and when it closes, for /metrics (metrics/registry.ts). */
+  metrics?: Pick<CoveMetrics, 'sshOpened' | 'sshClosed'>;
   log: Logger;
 }
 
@@ -136,6 +139,7 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
         () => {
           clients.delete(client);
           if (!c) return;
+          opts.metrics?.sshClosed();
           byToken.get(c.grant.id)?.delete(c);
           if (byToken.get(c.grant.id)?.size === 0) byToken.delete(c.grant.id);
           for (const socket of c.tunnels) socket.destroy();
@@ -221,6 +225,7 @@ export async function startSshGateway(opts: SshGatewayOptions): Promise<SshGatew
           if (!set) byToken.set(g.id, (set = new Set()));
           set.add(conn);
           conn.log.info({ ip: address }, 'ssh login');
+          opts.metrics?.sshOpened();
           const fw = (forwards = createForwards(conn));
 
           client.on(
