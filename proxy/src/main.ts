@@ -62,7 +62,8 @@ export async function runServe(argv: string[]): Promise<void> {
   try {
     config = readProxyConfig(argv, process.env, process.cwd());
   } catch (err) {
-    process.stderr.write(`cove serve: ${(err as Error).message}\n\n${SERVE_USAGE}\n`);
+    // The reason alone: under a page of usage it would scroll out of sight (and out of a supervisor's last lines).
+    process.stderr.write(`cove serve: ${(err as Error).message}\nRun "cove serve --help" for the options.\n`);
     process.exitCode = 2;
     return;
   }

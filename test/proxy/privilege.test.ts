@@ -90,7 +90,8 @@ describe('least privilege', () => {
     } finally {
       await sandbox.delete();
     }
-  });
+    // The grep reads every file of the sandbox (about a gigabyte): over a minute when the whole suite shares the cores.
+  }, 180_000);
 
   it("gives PTY and SSH shells exactly the user's groups, not the agent's", async () => {
     const sandbox = await cove.daytona().create();
