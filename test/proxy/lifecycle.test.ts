@@ -20,7 +20,15 @@ afterAll(async () => {
 });
 
 const stateOf = (id: string) => sandboxState(cove, id);
-const waitForState = (id: string, wanted: string, ms: number) => waitFor(cove, id, wanted, ms, 50);
+/** The state a timer's action is in while it runs: the action starts within the test's minutes, and then takes real seconds. */
+const UNDER_WAY: Record<string, string> = { stopped: 'stopping', gone: 'destroying', paused: 'pausing' };
+/** Waits for a timer to act within `ms`, then for its action (a container stop, pause or removal) to finish. */
+async function waitForState(id: string, wanted: string, ms: number): Promise<string> {
+  const underWay = UNDER_WAY[wanted];
+  if (!underWay) return waitFor(cove, id, wanted, ms, 50);
+  await waitFor(cove, id, [underWay, wanted], ms, 50);
+  return waitFor(cove, id, wanted, 60_000, 50);
+}
 
 describe('sandbox timers', () => {
   it('stops a quiet sandbox after its auto-stop interval, and keeps a busy one going', async () => {
