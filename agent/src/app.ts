@@ -6,6 +6,8 @@ import { createBearerCheck } from '../../lib/http/auth';
 import { unexpected } from '../../lib/guard';
 import { CoveError, fromOsError } from '../../lib/errors';
 import { Router } from '../../lib/http/router';
+import { registerComputerUseRoutes } from './computeruse/routes';
+import { createComputerUseService } from './computeruse/service';
 import { registerEnvRoutes } from './env/routes';
 import { createEnvService } from './env/service';
 import { registerFilesRoutes } from './files/routes';
@@ -91,6 +93,7 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext; /** c
     env: createEnvService(opts.ctx),
     metrics: createMetricsService(opts.ctx),
     interpreter: createInterpreterService(opts.ctx),
+    computerUse: createComputerUseService(opts.ctx),
   };
   registerInfoRoutes(router, services.info);
   registerFilesRoutes(router, services.files);
@@ -105,6 +108,7 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext; /** c
   registerInterpreterRoutes(router, services.interpreter);
   registerEnvRoutes(router, services.env);
   registerMetricsRoutes(router, services.metrics);
+  registerComputerUseRoutes(router, services.computerUse);
 
   // Built on first request: the document is large and most agents never serve it.
   let openapi: object | undefined;
@@ -126,6 +130,7 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext; /** c
         services.watch.close(),
         services.ssh.close(),
         services.interpreter.close(),
+        services.computerUse.close(),
       ]);
     },
   };

@@ -9,6 +9,9 @@ import { checkoutRoot, docker, ensureCommands, imageLabel, run, sha256, withLock
 /** The default sandbox image. */
 export const SANDBOX_IMAGE = 'cove-sandbox:latest';
 
+/** The desktop image (computer use): the Dockerfile's `desktop` stage, an X desktop and its tools; built when asked for. */
+export const DESKTOP_IMAGE = 'cove-desktop:latest';
+
 /**
  * Label of SANDBOX_IMAGE holding the hash of everything it was built from (Dockerfile, agent bundle, Node and npm
  * packages, base image). A start whose inputs hash the same keeps the image; any change rebuilds it.
@@ -39,8 +42,10 @@ interface BuildOptions {
   root?: string;
   /** Where the bundle and the image's runtime are kept between builds; defaultCacheDir(root) by default. */
   cacheDir?: string;
-  /** Rebuild everything, even what is up to date: base image, bundle, runtime, sandbox image. */
+  /** Rebuild everything, even what is up to date: base image, bundle, runtime, sandbox image (and desktop image). */
   force?: boolean;
+  /** Also build DESKTOP_IMAGE (from SANDBOX_IMAGE) when it is missing or out of date. */
+  desktop?: boolean;
   /** Progress lines. */
   log?: BuildLog;
 }
@@ -77,11 +82,13 @@ export async function buildImages(opts: BuildOptions = {}): Promise<BuildResult>
 
     const dockerfile = path.join(root, 'images/sandbox/Dockerfile');
     const baseId = docker(['image', 'inspect', '--format', '{{.Id}}', BASE_IMAGE]);
-    const hash = sandboxContentHash({ dockerfile: readFileSync(dockerfile, 'utf8'), bundleHash: bundle.hash, runtime, baseId });
+    const dockerfileText = readFileSync(dockerfile, 'utf8');
+    const hash = sandboxContentHash({ dockerfile: dockerfileText, bundleHash: bundle.hash, runtime, baseId });
     if (opts.force || imageLabel(SANDBOX_IMAGE, CONTENT_HASH_LABEL) !== hash) {
       await buildSandboxImage({ dockerfile, context: cacheDir, hash, log });
       built.push(SANDBOX_IMAGE);
     }
+    if (opts.desktop && (await buildDesktopImage({ dockerfile, context: cacheDir, hash: sha256(hash, 'desktop'), force: opts.force, log }))) built.push(DESKTOP_IMAGE);
     return { bundleDir: bundle.dir, bundleHash: bundle.hash, sandboxHash: hash, built };
   });
 }
@@ -106,29 +113,42 @@ export function sandboxContentHash(inputs: { dockerfile: string; bundleHash: str
 }
 
 /**
- * `docker build` of the sandbox image with `context` (the cache dir) as context: its .dockerignore lets only
- * bundle/ and runtime/ through, so nothing is copied to a separate context folder. The image it replaces is removed
- * when no container uses it (each is about a gigabyte).
+ * `docker build --target STAGE` of images/sandbox/Dockerfile, tagged `image`, with `context` (the cache dir) as
+ * context: its .dockerignore lets only bundle/ and runtime/ through, so nothing is copied to a separate context
+ * folder. The image it replaces is removed when no container uses it (each is about a gigabyte).
  */
-async function buildSandboxImage(opts: { dockerfile: string; context: string; hash: string; log: BuildLog }): Promise<void> {
+async function buildStage(opts: { dockerfile: string; context: string; stage: string; image: string; hash: string; note: string; log: BuildLog }): Promise<void> {
   const { log } = opts;
   writeFileSync(path.join(opts.context, '.dockerignore'), '*\n!bundle\n!runtime\nruntime/.stamp\n');
-  const previous = imageId(SANDBOX_IMAGE);
-  log(`docker build ${SANDBOX_IMAGE} (apt-get of the tools takes a few minutes the first time)`);
+  const previous = imageId(opts.image);
+  log(`docker build ${opts.image} (${opts.note})`);
   const started = Date.now();
   await run(
     'docker',
-    ['build', '--build-arg', `BASE=${BASE_IMAGE}`, '--label', `${CONTENT_HASH_LABEL}=${opts.hash}`, '-t', SANDBOX_IMAGE, '-f', opts.dockerfile, opts.context],
+    ['build', '--build-arg', `BASE=${BASE_IMAGE}`, '--target', opts.stage, '--label', `${CONTENT_HASH_LABEL}=${opts.hash}`, '-t', opts.image, '-f', opts.dockerfile, opts.context],
     { log: (line) => /^(Step \d+\/\d+|Successfully|E: |error)/i.test(line) && log(line) },
   );
-  log(`${SANDBOX_IMAGE} built in ${Math.round((Date.now() - started) / 1000)} s`);
-  if (previous && previous !== imageId(SANDBOX_IMAGE)) {
+  log(`${opts.image} built in ${Math.round((Date.now() - started) / 1000)} s`);
+  if (previous && previous !== imageId(opts.image)) {
     try {
       execFileSync('docker', ['image', 'rm', previous], { stdio: 'ignore' });
     } catch {
       // Still used by a container (or by another tag): leave it.
     }
   }
+}
+
+const buildSandboxImage = (opts: { dockerfile: string; context: string; hash: string; log: BuildLog }) =>
+  buildStage({ ...opts, stage: 'sandbox', image: SANDBOX_IMAGE, note: 'apt-get of the tools takes a few minutes the first time' });
+
+/**
+ * DESKTOP_IMAGE (the Dockerfile's `desktop` stage, on the same `system` stage as the sandbox image), unless an image
+ * of that name carries `hash`. Returns whether it built.
+ */
+async function buildDesktopImage(opts: { dockerfile: string; context: string; hash: string; force?: boolean; log: BuildLog }): Promise<boolean> {
+  if (!opts.force && imageLabel(DESKTOP_IMAGE, CONTENT_HASH_LABEL) === opts.hash) return false;
+  await buildStage({ ...opts, stage: 'desktop', image: DESKTOP_IMAGE, note: 'apt-get of the desktop, ffmpeg and Chromium takes a few minutes the first time' });
+  return true;
 }
 
 function imageId(name: string): string | undefined {

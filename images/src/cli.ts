@@ -1,13 +1,15 @@
 import { parseArgs } from 'node:util';
-import { buildImages, defaultCacheDir, SANDBOX_IMAGE } from './build';
+import { buildImages, defaultCacheDir, DESKTOP_IMAGE, SANDBOX_IMAGE } from './build';
 
-export const IMAGES_USAGE = `Usage: cove images build [--force] [--cache-dir DIR]
+export const IMAGES_USAGE = `Usage: cove images build [--force] [--desktop] [--cache-dir DIR]
 
 Builds what is missing or out of date: the agent bundle, the Debian base image (debootstrap, needs root) and the
 default sandbox image ${SANDBOX_IMAGE}. As root, installs and starts the Docker engine first when it is missing or
 stopped. Progress goes to stderr.
 
   --force          rebuild everything, even what is up to date
+  --desktop        also build the desktop image ${DESKTOP_IMAGE} (computer use: an X desktop, xdotool, ImageMagick,
+                   ffmpeg, Chromium) from ${SANDBOX_IMAGE}
   --cache-dir DIR  where the bundle and the image's Node runtime are kept (default: .cove/ of the checkout)
   --json           on stdout, what was built as JSON: {"bundleDir", "built": [...], "seconds"}`;
 
@@ -18,6 +20,7 @@ export async function runImagesCommand(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       force: { type: 'boolean', default: false },
+      desktop: { type: 'boolean', default: false },
       'cache-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
       json: { type: 'boolean', default: false },
@@ -40,6 +43,7 @@ export async function runImagesCommand(argv: string[]): Promise<void> {
     result = await buildImages({
       cacheDir: values['cache-dir'] ?? defaultCacheDir(),
       force: values.force,
+      desktop: values.desktop,
       log: (line) => progress.line(line),
     });
   } finally {

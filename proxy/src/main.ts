@@ -2,8 +2,9 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import Dockerode from 'dockerode';
 import pino from 'pino';
-import { buildImages, SANDBOX_IMAGE } from '../../images/src/build';
+import { buildImages, DESKTOP_IMAGE, SANDBOX_IMAGE } from '../../images/src/build';
 import { ensureCommands } from '../../images/src/host';
+import { CoveError } from '../../lib/errors';
 import { AGENT_VERSION } from '../../wire/agent';
 import { readProxyConfig, SERVE_USAGE } from './config';
 import { createKeysService, type Principal } from './auth/api-keys';
@@ -74,6 +75,15 @@ export async function runServe(argv: string[]): Promise<void> {
   installLastResort('cove serve');
 
   const images = await buildImages({ log: (line) => process.stderr.write(`[images] ${line}\n`) });
+  // The desktop image (computer use) is in no registry: it is built on its first use, its progress the pull's lines.
+  const isDesktop = (image: string) => image === DESKTOP_IMAGE || `${image}:latest` === DESKTOP_IMAGE;
+  const buildDesktop = async (onLine: (line: string) => void) => {
+    try {
+      await buildImages({ desktop: true, log: (line) => (onLine(line), process.stderr.write(`[images] ${line}\n`)) });
+    } catch (err) {
+      throw new CoveError('IMAGE_NOT_FOUND', `Image ${DESKTOP_IMAGE} is not on this host and could not be built: ${(err as Error).message}`);
+    }
+  };
   const db = openDatabase(config.dataDir);
   const keys = createKeysService(db);
   if (config.apiKey) keys.ensureAdmin(config.apiKey);
@@ -235,7 +245,7 @@ export async function runServe(argv: string[]): Promise<void> {
     resolveSnapshot: (principal, name) => catalog.resolve(principal, name),
     prepareBuild: (principal, dockerfile, contextHashes) => catalog.prepareBuild(principal, dockerfile, contextHashes),
     onBuildDiscarded: () => settle('collect the images of deleted snapshots', catalog.collect()),
-    pullImage: (principal, image) => registries.pullForSandbox(principal, image),
+    pullImage: (principal, image) => (isDesktop(image) ? buildDesktop(() => {}) : registries.pullForSandbox(principal, image)),
     metrics,
     log,
   });
@@ -247,7 +257,8 @@ export async function runServe(argv: string[]): Promise<void> {
     sandboxes: () => sandboxes.records(),
     contexts: { has: (keyId, hash) => objectStorage.hasContext(keyId, hash), open: (keyId, hash) => objectStorage.openContext(keyId, hash) },
     mayUse: mayUseImage,
-    pullImage: (principal, image, onLine) => registries.pull(principal, image, onLine),
+    pullImage: (principal, image, onLine) => (isDesktop(image) ? buildDesktop(onLine) : registries.pull(principal, image, onLine)),
+    keepImage: isDesktop,
     checkSize: (keyId, wanted) => quotas.checkSize(keyId, wanted),
     refuseDisk: disk.kind === 'off' ? disk.why : undefined,
     log,

@@ -218,7 +218,9 @@ describe.each(TEST_BASES.map((b) => [b.key, b] as const))('%s', (key, base: Test
     expect((await sb.codeInterpreter.runCode('x += 1\nprint(x)', { context: ctx })).stdout).toBe('42\n');
   });
 
-  it('computer use: not served by Cove, a 404 naming the route', async () => {
-    expect(await failure(sb.computerUse.start())).toEqual({ statusCode: 404, message: 'No route for POST /computeruse/start' });
+  it('computer use: a 400 naming the desktop image and what this image lacks', async () => {
+    const { statusCode, message } = await failure(sb.computerUse.start());
+    expect(statusCode).toBe(400);
+    expect(message).toMatch(/^Computer use needs the desktop image: Xvfb, .* are not installed in this sandbox; create the sandbox from the desktop image cove-desktop:latest/);
   });
 });

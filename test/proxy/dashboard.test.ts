@@ -6,16 +6,16 @@
  * step go to test-results/dashboard/. Also the static file handler itself: redirect, types, ETags, traversal, 404s.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { launchChromium } from '../helpers/browser';
 import { startCove, type TestCove } from '../helpers/cove';
 import { toolbox } from '../helpers/preview';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = path.join(import.meta.dirname, '../../test-results/dashboard');
 
 let cove: TestCove;
@@ -31,13 +31,6 @@ const revocations: number[] = [];
 /** Uncaught exceptions of the page, and what the browser refused under its Content-Security-Policy. */
 const pageErrors: string[] = [];
 
-/** Fails (never skips) where Chromium is missing, with the line that installs it. */
-function requireChromium(): string {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`These tests drive Debian's Chromium at ${CHROMIUM}, which is missing. Install it with: sudo apt-get install -y chromium`);
-  }
-  return CHROMIUM;
-}
 
 let shot = 0;
 const screenshot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${String(++shot).padStart(2, '0')}-${name}.png`), fullPage: true });
@@ -68,16 +61,11 @@ function rawGet(target: string, headers: Record<string, string> = {}, method = '
 }
 
 beforeAll(async () => {
-  const executablePath = requireChromium();
   // This run's screenshots only.
   rmSync(SHOTS, { recursive: true, force: true });
   mkdirSync(SHOTS, { recursive: true });
   cove = await startCove({ pool: 1 });
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: cove.url });
   page = await context.newPage();

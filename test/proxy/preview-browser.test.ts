@@ -7,12 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromiumProfile } from '../helpers/browser';
 import { startCove, type TestCove } from '../helpers/cove';
 import { PREVIEW_FIXTURES, toolbox } from '../helpers/preview';
 
-const CHROMIUM = '/usr/bin/chromium';
 const VITE_VERSION = '7';
 
 let cove: TestCove;
@@ -20,13 +20,6 @@ let sandbox: string;
 let context: BrowserContext;
 let userDataDir: string;
 
-/** Fails (never skips) where Chromium is missing, with the line that installs it. */
-function requireChromium(): string {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`These tests drive Debian's Chromium at ${CHROMIUM}, which is missing. Install it with: sudo apt-get install -y chromium`);
-  }
-  return CHROMIUM;
-}
 
 /**
  * Vite installed on the host (sandboxes cannot reach the npm registry), once per machine in a temp folder: the
@@ -53,7 +46,6 @@ async function link(port: number): Promise<{ url: string; token: string }> {
 }
 
 beforeAll(async () => {
-  const executablePath = requireChromium();
   cove = await startCove({ pool: 1 });
   const res = await cove.api('/sandbox', { method: 'POST', body: '{}' });
   sandbox = (await res.json()).id;
@@ -65,11 +57,7 @@ beforeAll(async () => {
   await box.serve('cd /home/cove/vite-app && npx vite --host 127.0.0.1 --port 5173 --strictPort', 5173);
   userDataDir = mkdtempSync(path.join(os.tmpdir(), 'cove-chromium-'));
   mkdirSync(userDataDir, { recursive: true });
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  context = await launchChromiumProfile(userDataDir);
 }, 20 * 60_000);
 
 afterAll(async () => {

@@ -58,6 +58,8 @@ interface CatalogOptions {
   mayUse: (principal: Principal, image: string) => Promise<boolean>;
   /** Pulls an image for a key with its registry credentials (registries/); without it, pulls are anonymous. */
   pullImage?: (principal: Principal, image: string, onLine: (line: string) => void) => Promise<void>;
+  /** Images Cove builds itself (the desktop image): a snapshot that made one never removes it. */
+  keepImage?: (image: string) => boolean;
   /** Refuses resources over the key's per-sandbox maximums (quotas), naming the field. */
   checkSize?: (keyId: string, wanted: { cpu?: number; memory?: number; disk?: number }) => void;
   /** Set when nothing on this server can enforce `disk` (disk mode off): why; snapshots that set it are refused. */
@@ -294,6 +296,7 @@ export function createSnapshotCatalog(opts: CatalogOptions) {
   /** Removes an image Cove made once neither a sandbox nor another snapshot needs it; false when it must stay. */
   async function removeIfUnused(image: string, exceptId: string): Promise<boolean> {
     if (opts.sandboxes().some((s) => s.image === image)) return false;
+    if (opts.keepImage?.(image)) return true;
     const others = db.prepare<[string, string], { n: number }>(`SELECT count(*) AS n FROM snapshots WHERE image = ? AND id != ? AND state != 'removing'`).get(image, exceptId)!.n;
     if (others > 0) return true;
     return runtime.removeImage(image).catch((err: Error) => {
