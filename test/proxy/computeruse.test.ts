@@ -135,6 +135,14 @@ describe('computer use in the desktop image', () => {
     expect(pngSize(compressedRegion.screenshot!)).toEqual({ width: 160, height: 100 });
     const jpeg = Buffer.from((await sandbox.computerUse.screenshot.takeCompressed({ format: 'jpeg', quality: 50, scale: 0.25, showCursor: true })).screenshot!, 'base64');
     expect(jpeg.subarray(0, 3).toString('hex')).toBe('ffd8ff');
+    // The pointer is drawn only when asked for.
+    await sandbox.computerUse.mouse.move(500, 400);
+    const around = { x: 490, y: 390, width: 40, height: 40 };
+    const bare = (await sandbox.computerUse.screenshot.takeCompressedRegion(around, { format: 'png', showCursor: false })).screenshot!;
+    const pointed = (await sandbox.computerUse.screenshot.takeCompressedRegion(around, { format: 'png', showCursor: true })).screenshot!;
+    expect(pngSize(pointed)).toEqual({ width: 40, height: 40 });
+    expect(pointed).not.toBe(bare);
+    expect((await sandbox.computerUse.screenshot.takeCompressedRegion(around, { format: 'png', showCursor: false })).screenshot).toBe(bare);
     expect(await failure(sandbox.computerUse.screenshot.takeCompressedRegion({ x: 1000, y: 0, width: 100, height: 10 }))).toMatchObject({
       statusCode: 400,
       message: expect.stringMatching(/query\.width: the region .* extends past the display's width 1024/),

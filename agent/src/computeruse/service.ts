@@ -24,7 +24,7 @@ import { hotkeyChord, keyChord } from './keys';
 import { createRecordings } from './recordings';
 import { createSupervisor, type ProgramSpec } from './supervisor';
 import { createToolCheck, runTool } from './tools';
-import { clickArgs, convertArgs, dragArgs, keyArgs, moveArgs, parseMouseLocation, parseResolution, parseWmctrl, parseXdpyinfo, scrollArgs, typeArgs, type ImageOps, type Screen } from './x11';
+import { captureArgs, clickArgs, convertArgs, dragArgs, essentialPng, keyArgs, moveArgs, parseMouseLocation, parseResolution, parseWmctrl, parseXdpyinfo, scrollArgs, typeArgs, type ImageOps, type Screen } from './x11';
 
 /** The desktop's X display, its size, and the ports of its VNC server (loopback only) and of noVNC. */
 const DISPLAY = ':0';
@@ -214,8 +214,10 @@ export function createComputerUseService(ctx: SandboxContext) {
       if (r.x + r.width > display.width) throw new CoveError('INVALID_REQUEST', `Invalid request query.width: the region (x ${r.x}, width ${r.width}) extends past the display's width ${display.width}`);
       if (r.y + r.height > display.height) throw new CoveError('INVALID_REQUEST', `Invalid request query.height: the region (y ${r.y}, height ${r.height}) extends past the display's height ${display.height}`);
     }
-    const [captured, cursor] = await Promise.all([run('import', ['-display', DISPLAY, '-window', 'root', '-silent', 'ppm:-']), pointer()]);
     const format = q.format === 'jpg' ? 'jpeg' : (q.format ?? 'png');
+    // The whole display as PNG, nothing drawn or scaled: import's own PNG (one process instead of two).
+    const plain = !region && format === 'png' && (q.scale ?? 1) === 1 && !q.showCursor;
+    const [captured, cursor] = await Promise.all([run('import', captureArgs(DISPLAY, plain ? 'png' : 'ppm')), pointer()]);
     const ops: ImageOps = {
       display,
       region: region ? { x: q.x!, y: q.y!, width: q.width!, height: q.height! } : undefined,
@@ -224,7 +226,7 @@ export function createComputerUseService(ctx: SandboxContext) {
       quality: q.quality,
       scale: q.scale,
     };
-    const image = await run('convert', convertArgs(ops), captured);
+    const image = plain ? essentialPng(captured) : await run('convert', convertArgs(ops), captured);
     return { screenshot: image.toString('base64'), sizeBytes: image.length, cursorPosition: cursor };
   }
 

@@ -1,10 +1,10 @@
 /** The argv of the X tools and the parsers of what they print. */
 import { describe, expect, it } from 'vitest';
-import { clickArgs, convertArgs, cursorPolygon, dragArgs, keyArgs, outputSize, parseMouseLocation, parseResolution, parseWmctrl, parseXdpyinfo, recordArgs, scrollArgs, typeArgs } from './x11';
+import { captureArgs, clickArgs, convertArgs, essentialPng, cursorPolygon, dragArgs, keyArgs, outputSize, parseMouseLocation, parseResolution, parseWmctrl, parseXdpyinfo, recordArgs, scrollArgs, typeArgs } from './x11';
 
 describe('xdotool argv', () => {
   it('clicks with the button number, twice for a double click', () => {
-    expect(clickArgs({ x: 10, y: 20, button: 'left', double: false })).toEqual(['mousemove', '10', '20', 'click', '1']);
+    expect(clickArgs({ x: 10, y: 20, button: 'left', double: false })).toEqual(['mousemove', '10', '20', 'click', '--delay', '0', '1']);
     expect(clickArgs({ x: 0, y: 0, button: 'right', double: true })).toEqual(['mousemove', '0', '0', 'click', '--repeat', '2', '--delay', '80', '3']);
   });
 
@@ -71,6 +71,11 @@ describe('parsers', () => {
 describe('convert argv', () => {
   const display = { width: 1024, height: 768 };
 
+  it('captures the root window as 8-bit PPM', () => {
+    expect(captureArgs(':0')).toEqual(['-display', ':0', '-window', 'root', '-silent', '-depth', '8', 'ppm:-']);
+    expect(captureArgs(':1', 'png')).toEqual(['-display', ':1', '-window', 'root', '-silent', '-depth', '8', 'png:-']);
+  });
+
   it('encodes the whole display as PNG with nothing else', () => {
     expect(convertArgs({ display, format: 'png' })).toEqual(['ppm:-', '-strip', 'png:-']);
   });
@@ -120,5 +125,27 @@ describe('COVE_DESKTOP_RESOLUTION', () => {
     for (const bad of ['1920', '1920x', 'x1080', '1920x1080x8', '100x100', '9000x1080', '1920X1080', '1920x1080;rm', '-1x5']) {
       expect(() => parseResolution(bad), bad).toThrow(/Invalid COVE_DESKTOP_RESOLUTION .*expected WIDTHxHEIGHT/);
     }
+  });
+});
+
+describe('essentialPng', () => {
+  const chunk = (type: string, data: string) => {
+    const body = Buffer.from(data, 'latin1');
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(body.length, 0);
+    head.write(type, 4, 'latin1');
+    return Buffer.concat([head, body, Buffer.from([1, 2, 3, 4])]);
+  };
+  const signature = Buffer.from('89504e470d0a1a0a', 'hex');
+
+  it('keeps the header, palette, transparency, data and end, in order, and drops colour and other chunks', () => {
+    const png = Buffer.concat([signature, chunk('IHDR', 'h'.repeat(13)), chunk('gAMA', 'gggg'), chunk('cHRM', 'c'.repeat(32)), chunk('PLTE', 'ppp'), chunk('bKGD', 'bb'), chunk('tRNS', 't'), chunk('IDAT', 'data1'), chunk('tEXt', 'x'), chunk('IDAT', 'data2'), chunk('IEND', '')]);
+    expect(essentialPng(png)).toEqual(Buffer.concat([signature, chunk('IHDR', 'h'.repeat(13)), chunk('PLTE', 'ppp'), chunk('tRNS', 't'), chunk('IDAT', 'data1'), chunk('IDAT', 'data2'), chunk('IEND', '')]));
+  });
+
+  it('refuses what is not a whole PNG', () => {
+    expect(() => essentialPng(Buffer.from('GIF89a'))).toThrow(/no signature/);
+    const whole = Buffer.concat([signature, chunk('IHDR', 'h'.repeat(13)), chunk('IEND', '')]);
+    expect(() => essentialPng(whole.subarray(0, whole.length - 20))).toThrow(/cut short/);
   });
 });
