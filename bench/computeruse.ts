@@ -2,7 +2,8 @@
  * Computer use through a real `cove serve` and the published SDK, beside the same work done directly inside the
  * sandbox, in the same run. One sandbox of the desktop image with a 1920x1080 display (COVE_DESKTOP_RESOLUTION):
  * - screenshot latency, full HD PNG and compressed JPEG: `computerUse.screenshot.*` through the SDK vs ImageMagick's
- *   `import` of the root window run inside the sandbox (what a program in the sandbox would do);
+ *   `import` of the root window run inside the sandbox (what a program there would do; `import` ignores -quality, so
+ *   its JPEG is at ImageMagick's default quality);
  * - click-to-event latency: from the moment `computerUse.mouse.click` is called to the moment a Tk window in the
  *   sandbox receives the ButtonPress, vs `xdotool mousemove X Y click 1` run inside the sandbox. Both ends read the
  *   same kernel clock (a container shares the host's CLOCK_REALTIME).
