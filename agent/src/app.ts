@@ -48,9 +48,11 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext; /** c
   const app = new Hono();
   const check = createBearerCheck(opts.token);
   let first = opts.onFirstAuthorized;
-  const isAuthorized = (header: string | undefined): boolean => {
+  /** The agent's own warm-up requests (warm()): authorized, but no client's first request. */
+  const warming = new WeakSet<Request>();
+  const isAuthorized = (header: string | undefined, request?: Request): boolean => {
     const ok = check(header);
-    if (ok && first) {
+    if (ok && first && !(request && warming.has(request))) {
       const call = first;
       first = undefined;
       call();
@@ -59,7 +61,7 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext; /** c
   };
 
   app.use('*', async (c, next) => {
-    if (!isAuthorized(c.req.header('authorization'))) {
+    if (!isAuthorized(c.req.header('authorization'), c.req.raw)) {
       throw new CoveError('UNAUTHORIZED', 'Missing or invalid bearer token');
     }
     await next();
@@ -119,6 +121,22 @@ export function createAgentApp(opts: { token: string; ctx: SandboxContext; /** c
     router,
     services,
     isAuthorized,
+    /**
+     * Runs, in this process, what a client's first command would otherwise pay for the first time: the route of
+     * `/process/execute` up to its handler (dispatched without a socket, marked as no client's first request, with a
+     * working directory that does not exist, so it answers 400 and starts nothing), then the command path
+     * (process.warm). Runs nothing of the image.
+     */
+    async warm() {
+      const request = new Request('http://agent/process/execute', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${opts.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ command: 'true', cwd: '/nonexistent/cove-warm-up' }),
+      });
+      warming.add(request);
+      await app.request(request);
+      await services.process.warm();
+    },
     /** Kills every process the agent started. */
     async close() {
       await Promise.allSettled([

@@ -61,6 +61,8 @@ export async function runAgent(argv: string[]): Promise<void> {
   const firstRequest = new Promise<void>((resolve) => (authorized = resolve));
   const running = await startAgentServer({ host: config.host, port: config.port, token: config.token, ctx, onFirstAuthorized: () => authorized() });
   process.stdout.write(`${READY_PREFIX}${running.url}\n`);
+  // After the ready line, not before: a cold start waits for that line, a pool member has seconds before its claim.
+  void running.agent.warm().catch((err: Error) => process.stderr.write(`cove agent: warming up failed: ${err.message}\n`));
 
   if (config.entrypoint) {
     // Held until whoever started the agent has made the sandbox ready for user code (Cove's proxy arms the sandbox's

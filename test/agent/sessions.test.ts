@@ -571,6 +571,23 @@ describe('SDKs before 0.167 (X-Daytona-SDK-Version), which split marked output t
 });
 
 describe('the entrypoint session', () => {
+  it('is held (--hold-entrypoint) through the agent\'s own warm-up, until the first request with the token', async () => {
+    const marker = path.join(mkdtempSync(path.join(os.tmpdir(), 'cove-hold-')), 'started');
+    const held = await startAgent({ args: ['--hold-entrypoint', '--', 'sh', '-c', `touch ${marker}; exec sleep 304`] });
+    try {
+      // The warm-up (an authorized request dispatched in the agent, and a command of its own) runs after the ready
+      // line; nothing of it may start the entrypoint.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await fetch(`${held.url}/version`)).status).toBe(401);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(existsSync(marker)).toBe(false);
+      expect((await held.fetch('/version')).status).toBe(200);
+      await waitFor(() => existsSync(marker), 10_000, 'the entrypoint to start');
+    } finally {
+      await held.stop('SIGTERM');
+    }
+  });
+
   it('runs the image entrypoint as a session whose logs the SDK can read, and stops it with the agent', async () => {
     const withEntrypoint = await startAgent({ args: ['--', 'sh', '-c', 'echo booted; echo $$; echo warn >&2; exec sleep 303'] });
     try {

@@ -93,6 +93,15 @@ export function createProcessService(ctx: SandboxContext) {
   }
 
   return {
+    /**
+     * Runs the agent's own Node (`--version`, from Cove's read-only bundle, never a program of the image) through the
+     * path every command takes (shared pipe, the sandbox user, a process group of its own), so that the first command
+     * a client sends does not pay for that path's first run. Nothing of the image runs: the agent may still be held.
+     */
+    async warm(): Promise<void> {
+      await runCombined(ctx, groups, { file: process.execPath, args: ['--version'], cwd: '/', timeoutMs: 10_000 }, () => {});
+    },
+
     /** `sh -c command`, stdout and stderr combined in order. */
     async execute(req: ExecuteRequest): Promise<ExecuteResponse> {
       return runToEnd(

@@ -36,6 +36,8 @@ export interface PoolClass {
 export const sameClass = (a: PoolClass, b: PoolClass): boolean => poolKey(a) === poolKey(b);
 
 const AGENT_READY_TIMEOUT_MS = 60_000;
+/** How long after a claim the pool starts its replacement (see refillSoon). */
+const REFILL_DELAY_MS = 250;
 
 /** The label value of a class's members (unchanged for the default pool's classes, whose members earlier runs made). */
 const poolKey = (c: PoolClass): string =>
@@ -112,17 +114,39 @@ export function createWarmPool(opts: {
     }
   }
 
+  /**
+   * Refills after a claim, REFILL_DELAY_MS later: starting a container (the engine's work and the agent's boot) takes
+   * both cores of a small host for a moment, which the claimed sandbox's first commands would otherwise share. An
+   * empty pool refills at once: the next creates would miss it anyway.
+   */
+  let refillTimer: NodeJS.Timeout | undefined;
+  function refillSoon(): void {
+    if (ready.length === 0) {
+      clearTimeout(refillTimer);
+      refillTimer = undefined;
+      refill();
+      return;
+    }
+    refillTimer ??= setTimeout(() => {
+      refillTimer = undefined;
+      refill();
+      if (inFlight === 0) wakeIdle();
+    }, REFILL_DELAY_MS);
+  }
+
+  function wakeIdle(): void {
+    const waiting = idle;
+    idle = [];
+    waiting.forEach((resolve) => resolve());
+  }
+
   function refill(): void {
     while (!closed && ready.length + inFlight < opts.size && inFlight < concurrency) {
       inFlight++;
       void addOne().finally(() => {
         inFlight--;
         refill();
-        if (inFlight === 0) {
-          const waiting = idle;
-          idle = [];
-          waiting.forEach((resolve) => resolve());
-        }
+        if (inFlight === 0 && !refillTimer) wakeIdle();
       });
     }
   }
@@ -188,7 +212,7 @@ export function createWarmPool(opts: {
       if (JSON.stringify(c.entrypoint ?? null) !== JSON.stringify(entrypoint ?? null)) return undefined;
       const member = ready.shift();
       if (member) remove.run(member.containerId);
-      refill();
+      refillSoon();
       return member;
     },
 
@@ -207,18 +231,23 @@ export function createWarmPool(opts: {
 
     /** Resolves when no container is being started (tests and benchmarks wait for a full pool with this). */
     async settled(): Promise<void> {
-      if (inFlight === 0) return;
+      if (inFlight === 0 && !refillTimer) return;
       await new Promise<void>((resolve) => idle.push(resolve));
     },
 
     /** Stops refilling. Ready members keep running, to be adopted by the next start. */
     close(): void {
       closed = true;
+      if (refillTimer) {
+        clearTimeout(refillTimer);
+        refillTimer = undefined;
+        if (inFlight === 0) wakeIdle();
+      }
     },
 
     /** Stops refilling for good and removes every member, ready or still starting (its snapshot is gone). */
     async retire(): Promise<void> {
-      closed = true;
+      this.close();
       retired = true;
       await this.drain();
     },
