@@ -211,12 +211,19 @@ describe('computer use in the desktop image', () => {
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       // resize=off: the canvas is the display at 1:1. quality=9: the least lossy of the JPEG levels noVNC asks for.
-      await page.goto(`${url}/vnc.html?autoconnect=true&resize=off&quality=9&cove_preview_token=${encodeURIComponent(token)}`);
+      // reconnect: a connection that fails (a busy machine) is tried again, as a person would.
+      await page.goto(`${url}/vnc.html?autoconnect=true&reconnect=true&reconnect_delay=1000&resize=off&quality=9&cove_preview_token=${encodeURIComponent(token)}`);
       expect(page.url()).not.toContain(token); // traded for the preview cookie
-      await page.waitForFunction(() => {
-        const c = document.querySelector<HTMLCanvasElement>('#noVNC_container canvas');
-        return c?.width === 1024 && c.height === 768;
-      }, undefined, { timeout: 30_000 });
+      await page
+        .waitForFunction(() => {
+          const c = document.querySelector<HTMLCanvasElement>('#noVNC_container canvas');
+          return c?.width === 1024 && c.height === 768;
+        }, undefined, { timeout: 60_000 })
+        .catch(async (err: Error) => {
+          const status = await page.locator('#noVNC_status').textContent().catch(() => '');
+          const logs = (await sandbox.computerUse.getProcessErrors('novnc')).errors?.slice(-1500);
+          throw new Error(`${err.message}; noVNC's status: ${status}; websockify's errors: ${logs}`);
+        });
 
       // The canvas shows what the API's screenshot shows (noVNC's JPEG tiles differ by a few levels at most).
       const diffWith = (png: string) =>
@@ -276,7 +283,7 @@ describe('computer use in the desktop image', () => {
     } finally {
       await browser.close();
     }
-  });
+  }, 180_000);
 
   it('runs Debian\'s Chromium on the desktop', async () => {
     // Its own session: the test window's command still runs in the first one.

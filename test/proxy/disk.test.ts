@@ -129,7 +129,8 @@ describe('disk limits: watchdog (this machine: overlay2 on ext4)', () => {
     expect(over.state).toBe('started');
 
     await Promise.all([over.delete(), under.delete()]);
-  });
+    // Two creates, 2.2 GB written and two stops and starts: a minute on a quiet machine, more while the suite runs.
+  }, 180_000);
 });
 
 describe('disk limits: storage-opt (a second engine on xfs with project quotas, or btrfs)', () => {

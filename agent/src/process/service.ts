@@ -94,12 +94,18 @@ export function createProcessService(ctx: SandboxContext) {
 
   return {
     /**
-     * Runs the agent's own Node (`--version`, from Cove's read-only bundle, never a program of the image) through the
-     * path every command takes (shared pipe, the sandbox user, a process group of its own), so that the first command
-     * a client sends does not pay for that path's first run. Nothing of the image runs: the agent may still be held.
+     * Runs the agent's own Node (`--version`, from Cove's read-only bundle, never a program of the image) as the
+     * sandbox user in a process group of its own, so that the first command a client sends does not pay for the spawn
+     * path's first run. On two pipes: the shared pipe needs libc through koffi, which an idle agent does not load
+     * (about 15 ms, paid by the first command). Nothing of the image runs: the agent may still be held.
      */
     async warm(): Promise<void> {
-      await runCombined(ctx, groups, { file: process.execPath, args: ['--version'], cwd: '/', timeoutMs: 10_000 }, () => {});
+      const { done } = await superviseSpawn(ctx, groups, { file: process.execPath, args: ['--version'], cwd: '/', timeoutMs: 10_000 }, ['ignore', 'pipe', 'pipe'], (c) => {
+        c.stdout!.resume();
+        c.stderr!.resume();
+        return [c.stdout!, c.stderr!];
+      });
+      await done;
     },
 
     /** `sh -c command`, stdout and stderr combined in order. */
