@@ -35,7 +35,7 @@ const NOVNC_PORT = 6080;
 const X_SOCKET_DIR = '/tmp/.X11-unix';
 const X_SOCKET = `${X_SOCKET_DIR}/X${DISPLAY.slice(1)}`;
 /** How long the window list waits for the window manager after a start. */
-const WM_READY_MS = 5_000;
+const WM_READY_MS = 20_000;
 /** How long start waits for Xvfb's socket. */
 const X_READY_MS = 15_000;
 
@@ -231,8 +231,8 @@ export function createComputerUseService(ctx: SandboxContext) {
   }
 
   /**
-   * `wmctrl -lG`, which needs the window manager's client list: just after start xfwm4 may not have set it yet, so a
-   * failure is retried for a few seconds; without a window manager it is a 409 that says so.
+   * `wmctrl -lG`, which needs the window manager's client list: just after start xfwm4 may not have set it yet (several
+   * seconds on a busy host), so a failure is retried for up to 20 s; without a window manager it is a 409 that says so.
    */
   async function windowList(): Promise<Buffer> {
     const deadline = Date.now() + WM_READY_MS;
@@ -241,8 +241,11 @@ export function createComputerUseService(ctx: SandboxContext) {
         return await run('wmctrl', ['-lG']);
       } catch (err) {
         if (!/client list/i.test((err as CoveError).detail ?? '')) throw err;
-        if (Date.now() > deadline || !supervisor.isRunning('xfce4')) {
+        if (!supervisor.isRunning('xfce4')) {
           throw new CoveError('CONFLICT', 'The window list needs the desktop\'s window manager (xfce4\'s xfwm4), which is not running');
+        }
+        if (Date.now() > deadline) {
+          throw new CoveError('CONFLICT', `The window list needs the desktop's window manager (xfce4's xfwm4), which did not list the windows within ${WM_READY_MS / 1000} s of asking`);
         }
         await sleep(100);
       }
