@@ -125,3 +125,13 @@ export async function startCove(opts: { pool?: number; dataDir?: string; apiKey?
   };
   return cove;
 }
+
+/** A rejection's HTTP status and message, as the SDK reports them; throws when the call succeeds. */
+export async function failure(p: Promise<unknown>): Promise<{ statusCode?: number; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return { statusCode: (err as { statusCode?: number }).statusCode, message: (err as Error).message };
+  }
+  throw new Error('expected the call to fail');
+}

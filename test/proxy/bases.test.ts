@@ -11,7 +11,7 @@ import { Image, type Sandbox } from '@daytonaio/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/agent';
 import { ensureTestBases, TEST_BASES, type TestBase } from '../helpers/bases';
-import { startCove, type TestCove } from '../helpers/cove';
+import { failure, startCove, type TestCove } from '../helpers/cove';
 
 const suffix = randomBytes(3).toString('hex');
 let cove: TestCove;
@@ -46,15 +46,6 @@ afterAll(async () => {
   await cove?.destroy();
 }, 120_000);
 
-/** A rejection's HTTP status and message, as the SDK reports them. */
-async function failure(p: Promise<unknown>): Promise<{ statusCode?: number; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { statusCode: (err as { statusCode?: number }).statusCode, message: (err as Error).message };
-  }
-  throw new Error('expected the call to fail');
-}
 
 /** POST /process/code-run through the toolbox proxy, in any language. */
 async function codeRun(sb: Sandbox, language: string, code: string): Promise<{ status: number; text: string; json?: unknown }> {

@@ -16,7 +16,7 @@ import { Image, type Sandbox } from '@daytonaio/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImages, DESKTOP_IMAGE } from '../../images/src/build';
 import { launchChromium } from '../helpers/browser';
-import { startCove, type TestCove } from '../helpers/cove';
+import { failure, startCove, type TestCove } from '../helpers/cove';
 
 /** Screenshots of the live view and of the API, for a person to look at. */
 const SHOTS = path.join(import.meta.dirname, '../../test-results/computeruse');
@@ -43,14 +43,6 @@ async function poll<T>(what: string, fn: () => Promise<T | undefined | false>, m
   }
 }
 
-async function failure(p: Promise<unknown>): Promise<{ statusCode?: number; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { statusCode: (err as { statusCode?: number }).statusCode, message: (err as Error).message };
-  }
-  throw new Error('expected the call to fail');
-}
 
 /** A Tk window that writes each X event it gets as a JSON line, and its text's content to a file. */
 const WINDOW_PY = String.raw`
