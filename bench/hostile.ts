@@ -13,8 +13,8 @@
  * Kinds (all to the server on 127.0.0.1):
  *   slowloris          a request head, then one byte every 100 ms, never finished (API and preview hosts)
  *   garbage            random bytes, or a request line followed by random bytes
- *   head-under-64k     a head just under 64 KiB (the relay's limit), API and preview hosts
- *   head-over-64k      a head just over 64 KiB
+ *   head-under-limit   a head just under 16 KiB (the relay's and the HTTP server's limit), API and preview hosts
+ *   head-over-limit    a head just over 16 KiB
  *   body-length        POST to the API declaring a 1 GiB Content-Length, body sent as fast as the socket takes it
  *   body-chunked       the same, chunked, without end
  *   upgrade-flood      a WebSocket upgrade to the preview app (which never answers 101), then 32 MiB of data
@@ -36,13 +36,14 @@ import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { MAX_HEAD_BYTES } from '../lib/net/http1';
 import { printTable, stats, type Row, type Stats } from './lib';
 
 const KINDS = [
   'slowloris',
   'garbage',
-  'head-under-64k',
-  'head-over-64k',
+  'head-under-limit',
+  'head-over-limit',
   'body-length',
   'body-chunked',
   'upgrade-flood',
@@ -60,8 +61,6 @@ const RSS_EVERY_MS = 500;
 const APP_PORT = 8080;
 const REQUEST_TIMEOUT_MS = 10_000;
 const MIB = 1024 * 1024;
-/** The relay's head limit (lib/net/http1.ts MAX_HEAD_BYTES). */
-const HEAD_LIMIT = 64 * 1024;
 
 /** What the parent tells the client process. */
 interface ClientConfig {
@@ -154,8 +153,8 @@ async function runClients(config: ClientConfig): Promise<Record<string, KindStat
     return `${start}${'a'.repeat(size - start.length - 4)}\r\n\r\n`;
   };
   const heads = {
-    under: [paddedHead(api, HEAD_LIMIT - 64), paddedHead(preview, HEAD_LIMIT - 64)],
-    over: [paddedHead(api, HEAD_LIMIT + 64), paddedHead(preview, HEAD_LIMIT + 64)],
+    under: [paddedHead(api, MAX_HEAD_BYTES - 64), paddedHead(preview, MAX_HEAD_BYTES - 64)],
+    over: [paddedHead(api, MAX_HEAD_BYTES + 64), paddedHead(preview, MAX_HEAD_BYTES + 64)],
   };
   const filler = Buffer.alloc(64 * 1024, 'x');
   const chunk = Buffer.concat([Buffer.from(`${filler.length.toString(16)}\r\n`), filler, Buffer.from('\r\n')]);
@@ -192,8 +191,8 @@ async function runClients(config: ClientConfig): Promise<Record<string, KindStat
       else await send(s, st, bytes);
       await until(s, ['close'], 2000);
     },
-    'head-under-64k': (s, st, n) => oneShot(s, st, heads.under[n % 2]),
-    'head-over-64k': (s, st, n) => oneShot(s, st, heads.over[n % 2]),
+    'head-under-limit': (s, st, n) => oneShot(s, st, heads.under[n % 2]),
+    'head-over-limit': (s, st, n) => oneShot(s, st, heads.over[n % 2]),
     async 'body-length'(s, st, n) {
       st.requests++;
       const auth = n % 2 ? `Authorization: Bearer ${config.apiKey}\r\n` : '';

@@ -4,8 +4,14 @@ import type { TestCove } from './cove';
 /** The OpenSSH client options every test uses: no host-key prompts or files, never a password prompt. */
 export const SSH_CLIENT_OPTS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes'];
 
-/** The SSH gateway port a test server said in its ready line. */
-export const sshPortOf = (cove: TestCove): number => Number(/SSH port (\d+)/.exec(cove.output())?.[1]);
+/** The SSH gateway port a test server said in its ready line; throws with that line (and why SSH is off) if none. */
+export function sshPortOf(cove: TestCove): number {
+  const out = cove.output();
+  const port = /SSH port (\d+)/.exec(out)?.[1];
+  if (port) return Number(port);
+  const ready = /cove listening on [^\n]*/.exec(out)?.[0];
+  throw new Error(`the server's ready line names no SSH port: ${ready ?? '(no ready line)'}\n${out.slice(-2000)}`);
+}
 
 interface ProgramResult {
   code: number | null;
