@@ -1,6 +1,7 @@
 /**
  * Sandbox lifecycle through a real `cove serve`, beside Docker doing the same work directly, in one run:
- * - create latency from the warm pool (hit) and cold (miss) vs `docker run -d` of the same image until its agent answers;
+ * - create latency from the warm pool (hit; one at a time, and 20 at once) and cold (miss) vs `docker run -d` of the same
+ *   image until its agent answers;
  * - 100 concurrent creates from a pool of 100: total time, and each sandbox's idle memory (cgroup);
  * - executeCommand('echo hi') through the proxy (SDK) vs `docker exec C echo hi`;
  * - time to interactive: SDK create() and the first executeCommand('echo hi') vs `docker run -d` and `docker exec`.
@@ -10,6 +11,7 @@ import { startCove, type TestCove } from '../test/helpers/cove';
 import { agentAnswers, containersMemoryMiB, poolReady, printTable, runAgentContainer, SANDBOX_IMAGE, stats, timeRuns } from './lib';
 
 const HIT_RUNS = 20;
+const CONCURRENT_ROUNDS = 5;
 const MISS_RUNS = 8;
 const TTI_RUNS = 15;
 const BIG_POOL = 100;
@@ -46,6 +48,15 @@ for (let i = 0; i < HIT_RUNS; i++) {
   created.push(id);
 }
 await Promise.all(created.splice(0).map((id) => del(cove, id)));
+// The same, 20 at once: CONCURRENT_ROUNDS bursts of HIT_RUNS concurrent creates, each from a full, settled pool.
+const concurrentHits: number[] = [];
+for (let round = 0; round < CONCURRENT_ROUNDS; round++) {
+  await poolReady(cove, HIT_RUNS);
+  await new Promise((r) => setTimeout(r, 1000));
+  const burst = await Promise.all(Array.from({ length: HIT_RUNS }, () => timedCreate(cove, {})));
+  concurrentHits.push(...burst.map((b) => b.ms));
+  await Promise.all(burst.map(({ id }) => del(cove, id)));
+}
 const misses: number[] = [];
 for (let i = 0; i < MISS_RUNS; i++) {
   const { ms, id } = await timedCreate(cove, { env: { COLD: String(i) } });
@@ -105,11 +116,14 @@ await Promise.all(burst.map(({ id }) => del(cove, id)));
 await cove.destroy();
 
 const hit = stats(hits);
+const concurrent = stats(concurrentHits);
 const miss = stats(misses);
 const base = stats(dockerRuns);
 printTable('Sandbox create (POST /api/sandbox, p50)', [
   { name: 'pool hit', value: hit.p50, unit: 'ms', baseline: base.p50, baselineName: 'docker run -d + agent ready', target: '≤ 20 ms', ok: hit.p50 <= 20 },
   { name: 'pool hit p99', value: hit.p99, unit: 'ms' },
+  { name: `pool hit, ${HIT_RUNS} at once: p50`, value: concurrent.p50, unit: 'ms' },
+  { name: `pool hit, ${HIT_RUNS} at once: p99`, value: concurrent.p99, unit: 'ms', target: '≤ 10 ms', ok: concurrent.p99 <= 10 },
   { name: 'pool miss (cold start)', value: miss.p50, unit: 'ms', baseline: base.p50, baselineName: 'docker run -d + agent ready' },
 ]);
 printTable(`${BIG_POOL} concurrent creates from a pool of ${BIG_POOL}`, [

@@ -1,5 +1,8 @@
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Db } from '../store/db';
 import { createKeysService } from './api-keys';
@@ -145,6 +148,48 @@ describe('createCredentialStore', () => {
     expect(store.verify(secret)).toBeDefined();
     vi.setSystemTime(Date.now() + 60_001);
     expect(store.verify(secret)).toBeUndefined();
+  });
+});
+
+describe('credentials changed by another process (the CLI)', () => {
+  const later = () => new Promise((resolve) => setTimeout(resolve, 2));
+
+  it('are seen within a millisecond: an API key revoked or created elsewhere, an SSH token revoked elsewhere', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cove-cred-'));
+    const file = path.join(dir, 'cove.db');
+    const server = new Database(file);
+    const cli = new Database(file);
+    try {
+      for (const d of [server, cli]) d.pragma('journal_mode = WAL');
+      server.exec(SCHEMA);
+      const keys = createKeysService(server);
+      const elsewhere = createKeysService(cli);
+      const { key, info } = keys.create({ name: 'k' });
+      expect(keys.authenticate(key)).toEqual({ keyId: info.id, admin: false });
+      await later();
+      elsewhere.revoke(info.id);
+      await later();
+      expect(keys.authenticate(key)).toBeUndefined();
+      // A key made by the CLI while its text was cached as unknown.
+      const operator = 'an-operator-key-of-their-own';
+      expect(keys.authenticate(operator)).toBeUndefined();
+      await later();
+      const made = elsewhere.create({ name: 'op', key: operator }).info;
+      await later();
+      expect(keys.authenticate(operator)).toEqual({ keyId: made.id, admin: false });
+      // The same for the other stores: an SSH token revoked elsewhere.
+      const ssh = createSshAccess(server);
+      const { token, id } = ssh.create('sb1', 5);
+      expect('grant' in ssh.check(token)).toBe(true);
+      await later();
+      cli.prepare('UPDATE ssh_access SET revoked_at = ? WHERE id = ?').run(new Date().toISOString(), id);
+      await later();
+      expect(ssh.check(token)).toMatchObject({ reason: 'revoked' });
+    } finally {
+      server.close();
+      cli.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -34,7 +34,7 @@ interface CredentialTable<R> {
   secret: { prefix?: string; length: number; alphabet?: string };
   /** The only form a presented secret can take; anything else is not looked up and never verifies. */
   pattern?: RegExp;
-  /** Keep up to this many looked-up hashes in memory (found or not); the cache is emptied when full. */
+  /** Keep up to this many looked-up hashes in memory (found or not); the cache is emptied when full. Default 10 000. */
   cacheLimit?: number;
   /** The record a row stands for. */
   toRecord: (row: CredentialRow) => R;
@@ -44,6 +44,37 @@ interface CredentialTable<R> {
 type Where = Record<string, string | number>;
 
 const isoNow = () => new Date().toISOString();
+
+const DEFAULT_CACHE_LIMIT = 10_000;
+
+const dataVersions = new WeakMap<Db, () => number>();
+/** How old a read of `data_version` may be when it is used again. */
+const DATA_VERSION_MAX_AGE_MS = 1;
+
+/**
+ * A number that changes whenever another process (the CLI's `cove keys …`) has committed to the database: SQLite's
+ * `PRAGMA data_version`, which this connection's own commits leave alone. Read again when the last read is a
+ * millisecond old: under load, one read (about as costly as a credential lookup) serves every request of that
+ * millisecond, so a change made elsewhere is seen within a millisecond of its commit.
+ */
+function dataVersionOf(db: Db): () => number {
+  let read = dataVersions.get(db);
+  if (!read) {
+    const stmt = db.prepare<[], number>('PRAGMA data_version').pluck();
+    let current = 0;
+    let readAt = -Infinity;
+    read = () => {
+      const t = performance.now();
+      if (t - readAt >= DATA_VERSION_MAX_AGE_MS) {
+        current = stmt.get()!;
+        readAt = t;
+      }
+      return current;
+    };
+    dataVersions.set(db, read);
+  }
+  return read;
+}
 
 /**
  * One store of hashed credentials over one table: secrets are shown once, at creation, and only their SHA-256 is kept.
@@ -60,8 +91,15 @@ export function createCredentialStore<R>(db: Db, spec: CredentialTable<R>) {
   const { table, idColumn } = spec;
   const selectAll = `SELECT ${idColumn} AS cred_id, * FROM ${table}`;
   const byHash = db.prepare<[string], Record<string, unknown>>(`${selectAll} WHERE hash = ?`);
-  /** Hash → row (without its hash), or null for a hash of no credential; only with `cacheLimit`. */
-  const cache = spec.cacheLimit ? new Map<string, CredentialRow | null>() : undefined;
+  /**
+   * Hash → row (without its hash), or null for a hash of no credential. This process's own changes go through the
+   * store, which forgets the hashes they touch; a commit by another process empties it within a millisecond.
+   * Expiry is compared on every check, against the row's `expires_at`.
+   */
+  const cache = new Map<string, CredentialRow | null>();
+  const cacheLimit = spec.cacheLimit ?? DEFAULT_CACHE_LIMIT;
+  const dataVersion = dataVersionOf(db);
+  let seenVersion = dataVersion();
 
   const toRow = (raw: Record<string, unknown>): CredentialRow => {
     const { cred_id, hash: _, ...rest } = raw;
@@ -75,14 +113,17 @@ export function createCredentialStore<R>(db: Db, spec: CredentialTable<R>) {
   const rowOfSecret = (secret: string): CredentialRow | undefined => {
     if (spec.pattern && !spec.pattern.test(secret)) return undefined;
     const hash = hashSecret(secret);
-    let row = cache?.get(hash);
+    const version = dataVersion();
+    if (version !== seenVersion) {
+      cache.clear();
+      seenVersion = version;
+    }
+    let row = cache.get(hash);
     if (row === undefined) {
       const raw = byHash.get(hash);
       row = raw ? toRow(raw) : null;
-      if (cache) {
-        if (cache.size >= spec.cacheLimit!) cache.clear();
-        cache.set(hash, row);
-      }
+      if (cache.size >= cacheLimit) cache.clear();
+      cache.set(hash, row);
     }
     return row ?? undefined;
   };
@@ -101,7 +142,7 @@ export function createCredentialStore<R>(db: Db, spec: CredentialTable<R>) {
     return [clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '', params];
   };
   const forget = (hashes: string[]) => {
-    if (cache) for (const h of hashes) cache.delete(h);
+    for (const h of hashes) cache.delete(h);
   };
 
   return {

@@ -18,10 +18,8 @@ const toGrant = (r: CredentialRow): PreviewGrant => ({
 
 /**
  * Preview tokens (table `preview_tokens`, keyed by the hash), in the hashed-credential store. Unlike Daytona's, every
- * token opens exactly one port of one sandbox. Checked on every request, so revoking or expiring one takes effect at
- * once: this server is the only writer of preview tokens, so the store's in-memory cache of looked-up hashes (bounded:
- * preview traffic checks a token on every request) is updated by revoke() and removeForSandbox(), and expiry is
- * compared on every check.
+ * token opens exactly one port of one sandbox. Checked on every request (through the store's cache, see
+ * credentials.ts), so revoking or expiring one takes effect at once.
  */
 export function createPreviewTokens(db: Db) {
   const store = createCredentialStore(db, {
@@ -31,7 +29,6 @@ export function createPreviewTokens(db: Db) {
     // Lowercase letters and digits only: signed tokens live in a host name, which is case-insensitive.
     secret: { length: 32 },
     pattern: /^[a-z0-9]{32}$/,
-    cacheLimit: 10_000,
     toRecord: toGrant,
   });
   return {

@@ -27,8 +27,8 @@ const toRecord = (r: CredentialRow): SshAccessRecord => ({
 });
 
 /**
- * SSH access tokens (table `ssh_access`), in the hashed-credential store. Any number may be live per sandbox. Every
- * check reads the database, so expiry and revocation take effect at once; listeners hear about revocations so the
+ * SSH access tokens (table `ssh_access`), in the hashed-credential store. Any number may be live per sandbox. Expiry
+ * and revocation take effect at once (the store's cache, see credentials.ts); listeners hear about revocations so the
  * gateway can close the sessions a token opened.
  */
 export function createSshAccess(db: Db) {
