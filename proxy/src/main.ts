@@ -343,7 +343,10 @@ export async function runServe(argv: string[]): Promise<void> {
   // State events to SDKs (Socket.IO): every state change the repo writes from here on, to the keys that may see it.
   const cors = createCors(config.corsOrigins);
   const stateEvents = createEventsGateway({ path: EVENTS_PATH, keys, allowsOrigin: cors.allowsOrigin, log });
-  sandboxRepo.onChange((change) => stateEvents.publish(eventOf(change, sandboxes.toDto)));
+  sandboxRepo.onChange((change) => {
+    // Nobody to tell: the event (a DTO, its encoding) is not built.
+    if (stateEvents.listening()) stateEvents.publish(eventOf(change, sandboxes.toDto));
+  });
 
   const server = await startProxyServer({
     host: config.host,

@@ -1,7 +1,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { randomToken } from '../../../lib/token';
 import type { Db } from '../store/db';
-import { now } from '../store/db';
+import { now, statementCache } from '../store/db';
 
 /** How a hashed credential is stored: SHA-256 of the secret, lowercase hex, in the table's `hash` column. */
 export const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
@@ -90,6 +90,7 @@ function dataVersionOf(db: Db): () => number {
 export function createCredentialStore<R>(db: Db, spec: CredentialTable<R>) {
   const { table, idColumn } = spec;
   const selectAll = `SELECT ${idColumn} AS cred_id, * FROM ${table}`;
+  const statement = statementCache(db);
   const byHash = db.prepare<[string], Record<string, unknown>>(`${selectAll} WHERE hash = ?`);
   /**
    * Hash → row (without its hash), or null for a hash of no credential. This process's own changes go through the
@@ -162,8 +163,7 @@ export function createCredentialStore<R>(db: Db, spec: CredentialTable<R>) {
       if (idColumn === 'id') values.id = randomUUID();
       if (spec.expires) values.expires_at = opts.expiresAt ?? null;
       const names = Object.keys(values);
-      const raw = db
-        .prepare<unknown[], Record<string, unknown>>(
+      const raw = statement<unknown[], Record<string, unknown>>(
           `INSERT INTO ${table} (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')}) RETURNING ${idColumn} AS cred_id, *`,
         )
         .get(...names.map((n) => values[n]))!;
@@ -198,8 +198,7 @@ export function createCredentialStore<R>(db: Db, spec: CredentialTable<R>) {
       const [where, params] = whereOf(by, true);
       const time = now();
       const columns = ['revoked_at', ...(spec.touchOnRevoke ?? [])];
-      const rows = db
-        .prepare<unknown[], { cred_id: string | number; hash: string }>(
+      const rows = statement<unknown[], { cred_id: string | number; hash: string }>(
           `UPDATE ${table} SET ${columns.map((c) => `${c} = ?`).join(', ')}${where} RETURNING ${idColumn} AS cred_id, hash`,
         )
         .all(...columns.map(() => time), ...params);
@@ -210,7 +209,7 @@ export function createCredentialStore<R>(db: Db, spec: CredentialTable<R>) {
     /** The records matching `where` (live ones only with `liveOnly`), oldest first. Never a secret nor its hash. */
     list(opts: { where?: Where; liveOnly?: boolean } = {}): R[] {
       const [where, params] = whereOf({ where: opts.where }, !!opts.liveOnly);
-      const rows = db.prepare<unknown[], Record<string, unknown>>(`${selectAll}${where} ORDER BY created_at, rowid`).all(...params).map(toRow);
+      const rows = statement<unknown[], Record<string, unknown>>(`${selectAll}${where} ORDER BY created_at, rowid`).all(...params).map(toRow);
       return (opts.liveOnly ? rows.filter((r) => stateOf(r) === 'live') : rows).map(spec.toRecord);
     },
 
@@ -218,7 +217,7 @@ export function createCredentialStore<R>(db: Db, spec: CredentialTable<R>) {
     remove(where: Where): string[] {
       const [clause, params] = whereOf({ where }, false);
       if (!clause) throw new Error('remove needs conditions');
-      const rows = db.prepare<unknown[], { cred_id: string | number; hash: string }>(`DELETE FROM ${table}${clause} RETURNING ${idColumn} AS cred_id, hash`).all(...params);
+      const rows = statement<unknown[], { cred_id: string | number; hash: string }>(`DELETE FROM ${table}${clause} RETURNING ${idColumn} AS cred_id, hash`).all(...params);
       forget(rows.map((r) => r.hash));
       return rows.map((r) => String(r.cred_id));
     },
@@ -226,8 +225,7 @@ export function createCredentialStore<R>(db: Db, spec: CredentialTable<R>) {
     /** Deletes the credentials whose expiry has passed; returns their ids. */
     purgeExpired(): string[] {
       if (!spec.expires) return [];
-      const rows = db
-        .prepare<[string], { cred_id: string | number; hash: string }>(
+      const rows = statement<[string], { cred_id: string | number; hash: string }>(
           `DELETE FROM ${table} WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING ${idColumn} AS cred_id, hash`,
         )
         .all(isoNow());

@@ -111,6 +111,8 @@ export function createEventsGateway(opts: {
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
       io.engine.handleUpgrade(req, socket, head);
     },
+    /** Whether any SDK is connected: without one an event is not even built (see publish). */
+    listening: (): boolean => io.sockets.sockets.size > 0,
     /** Sends an event to the connections whose key may use its sandbox. Never throws: a state change already happened. */
     publish(event: SandboxEvent): void {
       try {

@@ -1,7 +1,7 @@
 import { unexpected } from '../../../lib/guard';
 import type { SandboxState } from '../../../wire/sandbox';
 import type { Db } from '../store/db';
-import { now } from '../store/db';
+import { now, statementCache } from '../store/db';
 
 /** A sandbox as Cove stores it. */
 export interface SandboxRecord {
@@ -167,6 +167,7 @@ const toColumn = (key: keyof SandboxRecord, value: unknown): unknown =>
  * sandbox up on every request. Callers must not mutate returned records.
  */
 export function createSandboxRepo(db: Db) {
+  const statement = statementCache(db);
   const byId = db.prepare<[string], Row>('SELECT * FROM sandboxes WHERE id = ?');
   const cache = new Map<string, SandboxRecord>();
   const load = (id: string): SandboxRecord | undefined => {
@@ -194,7 +195,7 @@ export function createSandboxRepo(db: Db) {
   return {
     insert(record: SandboxRecord): void {
       const keys = Object.keys(COLUMNS) as (keyof SandboxRecord)[];
-      db.prepare(`INSERT INTO sandboxes (${keys.map((k) => COLUMNS[k]).join(', ')}) VALUES (${keys.map(() => '?').join(', ')})`).run(
+      statement(`INSERT INTO sandboxes (${keys.map((k) => COLUMNS[k]).join(', ')}) VALUES (${keys.map(() => '?').join(', ')})`).run(
         ...keys.map((k) => toColumn(k, record[k])),
       );
       notify({ kind: 'inserted', record });
@@ -229,7 +230,7 @@ export function createSandboxRepo(db: Db) {
       const previousState = fields.state === undefined ? undefined : (cache.get(id) ?? load(id))?.state;
       const changed = fields.state !== undefined && fields.state !== previousState ? { stateChangedAt: time } : {};
       const entries = Object.entries({ ...changed, ...fields, updatedAt: time }) as [keyof SandboxRecord, unknown][];
-      db.prepare(`UPDATE sandboxes SET ${entries.map(([k]) => `${COLUMNS[k]} = ?`).join(', ')} WHERE id = ?`).run(
+      statement(`UPDATE sandboxes SET ${entries.map(([k]) => `${COLUMNS[k]} = ?`).join(', ')} WHERE id = ?`).run(
         ...entries.map(([k, v]) => toColumn(k, v)),
         id,
       );
@@ -239,20 +240,20 @@ export function createSandboxRepo(db: Db) {
     },
     touch(id: string): void {
       const time = now();
-      db.prepare('UPDATE sandboxes SET last_activity_at = ? WHERE id = ?').run(time, id);
+      statement('UPDATE sandboxes SET last_activity_at = ? WHERE id = ?').run(time, id);
       const cached = cache.get(id);
       if (cached) cache.set(id, { ...cached, lastActivityAt: time });
     },
     /** Records the build logs of a sandbox created from a Dockerfile (`''` while it builds). */
     setBuildLogs(id: string, logs: string): void {
-      db.prepare('INSERT INTO sandbox_build_logs (sandbox_id, logs) VALUES (?, ?) ON CONFLICT (sandbox_id) DO UPDATE SET logs = excluded.logs').run(id, logs);
+      statement('INSERT INTO sandbox_build_logs (sandbox_id, logs) VALUES (?, ?) ON CONFLICT (sandbox_id) DO UPDATE SET logs = excluded.logs').run(id, logs);
     },
     /** The stored build logs of a sandbox; undefined for one not created from a Dockerfile. */
-    buildLogs: (id: string): string | undefined => db.prepare<[string], { logs: string }>('SELECT logs FROM sandbox_build_logs WHERE sandbox_id = ?').get(id)?.logs,
+    buildLogs: (id: string): string | undefined => statement<[string], { logs: string }>('SELECT logs FROM sandbox_build_logs WHERE sandbox_id = ?').get(id)?.logs,
     remove(id: string): void {
       const record = cache.get(id) ?? load(id);
-      db.prepare('DELETE FROM sandbox_build_logs WHERE sandbox_id = ?').run(id);
-      db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
+      statement('DELETE FROM sandbox_build_logs WHERE sandbox_id = ?').run(id);
+      statement('DELETE FROM sandboxes WHERE id = ?').run(id);
       cache.delete(id);
       if (record) notify({ kind: 'removed', record });
     },
@@ -269,9 +270,9 @@ export function createSandboxRepo(db: Db) {
         args.push(opts.after);
       }
       const sql = `SELECT * FROM sandboxes ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id LIMIT ?`;
-      return db.prepare<unknown[], Row>(sql).all(...args, opts.limit).map(fromRow);
+      return statement<unknown[], Row>(sql).all(...args, opts.limit).map(fromRow);
     },
-    all: (): SandboxRecord[] => db.prepare<[], Row>('SELECT * FROM sandboxes').all().map(fromRow),
+    all: (): SandboxRecord[] => statement<[], Row>('SELECT * FROM sandboxes').all().map(fromRow),
   };
 }
 export type SandboxRepo = ReturnType<typeof createSandboxRepo>;

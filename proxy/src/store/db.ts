@@ -5,6 +5,22 @@ import path from 'node:path';
 export type Db = Database.Database;
 
 /**
+ * Statements by their SQL text, each prepared once: for statements whose text is built from the columns a call
+ * writes (preparing costs more than running a small statement). The texts come from code, so the map stays small.
+ */
+export function statementCache(db: Db): <P extends unknown[] = unknown[], R = unknown>(sql: string) => Database.Statement<P, R> {
+  const prepared = new Map<string, Database.Statement>();
+  return <P extends unknown[] = unknown[], R = unknown>(sql: string) => {
+    let stmt = prepared.get(sql);
+    if (!stmt) {
+      stmt = db.prepare(sql);
+      prepared.set(sql, stmt);
+    }
+    return stmt as unknown as Database.Statement<P, R>;
+  };
+}
+
+/**
  * Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Append, never edit: a data dir
  * written by an older Cove is upgraded in place.
  */

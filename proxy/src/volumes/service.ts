@@ -12,6 +12,8 @@ const LABEL_VOLUME = 'dev.cove.volume';
 
 /** The Docker volume of a Cove volume. */
 const dockerVolumeName = (id: string): string => `cove-vol-${id}`;
+/** Sandboxes whose mount rows are kept in memory at most (see mountRows). */
+const MAX_CACHED = 10_000;
 
 interface VolumeServiceOptions {
   db: Db;
@@ -75,6 +77,28 @@ export function createVolumeService(opts: VolumeServiceOptions) {
     forgetVolume: db.prepare<[string]>('DELETE FROM sandbox_volumes WHERE volume_id = ?'),
   };
 
+  /**
+   * Each sandbox's mount rows as last read: every DTO shows them, and this service is the only writer of the table,
+   * so any write empties the map. Bounded: emptied too when it holds MAX_CACHED sandboxes.
+   */
+  const mountRows = new Map<string, { volume_id: string; mount_path: string }[]>();
+  const rowsOf = (sandboxId: string) => {
+    let rows = mountRows.get(sandboxId);
+    if (!rows) {
+      rows = q.mountsOf.all(sandboxId);
+      if (mountRows.size >= MAX_CACHED) mountRows.clear();
+      mountRows.set(sandboxId, rows);
+    }
+    return rows;
+  };
+  const changed = <A extends unknown[]>(stmt: { run(...args: A): unknown }) => (...args: A) => {
+    stmt.run(...args);
+    mountRows.clear();
+  };
+  const addMount = changed(q.mount);
+  const forgetMounts = changed(q.forget);
+  const forgetVolumeMounts = changed(q.forgetVolume);
+
   const mayUse = (principal: Principal, r: Row): boolean => principal.admin || r.owner_key_id === principal.keyId;
 
   /** The volume a principal may see by id or name, or undefined (others' volumes are as absent as missing ones). */
@@ -103,7 +127,7 @@ export function createVolumeService(opts: VolumeServiceOptions) {
     for (const { sandbox_id } of q.mountersOf.all(volumeId)) {
       const sandbox = opts.sandboxOf(sandbox_id);
       if (sandbox) out.push(sandbox);
-      else q.forget.run(sandbox_id);
+      else forgetMounts(sandbox_id);
     }
     return out;
   }
@@ -166,7 +190,7 @@ export function createVolumeService(opts: VolumeServiceOptions) {
         throw failed(err, 'deleted');
       }
       q.remove.run(row.id);
-      q.forgetVolume.run(row.id);
+      forgetVolumeMounts(row.id);
       log.info({ volumeId: row.id }, 'volume deleted');
     },
 
@@ -191,21 +215,21 @@ export function createVolumeService(opts: VolumeServiceOptions) {
       const time = now();
       db.transaction(() => {
         for (const [i, m] of mounts.entries()) {
-          q.mount.run(sandboxId, i, m.volumeId, m.mountPath);
+          addMount(sandboxId, i, m.volumeId, m.mountPath);
           q.used.run(time, m.volumeId);
         }
       })();
     },
 
     /** A sandbox's volumes as its DTO shows them. */
-    of: (sandboxId: string): SandboxVolume[] => q.mountsOf.all(sandboxId).map((r) => ({ volumeId: r.volume_id, mountPath: r.mount_path })),
+    of: (sandboxId: string): SandboxVolume[] => rowsOf(sandboxId).map((r) => ({ volumeId: r.volume_id, mountPath: r.mount_path })),
 
     /** A sandbox's volumes as its container mounts them. */
-    mountsOf: (sandboxId: string): VolumeMount[] => q.mountsOf.all(sandboxId).map((r) => ({ volume: dockerVolumeName(r.volume_id), target: r.mount_path })),
+    mountsOf: (sandboxId: string): VolumeMount[] => rowsOf(sandboxId).map((r) => ({ volume: dockerVolumeName(r.volume_id), target: r.mount_path })),
 
     /** A sandbox is deleted: its volumes are free of it. */
     forget(sandboxId: string): void {
-      q.forget.run(sandboxId);
+      forgetMounts(sandboxId);
     },
 
     /**
@@ -219,7 +243,7 @@ export function createVolumeService(opts: VolumeServiceOptions) {
         try {
           await runtime.removeVolume(dockerVolumeName(row.id));
           q.remove.run(row.id);
-          q.forgetVolume.run(row.id);
+          forgetVolumeMounts(row.id);
         } catch (err) {
           q.setState.run('ready', now(), row.id);
           log.error({ volumeId: row.id, err: (err as Error).message }, 'could not remove a volume whose create or delete a restart cut short');
@@ -229,7 +253,7 @@ export function createVolumeService(opts: VolumeServiceOptions) {
         const id = /^cove-vol-(.+)$/.exec(name)?.[1];
         if (id && !q.get.get(id)) await runtime.removeVolume(name).catch((err: Error) => log.error({ volume: name, err: err.message }, 'could not remove a volume no record owns'));
       }
-      for (const { sandbox_id } of q.mounters.all()) if (!opts.sandboxOf(sandbox_id)) q.forget.run(sandbox_id);
+      for (const { sandbox_id } of q.mounters.all()) if (!opts.sandboxOf(sandbox_id)) forgetMounts(sandbox_id);
     },
   };
 }
