@@ -183,12 +183,27 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
     return undefined;
   };
 
+  /**
+   * Whether a container other than `containerId` has `ip` on the bridge now. Other Cove servers on this host share the
+   * bridge and the per-address chains: once a container is gone its address may be another server's sandbox's, whose
+   * rules must not be emptied. Asked right before the rules would be written; the other server writes its sandbox's
+   * after its container started, so only a start and its rules landing within that one write can still cross it.
+   */
+  async function heldByAnother(ip: string, containerId: string): Promise<boolean> {
+    const info = await docker
+      .getNetwork(network)
+      .inspect()
+      .catch(() => undefined);
+    const containers = (info?.Containers ?? {}) as Record<string, { IPv4Address?: string }>;
+    return Object.entries(containers).some(([id, c]) => c.IPv4Address?.split('/')[0] === ip && !id.startsWith(containerId) && !containerId.startsWith(id));
+  }
+
   /** Empties the egress chain of the address a container had (stopped or removed: it is no sandbox's any more). */
   async function forgetAddress(containerId: string): Promise<void> {
     const ip = ipOfContainer(containerId);
     if (!ip) return;
     containerOfIp.delete(ip);
-    await egress.apply(ip, undefined);
+    await egress.apply(ip, undefined, () => heldByAnother(ip, containerId));
   }
 
   async function start(containerId: string, agentToken: string, policy: EgressPolicy = OPEN): Promise<{ ip: string }> {
@@ -404,7 +419,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       // Another container started at that address since: its rules are its own.
       if (holder && holder !== containerId && !holder.startsWith(containerId)) return;
       containerOfIp.delete(ip);
-      await egress.apply(ip, undefined);
+      await egress.apply(ip, undefined, () => heldByAnother(ip, containerId));
     },
 
     async setEgress(containerId, ip, policy) {

@@ -94,11 +94,12 @@ export function createEgressFirewall(opts: { bridge: string; allowPrivate: boole
 
     /**
      * Gives `ip` exactly `policy` (undefined: the address is no sandbox's any more, and its chain is emptied).
-     * Resolves once the kernel enforces it.
+     * Resolves once the kernel enforces it. `unless`, asked in turn right before the rules are written: leave them.
      */
-    apply(ip: string, policy: EgressPolicy | undefined): Promise<void> {
+    apply(ip: string, policy: EgressPolicy | undefined, unless?: () => Promise<boolean>): Promise<void> {
       const next = queue.then(async () => {
         await this.ensure();
+        if (await unless?.()) return;
         const script = addressRestoreScript({ bridge, ip, policy, allowPrivate, addJump: !jumps.has(ip), addNatJump: !natJumps.has(ip), ports });
         try {
           await restore(script);
