@@ -202,6 +202,16 @@ describe('computer use in the desktop image', () => {
     const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      // What the page saw, told when it never shows the desktop: console messages, failed requests, error answers.
+      const seen: string[] = [];
+      page.on('console', (m) => seen.push(`console ${m.type()}: ${m.text()}`));
+      page.on('requestfailed', (r) => seen.push(`failed ${r.url().split('?')[0]}: ${r.failure()?.errorText}`));
+      page.on('response', (r) => r.status() >= 400 && seen.push(`${r.status()} ${r.url().split('?')[0]}`));
+      page.on('websocket', (ws) => {
+        seen.push(`websocket ${ws.url().split('?')[0]}`);
+        ws.on('close', () => seen.push('websocket closed'));
+        ws.on('socketerror', (e) => seen.push(`websocket error: ${e}`));
+      });
       // resize=off: the canvas is the display at 1:1. quality=9: the least lossy of the JPEG levels noVNC asks for.
       // reconnect: a connection that fails (a busy machine) is tried again, as a person would.
       await page.goto(`${url}/vnc.html?autoconnect=true&reconnect=true&reconnect_delay=1000&resize=off&quality=9&cove_preview_token=${encodeURIComponent(token)}`);
@@ -214,7 +224,7 @@ describe('computer use in the desktop image', () => {
         .catch(async (err: Error) => {
           const status = await page.locator('#noVNC_status').textContent().catch(() => '');
           const logs = (await sandbox.computerUse.getProcessErrors('novnc')).errors?.slice(-1500);
-          throw new Error(`${err.message}; noVNC's status: ${status}; websockify's errors: ${logs}`);
+          throw new Error(`${err.message}; noVNC's status: ${status}; websockify's errors: ${logs}; the page saw:\n${seen.slice(-30).join('\n')}`);
         });
 
       // The canvas shows what the API's screenshot shows (noVNC's JPEG tiles differ by a few levels at most).
