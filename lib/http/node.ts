@@ -53,10 +53,10 @@ export function rejectSocket(socket: Duplex, error: CoveError, source: string, s
 export function answerClientErrors(server: Server, source: string): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // Bytes that do not parse after a request whose answer will close the connection (junk after
-    // `Connection: close`): that answer finishes and ends it; a second answer would be data after a message that
-    // closes the connection.
-    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-    const closing = inFlight && (!inFlight.shouldKeepAlive || /\bclose\b/i.test(String(inFlight.req?.headers.connection ?? '')));
+    // `Connection: close`, or after an answer that says `Connection: close`, which Node marks `_last`): that answer
+    // finishes and ends it; a second answer would be data after a message that closes the connection.
+    const inFlight = (socket as Duplex & { _httpMessage?: (ServerResponse & { _last?: boolean }) | null })._httpMessage;
+    const closing = inFlight && (!inFlight.shouldKeepAlive || inFlight._last === true || /\bclose\b/i.test(String(inFlight.req?.headers.connection ?? '')));
     if (err.code?.startsWith('HPE_') && inFlight && closing) {
       inFlight.once('close', () => socket.destroy());
       return;
