@@ -6,39 +6,24 @@
  * cp is not a reachable bar for HTTP: it copies inside the kernel (copy_file_range, page cache to page cache, one
  * copy), while an HTTP upload copies the bytes five times (curl reads, sends; the agent receives, Node's HTTP parser
  * copies the body, the write fills the page cache). So a second baseline is measured in the same run: a plain Node
- * HTTP server (pipeline from the request to fs.createWriteStream, and from fs.createReadStream to the response)
+ * HTTP server (pipeline from the request to fs.and from fs.createReadStream to the response)
  * moving the same bytes with the same curl commands. The distance to it is Cove's own overhead. CPU seconds of the
  * server process per transfer are reported too: on a shared 2-core machine they are far less noisy than wall time.
  *
  *   npx tsx bench/files.ts            (COVE_CLI=dist-files/cli.mjs to use another bundle)
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { startAgent } from '../test/helpers/agent';
-import { printTable, stats } from './lib';
+import { makeFile, printTable, stats } from './lib';
 
 const run = promisify(execFile);
 const SIZE = 1 << 30;
 const RUNS = 3;
 const MB = 1e6;
-
-/** Writes `size` bytes of incompressible data by streaming one reused block. */
-async function makeFile(file: string, size: number): Promise<void> {
-  const block = randomBytes(1 << 20);
-  async function* blocks() {
-    for (let i = 0; i < size / block.length; i++) {
-      block.writeUInt32LE(i, 0);
-      yield Buffer.from(block);
-    }
-  }
-  await pipeline(Readable.from(blocks()), createWriteStream(file));
-}
 
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 
@@ -51,7 +36,7 @@ function cpuSeconds(pid: number): number {
 /** The baseline server: what plain Node does with streams and no framework. */
 const PLAIN_SERVER = `
 const { createServer } = require('node:http');
-const { createReadStream, createWriteStream, statSync } = require('node:fs');
+const { createReadStream, statSync } = require('node:fs');
 const { pipeline } = require('node:stream/promises');
 const server = createServer(async (req, res) => {
   const file = new URL(req.url, 'http://x').searchParams.get('path');

@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { AGENT_PORT } from '../wire/agent';
 
 /** Helpers shared by the benchmarks: timing, medians, and the table every benchmark prints. */
@@ -151,4 +153,16 @@ export function containersCpuNs(containers: string[]): number[] | undefined {
   const root = roots.find((r) => existsSync(`${r}/${ids[0]}/cpuacct.usage`));
   if (!root) return undefined;
   return ids.map((id) => Number(readFileSync(`${root}/${id}/cpuacct.usage`, 'utf8')));
+}
+
+/** Writes `size` bytes of incompressible data by streaming one reused block. */
+export async function makeFile(file: string, size: number): Promise<void> {
+  const block = randomBytes(1 << 20);
+  async function* blocks() {
+    for (let i = 0; i < size / block.length; i++) {
+      block.writeUInt32LE(i, 0);
+      yield Buffer.from(block);
+    }
+  }
+  await pipeline(Readable.from(blocks()), createWriteStream(file));
 }

@@ -12,33 +12,18 @@
  *   npm run build && npx tsx bench/transfers.ts
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { startCove } from '../test/helpers/cove';
-import { printTable, stats } from './lib';
+import { makeFile, printTable, stats } from './lib';
 
 const run = promisify(execFile);
 const SIZE = 1 << 30;
 const RUNS = 3;
 const MB = 1e6;
 const SANDBOX_DIR = '/home/cove';
-
-/** Writes `size` bytes of incompressible data by streaming one reused block. */
-async function makeFile(file: string, size: number): Promise<void> {
-  const block = randomBytes(1 << 20);
-  async function* blocks() {
-    for (let i = 0; i < size / block.length; i++) {
-      block.writeUInt32LE(i, 0);
-      yield Buffer.from(block);
-    }
-  }
-  await pipeline(Readable.from(blocks()), createWriteStream(file));
-}
 
 function peakRssMb(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
