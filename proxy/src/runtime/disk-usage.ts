@@ -1,6 +1,6 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { runCommand, type CommandError } from '../../../lib/run-command';
 
 /** Directory levels a walk keeps open at once; deeper subtrees are measured by `du` (see UsageWalk). */
 const MAX_OPEN_DIRS = 16;
@@ -11,15 +11,16 @@ const DU_TIMEOUT_MS = 60_000;
 export type SubtreeMeasure = (parent: string, name: string) => Promise<number>;
 
 /** `du -s -B1 -x -- NAME` run in PARENT: GNU du walks with openat, so neither depth nor path length stops it. */
-const duSubtree: SubtreeMeasure = (parent, name) =>
-  new Promise((resolve, reject) => {
-    execFile('du', ['-s', '-B1', '-x', '--', name], { cwd: parent, timeout: DU_TIMEOUT_MS, maxBuffer: 64 * 1024 }, (err, stdout) => {
-      const bytes = Number(/^(\d+)\s/.exec(stdout)?.[1]);
-      // du exits 1 when some file vanished under it, and still prints its total: take it.
-      if (Number.isFinite(bytes)) resolve(bytes);
-      else reject(err ?? new Error(`du printed no total for ${name}`));
-    });
+const duSubtree: SubtreeMeasure = async (parent, name) => {
+  // du exits 1 when some file vanished under it, and still prints its total: take it.
+  const { stdout } = await runCommand('du', ['-s', '-B1', '-x', '--', name], { cwd: parent, timeout: DU_TIMEOUT_MS, maxBuffer: 64 * 1024 }).catch((err: CommandError) => {
+    if (/^\d+\s/.test(err.stdout)) return err;
+    throw err;
   });
+  const bytes = Number(/^(\d+)\s/.exec(stdout)?.[1]);
+  if (!Number.isFinite(bytes)) throw new Error(`du printed no total for ${name}`);
+  return bytes;
+};
 
 /**
  * One measurement of the space a directory tree takes on disk, done in steps so that a caller can bound the work

@@ -1,5 +1,3 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import {
   addressRestoreScript,
@@ -29,8 +27,8 @@ export function hostResolvers(): string[] {
   return servers.length ? servers : resolversOf(read('/run/systemd/resolve/resolv.conf'));
 }
 import { RuntimeError } from './types';
+import { runCommand } from '../../../lib/run-command';
 
-const run = promisify(execFile);
 
 /**
  * The host firewall that enforces sandboxes' egress policies (rules in egress-policy.ts). Lives in the host's
@@ -121,16 +119,16 @@ function splitRule(rule: string): string[] {
 }
 
 async function iptables(args: string[]): Promise<string> {
-  return (await run('iptables', ['-w', '5', ...args], { timeout: 15_000 })).stdout;
+  return (await runCommand('iptables', ['-w', '5', ...args], { timeout: 15_000 })).stdout;
 }
 
 async function ip6tables(args: string[]): Promise<string> {
-  return (await run('ip6tables', ['-w', '5', ...args], { timeout: 15_000 })).stdout;
+  return (await runCommand('ip6tables', ['-w', '5', ...args], { timeout: 15_000 })).stdout;
 }
 
 async function succeeds(command: 'iptables' | 'ip6tables', args: string[]): Promise<boolean> {
   try {
-    await run(command, ['-w', '5', ...args], { timeout: 15_000 });
+    await runCommand(command, ['-w', '5', ...args], { timeout: 15_000 });
     return true;
   } catch (err) {
     if ((err as { code?: unknown }).code === 'ENOENT') throw err;
@@ -148,10 +146,7 @@ async function tolerateExists(args: string[]): Promise<void> {
 }
 
 async function restore(script: string): Promise<void> {
-  const running = run('iptables-restore', ['-w', '5', '--noflush'], { timeout: 15_000 });
-  running.child.stdin!.on('error', () => {});
-  running.child.stdin!.end(script);
-  await running;
+  await runCommand('iptables-restore', ['-w', '5', '--noflush'], { input: script, timeout: 15_000 });
 }
 
 function firewallError(err: unknown): RuntimeError {

@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import { engineStatus, toRuntimeError } from './docker-errors';
+import { runCommand } from '../../../lib/run-command';
 import { LABEL_MANAGED, RuntimeError, type NetworkInfo } from './types';
 
-const run = promisify(execFile);
 
 /** Bridge option that makes Docker drop traffic between containers of the network (FORWARD -i br -o br DROP). */
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
@@ -114,7 +112,7 @@ export async function ensureHostIsolation(bridge: string): Promise<void> {
 }
 
 async function iptables(args: string[]): Promise<void> {
-  await run('iptables', ['-w', '5', ...args], { timeout: 15_000 });
+  await runCommand('iptables', ['-w', '5', ...args], { timeout: 15_000 });
 }
 
 async function iptablesOrThrow(args: string[]): Promise<void> {
