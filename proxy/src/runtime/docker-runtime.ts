@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Dockerode from 'dockerode';
@@ -56,14 +57,16 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   /** The host folder of one agent's token, named by a hash of the token (so start() needs no lookup). */
   const secretsDirOf = (token: string): string => path.join(secretsRoot, createHash('sha256').update(token).digest('hex').slice(0, 24));
   /** Puts the token where the agent reads it at start; only root on the host can read it. */
-  function writeToken(token: string): void {
+  // File work here is asynchronous: next to the engine creating containers, one synchronous unlink or create took
+  // milliseconds of the server's event loop.
+  async function writeToken(token: string): Promise<void> {
     const dir = secretsDirOf(token);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(path.join(dir, AGENT_TOKEN_FILE), token, { mode: 0o600 });
-    if (opts.trustedCa) writeFileSync(path.join(dir, TRUSTED_CA_FILE), opts.trustedCa, { mode: 0o600 });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(path.join(dir, AGENT_TOKEN_FILE), token, { mode: 0o600 });
+    if (opts.trustedCa) await writeFile(path.join(dir, TRUSTED_CA_FILE), opts.trustedCa, { mode: 0o600 });
   }
   /** Deletes the token file once the agent has read it: from then on nothing in the container can. */
-  const eraseToken = (token: string): void => rmSync(path.join(secretsDirOf(token), AGENT_TOKEN_FILE), { force: true });
+  const eraseToken = (token: string): Promise<void> => rm(path.join(secretsDirOf(token), AGENT_TOKEN_FILE), { force: true });
 
   const egress = createEgressFirewall({ bridge, allowPrivate: opts.allowPrivateEgress ?? false, resolvers: hostResolvers() });
 
@@ -207,7 +210,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   }
 
   async function start(containerId: string, agentToken: string, policy: EgressPolicy = OPEN): Promise<{ ip: string }> {
-    writeToken(agentToken);
+    await writeToken(agentToken);
     const container = docker.getContainer(containerId);
     try {
       await container.start();
@@ -240,7 +243,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       .then((c) => c.Mounts ?? [])
       .catch(() => [] as Dockerode.ContainerInspectInfo['Mounts']);
     const secrets = mounts.find((m) => m.Destination === AGENT_SECRETS_MOUNT)?.Source;
-    if (secrets && path.dirname(path.resolve(secrets)) === secretsRoot) rmSync(secrets, { recursive: true, force: true });
+    if (secrets && path.dirname(path.resolve(secrets)) === secretsRoot) await rm(secrets, { recursive: true, force: true });
     try {
       await docker.getContainer(containerId).remove({ force: true, v: true });
     } catch (err) {
@@ -270,7 +273,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       const chosen = chooseUser(spec, image);
       const user = await userName(chosen, image, spec);
       const createUser = 'create' in chosen && chosen.create === true;
-      writeToken(spec.agentToken);
+      await writeToken(spec.agentToken);
       const options = containerCreateOptions({
         spec,
         image,
@@ -288,7 +291,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
       try {
         container = await docker.createContainer(options);
       } catch (err) {
-        rmSync(secretsDirOf(spec.agentToken), { recursive: true, force: true });
+        await rm(secretsDirOf(spec.agentToken), { recursive: true, force: true });
         const status = engineStatus(err);
         if (status === 404 && /image/i.test(engineMessage(err))) throw new ImageNotFoundError(spec.image);
         if (status === 409) throw new RuntimeError('CONFLICT', `A container named ${spec.name} already exists`, engineMessage(err), { cause: err });
@@ -328,7 +331,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
         port: agentPort,
         token,
         timeoutMs,
-        whenListening: () => Promise.resolve(eraseToken(token)),
+        whenListening: () => eraseToken(token),
         untilListening: waitOpts?.hold,
         checkAlive: id
           ? async () => {
