@@ -6,7 +6,7 @@
  * cp is not a reachable bar for HTTP: it copies inside the kernel (copy_file_range, page cache to page cache, one
  * copy), while an HTTP upload copies the bytes five times (curl reads, sends; the agent receives, Node's HTTP parser
  * copies the body, the write fills the page cache). So a second baseline is measured in the same run: a plain Node
- * HTTP server (pipeline from the request to fs.and from fs.createReadStream to the response)
+ * HTTP server (pipeline from the request to fs.createWriteStream, and from fs.createReadStream to the response)
  * moving the same bytes with the same curl commands. The distance to it is Cove's own overhead. CPU seconds of the
  * server process per transfer are reported too: on a shared 2-core machine they are far less noisy than wall time.
  *
@@ -36,7 +36,7 @@ function cpuSeconds(pid: number): number {
 /** The baseline server: what plain Node does with streams and no framework. */
 const PLAIN_SERVER = `
 const { createServer } = require('node:http');
-const { createReadStream, statSync } = require('node:fs');
+const { createReadStream, createWriteStream, statSync } = require('node:fs');
 const { pipeline } = require('node:stream/promises');
 const server = createServer(async (req, res) => {
   const file = new URL(req.url, 'http://x').searchParams.get('path');
