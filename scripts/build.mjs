@@ -42,8 +42,8 @@ const serverBuild = {
 };
 await build({ ...serverBuild, entryPoints: { cli: `${root}/cli/main.ts` } });
 // The agent runs once per sandbox, and V8 keeps its whole source in memory: without indentation and with simpler
-// syntax it is 1.2 MB instead of 1.7 MB, and an idle agent holds 1.2 MB less (bench/idle.ts: 24.1 MB private, was 25.3). Names are not
-// mangled, so stack traces still name their functions (positions map back through agent.mjs.map).
+// syntax it is 1.2 MB instead of 1.7 MB, and an idle agent holds 1.2 MB less (bench/idle.ts: 24.1 MB private, was
+// 25.3). Names are not mangled, so stack traces still name their functions (positions map through agent.mjs.map).
 await build({ ...serverBuild, entryPoints: { agent: `${root}/agent/src/entry.ts` }, minifyWhitespace: true, minifySyntax: true });
 
 // esbuild escapes non-ASCII characters in code (charset ascii) but keeps comments inside expressions as they are, and
