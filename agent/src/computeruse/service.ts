@@ -23,8 +23,10 @@ import type { SandboxContext } from '../system/context';
 import { hotkeyChord, keyChord } from './keys';
 import { createRecordings } from './recordings';
 import { createSupervisor, type ProgramSpec } from './supervisor';
+import { encodePng } from './png';
 import { createToolCheck, runTool } from './tools';
-import { captureArgs, clickArgs, convertArgs, dragArgs, essentialPng, keyArgs, moveArgs, parseMouseLocation, parseResolution, parseWmctrl, parseXdpyinfo, scrollArgs, typeArgs, type ImageOps, type Screen } from './x11';
+import { captureScreen } from './xcapture';
+import { clickArgs, convertArgs, dragArgs, keyArgs, moveArgs, parseMouseLocation, parseResolution, parseWmctrl, parseXdpyinfo, scrollArgs, typeArgs, type ImageOps, type Screen } from './x11';
 
 /** The desktop's X display, its size, and the ports of its VNC server (loopback only) and of noVNC. */
 const DISPLAY = ':0';
@@ -207,26 +209,18 @@ export function createComputerUseService(ctx: SandboxContext) {
   }
 
   async function screenshot(q: Partial<CompressedRegionScreenshotQuery> & { showCursor: boolean }, region: boolean): Promise<ScreenshotResponse> {
-    ready(['import', 'convert', 'xdotool', 'xdpyinfo'], 'A screenshot');
-    const display = await displaySize();
-    if (region) {
-      const r = q as CompressedRegionScreenshotQuery;
-      if (r.x + r.width > display.width) throw new CoveError('INVALID_REQUEST', `Invalid request query.width: the region (x ${r.x}, width ${r.width}) extends past the display's width ${display.width}`);
-      if (r.y + r.height > display.height) throw new CoveError('INVALID_REQUEST', `Invalid request query.height: the region (y ${r.y}, height ${r.height}) extends past the display's height ${display.height}`);
-    }
     const format = q.format === 'jpg' ? 'jpeg' : (q.format ?? 'png');
-    // The whole display as PNG, nothing drawn or scaled: import's own PNG (one process instead of two).
-    const plain = !region && format === 'png' && (q.scale ?? 1) === 1 && !q.showCursor;
-    const [captured, cursor] = await Promise.all([run('import', captureArgs(DISPLAY, plain ? 'png' : 'ppm')), pointer()]);
-    const ops: ImageOps = {
-      display,
-      region: region ? { x: q.x!, y: q.y!, width: q.width!, height: q.height! } : undefined,
-      cursor: q.showCursor ? cursor : undefined,
-      format,
-      quality: q.quality,
-      scale: q.scale,
-    };
-    const image = plain ? essentialPng(captured) : await run('convert', convertArgs(ops), captured);
+    // A PNG of the pixels as they are (nothing drawn or scaled) is encoded here; anything else goes through convert.
+    const plain = format === 'png' && (q.scale ?? 1) === 1 && !q.showCursor;
+    ready(plain ? ['xdotool', 'xdpyinfo'] : ['convert', 'xdotool', 'xdpyinfo'], 'A screenshot');
+    const display = await displaySize();
+    const area = region ? { x: q.x!, y: q.y!, width: q.width!, height: q.height! } : undefined;
+    if (area && area.x + area.width > display.width) throw new CoveError('INVALID_REQUEST', `Invalid request query.width: the region (x ${area.x}, width ${area.width}) extends past the display's width ${display.width}`);
+    if (area && area.y + area.height > display.height) throw new CoveError('INVALID_REQUEST', `Invalid request query.height: the region (y ${area.y}, height ${area.height}) extends past the display's height ${display.height}`);
+    // The pixels come straight from the X server (xcapture.ts): the region alone when nothing else is to be done.
+    const [captured, cursor] = await Promise.all([captureScreen(DISPLAY, plain ? area : undefined), pointer()]);
+    const ops: ImageOps = { display, region: area, cursor: q.showCursor ? cursor : undefined, format, quality: q.quality, scale: q.scale };
+    const image = plain ? await encodePng(captured) : await run('convert', convertArgs(ops), captured.rgb);
     return { screenshot: image.toString('base64'), sizeBytes: image.length, cursorPosition: cursor };
   }
 

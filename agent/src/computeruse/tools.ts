@@ -15,7 +15,6 @@ const PACKAGES: Record<string, string> = {
   x11vnc: 'x11vnc',
   websockify: 'novnc',
   xdotool: 'xdotool',
-  import: 'imagemagick',
   convert: 'imagemagick',
   xdpyinfo: 'x11-utils',
   wmctrl: 'wmctrl',

@@ -115,46 +115,11 @@ export function cursorPolygon(x: number, y: number): string {
 }
 
 /**
- * `import` argv that captures the root window of `display` to stdout: as 8-bit PPM for convertArgs to work on, or
- * (`png`) as a PNG of the whole display when nothing else is to be done, which saves `convert`'s decoding and
- * encoding. `import` applies neither crop, resize nor quality itself, and its PNG carries colour chunks (see
- * essentialPng).
- */
-export function captureArgs(display: string, format: 'ppm' | 'png' = 'ppm'): string[] {
-  return ['-display', display, '-window', 'root', '-silent', '-depth', '8', `${format}:-`];
-}
-
-/** Chunks a PNG needs to be drawn as its pixels say: header, palette, transparency, data, end. */
-const ESSENTIAL_PNG_CHUNKS = new Set(['IHDR', 'PLTE', 'tRNS', 'IDAT', 'IEND']);
-
-/**
- * A PNG without its other chunks: `import` writes gAMA, cHRM and bKGD, and browsers then colour-correct the pixels, so
- * a screenshot would not show the display's exact colours. Chunks are length, type, data and CRC; dropping whole
- * chunks leaves the others' CRCs valid. Anything not a well-formed PNG is an error.
- */
-export function essentialPng(png: Buffer): Buffer {
-  const signature = '89504e470d0a1a0a';
-  if (png.length < 8 || png.subarray(0, 8).toString('hex') !== signature) throw new Error('not a PNG: no signature');
-  const keep: Buffer[] = [png.subarray(0, 8)];
-  let at = 8;
-  while (at < png.length) {
-    if (at + 12 > png.length) throw new Error('not a PNG: a chunk is cut short');
-    const end = at + 12 + png.readUInt32BE(at);
-    if (end > png.length) throw new Error('not a PNG: a chunk is cut short');
-    const type = png.toString('latin1', at + 4, at + 8);
-    if (ESSENTIAL_PNG_CHUNKS.has(type)) keep.push(png.subarray(at, end));
-    at = end;
-    if (type === 'IEND') break;
-  }
-  return Buffer.concat(keep);
-}
-
-/**
- * `convert` argv that reads the captured screen (PPM on stdin) and writes the image on stdout: crop to the region,
- * draw the pointer (when it lies in the picture), resize, encode.
+ * `convert` argv that reads the captured screen (the whole display as 8-bit RGB on stdin) and writes the image on
+ * stdout: crop to the region, draw the pointer (when it lies in the picture), resize, encode.
  */
 export function convertArgs(ops: ImageOps): string[] {
-  const args = ['ppm:-'];
+  const args = ['-size', `${ops.display.width}x${ops.display.height}`, '-depth', '8', 'rgb:-'];
   let origin = { x: 0, y: 0 };
   let size = ops.display;
   if (ops.region) {
