@@ -20,7 +20,7 @@ export interface PixelFormat {
   blueMask: number;
 }
 
-export interface XScreen {
+interface XScreen {
   root: number;
   width: number;
   height: number;
