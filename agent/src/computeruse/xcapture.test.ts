@@ -1,7 +1,9 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { encodePng } from './png';
-import { displaySocket, getImageRequest, parseSetupReply, replyLength, setupReplyLength, setupRequest, zpixmapToRgb, type PixelFormat } from './xcapture';
+import { captureScreen, displaySocket, getImageRequest, parseSetupReply, replyLength, setupReplyLength, setupRequest, zpixmapToRgb, type PixelFormat } from './xcapture';
 
 /** A setup reply as an X server sends it: one pixmap format per depth given, one screen whose root visual has `masks`. */
 function setupReply(opts: { width: number; height: number; depth: number; bpp: number; masks: [number, number, number]; bigEndian?: boolean }): Buffer {
@@ -171,5 +173,69 @@ describe('PNG encoding', () => {
     const png = await encodePng({ width, height, rgb });
     expect(png.length).toBeLessThan(20_000);
     expect(decodePng(png).rgb.equals(rgb)).toBe(true);
+  });
+});
+
+describe('captureScreen against a scripted X server', () => {
+  /**
+   * An X server on display :N's socket that answers the setup with a 4x3 BGRX screen and each GetImage with the rows
+   * asked for (pixel value: row * 16 + column), or with `short` bytes fewer than it should.
+   */
+  async function withServer(short: number, run: (display: string) => Promise<void>): Promise<void> {
+    const n = 9000 + (process.pid % 900);
+    mkdirSync('/tmp/.X11-unix', { recursive: true });
+    const file = `/tmp/.X11-unix/X${n}`;
+    rmSync(file, { force: true });
+    const server = createServer((socket: Socket) => {
+      let setup = false;
+      let pending = Buffer.alloc(0);
+      socket.on('data', (d: Buffer) => {
+        pending = Buffer.concat([pending, d]);
+        if (!setup && pending.length >= 12) {
+          setup = true;
+          pending = pending.subarray(12);
+          socket.write(setupReply({ width: 4, height: 3, depth: 24, bpp: 32, masks: [0xff0000, 0xff00, 0xff] }));
+        }
+        while (setup && pending.length >= 20) {
+          const y = pending.readInt16LE(10);
+          const rows = pending.readUInt16LE(14);
+          pending = pending.subarray(20);
+          const data = Buffer.alloc(Math.max(0, rows * 16 - short));
+          for (let i = 0; i + 4 <= data.length; i += 4) data[i] = (y + Math.floor(i / 16)) * 16 + (i / 4) % 4;
+          const head = Buffer.alloc(32);
+          head[0] = 1;
+          head.writeUInt32LE(Math.ceil(data.length / 4), 4);
+          socket.write(Buffer.concat([head, data]));
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(file, resolve));
+    try {
+      await run(`:${n}`);
+    } finally {
+      server.close();
+      rmSync(file, { force: true });
+    }
+  }
+
+  it('reads the whole screen and a region as RGB', async () => {
+    await withServer(0, async (display) => {
+      const whole = await captureScreen(display);
+      expect({ width: whole.width, height: whole.height }).toEqual({ width: 4, height: 3 });
+      // Blue is the pixel's low byte: row * 16 + column.
+      expect(Array.from({ length: 12 }, (_, i) => whole.rgb[i * 3 + 2])).toEqual([0, 1, 2, 3, 16, 17, 18, 19, 32, 33, 34, 35]);
+      const region = await captureScreen(display, { x: 1, y: 1, width: 2, height: 2 });
+      expect({ width: region.width, height: region.height, length: region.rgb.length }).toEqual({ width: 2, height: 2, length: 12 });
+    });
+  });
+
+  it('refuses a reply with fewer pixels than asked for, with a 500 that says so', async () => {
+    await withServer(8, async (display) => {
+      await expect(captureScreen(display)).rejects.toMatchObject({ code: 'INTERNAL_ERROR', message: expect.stringMatching(/bytes of pixels for 3 rows/) });
+    });
+  });
+
+  it('says so when no X server listens on the display', async () => {
+    await expect(captureScreen(':8999')).rejects.toMatchObject({ code: 'INTERNAL_ERROR', message: expect.stringMatching(/Could not capture the display :8999/) });
   });
 });

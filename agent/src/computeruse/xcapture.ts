@@ -235,6 +235,7 @@ export async function captureScreen(display: string, region?: { x: number; y: nu
       socket.write(getImageRequest(screen.root, r.x, r.y + y, r.width, rows));
       const reply = await x.next(replyLength);
       if (reply[0] === 0) throw new Error(`the X server answered GetImage with error ${reply[1]}`);
+      if (reply.length - 32 < stride * rows) throw new Error(`the X server sent ${reply.length - 32} bytes of pixels for ${rows} rows of ${stride}`);
       zpixmapToRgb(reply.subarray(32), r.width, rows, screen.format, rgb, y * r.width * 3);
     }
     return { width: r.width, height: r.height, rgb };

@@ -56,9 +56,11 @@ export function createDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
 
   /** The host folder of one agent's token, named by a hash of the token (so start() needs no lookup). */
   const secretsDirOf = (token: string): string => path.join(secretsRoot, createHash('sha256').update(token).digest('hex').slice(0, 24));
-  /** Puts the token where the agent reads it at start; only root on the host can read it. */
-  // File work here is asynchronous: next to the engine creating containers, one synchronous unlink or create took
-  // milliseconds of the server's event loop.
+  /**
+   * Puts the token where the agent reads it at start; only root on the host can read it. The file work here is
+   * asynchronous: next to the engine creating containers, one synchronous create or unlink took milliseconds of the
+   * server's event loop.
+   */
   async function writeToken(token: string): Promise<void> {
     const dir = secretsDirOf(token);
     await mkdir(dir, { recursive: true, mode: 0o700 });

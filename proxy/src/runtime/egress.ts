@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { runCommand } from '../../../lib/run-command';
+import { RuntimeError } from './types';
 import {
   addressRestoreScript,
   bridgeDnsRules,
@@ -26,9 +28,6 @@ export function hostResolvers(): string[] {
   const servers = resolversOf(read('/etc/resolv.conf'));
   return servers.length ? servers : resolversOf(read('/run/systemd/resolve/resolv.conf'));
 }
-import { RuntimeError } from './types';
-import { runCommand } from '../../../lib/run-command';
-
 
 /**
  * The host firewall that enforces sandboxes' egress policies (rules in egress-policy.ts). Lives in the host's

@@ -4,7 +4,6 @@ import { engineStatus, toRuntimeError } from './docker-errors';
 import { runCommand } from '../../../lib/run-command';
 import { LABEL_MANAGED, RuntimeError, type NetworkInfo } from './types';
 
-
 /** Bridge option that makes Docker drop traffic between containers of the network (FORWARD -i br -o br DROP). */
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
