@@ -231,11 +231,15 @@ describe('captureScreen against a scripted X server', () => {
 
   it('refuses a reply with fewer pixels than asked for, with a 500 that says so', async () => {
     await withServer(8, async (display) => {
-      await expect(captureScreen(display)).rejects.toMatchObject({ code: 'INTERNAL_ERROR', message: expect.stringMatching(/bytes of pixels for 3 rows/) });
+      const capture = captureScreen(display);
+      await expect(capture).rejects.toThrow(/bytes of pixels for 3 rows/);
+      await expect(capture).rejects.toMatchObject({ code: 'INTERNAL_ERROR' });
     });
   });
 
   it('says so when no X server listens on the display', async () => {
-    await expect(captureScreen(':8999')).rejects.toMatchObject({ code: 'INTERNAL_ERROR', message: expect.stringMatching(/Could not capture the display :8999/) });
+    const capture = captureScreen(':8999');
+    await expect(capture).rejects.toThrow(/Could not capture the display :8999/);
+    await expect(capture).rejects.toMatchObject({ code: 'INTERNAL_ERROR' });
   });
 });
